@@ -1,0 +1,1 @@
+//! l3proto (work in progress)

@@ -1,0 +1,1 @@
+//! l4proto (work in progress)
