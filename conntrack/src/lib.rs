@@ -1,1 +1,3 @@
 //! conntrack (work in progress)
+#![forbid(unsafe_code)]
+pub mod wire;
