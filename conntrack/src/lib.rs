@@ -1,3 +1,61 @@
-//! conntrack (work in progress)
+//! Generic connection tracking, after Linux's nf_conntrack, as a sans-IO
+//! library: no clock, no files, no sockets. Time is passed in as
+//! [`time::Instant`].
+//!
+//! What lives here:
+//! - [`buf`]: packet buffers with headroom and segment chains;
+//! - [`wire`]: checked zero-copy views of IPv4, IPv6 (+ extension headers),
+//!   TCP, UDP, UDP-Lite, ICMP, ICMPv6, SCTP, DCCP, Ethernet and ARP, and the
+//!   checksum helpers (RFC 1071/1624);
+//! - [`tuple`]: the per-direction connection tuple and its `invert`;
+//! - [`proto`]: the [`proto::L3Proto`] and [`proto::L4Proto`] traits that
+//!   protocol modules implement (the `l3proto` and `l4proto` crates);
+//! - [`table`]: the connection table (keyed hash, bounded size, early drop,
+//!   bounded GC sweep, insertion at confirm) and the expectation table;
+//! - [`event`]: the event stream (new/update/destroy, expectations).
+//!
+//! ```
+//! use conntrack::conn::Conn;
+//! use conntrack::proto::ProtoState;
+//! use conntrack::table::{ConnTable, TableConfig};
+//! use conntrack::time::Instant;
+//! use conntrack::tuple::{Dir, Tuple};
+//!
+//! #[derive(Debug)]
+//! struct NoState;
+//! impl ProtoState for NoState {
+//!     fn state_name(&self) -> &'static str { "" }
+//! }
+//!
+//! let mut table = ConnTable::new(TableConfig { hash_seed: 42, ..TableConfig::default() });
+//! let t = Tuple {
+//!     src: "192.0.2.2".parse().unwrap(),
+//!     dst: "198.51.100.7".parse().unwrap(),
+//!     src_id: 40000,
+//!     dst_id: 53,
+//!     proto: 17,
+//! };
+//! let now = Instant::from_secs(1);
+//! let conn = Conn::new(t, t.invert(), NoState, now + std::time::Duration::from_secs(30));
+//! let id = table.confirm(conn, now).unwrap();
+//! // The reply direction finds the same connection.
+//! assert_eq!(table.lookup(&t.invert(), now), Some((id, Dir::Reply)));
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod buf;
+pub mod conn;
+pub mod event;
+pub mod proto;
+pub mod table;
+pub mod time;
+pub mod tuple;
 pub mod wire;
+
+pub use buf::{PacketBuf, SegChain};
+pub use conn::{Conn, Counter, Status};
+pub use event::{ConnInfo, Event, EventKind};
+pub use proto::{ConnCtx, Invalid, L3Packet, L3Proto, L4Packet, L4Proto, ProtoState, Verdict};
+pub use table::{ConnId, ConnTable, Expectation, TableConfig};
+pub use time::Instant;
+pub use tuple::{Dir, Family, Tuple, TupleMask};

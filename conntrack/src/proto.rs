@@ -1,0 +1,189 @@
+//! The traits that L3 and L4 protocol modules implement. Adding a protocol
+//! means implementing these in its own file; the core does not change.
+
+use crate::conn::Status;
+use crate::time::Instant;
+use crate::tuple::{Dir, Family, Tuple};
+use core::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Why a packet is INVALID for conntrack. Static strings keep the hot path
+/// allocation-free and give drop counters stable names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Invalid(pub &'static str);
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// Per-connection L4 state as the table stores it.
+pub trait ProtoState: fmt::Debug + Send + Sync + 'static {
+    /// The state name as `conntrack -L` prints it (`ESTABLISHED`), or `""`
+    /// for protocols without states.
+    fn state_name(&self) -> &'static str;
+    /// Whether the connection may be evicted to make room when the table is
+    /// full (TCP refuses for established connections, as Linux does).
+    fn can_early_drop(&self) -> bool {
+        true
+    }
+}
+
+/// Where the L3 layer found the L4 header of a packet.
+#[derive(Clone, Copy, Debug)]
+pub struct L4Packet<'a> {
+    /// Address family.
+    pub family: Family,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// L4 protocol number.
+    pub proto: u8,
+    /// The L4 header and payload, bounded by the IP length.
+    pub data: &'a [u8],
+    /// Whether the module should verify the L4 checksum (netfilter does this
+    /// only where the packet entered, not for locally generated packets).
+    pub verify_checksum: bool,
+}
+
+/// What the tracker knows about the packet being processed.
+#[derive(Debug)]
+pub struct ConnCtx<'a> {
+    /// Direction of the packet within its connection.
+    pub dir: Dir,
+    /// The connection's status bits; the module may set `ASSURED`.
+    pub status: &'a mut Status,
+    /// Current time.
+    pub now: Instant,
+    /// The connection's tuples (e.g. for SCTP verification tags).
+    pub tuples: &'a [Tuple; 2],
+}
+
+/// What an L4 module decides about a packet of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid; the connection lives at least `timeout` longer.
+    Accept {
+        /// New timeout from now.
+        timeout: Duration,
+    },
+    /// INVALID for conntrack (the ruleset decides what to do with it).
+    Invalid(Invalid),
+    /// The old connection must be destroyed and the packet handled as the
+    /// first of a new one (TCP SYN in TIME_WAIT / CLOSE).
+    Reopen,
+}
+
+/// An L4 protocol module (after `nf_conntrack_l4proto`).
+pub trait L4Proto: Send + Sync {
+    /// Per-connection state.
+    type State: ProtoState;
+
+    /// Protocol name as `conntrack -L` prints it.
+    fn name(&self, proto: u8) -> &'static str;
+
+    /// Checks the header before any lookup (length, checksum) and extracts the
+    /// two tuple identifiers.
+    fn ids(&self, pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid>;
+
+    /// For a packet without a connection: may it start one, and in which state?
+    fn new_conn(&self, pkt: &L4Packet<'_>, now: Instant) -> Result<Self::State, Invalid>;
+
+    /// For a packet of a connection (just created by `new_conn` or found).
+    fn packet(&self, state: &mut Self::State, ctx: &mut ConnCtx<'_>, pkt: &L4Packet<'_>)
+        -> Verdict;
+
+    /// Whether the packet is an ICMP/ICMPv6 error (its quoted packet then
+    /// belongs to another connection, and the L3 layer relates it).
+    fn is_error(&self, _pkt: &L4Packet<'_>) -> bool {
+        false
+    }
+}
+
+/// A parsed L3 header: what an L3 module hands to the tracker.
+#[derive(Clone, Copy, Debug)]
+pub struct L3Packet<'a> {
+    /// Address family.
+    pub family: Family,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// L4 protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// Offset of the L4 header from the start of the packet.
+    pub l4_offset: usize,
+    /// The L4 header and payload, bounded by the IP length.
+    pub l4: &'a [u8],
+    /// Fragment information.
+    pub frag: Frag,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// Length of the L3 packet (IP total length).
+    pub len: usize,
+}
+
+/// Where a packet stands with respect to fragmentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frag {
+    /// Not a fragment.
+    None,
+    /// First fragment (offset 0, more fragments follow).
+    First,
+    /// A later fragment: no L4 header.
+    Later,
+}
+
+/// Why an L3 module rejected a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum L3Error {
+    /// Header malformed or truncated; the string names what.
+    Malformed(&'static str),
+    /// Header checksum wrong.
+    BadChecksum,
+    /// Not this module's family.
+    WrongFamily,
+}
+
+impl fmt::Display for L3Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            L3Error::Malformed(what) => write!(f, "malformed L3 header: {what}"),
+            L3Error::BadChecksum => f.write_str("bad IP header checksum"),
+            L3Error::WrongFamily => f.write_str("wrong address family"),
+        }
+    }
+}
+
+impl std::error::Error for L3Error {}
+
+/// An L3 protocol module (IPv4, IPv6).
+pub trait L3Proto: Send + Sync {
+    /// The family this module handles.
+    fn family(&self) -> Family;
+    /// Validates the L3 header(s) and locates the L4 header.
+    fn parse<'a>(&self, packet: &'a [u8]) -> Result<L3Packet<'a>, L3Error>;
+}
+
+/// Name of an IP protocol number as `conntrack` prints it.
+pub fn proto_name(proto: u8) -> &'static str {
+    match proto {
+        1 => "icmp",
+        6 => "tcp",
+        17 => "udp",
+        33 => "dccp",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "icmpv6",
+        132 => "sctp",
+        136 => "udplite",
+        _ => "unknown",
+    }
+}

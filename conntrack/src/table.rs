@@ -1,0 +1,656 @@
+//! The connection table and the expectation table.
+//!
+//! Connections live in a slab; a hash index maps each of a connection's two
+//! tuples to `(slot, direction)`. The index stores 4-byte entries and compares
+//! against the tuples in the slab, which keeps a plain connection well under
+//! 256 bytes including its index entries. The hash is keyed with a seed chosen
+//! by the driver (random in live mode), so remote peers cannot aim collisions.
+
+use crate::conn::{Conn, Status};
+use crate::event::{ConnInfo, Event, EventKind, EventSubject, ExpectInfo};
+use crate::proto::ProtoState;
+use crate::time::Instant;
+use crate::tuple::{Dir, Tuple, TupleMask};
+use hashbrown::HashTable;
+use std::collections::VecDeque;
+
+/// Handle of a connection in a [`ConnTable`]. Stale handles (of removed
+/// connections) are detected by a generation number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    index: u32,
+    generation: u32,
+}
+
+/// Table limits and tuning.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    /// Maximum number of connections (`nf_conntrack_max`).
+    pub max: usize,
+    /// Seed of the keyed hash.
+    pub hash_seed: u64,
+    /// How many slots one GC call examines at most.
+    pub gc_budget: usize,
+    /// How many slots early drop examines before giving up.
+    pub early_drop_scan: usize,
+    /// Maximum number of expectations in total.
+    pub expect_max: usize,
+    /// Maximum number of events queued before the oldest are dropped.
+    pub event_queue: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            max: 262_144,
+            hash_seed: 0,
+            gc_budget: 1024,
+            early_drop_scan: 64,
+            expect_max: 4096,
+            event_queue: 65_536,
+        }
+    }
+}
+
+/// Counters like `conntrack -S`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Connections inserted.
+    pub insert: u64,
+    /// Inserts that failed (table full, clash).
+    pub insert_failed: u64,
+    /// Packets dropped because the table was full.
+    pub drop: u64,
+    /// Connections evicted to make room.
+    pub early_drop: u64,
+    /// Connections removed because they expired.
+    pub expired: u64,
+    /// Expectations created.
+    pub expect_create: u64,
+    /// Expectations used by a new connection.
+    pub expect_new: u64,
+    /// Expectations removed without being used.
+    pub expect_delete: u64,
+    /// Events lost because nobody polled them.
+    pub events_dropped: u64,
+}
+
+/// Why confirming a connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmError {
+    /// The table is full and nothing could be evicted.
+    TableFull,
+    /// One of the tuples is already in the table (a clash).
+    Clash(ConnId),
+}
+
+struct Slot<S> {
+    generation: u32,
+    conn: Option<Conn<S>>,
+}
+
+/// An expectation: a connection that a helper predicts (after `nf_conntrack_expect`).
+#[derive(Clone, Debug)]
+pub struct Expectation {
+    /// The connection whose helper created it.
+    pub master: ConnId,
+    /// The expected original tuple.
+    pub tuple: Tuple,
+    /// Which parts of `tuple` must match.
+    pub mask: TupleMask,
+    /// When it expires unused.
+    pub expires: Instant,
+    /// The helper's name.
+    pub helper: &'static str,
+    /// Keep it after a connection used it (e.g. H.245 may open several).
+    pub permanent: bool,
+    /// Where the expected connection must be destination-NATed to, if the
+    /// master is NATed (the helper computed it).
+    pub nat_to: Option<(std::net::IpAddr, u16)>,
+    id: u32,
+    master_id: u32,
+}
+
+impl Expectation {
+    /// A new expectation; `master` is the helper's connection.
+    pub fn new(
+        master: ConnId,
+        tuple: Tuple,
+        mask: TupleMask,
+        expires: Instant,
+        helper: &'static str,
+    ) -> Self {
+        Expectation {
+            master,
+            tuple,
+            mask,
+            expires,
+            helper,
+            permanent: false,
+            nat_to: None,
+            id: 0,
+            master_id: 0,
+        }
+    }
+
+    fn info(&self, now: Instant) -> ExpectInfo {
+        ExpectInfo {
+            id: self.id,
+            master: self.master_id,
+            tuple: self.tuple,
+            helper: self.helper,
+            timeout_secs: (self.expires - now).as_secs(),
+        }
+    }
+}
+
+/// Why an expectation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectError {
+    /// The global expectation limit is reached.
+    GlobalLimit,
+    /// The master connection is gone.
+    NoMaster,
+    /// An identical expectation of another master exists.
+    Clash,
+}
+
+/// The connection table. `S` is the L4 state type (usually the dispatch enum
+/// of the `l4proto` crate).
+pub struct ConnTable<S> {
+    slots: Vec<Slot<S>>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+    count: usize,
+    cfg: TableConfig,
+    gc_cursor: usize,
+    next_id: u32,
+    expectations: Vec<Expectation>,
+    events: VecDeque<Event>,
+    events_enabled: bool,
+    stats: TableStats,
+}
+
+impl<S> core::fmt::Debug for ConnTable<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("count", &self.count)
+            .field("max", &self.cfg.max)
+            .field("expectations", &self.expectations.len())
+            .finish()
+    }
+}
+
+fn entry(index: u32, dir: Dir) -> u32 {
+    (index << 1) | dir as u32
+}
+
+impl<S: ProtoState> ConnTable<S> {
+    /// An empty table.
+    pub fn new(cfg: TableConfig) -> Self {
+        let s = cfg.hash_seed;
+        let hasher = ahash::RandomState::with_seeds(
+            s,
+            s.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+            s.rotate_left(31) ^ 0xc2b2_ae3d_27d4_eb4f,
+            s.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
+        );
+        ConnTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher,
+            count: 0,
+            cfg,
+            gc_cursor: 0,
+            next_id: 1,
+            expectations: Vec::new(),
+            events: VecDeque::new(),
+            events_enabled: true,
+            stats: TableStats::default(),
+        }
+    }
+
+    /// Turns event generation on or off (benchmarks turn it off).
+    pub fn set_events(&mut self, on: bool) {
+        self.events_enabled = on;
+    }
+
+    /// Number of connections.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The configured limits.
+    pub fn config(&self) -> &TableConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    /// Counts a packet dropped because the table was full (the pipeline
+    /// decides to drop; the table keeps the statistic).
+    pub fn count_drop(&mut self) {
+        self.stats.drop += 1;
+    }
+
+    fn hash(&self, t: &Tuple) -> u64 {
+        self.hasher.hash_one(t)
+    }
+
+    /// Finds the connection with tuple `t` in either direction. A connection
+    /// found expired is removed (with a destroy event) and not returned, so
+    /// expiry is exact even between GC sweeps.
+    pub fn lookup(&mut self, t: &Tuple, now: Instant) -> Option<(ConnId, Dir)> {
+        let (id, dir) = self.peek(t)?;
+        let expired = self.get(id).is_some_and(|c| c.expires <= now);
+        if expired {
+            self.stats.expired += 1;
+            self.remove(id, now, "timeout");
+            return None;
+        }
+        Some((id, dir))
+    }
+
+    /// Finds the connection with tuple `t` without expiring anything.
+    pub fn peek(&self, t: &Tuple) -> Option<(ConnId, Dir)> {
+        let h = self.hash(t);
+        let slots = &self.slots;
+        let e = *self.index.find(h, |&e| {
+            slots[(e >> 1) as usize]
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.tuples[(e & 1) as usize] == *t)
+        })?;
+        let index = e >> 1;
+        let dir = if e & 1 == 0 { Dir::Original } else { Dir::Reply };
+        Some((
+            ConnId {
+                index,
+                generation: slots[index as usize].generation,
+            },
+            dir,
+        ))
+    }
+
+    /// The connection behind `id`, if it still exists.
+    pub fn get(&self, id: ConnId) -> Option<&Conn<S>> {
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.as_ref()
+    }
+
+    /// The connection behind `id`, writable. Tuples must not be changed
+    /// through this (the index would go stale): use [`ConnTable::set_reply_tuple`].
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<S>> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.conn.as_mut()
+    }
+
+    /// Inserts a new connection (the confirm step). Evicts a non-assured
+    /// connection if the table is full; fails if nothing can be evicted or a
+    /// tuple clashes with an existing connection.
+    pub fn confirm(&mut self, mut conn: Conn<S>, now: Instant) -> Result<ConnId, ConfirmError> {
+        for t in &conn.tuples {
+            if let Some((id, _)) = self.peek(t) {
+                self.stats.insert_failed += 1;
+                return Err(ConfirmError::Clash(id));
+            }
+        }
+        if self.count >= self.cfg.max && !self.early_drop(&conn.tuples[0], now) {
+            self.stats.insert_failed += 1;
+            return Err(ConfirmError::TableFull);
+        }
+        conn.status.insert(Status::CONFIRMED);
+        conn.id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&i| i < u32::MAX >> 1);
+                let Some(i) = i else {
+                    self.stats.insert_failed += 1;
+                    return Err(ConfirmError::TableFull);
+                };
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                });
+                i
+            }
+        };
+        let hashes = [self.hash(&conn.tuples[0]), self.hash(&conn.tuples[1])];
+        if self.events_enabled {
+            self.push_event(Event {
+                at: now,
+                kind: EventKind::New,
+                subject: EventSubject::Conn(ConnInfo::of(&conn, now)),
+                reason: None,
+            });
+        }
+        let slot = &mut self.slots[index as usize];
+        slot.conn = Some(conn);
+        let generation = slot.generation;
+        for (d, h) in [Dir::Original, Dir::Reply].into_iter().zip(hashes) {
+            let slots = &self.slots;
+            let hasher = &self.hasher;
+            self.index.insert_unique(h, entry(index, d), |&e| {
+                let c = slots[(e >> 1) as usize].conn.as_ref();
+                c.map_or(0, |c| hasher.hash_one(&c.tuples[(e & 1) as usize]))
+            });
+        }
+        self.count += 1;
+        self.stats.insert += 1;
+        Ok(ConnId { index, generation })
+    }
+
+    /// Replaces the reply tuple of a connection (NAT picks it), keeping the
+    /// index consistent. Fails if the new tuple is taken by another connection.
+    pub fn set_reply_tuple(&mut self, id: ConnId, reply: Tuple) -> bool {
+        if self.peek(&reply).is_some_and(|(other, _)| other != id) {
+            return false;
+        }
+        let Some(old) = self.get(id).map(|c| c.tuples[1]) else {
+            return false;
+        };
+        self.unindex(id.index, &old, Dir::Reply);
+        if let Some(c) = self.get_mut(id) {
+            c.tuples[1] = reply;
+        }
+        let h = self.hash(&reply);
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.index.insert_unique(h, entry(id.index, Dir::Reply), |&e| {
+            let c = slots[(e >> 1) as usize].conn.as_ref();
+            c.map_or(0, |c| hasher.hash_one(&c.tuples[(e & 1) as usize]))
+        });
+        true
+    }
+
+    fn unindex(&mut self, index: u32, t: &Tuple, dir: Dir) {
+        let h = self.hash(t);
+        let want = entry(index, dir);
+        if let Ok(occ) = self.index.find_entry(h, |&e| e == want) {
+            occ.remove();
+        }
+    }
+
+    /// Removes a connection and its expectations; emits a destroy event with `reason`.
+    pub fn remove(&mut self, id: ConnId, now: Instant, reason: &'static str) -> Option<Conn<S>> {
+        self.get(id)?;
+        let tuples = self.slots[id.index as usize].conn.as_ref()?.tuples;
+        self.unindex(id.index, &tuples[0], Dir::Original);
+        self.unindex(id.index, &tuples[1], Dir::Reply);
+        let slot = &mut self.slots[id.index as usize];
+        let conn = slot.conn.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.count -= 1;
+        if self.events_enabled {
+            self.push_event(Event {
+                at: now,
+                kind: EventKind::Destroy,
+                subject: EventSubject::Conn(ConnInfo::of(&conn, now)),
+                reason: Some(reason),
+            });
+        }
+        self.remove_expectations_of(id, now);
+        Some(conn)
+    }
+
+    /// Looks at up to `early_drop_scan` slots, starting at a position derived
+    /// from the new tuple's hash, for a connection that may be evicted
+    /// (expired, or not assured and allowed by its L4 module).
+    fn early_drop(&mut self, t: &Tuple, now: Instant) -> bool {
+        let n = self.slots.len();
+        if n == 0 {
+            return false;
+        }
+        let start = (self.hash(t) % n as u64) as usize;
+        for k in 0..self.cfg.early_drop_scan.min(n) {
+            let i = (start + k) % n;
+            let victim = match &self.slots[i].conn {
+                Some(c) if c.expires <= now => Some("timeout"),
+                Some(c) if !c.status.contains(Status::ASSURED) && c.l4.can_early_drop() => {
+                    Some("early-drop")
+                }
+                _ => None,
+            };
+            if let Some(reason) = victim {
+                let id = ConnId {
+                    index: i as u32,
+                    generation: self.slots[i].generation,
+                };
+                if reason == "timeout" {
+                    self.stats.expired += 1;
+                } else {
+                    self.stats.early_drop += 1;
+                }
+                self.remove(id, now, reason);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Bounded expiry sweep: examines at most `gc_budget` slots from where
+    /// the previous sweep stopped, plus every expectation. Returns how many
+    /// connections were removed. No per-connection timers exist.
+    pub fn gc(&mut self, now: Instant) -> usize {
+        let n = self.slots.len();
+        let mut removed = 0;
+        for _ in 0..self.cfg.gc_budget.min(n) {
+            if self.gc_cursor >= n {
+                self.gc_cursor = 0;
+            }
+            let i = self.gc_cursor;
+            self.gc_cursor += 1;
+            if self.slots[i].conn.as_ref().is_some_and(|c| c.expires <= now) {
+                let id = ConnId {
+                    index: i as u32,
+                    generation: self.slots[i].generation,
+                };
+                self.stats.expired += 1;
+                self.remove(id, now, "timeout");
+                removed += 1;
+            }
+        }
+        let mut k = 0;
+        while k < self.expectations.len() {
+            if self.expectations[k].expires <= now {
+                let e = self.expectations.swap_remove(k);
+                self.stats.expect_delete += 1;
+                self.expect_event(EventKind::ExpectDestroy, &e, now, "timeout");
+            } else {
+                k += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes every connection (`conntrack -F`).
+    pub fn flush(&mut self, now: Instant) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].conn.is_some() {
+                let id = ConnId {
+                    index: i as u32,
+                    generation: self.slots[i].generation,
+                };
+                self.remove(id, now, "flush");
+            }
+        }
+    }
+
+    /// All connections, in slot order (deterministic for a given history).
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<S>)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.conn.as_ref().map(|c| {
+                (
+                    ConnId {
+                        index: i as u32,
+                        generation: s.generation,
+                    },
+                    c,
+                )
+            })
+        })
+    }
+
+    /// Records an update event for `id` (state change seen by the pipeline).
+    pub fn emit_update(&mut self, id: ConnId, now: Instant) {
+        if !self.events_enabled {
+            return;
+        }
+        if let Some(info) = self.get(id).map(|c| ConnInfo::of(c, now)) {
+            self.push_event(Event {
+                at: now,
+                kind: EventKind::Update,
+                subject: EventSubject::Conn(info),
+                reason: None,
+            });
+        }
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() >= self.cfg.event_queue {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
+        self.events.push_back(e);
+    }
+
+    /// The oldest queued event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Approximate heap bytes used by connections and the index.
+    pub fn memory_usage(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<Slot<S>>()
+            + self.index.capacity() * (core::mem::size_of::<u32>() + 1)
+            + self.free.capacity() * 4
+            + self
+                .slots
+                .iter()
+                .filter_map(|s| s.conn.as_ref()?.ext.as_ref())
+                .count()
+                * core::mem::size_of::<crate::conn::Extensions>()
+    }
+
+    // ---- expectations ----
+
+    /// Registers an expectation. If the master already has `per_master_max`
+    /// expectations from this helper, its oldest one is replaced (as Linux
+    /// does for `max_expected`); the global limit refuses.
+    pub fn expect(
+        &mut self,
+        mut exp: Expectation,
+        per_master_max: usize,
+        now: Instant,
+    ) -> Result<(), ExpectError> {
+        let master_id = self.get(exp.master).ok_or(ExpectError::NoMaster)?.id;
+        if let Some(pos) = self
+            .expectations
+            .iter()
+            .position(|e| e.tuple == exp.tuple && e.mask == exp.mask)
+        {
+            if self.expectations[pos].master != exp.master {
+                return Err(ExpectError::Clash);
+            }
+            // Same master re-announcing: refresh instead of duplicating.
+            self.expectations[pos].expires = exp.expires;
+            return Ok(());
+        }
+        let mine = self
+            .expectations
+            .iter()
+            .filter(|e| e.master == exp.master && e.helper == exp.helper)
+            .count();
+        if per_master_max > 0 && mine >= per_master_max {
+            if let Some(oldest) = self
+                .expectations
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.master == exp.master && e.helper == exp.helper)
+                .min_by_key(|(_, e)| e.id)
+                .map(|(i, _)| i)
+            {
+                let e = self.expectations.remove(oldest);
+                self.stats.expect_delete += 1;
+                self.expect_event(EventKind::ExpectDestroy, &e, now, "replaced");
+            }
+        }
+        if self.expectations.len() >= self.cfg.expect_max {
+            return Err(ExpectError::GlobalLimit);
+        }
+        exp.id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        exp.master_id = master_id;
+        self.stats.expect_create += 1;
+        self.expect_event(EventKind::ExpectNew, &exp, now, "");
+        self.expectations.push(exp);
+        Ok(())
+    }
+
+    /// Finds an expectation matching the original tuple of a new connection
+    /// and consumes it (unless permanent).
+    pub fn take_expectation(&mut self, t: &Tuple, now: Instant) -> Option<Expectation> {
+        let pos = self
+            .expectations
+            .iter()
+            .position(|e| e.expires > now && e.mask.matches(&e.tuple, t))?;
+        self.stats.expect_new += 1;
+        if self.expectations[pos].permanent {
+            return Some(self.expectations[pos].clone());
+        }
+        let e = self.expectations.remove(pos);
+        self.expect_event(EventKind::ExpectDestroy, &e, now, "used");
+        Some(e)
+    }
+
+    /// The current expectations.
+    pub fn expectations(&self) -> &[Expectation] {
+        &self.expectations
+    }
+
+    fn remove_expectations_of(&mut self, master: ConnId, now: Instant) {
+        if self.expectations.is_empty() {
+            return;
+        }
+        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut self.expectations)
+            .into_iter()
+            .partition(|e| e.master == master);
+        self.expectations = keep;
+        for e in gone {
+            self.stats.expect_delete += 1;
+            self.expect_event(EventKind::ExpectDestroy, &e, now, "master-gone");
+        }
+    }
+
+    fn expect_event(&mut self, kind: EventKind, e: &Expectation, now: Instant, reason: &'static str) {
+        if self.events_enabled {
+            self.push_event(Event {
+                at: now,
+                kind,
+                subject: EventSubject::Expect(e.info(now)),
+                reason: (!reason.is_empty()).then_some(reason),
+            });
+        }
+    }
+}
