@@ -654,3 +654,180 @@ impl<S: ProtoState> ConnTable<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[derive(Debug)]
+    struct St(bool);
+    impl ProtoState for St {
+        fn state_name(&self) -> &'static str {
+            "S"
+        }
+        fn can_early_drop(&self) -> bool {
+            self.0
+        }
+    }
+
+    fn tup(n: u16) -> Tuple {
+        Tuple {
+            src: "192.0.2.2".parse().unwrap(),
+            dst: "198.51.100.1".parse().unwrap(),
+            src_id: n,
+            dst_id: 80,
+            proto: 6,
+        }
+    }
+
+    fn conn(n: u16, until: u64) -> Conn<St> {
+        Conn::new(tup(n), tup(n).invert(), St(true), Instant::from_secs(until))
+    }
+
+    fn table(max: usize) -> ConnTable<St> {
+        ConnTable::new(TableConfig {
+            max,
+            hash_seed: 7,
+            gc_budget: 2,
+            ..TableConfig::default()
+        })
+    }
+
+    #[test]
+    fn confirm_lookup_both_directions_and_clash() {
+        let mut t = table(10);
+        let now = Instant::from_secs(1);
+        let id = t.confirm(conn(1, 100), now).unwrap();
+        assert_eq!(t.lookup(&tup(1), now), Some((id, Dir::Original)));
+        assert_eq!(t.lookup(&tup(1).invert(), now), Some((id, Dir::Reply)));
+        assert!(t.get(id).unwrap().status.contains(Status::CONFIRMED));
+        assert_eq!(t.confirm(conn(1, 100), now), Err(ConfirmError::Clash(id)));
+        assert_eq!(t.poll_event().unwrap().kind, EventKind::New);
+        assert!(t.poll_event().is_none());
+    }
+
+    #[test]
+    fn expired_connections_vanish_on_lookup_and_gc() {
+        let mut t = table(10);
+        for n in 0..5 {
+            t.confirm(conn(n, 10), Instant::from_secs(1)).unwrap();
+        }
+        let late = Instant::from_secs(11);
+        assert_eq!(t.lookup(&tup(0), late), None);
+        assert_eq!(t.len(), 4);
+        // GC is bounded: two slots per call.
+        assert!(t.gc(late) <= 2);
+        t.gc(late);
+        t.gc(late);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.stats().expired, 5);
+    }
+
+    #[test]
+    fn stale_ids_are_rejected_after_slot_reuse() {
+        let mut t = table(10);
+        let now = Instant::from_secs(1);
+        let a = t.confirm(conn(1, 100), now).unwrap();
+        t.remove(a, now, "test").unwrap();
+        let b = t.confirm(conn(2, 100), now).unwrap();
+        assert!(t.get(a).is_none());
+        assert_eq!(t.get(b).unwrap().tuples[0], tup(2));
+    }
+
+    #[test]
+    fn full_table_early_drops_only_unassured() {
+        let mut t = table(2);
+        let now = Instant::from_secs(1);
+        let a = t.confirm(conn(1, 100), now).unwrap();
+        let b = t.confirm(conn(2, 100), now).unwrap();
+        t.get_mut(a).unwrap().status.insert(Status::ASSURED);
+        let c = t.confirm(conn(3, 100), now).unwrap();
+        assert!(t.get(a).is_some(), "assured survives");
+        assert!(t.get(b).is_none(), "unassured evicted");
+        assert_eq!(t.stats().early_drop, 1);
+        t.get_mut(c).unwrap().status.insert(Status::ASSURED);
+        assert_eq!(t.confirm(conn(4, 100), now), Err(ConfirmError::TableFull));
+        // A protocol may forbid early drop even when not assured.
+        let mut t = table(1);
+        t.confirm(
+            Conn::new(tup(1), tup(1).invert(), St(false), Instant::from_secs(50)),
+            now,
+        )
+        .unwrap();
+        assert_eq!(t.confirm(conn(2, 100), now), Err(ConfirmError::TableFull));
+    }
+
+    #[test]
+    fn reply_tuple_rewrite_keeps_index_consistent() {
+        let mut t = table(10);
+        let now = Instant::from_secs(1);
+        let id = t.confirm(conn(1, 100), now).unwrap();
+        let mut nat = tup(1).invert();
+        nat.dst = "203.0.113.5".parse().unwrap();
+        nat.dst_id = 61000;
+        assert!(t.set_reply_tuple(id, nat));
+        assert_eq!(t.lookup(&tup(1).invert(), now), None);
+        assert_eq!(t.lookup(&nat, now), Some((id, Dir::Reply)));
+        let other = t.confirm(conn(2, 100), now).unwrap();
+        assert!(!t.set_reply_tuple(other, nat), "taken by another connection");
+    }
+
+    #[test]
+    fn expectations_limits_and_master_death() {
+        let mut t = table(10);
+        let now = Instant::from_secs(1);
+        let m = t.confirm(conn(21, 100), now).unwrap();
+        let mask = TupleMask {
+            src_prefix: 32,
+            src_id: 0,
+            dst_id: 0xffff,
+        };
+        let until = now + Duration::from_secs(5);
+        for port in [1000, 1001, 1002] {
+            let mut want = tup(0);
+            want.dst_id = port;
+            t.expect(Expectation::new(m, want, mask, until, "ftp"), 2, now)
+                .unwrap();
+        }
+        // Per-master limit 2: the oldest (port 1000) was replaced.
+        assert_eq!(t.expectations().len(), 2);
+        let mut incoming = tup(5555);
+        incoming.dst_id = 1000;
+        assert!(t.take_expectation(&incoming, now).is_none());
+        incoming.dst_id = 1001;
+        let e = t.take_expectation(&incoming, now).unwrap();
+        assert_eq!(e.master, m);
+        assert_eq!(t.expectations().len(), 1);
+        t.remove(m, now, "test");
+        assert!(t.expectations().is_empty());
+        let missing = t.expect(Expectation::new(m, tup(9), mask, until, "ftp"), 2, now);
+        assert_eq!(missing, Err(ExpectError::NoMaster));
+    }
+
+    #[test]
+    fn event_queue_is_bounded() {
+        let mut t = ConnTable::new(TableConfig {
+            event_queue: 3,
+            ..TableConfig::default()
+        });
+        for n in 0..5 {
+            t.confirm(conn(n, 100), Instant::ZERO).unwrap();
+        }
+        assert_eq!(t.stats().events_dropped, 2);
+        let mut n = 0;
+        while t.poll_event().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn plain_connection_is_small() {
+        // Slot of a connection with a 48-byte L4 state, plus two index
+        // entries: well under the 256-byte budget.
+        struct Big([u8; 48]);
+        assert!(core::mem::size_of::<Slot<Big>>() + 2 * 5 <= 256);
+        let _ = Big([0; 48]).0;
+    }
+}
