@@ -113,11 +113,16 @@ const CRC32C_TABLE: [u32; 256] = {
 /// CRC32c (Castagnoli, reflected polynomial 0x82F63B78, init and final XOR all ones), the SCTP
 /// checksum (RFC 9260 §6.8 and appendix A). SCTP stores the result least significant byte first.
 pub fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
+    !crc32c_update(!0, data)
+}
+
+/// Feeds `data` into a raw (not yet complemented) CRC32c register, so a CRC can be computed
+/// over pieces: `!crc32c_update(crc32c_update(!0, a), b) == crc32c(a ++ b)`.
+pub(crate) fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
     for &b in data {
         crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
     }
-    !crc
+    crc
 }
 
 #[cfg(test)]

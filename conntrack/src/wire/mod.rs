@@ -44,24 +44,29 @@
 
 use core::fmt;
 
-// pub mod arp;
+pub mod arp;
 pub mod checksum;
-// pub mod dccp;
-// pub mod ethernet;
+pub mod dccp;
+pub mod ethernet;
 pub mod icmp;
-// pub mod icmpv6;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
-// pub mod sctp;
+pub mod sctp;
 pub mod tcp;
 pub mod udp;
 
+pub use arp::{ArpOp, ArpPacket};
+pub use dccp::{DccpPacket, DccpType};
+pub use ethernet::{EtherType, EthernetFrame};
 pub use icmp::{IcmpPacket, Message as IcmpMessage};
+pub use icmpv6::{Icmpv6Packet, Message as Icmpv6Message, NdOption, NdOptionIter};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{
     walk_ext_headers, ExtHeader, ExtHeaderList, ExtHeaderWalk, FragInfo, Ipv6FragHeader,
     Ipv6Packet, Terminal, MAX_EXT_HEADERS,
 };
+pub use sctp::{SctpChunk, SctpChunkIter, SctpChunkType, SctpPacket};
 pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpPacket};
 pub use udp::{UdpLitePacket, UdpPacket};
 
@@ -173,3 +178,6 @@ pub(crate) fn clamp_mut(buf: &mut [u8], start: usize, end: usize) -> &mut [u8] {
     }
     &mut buf[start..end]
 }
+
+#[cfg(test)]
+mod fuzz_tests;
