@@ -103,6 +103,27 @@ pub trait L4Proto: Send + Sync {
     fn is_error(&self, _pkt: &L4Packet<'_>) -> bool {
         false
     }
+
+    /// Tuple identifiers of a packet quoted inside an ICMP error. Quotes are
+    /// often truncated (RFC 792 guarantees only 8 bytes of L4 header), so the
+    /// default reads just what such a quote holds: the two ports of port
+    /// protocols, the identifier of ICMP queries; anything else goes to `ids`.
+    fn quoted_ids(&self, pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
+        let be16 = |at: usize| {
+            pkt.data
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .ok_or(Invalid("quoted L4 header truncated"))
+        };
+        match pkt.proto {
+            6 | 17 | 33 | 132 | 136 => Ok((be16(0)?, be16(2)?)),
+            1 | 58 => {
+                let id = be16(4)?;
+                Ok((id, id))
+            }
+            _ => self.ids(pkt),
+        }
+    }
 }
 
 /// A parsed L3 header: what an L3 module hands to the tracker.
