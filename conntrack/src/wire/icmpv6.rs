@@ -281,6 +281,58 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     }
 }
 
+/// Writes an echo message (`msg_type` [`Message::ECHO_REQUEST`] or [`Message::ECHO_REPLY`])
+/// with its checksum for `src` -> `dst` into `buf`; returns its length. `Truncated` if `buf`
+/// is too small.
+pub fn emit_echo(
+    buf: &mut [u8],
+    msg_type: u8,
+    ident: u16,
+    seq_no: u16,
+    data: &[u8],
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+) -> Result<usize, WireError> {
+    let len = HEADER_LEN + data.len();
+    let msg = buf.get_mut(..len).ok_or(WireError::Truncated)?;
+    let mut p = Icmpv6Packet::new_unchecked(msg);
+    p.set_msg_type(msg_type);
+    p.set_code(0);
+    p.set_echo_ident(ident);
+    p.set_echo_seq_no(seq_no);
+    p.data_mut().copy_from_slice(data);
+    p.fill_checksum(src, dst);
+    Ok(len)
+}
+
+/// Writes an error message (`msg_type` below 128, `rest` for bytes 4-7: the MTU of Packet Too
+/// Big, the pointer of Parameter Problem) quoting as much of `quoted` (the offending packet
+/// from its IPv6 header on) as fits in `buf`; returns the message length. RFC 4443 §2.4(c):
+/// size `buf` so the whole IPv6 packet stays within the minimum MTU, i.e. 1280 - 40 bytes.
+/// `Truncated` if `buf` cannot hold the 8-byte header.
+pub fn emit_error(
+    buf: &mut [u8],
+    msg_type: u8,
+    code: u8,
+    rest: u32,
+    quoted: &[u8],
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+) -> Result<usize, WireError> {
+    if buf.len() < HEADER_LEN {
+        return Err(WireError::Truncated);
+    }
+    let q = quoted.len().min(buf.len() - HEADER_LEN);
+    let len = HEADER_LEN + q;
+    let mut p = Icmpv6Packet::new_unchecked(&mut buf[..len]);
+    p.set_msg_type(msg_type);
+    p.set_code(code);
+    p.set_rest_of_header(rest);
+    p.data_mut().copy_from_slice(&quoted[..q]);
+    p.fill_checksum(src, dst);
+    Ok(len)
+}
+
 /// ND option types this module names.
 pub mod nd_option {
     /// Source link-layer address.
@@ -469,6 +521,36 @@ mod tests {
         );
         assert_eq!(items[1], Err(WireError::BadOption));
         assert_eq!(items[0].unwrap().ethernet_addr(), None);
+    }
+
+    #[test]
+    fn builders() {
+        let (s, d): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        let mut buf = [0u8; 48];
+        let n = emit_echo(&mut buf, Message::ECHO_REPLY, 5, 6, b"abc", &s, &d).unwrap();
+        let p = Icmpv6Packet::new_checked(&buf[..n]).unwrap();
+        assert!(p.is_echo_reply() && p.verify_checksum(&s, &d));
+        assert_eq!(
+            (p.echo_ident(), p.echo_seq_no(), p.data()),
+            (5, 6, &b"abc"[..])
+        );
+        assert_eq!(
+            emit_echo(&mut buf[..10], 128, 0, 0, b"abc", &s, &d),
+            Err(WireError::Truncated)
+        );
+        let quoted = [0x60u8; 100];
+        let n = emit_error(&mut buf, Message::PACKET_TOO_BIG, 0, 1280, &quoted, &s, &d).unwrap();
+        assert_eq!(n, 48);
+        let p = Icmpv6Packet::new_checked(&buf[..n]).unwrap();
+        assert!(p.is_error() && p.verify_checksum(&s, &d));
+        assert_eq!((p.rest_of_header(), p.data()), (1280, &quoted[..40]));
+        assert_eq!(
+            emit_error(&mut buf[..7], 1, 0, 0, &quoted, &s, &d),
+            Err(WireError::Truncated)
+        );
     }
 
     #[test]

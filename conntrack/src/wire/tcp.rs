@@ -577,6 +577,37 @@ mod tests {
         assert_eq!(it.next(), None); // bytes after EOL are padding
     }
 
+    proptest::proptest! {
+        // NAT rewrites an address and a port and patches the checksum incrementally; that
+        // must equal recomputing it from scratch.
+        #[test]
+        fn nat_incremental_equals_full(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                                       new_ip in proptest::prelude::any::<[u8; 4]>(),
+                                       new_port in proptest::prelude::any::<u16>(),
+                                       rewrite_dst in proptest::prelude::any::<bool>()) {
+            let (s, d) = addrs();
+            let mut v = SYN.to_vec();
+            v.extend_from_slice(&payload);
+            let mut p = TcpPacket::new_checked(&mut v[..]).unwrap();
+            p.fill_checksum_v4(s, d);
+            let new_ip = Ipv4Addr::from(new_ip);
+            let (old_ip, old_port) = if rewrite_dst { (d, p.dst_port()) } else { (s, p.src_port()) };
+            let mut c = checksum::update_bytes(p.checksum(), &old_ip.octets(), &new_ip.octets());
+            c = checksum::update16(c, old_port, new_port);
+            let (s2, d2) = if rewrite_dst {
+                p.set_dst_port(new_port);
+                (s, new_ip)
+            } else {
+                p.set_src_port(new_port);
+                (new_ip, d)
+            };
+            p.set_checksum(c);
+            proptest::prop_assert!(p.verify_checksum_v4(s2, d2));
+            p.fill_checksum_v4(s2, d2);
+            proptest::prop_assert_eq!(p.checksum(), c);
+        }
+    }
+
     #[test]
     fn setters() {
         let (s, d) = addrs();
