@@ -272,7 +272,11 @@ impl<S: ProtoState> ConnTable<S> {
                 .is_some_and(|c| c.tuples[(e & 1) as usize] == *t)
         })?;
         let index = e >> 1;
-        let dir = if e & 1 == 0 { Dir::Original } else { Dir::Reply };
+        let dir = if e & 1 == 0 {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
         Some((
             ConnId {
                 index,
@@ -335,7 +339,6 @@ impl<S: ProtoState> ConnTable<S> {
                 i
             }
         };
-        let hashes = [self.hash(&conn.tuples[0]), self.hash(&conn.tuples[1])];
         if self.events_enabled {
             self.push_event(Event {
                 at: now,
@@ -347,14 +350,8 @@ impl<S: ProtoState> ConnTable<S> {
         let slot = &mut self.slots[index as usize];
         slot.conn = Some(conn);
         let generation = slot.generation;
-        for (d, h) in [Dir::Original, Dir::Reply].into_iter().zip(hashes) {
-            let slots = &self.slots;
-            let hasher = &self.hasher;
-            self.index.insert_unique(h, entry(index, d), |&e| {
-                let c = slots[(e >> 1) as usize].conn.as_ref();
-                c.map_or(0, |c| hasher.hash_one(&c.tuples[(e & 1) as usize]))
-            });
-        }
+        self.index_entry(index, Dir::Original);
+        self.index_entry(index, Dir::Reply);
         self.count += 1;
         self.stats.insert += 1;
         Ok(ConnId { index, generation })
@@ -373,14 +370,23 @@ impl<S: ProtoState> ConnTable<S> {
         if let Some(c) = self.get_mut(id) {
             c.tuples[1] = reply;
         }
-        let h = self.hash(&reply);
+        self.index_entry(id.index, Dir::Reply);
+        true
+    }
+
+    /// Adds the index entry for direction `dir` of the connection in slot `index`.
+    fn index_entry(&mut self, index: u32, dir: Dir) {
         let slots = &self.slots;
         let hasher = &self.hasher;
-        self.index.insert_unique(h, entry(id.index, Dir::Reply), |&e| {
+        let Some(c) = slots[index as usize].conn.as_ref() else {
+            return;
+        };
+        let h = hasher.hash_one(c.tuples[dir.index()]);
+        // Rehashing on growth recomputes from the slab: entries hold no hash.
+        self.index.insert_unique(h, entry(index, dir), |&e| {
             let c = slots[(e >> 1) as usize].conn.as_ref();
-            c.map_or(0, |c| hasher.hash_one(&c.tuples[(e & 1) as usize]))
+            c.map_or(0, |c| hasher.hash_one(c.tuples[(e & 1) as usize]))
         });
-        true
     }
 
     fn unindex(&mut self, index: u32, t: &Tuple, dir: Dir) {
@@ -461,7 +467,11 @@ impl<S: ProtoState> ConnTable<S> {
             }
             let i = self.gc_cursor;
             self.gc_cursor += 1;
-            if self.slots[i].conn.as_ref().is_some_and(|c| c.expires <= now) {
+            if self.slots[i]
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.expires <= now)
+            {
                 let id = ConnId {
                     index: i as u32,
                     generation: self.slots[i].generation,
@@ -643,7 +653,13 @@ impl<S: ProtoState> ConnTable<S> {
         }
     }
 
-    fn expect_event(&mut self, kind: EventKind, e: &Expectation, now: Instant, reason: &'static str) {
+    fn expect_event(
+        &mut self,
+        kind: EventKind,
+        e: &Expectation,
+        now: Instant,
+        reason: &'static str,
+    ) {
         if self.events_enabled {
             self.push_event(Event {
                 at: now,
@@ -770,7 +786,10 @@ mod tests {
         assert_eq!(t.lookup(&tup(1).invert(), now), None);
         assert_eq!(t.lookup(&nat, now), Some((id, Dir::Reply)));
         let other = t.confirm(conn(2, 100), now).unwrap();
-        assert!(!t.set_reply_tuple(other, nat), "taken by another connection");
+        assert!(
+            !t.set_reply_tuple(other, nat),
+            "taken by another connection"
+        );
     }
 
     #[test]
