@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs tunfilter's whole test suite on a Debian machine, as root.
+# Installs what the tests need first (Debian packages, Python packages).
+# Network-namespace and TUN tests need root; under CI=true they fail loudly
+# instead of skipping when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+for pair in tshark:tshark ip:iproute2 socat:socat curl:curl ping:iputils-ping \
+            tracepath:iputils-tracepath python3:python3; do
+    cmd=${pair%%:*}; pkg=${pair#*:}
+    command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "installing: ${need_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+if command -v cargo-nextest >/dev/null 2>&1; then
+    # Live tests create namespaces and devices: two at a time is plenty on 2 cores.
+    cargo nextest run --workspace --no-fail-fast --test-threads 2
+    cargo test --workspace --doc --quiet
+else
+    cargo test --workspace --no-fail-fast -- --test-threads 2
+fi
