@@ -1,0 +1,652 @@
+//! The ruleset: iptables-save / ip6tables-save files loaded into tables of chains of rules, and a
+//! linear first-match evaluator with netfilter's semantics.
+//!
+//! A [`Ruleset`] holds one address family (one file for IPv4, one for IPv6, as `iptables-save`
+//! and `ip6tables-save` print them). Loading is all-or-nothing: any unknown or unsupported option
+//! is an error naming `file:line:column`, never silently ignored. After loading the ruleset is
+//! immutable and `Send + Sync`; per-rule packet and byte counters are atomics, so one
+//! `Arc<Ruleset>` serves every worker thread.
+//!
+//! The pipeline calls [`Ruleset::evaluate`] (or [`Ruleset::evaluate_traced`] /
+//! [`Ruleset::evaluate_full`]) once per table and hook, in netfilter's priority order, with a
+//! [`PacketCtx`] it fills from the parsed packet and its conntrack entry.
+//!
+//! ```
+//! use router::rules::{CtState, Family, Hook, PacketCtx, Ruleset, Table, Verdict};
+//!
+//! let text = "\
+//! *filter
+//! :INPUT DROP [0:0]
+//! :FORWARD DROP [0:0]
+//! :OUTPUT ACCEPT [0:0]
+//! -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+//! -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
+//! COMMIT
+//! ";
+//! let rules = Ruleset::parse(text, "gateway.rules", Family::V4).unwrap();
+//!
+//! let mut ctx = PacketCtx::new(
+//!     Family::V4,
+//!     "192.0.2.2".parse().unwrap(),
+//!     "192.0.2.1".parse().unwrap(),
+//!     6,
+//!     &[],
+//! );
+//! ctx.dport = Some(22);
+//! ctx.sport = Some(40000);
+//! ctx.ctstate = CtState::NEW;
+//! assert_eq!(rules.evaluate(Table::Filter, Hook::Input, &ctx), Verdict::Accept);
+//!
+//! ctx.dport = Some(23);
+//! let (verdict, rule) = rules.evaluate_traced(Table::Filter, Hook::Input, &ctx);
+//! assert_eq!(verdict, Verdict::Drop);
+//! assert_eq!(rule.unwrap().to_string(), "filter INPUT policy");
+//! ```
+//!
+//! Supported syntax (see `parse.rs` for the details):
+//! - tables `*raw`, `*mangle`, `*nat`, `*filter`; `:CHAIN POLICY [pkts:bytes]`, `-N`, `-A`,
+//!   `-I CHAIN [n]`, `COMMIT`, `#` comments, `[pkts:bytes]` rule prefixes, `"..."` quoting;
+//! - matches `-s -d -i -o -p -f`, `-m tcp|udp|udplite|sctp|dccp --sport --dport`,
+//!   `-m conntrack --ctstate`, `-m state --state`, `-m icmp --icmp-type`,
+//!   `-m icmp6 --icmpv6-type`, `-m comment --comment`, each negatable with a leading `!` where
+//!   iptables allows it (the old `-s ! x` form is rejected with a hint);
+//! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, LOG, `-j chain`, `-g chain`.
+//!
+//! NAT targets (SNAT, DNAT, MASQUERADE, REDIRECT, NETMAP) are rejected for now.
+
+mod eval;
+mod lex;
+mod matches;
+mod parse;
+mod save;
+mod target;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use target::RejectWith;
+
+pub(crate) use matches::Match;
+pub(crate) use target::Target;
+
+/// Address family of a ruleset (an `iptables-save` or an `ip6tables-save` file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// The netfilter tables, in hook priority order (raw runs first, filter last of these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Raw,
+    Mangle,
+    Nat,
+    Filter,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Raw, Table::Mangle, Table::Nat, Table::Filter];
+
+    /// The name used in `*table` headers and `-t` options.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Raw => "raw",
+            Table::Mangle => "mangle",
+            Table::Nat => "nat",
+            Table::Filter => "filter",
+        }
+    }
+
+    /// The hooks this table has a built-in chain for, in hook order.
+    pub fn hooks(self) -> &'static [Hook] {
+        match self {
+            Table::Raw => &[Hook::Prerouting, Hook::Output],
+            Table::Mangle => &Hook::ALL,
+            Table::Nat => &[
+                Hook::Prerouting,
+                Hook::Input,
+                Hook::Output,
+                Hook::Postrouting,
+            ],
+            Table::Filter => &[Hook::Input, Hook::Forward, Hook::Output],
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The five netfilter hooks; each names the built-in chain of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    Prerouting,
+    Input,
+    Forward,
+    Output,
+    Postrouting,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 5] = [
+        Hook::Prerouting,
+        Hook::Input,
+        Hook::Forward,
+        Hook::Output,
+        Hook::Postrouting,
+    ];
+
+    /// The name of the built-in chain attached to this hook.
+    pub fn chain_name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "PREROUTING",
+            Hook::Input => "INPUT",
+            Hook::Forward => "FORWARD",
+            Hook::Output => "OUTPUT",
+            Hook::Postrouting => "POSTROUTING",
+        }
+    }
+
+    /// The hook of a built-in chain name (`INPUT` → `Input`).
+    pub fn from_chain_name(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.chain_name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.chain_name())
+    }
+}
+
+/// Conntrack state as the `state` and `conntrack` matches see it: one bit per state.
+///
+/// The pipeline sets exactly one of `NEW`, `ESTABLISHED`, `RELATED`, `INVALID`, `UNTRACKED`, and
+/// may add the virtual states `SNAT` / `DNAT` when the connection is source/destination NATed
+/// (only `--ctstate` looks at those two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CtState(pub u8);
+
+impl CtState {
+    pub const INVALID: CtState = CtState(1 << 0);
+    pub const ESTABLISHED: CtState = CtState(1 << 1);
+    pub const RELATED: CtState = CtState(1 << 2);
+    pub const NEW: CtState = CtState(1 << 3);
+    pub const UNTRACKED: CtState = CtState(1 << 4);
+    pub const SNAT: CtState = CtState(1 << 5);
+    pub const DNAT: CtState = CtState(1 << 6);
+    /// The states `-m state` knows (everything but the NAT virtual states).
+    pub const BASE: CtState = CtState(0x1f);
+
+    /// True when every bit of `other` is set in `self`.
+    pub fn contains(self, other: CtState) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// True when `self` and `other` share at least one bit.
+    pub fn intersects(self, other: CtState) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for CtState {
+    type Output = CtState;
+    fn bitor(self, rhs: CtState) -> CtState {
+        CtState(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for CtState {
+    fn bitor_assign(&mut self, rhs: CtState) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// Everything a rule can look at, filled by the pipeline; cheap to build (borrowed).
+///
+/// Interfaces are `None` where the hook has none (no input interface in OUTPUT/POSTROUTING, no
+/// output interface in PREROUTING/INPUT); `-i eth0` then does not match and `! -i eth0` does, as
+/// in iptables where the name is empty.
+#[derive(Clone, Copy)]
+pub struct PacketCtx<'a> {
+    pub family: Family,
+    pub in_iface: Option<&'a str>,
+    pub out_iface: Option<&'a str>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// L4 protocol after extension headers (v6).
+    pub proto: u8,
+    /// `None` when not a port protocol or not the first fragment.
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// `None` when not ICMP/ICMPv6 (matching `proto`) or not the first fragment.
+    pub icmp_type_code: Option<(u8, u8)>,
+    /// TCP flags byte (FIN=0x01 … CWR=0x80), `None` when not TCP or not the first fragment.
+    pub tcp_flags: Option<u8>,
+    pub ctstate: CtState,
+    /// Not the first fragment (iptables `-f` semantics).
+    pub fragment: bool,
+    /// L3 length (counted into byte counters and seen by `-m length`).
+    pub len: u32,
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// Packet mark (`skb->mark`) on entry to the table; MARK writes go to [`EvalOutput::marks`].
+    pub mark: u32,
+    /// Connection mark on entry to the table (0 when untracked); CONNMARK writes go to
+    /// [`EvalOutput::marks`].
+    pub ctmark: u32,
+    /// Monotonic time in nanoseconds, for `-m limit`; the simulator passes capture time.
+    pub now_ns: u64,
+    /// Whether an address is one of the router's own (for `-m addrtype --src-type LOCAL`).
+    /// `None` means no address is local.
+    pub local_addr: Option<&'a (dyn Fn(IpAddr) -> bool + 'a)>,
+    /// The L3 packet (for later matches such as -m length / string).
+    pub packet: &'a [u8],
+}
+
+impl<'a> PacketCtx<'a> {
+    /// A context with the given addresses and protocol and everything else empty (no interfaces,
+    /// no ports, state INVALID, marks 0). Meant for tests and for the pipeline to fill further.
+    pub fn new(family: Family, src: IpAddr, dst: IpAddr, proto: u8, packet: &'a [u8]) -> Self {
+        PacketCtx {
+            family,
+            in_iface: None,
+            out_iface: None,
+            src,
+            dst,
+            proto,
+            sport: None,
+            dport: None,
+            icmp_type_code: None,
+            tcp_flags: None,
+            ctstate: CtState::INVALID,
+            fragment: false,
+            len: u32::try_from(packet.len()).unwrap_or(u32::MAX),
+            ttl: 64,
+            mark: 0,
+            ctmark: 0,
+            now_ns: 0,
+            local_addr: None,
+            packet,
+        }
+    }
+}
+
+impl Default for PacketCtx<'_> {
+    fn default() -> Self {
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        PacketCtx::new(Family::V4, any, any, 0, &[])
+    }
+}
+
+impl fmt::Debug for PacketCtx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PacketCtx")
+            .field("family", &self.family)
+            .field("in_iface", &self.in_iface)
+            .field("out_iface", &self.out_iface)
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("proto", &self.proto)
+            .field("sport", &self.sport)
+            .field("dport", &self.dport)
+            .field("icmp_type_code", &self.icmp_type_code)
+            .field("tcp_flags", &self.tcp_flags)
+            .field("ctstate", &self.ctstate)
+            .field("fragment", &self.fragment)
+            .field("len", &self.len)
+            .field("ttl", &self.ttl)
+            .field("mark", &self.mark)
+            .field("ctmark", &self.ctmark)
+            .field("now_ns", &self.now_ns)
+            .field("local_addr", &self.local_addr.map(|_| "fn"))
+            .field("packet_len", &self.packet.len())
+            .finish()
+    }
+}
+
+/// What a table decided for a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    /// Drop and answer with an ICMP error or a TCP RST.
+    Reject(RejectWith),
+    /// raw table: NOTRACK / CT --notrack hit and the traversal then ended in ACCEPT: untrack the
+    /// packet and continue as ACCEPT. (A later DROP in the same traversal wins: `Drop`.)
+    NoTrack,
+}
+
+/// The packet and connection marks, as MARK / CONNMARK targets leave them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Marks {
+    pub mark: u32,
+    pub ctmark: u32,
+}
+
+/// Which rule (or chain policy) decided a verdict: for traces, drop reasons and the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RuleRef {
+    pub table: Table,
+    /// The chain holding the rule; for a policy, the built-in chain whose policy applied.
+    pub chain: Arc<str>,
+    /// 1-based position in `chain` as `iptables -L --line-numbers` shows it; 0 = the chain policy.
+    pub rule_num: usize,
+}
+
+impl RuleRef {
+    pub fn is_policy(&self) -> bool {
+        self.rule_num == 0
+    }
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_policy() {
+            write!(f, "{} {} policy", self.table, self.chain)
+        } else {
+            write!(f, "{} {} rule {}", self.table, self.chain, self.rule_num)
+        }
+    }
+}
+
+/// A LOG target hit; the pipeline formats and writes the line (prefix + packet summary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub rule: RuleRef,
+    pub prefix: Arc<str>,
+    /// syslog level 0 (emerg) ..= 7 (debug).
+    pub level: u8,
+}
+
+/// Everything a traversal produced besides the verdict ([`Ruleset::evaluate_full`]).
+#[derive(Debug, Clone, Default)]
+pub struct EvalOutput {
+    /// The rule or policy that decided; `None` when the table or chain does not exist.
+    pub rule: Option<RuleRef>,
+    /// LOG hits in traversal order.
+    pub logs: Vec<LogRecord>,
+    /// Marks after the traversal (starting from `ctx.mark` / `ctx.ctmark`).
+    pub marks: Marks,
+}
+
+/// A load error pointing at the offending token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: String,
+    /// 1-based; 0 when the error is about the whole file (it could not be read).
+    pub line: usize,
+    /// 1-based, in characters; 0 when `line` is 0.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// How to load a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Restore the `[pkts:bytes]` counters of chains and rules (like `iptables-restore
+    /// --counters`); by default they are read, checked and ignored, as iptables-restore does.
+    pub counters: bool,
+}
+
+/// A packet and byte counter pair, shared between threads.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counters {
+    fn new(packets: u64, bytes: u64) -> Self {
+        Counters {
+            packets: AtomicU64::new(packets),
+            bytes: AtomicU64::new(bytes),
+        }
+    }
+
+    fn add(&self, len: u32) {
+        // Relaxed: counters are statistics, nothing is ordered against them.
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> (u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn reset(&self) {
+        self.packets.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Built-in chain policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Policy {
+    Accept,
+    Drop,
+}
+
+/// One rule: all `matches` must hold for `target` to apply. This flat form is what a later
+/// compiler into a decision structure starts from.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub(crate) matches: Vec<Match>,
+    pub(crate) target: Target,
+    pub(crate) counters: Counters,
+}
+
+impl PartialEq for Rule {
+    // Counters are state, not part of what the rule is.
+    fn eq(&self, other: &Rule) -> bool {
+        self.matches == other.matches && self.target == other.target
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Chain {
+    pub(crate) name: Arc<str>,
+    /// `Some` for built-in chains, `None` for user chains.
+    pub(crate) policy: Option<Policy>,
+    pub(crate) policy_counters: Counters,
+    pub(crate) rules: Vec<Rule>,
+}
+
+impl PartialEq for Chain {
+    fn eq(&self, other: &Chain) -> bool {
+        self.name == other.name && self.policy == other.policy && self.rules == other.rules
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) struct TableRules {
+    pub(crate) table: Table,
+    /// Built-in chains first (in hook order), then user chains in declaration order.
+    pub(crate) chains: Vec<Chain>,
+    /// Chain index of the built-in chain per hook (indexed by `Hook as usize`).
+    pub(crate) builtin: [Option<usize>; 5],
+}
+
+/// A loaded ruleset for one address family. Immutable after load except for counters.
+#[derive(Debug, PartialEq)]
+pub struct Ruleset {
+    family: Family,
+    /// Indexed by `Table as usize`.
+    tables: [Option<TableRules>; 4],
+}
+
+impl Ruleset {
+    /// A ruleset with no tables: every hook accepts.
+    pub fn empty(family: Family) -> Ruleset {
+        Ruleset {
+            family,
+            tables: [None, None, None, None],
+        }
+    }
+
+    /// Parses iptables-save text; `file` only names the source in errors. Counters in the text
+    /// are ignored (see [`Ruleset::parse_with`]).
+    pub fn parse(text: &str, file: &str, family: Family) -> Result<Ruleset, RuleError> {
+        Ruleset::parse_with(text, file, family, LoadOptions::default())
+    }
+
+    /// Parses iptables-save text with options.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        family: Family,
+        options: LoadOptions,
+    ) -> Result<Ruleset, RuleError> {
+        parse::parse(text, file, family, options)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path, family: Family) -> Result<Ruleset, RuleError> {
+        Ruleset::load_with(path, family, LoadOptions::default())
+    }
+
+    /// Reads and parses a file with options.
+    pub fn load_with(
+        path: &Path,
+        family: Family,
+        options: LoadOptions,
+    ) -> Result<Ruleset, RuleError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| RuleError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the ruleset: {e}"),
+        })?;
+        Ruleset::parse_with(&text, &file, family, options)
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn has_table(&self, table: Table) -> bool {
+        self.tables[table.index()].is_some()
+    }
+
+    /// Evaluates `table`'s built-in chain for `hook`; a missing table or chain accepts.
+    /// Updates rule and policy counters (packets, bytes = `ctx.len`).
+    pub fn evaluate(&self, table: Table, hook: Hook, ctx: &PacketCtx) -> Verdict {
+        let mut out = EvalOutput::default();
+        self.evaluate_full(table, hook, ctx, &mut out)
+    }
+
+    /// Like [`Ruleset::evaluate`], also naming the rule or policy that decided (`None` when the
+    /// table or chain does not exist).
+    pub fn evaluate_traced(
+        &self,
+        table: Table,
+        hook: Hook,
+        ctx: &PacketCtx,
+    ) -> (Verdict, Option<RuleRef>) {
+        let mut out = EvalOutput::default();
+        let verdict = self.evaluate_full(table, hook, ctx, &mut out);
+        (verdict, out.rule)
+    }
+
+    /// Full evaluation: `out` is reset, then receives the deciding rule, the LOG hits and the
+    /// marks as MARK/CONNMARK targets left them (starting from `ctx.mark` / `ctx.ctmark`; the
+    /// caller writes them back to the packet and connection).
+    pub fn evaluate_full(
+        &self,
+        table: Table,
+        hook: Hook,
+        ctx: &PacketCtx,
+        out: &mut EvalOutput,
+    ) -> Verdict {
+        out.rule = None;
+        out.logs.clear();
+        out.marks = Marks {
+            mark: ctx.mark,
+            ctmark: ctx.ctmark,
+        };
+        match &self.tables[table.index()] {
+            Some(t) => eval::run(t, hook, ctx, out),
+            None => Verdict::Accept,
+        }
+    }
+
+    /// iptables-save text of the ruleset, with counters `[pkts:bytes]` when `counters`.
+    pub fn save(&self, counters: bool) -> String {
+        save::save(self, counters)
+    }
+
+    /// Zeroes every rule and policy counter (`iptables -Z`).
+    pub fn zero_counters(&self) {
+        for t in self.tables.iter().flatten() {
+            for c in &t.chains {
+                c.policy_counters.reset();
+                for r in &c.rules {
+                    r.counters.reset();
+                }
+            }
+        }
+    }
+
+    /// Counters of a rule (1-based `rule_num`) or, with `rule_num` 0, of a built-in chain's
+    /// policy: `(packets, bytes)`.
+    pub fn counters(&self, table: Table, chain: &str, rule_num: usize) -> Option<(u64, u64)> {
+        let t = self.tables[table.index()].as_ref()?;
+        let c = t.chains.iter().find(|c| &*c.name == chain)?;
+        if rule_num == 0 {
+            c.policy.map(|_| c.policy_counters.get())
+        } else {
+            c.rules.get(rule_num - 1).map(|r| r.counters.get())
+        }
+    }
+
+    /// Number of rules in all tables and chains.
+    pub fn rule_count(&self) -> usize {
+        self.tables
+            .iter()
+            .flatten()
+            .flat_map(|t| t.chains.iter())
+            .map(|c| c.rules.len())
+            .sum()
+    }
+}

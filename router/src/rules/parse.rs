@@ -1,0 +1,1224 @@
+//! The iptables-save / iptables-restore format parser.
+//!
+//! Line kinds: `*table`, `:CHAIN POLICY [pkts:bytes]`, `-N CHAIN`, `[pkts:bytes] -A CHAIN rule`,
+//! `-I CHAIN [n] rule`, `COMMIT`, blank lines and `#` comments. Jump targets may name user chains
+//! declared anywhere in the table section; they are resolved, and loops rejected, at `COMMIT`.
+//!
+//! Choices where iptables is lenient or ambiguous:
+//! - negation is only the modern prefix form `! -s x`; the old `-s ! x` is rejected with a hint;
+//! - a table may appear once per file; `-D`, `-R`, `-F`, `-X`, `-P`, `-Z`, `-E` are rejected;
+//! - option abbreviations (getopt prefixes such as `--dest`) and service names for ports are not
+//!   accepted: iptables-save never prints them;
+//! - `-s 0.0.0.0/0`, `-p all` and `-i +` without `!` match everything and are dropped, as
+//!   iptables-save drops them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::lex::{tokenize, Tok};
+use super::matches::{
+    parse_icmp, parse_net, parse_proto, parse_states, parse_uint, proto_name, IcmpSpec, Iface,
+    PortRange, PortSpec, StateSpec, PORT_PROTOCOLS,
+};
+use super::target::{parse_log_level, LogTarget, RejectWith, LOG_DEFAULT_LEVEL, LOG_FLAGS};
+use super::{
+    Chain, Counters, CtState, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset,
+    Table, TableRules, Target,
+};
+
+/// Longest chain name iptables accepts (XT_EXTENSION_MAXNAMELEN minus the NUL).
+const MAX_CHAIN_NAME: usize = 28;
+
+/// Target names a user chain may not take, and which `-j` treats as targets.
+const TARGET_NAMES: &[&str] = &[
+    "ACCEPT",
+    "DROP",
+    "RETURN",
+    "REJECT",
+    "LOG",
+    "NOTRACK",
+    "CT",
+    "QUEUE",
+    "NFQUEUE",
+    "NFLOG",
+    "MARK",
+    "CONNMARK",
+    "SNAT",
+    "DNAT",
+    "MASQUERADE",
+    "REDIRECT",
+    "NETMAP",
+    "TCPMSS",
+    "TRACE",
+    "CLASSIFY",
+    "DSCP",
+    "TOS",
+    "TTL",
+    "HL",
+    "AUDIT",
+    "SET",
+    "TPROXY",
+    "TEE",
+    "SECMARK",
+    "CONNSECMARK",
+    "CHECKSUM",
+    "IDLETIMER",
+    "LED",
+    "SYNPROXY",
+    "ULOG",
+];
+
+const NAT_TARGETS: &[&str] = &["SNAT", "DNAT", "MASQUERADE", "REDIRECT", "NETMAP"];
+
+pub(crate) fn parse(
+    text: &str,
+    file: &str,
+    family: Family,
+    options: LoadOptions,
+) -> Result<Ruleset, RuleError> {
+    let mut p = Parser {
+        file,
+        family,
+        options,
+        done: [None, None, None, None],
+        cur: None,
+        line: 0,
+    };
+    for (i, line) in text.lines().enumerate() {
+        p.line = i + 1;
+        p.parse_line(line)?;
+    }
+    if let Some(cur) = &p.cur {
+        p.line = cur.header_line;
+        return Err(p.err(
+            1,
+            format!("table {} opened here has no COMMIT", cur.table.name()),
+        ));
+    }
+    Ok(Ruleset {
+        family,
+        tables: p.done,
+    })
+}
+
+struct Parser<'a> {
+    file: &'a str,
+    family: Family,
+    options: LoadOptions,
+    done: [Option<TableRules>; 4],
+    cur: Option<TableBuilder>,
+    /// The line being parsed, for errors.
+    line: usize,
+}
+
+struct TableBuilder {
+    table: Table,
+    header_line: usize,
+    chains: Vec<ChainBuilder>,
+    by_name: HashMap<String, usize>,
+}
+
+struct ChainBuilder {
+    name: String,
+    /// `Some` for built-in chains.
+    hook: Option<Hook>,
+    policy: Option<Policy>,
+    declared: bool,
+    counters: (u64, u64),
+    rules: Vec<PendingRule>,
+}
+
+struct PendingRule {
+    line: usize,
+    matches: Vec<Match>,
+    target: PendingTarget,
+    counters: (u64, u64),
+}
+
+enum PendingTarget {
+    Ready(Target),
+    /// `-j`/`-g` to a chain, resolved at COMMIT; `col` points at the chain name.
+    Chain {
+        name: String,
+        goto: bool,
+        col: usize,
+    },
+}
+
+impl Parser<'_> {
+    fn err(&self, column: usize, message: impl Into<String>) -> RuleError {
+        RuleError {
+            file: self.file.to_string(),
+            line: self.line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn parse_line(&mut self, line: &str) -> Result<(), RuleError> {
+        let toks = tokenize(line).map_err(|(col, msg)| self.err(col, msg))?;
+        let Some(first) = toks.first() else {
+            return Ok(());
+        };
+        if !first.quoted && first.text.starts_with('#') {
+            return Ok(());
+        }
+        if !first.quoted && first.text.starts_with('*') {
+            return self.table_header(&toks);
+        }
+        let Some(cur) = &self.cur else {
+            return Err(self.err(
+                first.col,
+                format!("{} outside a table: start one with *filter", first.text),
+            ));
+        };
+        let table = cur.table;
+        if !first.quoted && first.text == "COMMIT" {
+            if let Some(extra) = toks.get(1) {
+                return Err(self.err(extra.col, "unexpected text after COMMIT"));
+            }
+            return self.commit();
+        }
+        if !first.quoted && first.text.starts_with(':') {
+            return self.chain_decl(&toks);
+        }
+        let mut rest = &toks[..];
+        let mut counters = None;
+        if !first.quoted && first.text.starts_with('[') {
+            counters = Some(self.counters(first)?);
+            rest = &toks[1..];
+        }
+        let Some(cmd) = rest.first() else {
+            return Err(self.err(first.col, "counters must be followed by -A or -I"));
+        };
+        match cmd.text.as_str() {
+            "-A" | "--append" | "-I" | "--insert" => {
+                let insert = cmd.text == "-I" || cmd.text == "--insert";
+                let Some(chain_tok) = rest.get(1) else {
+                    return Err(self.err(cmd.col, format!("{} needs a chain name", cmd.text)));
+                };
+                let Some(ci) = self.cur_chain(&chain_tok.text) else {
+                    return Err(self.err(
+                        chain_tok.col,
+                        format!("no chain {} in table {}", chain_tok.text, table.name()),
+                    ));
+                };
+                let mut idx = 2;
+                let len = self.chain(ci).rules.len();
+                let mut at = len;
+                if insert {
+                    at = 0;
+                    if let Some(n) = rest.get(2).filter(|t| !t.quoted && is_number(&t.text)) {
+                        let pos = parse_uint(&n.text, u64::MAX)
+                            .ok()
+                            .filter(|&p| p >= 1 && p <= len as u64 + 1)
+                            .ok_or_else(|| {
+                                self.err(
+                                    n.col,
+                                    format!(
+                                        "insert position {} out of range (chain {} has {len} rules)",
+                                        n.text, chain_tok.text
+                                    ),
+                                )
+                            })?;
+                        at = pos as usize - 1;
+                        idx = 3;
+                    }
+                }
+                let hook = self.chain(ci).hook;
+                let mut rule = RuleParser::new(self, table, hook, &rest[idx..]).parse()?;
+                if let Some(c) = counters {
+                    rule.counters = c;
+                }
+                if !self.options.counters {
+                    rule.counters = (0, 0);
+                }
+                self.chain_mut(ci).rules.insert(at, rule);
+                Ok(())
+            }
+            "-N" | "--new-chain" | "--new" => {
+                if counters.is_some() {
+                    return Err(self.err(cmd.col, "counters must be followed by -A or -I"));
+                }
+                let Some(name) = rest.get(1) else {
+                    return Err(self.err(cmd.col, "-N needs a chain name"));
+                };
+                if let Some(extra) = rest.get(2) {
+                    return Err(self.err(extra.col, "unexpected text after the chain name"));
+                }
+                self.new_user_chain(name)
+            }
+            "-D" | "--delete" | "-R" | "--replace" | "-F" | "--flush" | "-X" | "--delete-chain"
+            | "-P" | "--policy" | "-Z" | "--zero" | "-E" | "--rename-chain" | "-L" | "--list"
+            | "-S" | "--list-rules" => Err(self.err(
+                cmd.col,
+                format!(
+                    "command {} is not supported in a ruleset file (only -N, -A, -I)",
+                    cmd.text
+                ),
+            )),
+            "-t" | "--table" => Err(self.err(
+                cmd.col,
+                "-t is not allowed in a ruleset file: use *table sections",
+            )),
+            other => Err(self.err(
+                cmd.col,
+                format!("unexpected {other}: expected -A, -I or -N"),
+            )),
+        }
+    }
+
+    fn cur_chain(&self, name: &str) -> Option<usize> {
+        self.cur.as_ref()?.by_name.get(name).copied()
+    }
+
+    fn chain(&self, i: usize) -> &ChainBuilder {
+        // `i` comes from `cur_chain`, so `cur` exists and holds it.
+        &self.cur.as_ref().expect("a table is open").chains[i]
+    }
+
+    fn chain_mut(&mut self, i: usize) -> &mut ChainBuilder {
+        &mut self.cur.as_mut().expect("a table is open").chains[i]
+    }
+
+    fn counters(&self, tok: &Tok) -> Result<(u64, u64), RuleError> {
+        let bad = || {
+            self.err(
+                tok.col,
+                format!("bad counters {} (expected [packets:bytes])", tok.text),
+            )
+        };
+        let inner = tok
+            .text
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .ok_or_else(bad)?;
+        let (p, b) = inner.split_once(':').ok_or_else(bad)?;
+        let p = parse_uint(p, u64::MAX).map_err(|_| bad())?;
+        let b = parse_uint(b, u64::MAX).map_err(|_| bad())?;
+        Ok((p, b))
+    }
+
+    fn table_header(&mut self, toks: &[Tok]) -> Result<(), RuleError> {
+        let tok = &toks[0];
+        if let Some(cur) = &self.cur {
+            return Err(self.err(
+                tok.col,
+                format!(
+                    "{} starts before COMMIT of table {} (line {})",
+                    tok.text,
+                    cur.table.name(),
+                    cur.header_line
+                ),
+            ));
+        }
+        if let Some(extra) = toks.get(1) {
+            return Err(self.err(extra.col, "unexpected text after the table name"));
+        }
+        let name = &tok.text[1..];
+        let table = Table::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| {
+                self.err(
+                    tok.col,
+                    format!("unsupported table {name} (raw, mangle, nat or filter)"),
+                )
+            })?;
+        if self.done[table.index()].is_some() {
+            return Err(self.err(tok.col, format!("table {name} appears twice")));
+        }
+        let mut b = TableBuilder {
+            table,
+            header_line: self.line,
+            chains: Vec::new(),
+            by_name: HashMap::new(),
+        };
+        for &hook in table.hooks() {
+            b.by_name
+                .insert(hook.chain_name().to_string(), b.chains.len());
+            b.chains.push(ChainBuilder {
+                name: hook.chain_name().to_string(),
+                hook: Some(hook),
+                policy: Some(Policy::Accept),
+                declared: false,
+                counters: (0, 0),
+                rules: Vec::new(),
+            });
+        }
+        self.cur = Some(b);
+        Ok(())
+    }
+
+    fn chain_decl(&mut self, toks: &[Tok]) -> Result<(), RuleError> {
+        let tok = &toks[0];
+        let name = &tok.text[1..];
+        let Some(policy_tok) = toks.get(1) else {
+            return Err(self.err(
+                tok.col,
+                format!("chain {name} needs a policy (ACCEPT, DROP, or - for user chains)"),
+            ));
+        };
+        let counters = match toks.get(2) {
+            Some(t) => self.counters(t)?,
+            None => (0, 0),
+        };
+        if let Some(extra) = toks.get(3) {
+            return Err(self.err(extra.col, "unexpected text after the chain counters"));
+        }
+        let counters = if self.options.counters {
+            counters
+        } else {
+            (0, 0)
+        };
+        let policy = match policy_tok.text.as_str() {
+            "ACCEPT" => Some(Policy::Accept),
+            "DROP" => Some(Policy::Drop),
+            "-" => None,
+            other => {
+                return Err(self.err(
+                    policy_tok.col,
+                    format!("bad policy {other} (ACCEPT, DROP, or - for user chains)"),
+                ))
+            }
+        };
+        match self.cur_chain(name) {
+            Some(ci) if self.chain(ci).hook.is_some() => {
+                if self.chain(ci).declared {
+                    return Err(self.err(tok.col, format!("chain {name} declared twice")));
+                }
+                let Some(policy) = policy else {
+                    return Err(self.err(
+                        policy_tok.col,
+                        format!("built-in chain {name} needs policy ACCEPT or DROP"),
+                    ));
+                };
+                let c = self.chain_mut(ci);
+                c.declared = true;
+                c.policy = Some(policy);
+                c.counters = counters;
+                Ok(())
+            }
+            _ => {
+                if policy.is_some() {
+                    let table = self.cur.as_ref().map_or("", |c| c.table.name());
+                    return Err(self.err(
+                        policy_tok.col,
+                        format!(
+                            "{name} is not a built-in chain of table {table}: a user chain's policy is -"
+                        ),
+                    ));
+                }
+                let name_tok = Tok {
+                    text: name.to_string(),
+                    col: tok.col + 1,
+                    quoted: tok.quoted,
+                };
+                self.new_user_chain(&name_tok)?;
+                if let Some(ci) = self.cur_chain(name) {
+                    self.chain_mut(ci).counters = counters;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn new_user_chain(&mut self, tok: &Tok) -> Result<(), RuleError> {
+        let name = tok.text.as_str();
+        if name.is_empty() || name.chars().count() > MAX_CHAIN_NAME {
+            return Err(self.err(
+                tok.col,
+                format!("bad chain name {name:?} (1 to {MAX_CHAIN_NAME} characters)"),
+            ));
+        }
+        if name.starts_with('-') || name.starts_with('!') || name.chars().any(char::is_whitespace) {
+            return Err(self.err(tok.col, format!("bad chain name {name:?}")));
+        }
+        if TARGET_NAMES.contains(&name) {
+            return Err(self.err(
+                tok.col,
+                format!("chain name {name} is the name of a target"),
+            ));
+        }
+        if self.cur_chain(name).is_some() {
+            return Err(self.err(tok.col, format!("chain {name} already exists")));
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Err(self.err(tok.col, "chain outside a table"));
+        };
+        cur.by_name.insert(name.to_string(), cur.chains.len());
+        cur.chains.push(ChainBuilder {
+            name: name.to_string(),
+            hook: None,
+            policy: None,
+            declared: true,
+            counters: (0, 0),
+            rules: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Resolves chain targets, rejects loops, and files the finished table.
+    fn commit(&mut self) -> Result<(), RuleError> {
+        let Some(cur) = self.cur.take() else {
+            return Err(self.err(1, "COMMIT without a table"));
+        };
+        // Edges between chains with the location of the jump, for loop detection.
+        let mut edges: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); cur.chains.len()];
+        let mut chains = Vec::with_capacity(cur.chains.len());
+        for (ci, c) in cur.chains.iter().enumerate() {
+            let mut rules = Vec::with_capacity(c.rules.len());
+            for r in &c.rules {
+                let target = match &r.target {
+                    PendingTarget::Ready(t) => t.clone(),
+                    PendingTarget::Chain { name, goto, col } => {
+                        let err = |msg: String| RuleError {
+                            file: self.file.to_string(),
+                            line: r.line,
+                            column: *col,
+                            message: msg,
+                        };
+                        let to = cur.by_name.get(name.as_str()).copied().ok_or_else(|| {
+                            err(format!(
+                                "unknown target or chain {name} in table {}",
+                                cur.table.name()
+                            ))
+                        })?;
+                        if cur.chains[to].hook.is_some() {
+                            return Err(err(format!("cannot jump to built-in chain {name}")));
+                        }
+                        edges[ci].push((to, r.line, *col));
+                        if *goto {
+                            Target::Goto(to)
+                        } else {
+                            Target::Jump(to)
+                        }
+                    }
+                };
+                rules.push(Rule {
+                    matches: r.matches.clone(),
+                    target,
+                    counters: Counters::new(r.counters.0, r.counters.1),
+                });
+            }
+            chains.push(Chain {
+                name: Arc::from(c.name.as_str()),
+                policy: c.policy,
+                policy_counters: Counters::new(c.counters.0, c.counters.1),
+                rules,
+            });
+        }
+        if let Some((line, col, path)) = find_loop(&edges) {
+            let names: Vec<&str> = path.iter().map(|&i| cur.chains[i].name.as_str()).collect();
+            return Err(RuleError {
+                file: self.file.to_string(),
+                line,
+                column: col,
+                message: format!("chain loop: {}", names.join(" -> ")),
+            });
+        }
+        let mut builtin = [None; 5];
+        for (ci, c) in cur.chains.iter().enumerate() {
+            if let Some(h) = c.hook {
+                builtin[h.index()] = Some(ci);
+            }
+        }
+        self.done[cur.table.index()] = Some(TableRules {
+            table: cur.table,
+            chains,
+            builtin,
+        });
+        Ok(())
+    }
+}
+
+/// Depth-first search for a cycle; returns the location of the jump closing it and the chain
+/// path of the cycle (first chain repeated at the end).
+fn find_loop(edges: &[Vec<(usize, usize, usize)>]) -> Option<(usize, usize, Vec<usize>)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut mark = vec![Mark::New; edges.len()];
+    for root in 0..edges.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        // Iterative DFS: (chain, next edge index); `path` mirrors the stack.
+        let mut stack = vec![(root, 0usize)];
+        mark[root] = Mark::Active;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&(to, line, col)) = edges[node].get(*next) {
+                *next += 1;
+                match mark[to] {
+                    Mark::Active => {
+                        let start = stack.iter().position(|&(n, _)| n == to).unwrap_or(0);
+                        let mut path: Vec<usize> = stack[start..].iter().map(|&(n, _)| n).collect();
+                        path.push(to);
+                        return Some((line, col, path));
+                    }
+                    Mark::New => {
+                        mark[to] = Mark::Active;
+                        stack.push((to, 0));
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                mark[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A `-m` module being filled by its options.
+struct ModInst {
+    kind: ModKind,
+    /// Column of the module name (or of the first option for implicit `-p tcp --dport`).
+    col: usize,
+    m: Match,
+    /// Options given so far, for duplicate and mandatory checks.
+    seen: Vec<&'static str>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ModKind {
+    Ports(u8),
+    Conntrack,
+    State,
+    Icmp,
+    Icmp6,
+    Comment,
+}
+
+enum TgtBuild {
+    Ready(Target),
+    Reject {
+        with: Option<(RejectWith, usize)>,
+    },
+    Log {
+        prefix: Option<String>,
+        level: Option<u8>,
+        flags: u8,
+    },
+    NoTrack,
+    Ct {
+        notrack: bool,
+    },
+    Chain {
+        name: String,
+        goto: bool,
+    },
+}
+
+/// Parses the options of one rule.
+struct RuleParser<'p, 't> {
+    p: &'p Parser<'p>,
+    table: Table,
+    hook: Option<Hook>,
+    toks: &'t [Tok],
+    i: usize,
+    /// Base matches by rank (see `Match::base_rank`): -s -d -i -o -p -f.
+    base: [Option<Match>; 6],
+    /// Which base options were given (a dropped catch-all like `-s 0.0.0.0/0` still counts).
+    base_seen: [bool; 6],
+    /// `-p` as given: (protocol, negated).
+    proto: Option<(u8, bool)>,
+    mods: Vec<ModInst>,
+    target: Option<(TgtBuild, usize)>,
+    counters: (u64, u64),
+}
+
+impl<'p, 't> RuleParser<'p, 't> {
+    fn new(p: &'p Parser<'p>, table: Table, hook: Option<Hook>, toks: &'t [Tok]) -> Self {
+        RuleParser {
+            p,
+            table,
+            hook,
+            toks,
+            i: 0,
+            base: Default::default(),
+            base_seen: [false; 6],
+            proto: None,
+            mods: Vec::new(),
+            target: None,
+            counters: (0, 0),
+        }
+    }
+
+    fn err(&self, col: usize, msg: impl Into<String>) -> RuleError {
+        self.p.err(col, msg)
+    }
+
+    fn parse(mut self) -> Result<PendingRule, RuleError> {
+        let mut not: Option<usize> = None;
+        while let Some(tok) = self.toks.get(self.i) {
+            self.i += 1;
+            if !tok.quoted && tok.text == "!" {
+                if let Some(prev) = not {
+                    return Err(self.err(prev, "! given twice"));
+                }
+                not = Some(tok.col);
+                continue;
+            }
+            if tok.quoted || !tok.text.starts_with('-') || tok.text.len() < 2 {
+                return Err(self.err(tok.col, format!("unexpected argument {}", tok.text)));
+            }
+            self.option(tok, not.take())?;
+        }
+        if let Some(col) = not {
+            return Err(self.err(col, "! at the end of the rule negates nothing"));
+        }
+        self.finish()
+    }
+
+    /// The value of `opt` (the next token).
+    fn value(&mut self, opt: &Tok) -> Result<&'t Tok, RuleError> {
+        let Some(v) = self.toks.get(self.i) else {
+            return Err(self.err(opt.col, format!("option {} needs a value", opt.text)));
+        };
+        if !v.quoted && v.text == "!" {
+            return Err(self.err(
+                v.col,
+                format!(
+                    "the old `{} ! value` form is not supported: write `! {} value`",
+                    opt.text, opt.text
+                ),
+            ));
+        }
+        self.i += 1;
+        Ok(v)
+    }
+
+    fn no_not(&self, not: Option<usize>, what: &str) -> Result<(), RuleError> {
+        match not {
+            Some(col) => Err(self.err(col, format!("{what} cannot be negated"))),
+            None => Ok(()),
+        }
+    }
+
+    fn set_base(&mut self, rank: usize, opt: &Tok, m: Option<Match>) -> Result<(), RuleError> {
+        if self.base_seen[rank] {
+            return Err(self.err(opt.col, format!("{} given twice", opt.text)));
+        }
+        self.base_seen[rank] = true;
+        self.base[rank] = m;
+        Ok(())
+    }
+
+    fn option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<(), RuleError> {
+        let inv = not.is_some();
+        let family = self.p.family;
+        match opt.text.as_str() {
+            "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
+                let v = self.value(opt)?;
+                let net = parse_net(&v.text, family).map_err(|e| self.err(v.col, e))?;
+                let src = matches!(opt.text.as_str(), "-s" | "--source" | "--src");
+                let m = (inv || !net.is_any()).then_some(if src {
+                    Match::Src { net, invert: inv }
+                } else {
+                    Match::Dst { net, invert: inv }
+                });
+                self.set_base(if src { 0 } else { 1 }, opt, m)
+            }
+            "-i" | "--in-interface" | "-o" | "--out-interface" => {
+                let v = self.value(opt)?;
+                let iface = Iface::parse(&v.text).map_err(|e| self.err(v.col, e))?;
+                let input = matches!(opt.text.as_str(), "-i" | "--in-interface");
+                if let Some(h) = self.hook {
+                    let bad = if input {
+                        matches!(h, Hook::Output | Hook::Postrouting)
+                    } else {
+                        matches!(h, Hook::Prerouting | Hook::Input)
+                    };
+                    if bad {
+                        return Err(self.err(
+                            opt.col,
+                            format!(
+                                "{} cannot be used in {} (no such interface there)",
+                                opt.text, h
+                            ),
+                        ));
+                    }
+                }
+                let any = iface.wildcard && iface.name.is_empty();
+                let m = (inv || !any).then_some(if input {
+                    Match::InIface { iface, invert: inv }
+                } else {
+                    Match::OutIface { iface, invert: inv }
+                });
+                self.set_base(if input { 2 } else { 3 }, opt, m)
+            }
+            "-p" | "--protocol" => {
+                let v = self.value(opt)?;
+                let proto = parse_proto(&v.text).map_err(|e| self.err(v.col, e))?;
+                if proto == 0 && inv {
+                    return Err(self.err(v.col, "! -p all would never match"));
+                }
+                self.proto = (proto != 0).then_some((proto, inv));
+                let m = (proto != 0).then_some(Match::Proto { proto, invert: inv });
+                self.set_base(4, opt, m)
+            }
+            "-f" | "--fragment" => {
+                if family == Family::V6 {
+                    return Err(self.err(opt.col, "-f is IPv4 only (ip6tables uses -m frag)"));
+                }
+                self.set_base(5, opt, Some(Match::Fragment { invert: inv }))
+            }
+            "-m" | "--match" => {
+                self.no_not(not, "-m")?;
+                let v = self.value(opt)?;
+                self.load_module(v, v.col)
+            }
+            "-j" | "--jump" | "-g" | "--goto" => {
+                let goto = matches!(opt.text.as_str(), "-g" | "--goto");
+                self.no_not(not, &opt.text)?;
+                let v = self.value(opt)?;
+                if self.target.is_some() {
+                    return Err(self.err(opt.col, "more than one target (-j or -g)"));
+                }
+                let t = if goto {
+                    if TARGET_NAMES.contains(&v.text.as_str()) {
+                        return Err(self.err(
+                            v.col,
+                            format!("-g needs a user chain, not the target {}", v.text),
+                        ));
+                    }
+                    TgtBuild::Chain {
+                        name: v.text.clone(),
+                        goto: true,
+                    }
+                } else {
+                    self.target_by_name(v)?
+                };
+                self.target = Some((t, v.col));
+                Ok(())
+            }
+            "-c" | "--set-counters" => {
+                self.no_not(not, &opt.text)?;
+                let p = self.value(opt)?;
+                let b = self.value(opt)?;
+                let num = |t: &Tok| {
+                    parse_uint(&t.text, u64::MAX)
+                        .map_err(|_| self.err(t.col, format!("bad counter {}", t.text)))
+                };
+                self.counters = (num(p)?, num(b)?);
+                Ok(())
+            }
+            _ => self.extension_option(opt, not),
+        }
+    }
+
+    /// Options of the target and of loaded modules, loading the protocol's module implicitly
+    /// (`-p tcp --dport 22`) as iptables does.
+    fn extension_option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<(), RuleError> {
+        if self.target_option(opt, not)? {
+            return Ok(());
+        }
+        for k in (0..self.mods.len()).rev() {
+            if self.module_option(k, opt, not)? {
+                return Ok(());
+            }
+        }
+        if let Some((proto, false)) = self.proto {
+            let implicit = match (proto, self.p.family) {
+                (1, Family::V4) => Some(ModKind::Icmp),
+                (58, Family::V6) => Some(ModKind::Icmp6),
+                _ => PORT_PROTOCOLS
+                    .iter()
+                    .find(|(_, p)| *p == proto)
+                    .map(|&(_, p)| ModKind::Ports(p)),
+            };
+            if let Some(kind) = implicit {
+                if !self.mods.iter().any(|m| m.kind == kind) {
+                    self.mods.push(new_module(kind, opt.col));
+                    let k = self.mods.len() - 1;
+                    if self.module_option(k, opt, not)? {
+                        return Ok(());
+                    }
+                    self.mods.pop();
+                }
+            }
+        }
+        let hint = match opt.text.as_str() {
+            "--sport" | "--dport" | "--source-port" | "--destination-port" => {
+                format!(
+                    "{} needs -p tcp, udp, udplite, sctp or dccp before it",
+                    opt.text
+                )
+            }
+            "--icmp-type" => "--icmp-type needs -p icmp before it".to_string(),
+            "--icmpv6-type" => "--icmpv6-type needs -p ipv6-icmp before it".to_string(),
+            "--state" => "--state needs -m state before it".to_string(),
+            "--ctstate" => "--ctstate needs -m conntrack before it".to_string(),
+            "--comment" => "--comment needs -m comment before it".to_string(),
+            other => format!("unknown or unsupported option {other}"),
+        };
+        Err(self.err(opt.col, hint))
+    }
+
+    fn load_module(&mut self, v: &Tok, col: usize) -> Result<(), RuleError> {
+        let family = self.p.family;
+        let kind = match v.text.as_str() {
+            "tcp" | "udp" | "udplite" | "sctp" | "dccp" => {
+                let p = PORT_PROTOCOLS
+                    .iter()
+                    .find(|(n, _)| *n == v.text)
+                    .map_or(6, |&(_, p)| p);
+                ModKind::Ports(p)
+            }
+            "conntrack" => ModKind::Conntrack,
+            "state" => ModKind::State,
+            "icmp" if family == Family::V4 => ModKind::Icmp,
+            "icmp" => return Err(self.err(col, "-m icmp is IPv4 only: use -m icmp6")),
+            "icmp6" if family == Family::V6 => ModKind::Icmp6,
+            "icmp6" => return Err(self.err(col, "-m icmp6 is IPv6 only: use -m icmp")),
+            "comment" => ModKind::Comment,
+            other => {
+                return Err(self.err(col, format!("unsupported match module {other}")));
+            }
+        };
+        self.mods.push(new_module(kind, col));
+        Ok(())
+    }
+
+    /// Handles `opt` if module `k` knows it; `Ok(false)` when it does not.
+    fn module_option(
+        &mut self,
+        k: usize,
+        opt: &'t Tok,
+        not: Option<usize>,
+    ) -> Result<bool, RuleError> {
+        let family = self.p.family;
+        let kind = self.mods[k].kind;
+        let name: &'static str = match (kind, opt.text.as_str()) {
+            (ModKind::Ports(_), "--sport" | "--source-port") => "--sport",
+            (ModKind::Ports(_), "--dport" | "--destination-port") => "--dport",
+            (ModKind::Conntrack, "--ctstate") => "--ctstate",
+            (ModKind::State, "--state") => "--state",
+            (ModKind::Icmp, "--icmp-type") => "--icmp-type",
+            (ModKind::Icmp6, "--icmpv6-type") => "--icmpv6-type",
+            (ModKind::Comment, "--comment") => "--comment",
+            (ModKind::Conntrack, other) if other.starts_with("--ct") => {
+                return Err(self.err(
+                    opt.col,
+                    format!("conntrack option {other} is not supported (only --ctstate)"),
+                ))
+            }
+            _ => return Ok(false),
+        };
+        if self.mods[k].seen.contains(&name) {
+            return Err(self.err(opt.col, format!("{} given twice", opt.text)));
+        }
+        self.mods[k].seen.push(name);
+        let inv = not.is_some();
+        let v = self.value(opt)?;
+        match (&mut self.mods[k].m, name) {
+            (Match::Ports { sport, dport, .. }, _) => {
+                let range = PortRange::parse(&v.text).map_err(|e| self.p.err(v.col, e))?;
+                let spec = Some(PortSpec { range, invert: inv });
+                if name == "--sport" {
+                    *sport = spec;
+                } else {
+                    *dport = spec;
+                }
+            }
+            (Match::Conntrack { state } | Match::State { state }, _) => {
+                let mask = parse_states(&v.text, name == "--ctstate")
+                    .map_err(|(off, e)| self.p.err(v.col + off, e))?;
+                *state = StateSpec { mask, invert: inv };
+            }
+            (Match::Icmp { spec } | Match::Icmp6 { spec }, _) => {
+                let mut s = parse_icmp(&v.text, family).map_err(|e| self.p.err(v.col, e))?;
+                s.invert = inv;
+                *spec = s;
+            }
+            (Match::Comment { text }, _) => {
+                if let Some(col) = not {
+                    return Err(self.p.err(col, "--comment cannot be negated"));
+                }
+                // The kernel's comment buffer holds 255 bytes plus the NUL.
+                if v.text.len() > 255 {
+                    return Err(self.p.err(v.col, "comment longer than 255 bytes"));
+                }
+                *text = v.text.clone();
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn target_by_name(&self, v: &Tok) -> Result<TgtBuild, RuleError> {
+        let name = v.text.as_str();
+        let only = |table: Table| -> Result<(), RuleError> {
+            if self.table == table {
+                Ok(())
+            } else {
+                Err(self.err(
+                    v.col,
+                    format!(
+                        "target {name} is only valid in the {} table, not {}",
+                        table.name(),
+                        self.table.name()
+                    ),
+                ))
+            }
+        };
+        Ok(match name {
+            "ACCEPT" => TgtBuild::Ready(Target::Accept),
+            "DROP" => TgtBuild::Ready(Target::Drop),
+            "RETURN" => TgtBuild::Ready(Target::Return),
+            "REJECT" => {
+                only(Table::Filter)?;
+                TgtBuild::Reject { with: None }
+            }
+            "LOG" => TgtBuild::Log {
+                prefix: None,
+                level: None,
+                flags: 0,
+            },
+            "NOTRACK" => {
+                only(Table::Raw)?;
+                TgtBuild::NoTrack
+            }
+            "CT" => {
+                only(Table::Raw)?;
+                TgtBuild::Ct { notrack: false }
+            }
+            n if NAT_TARGETS.contains(&n) => {
+                only(Table::Nat)?;
+                return Err(self.err(v.col, format!("NAT target {n} is not supported yet")));
+            }
+            n if TARGET_NAMES.contains(&n) => {
+                return Err(self.err(v.col, format!("target {n} is not supported")));
+            }
+            n => TgtBuild::Chain {
+                name: n.to_string(),
+                goto: false,
+            },
+        })
+    }
+
+    /// Handles `opt` if the target knows it; `Ok(false)` when it does not.
+    fn target_option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<bool, RuleError> {
+        let family = self.p.family;
+        let Some((t, _)) = &self.target else {
+            return Ok(false);
+        };
+        let known = match t {
+            TgtBuild::Reject { .. } => opt.text == "--reject-with",
+            TgtBuild::Log { .. } => opt.text.starts_with("--log-"),
+            TgtBuild::Ct { .. } => {
+                if opt.text == "--notrack" {
+                    true
+                } else if matches!(
+                    opt.text.as_str(),
+                    "--zone"
+                        | "--zone-orig"
+                        | "--zone-reply"
+                        | "--helper"
+                        | "--ctevents"
+                        | "--expevents"
+                        | "--timeout"
+                ) {
+                    return Err(self.err(
+                        opt.col,
+                        format!("CT option {} is not supported (only --notrack)", opt.text),
+                    ));
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        if !known {
+            return Ok(false);
+        }
+        self.no_not(not, &opt.text)?;
+        let p = self.p;
+        let dup = || p.err(opt.col, format!("{} given twice", opt.text));
+        match opt.text.as_str() {
+            "--reject-with" => {
+                let v = self.value(opt)?;
+                let r = RejectWith::parse(&v.text, family).map_err(|e| self.err(v.col, e))?;
+                if let Some((TgtBuild::Reject { with }, _)) = &mut self.target {
+                    if with.is_some() {
+                        return Err(dup());
+                    }
+                    *with = Some((r, v.col));
+                }
+            }
+            "--notrack" => {
+                if let Some((TgtBuild::Ct { notrack }, _)) = &mut self.target {
+                    if *notrack {
+                        return Err(dup());
+                    }
+                    *notrack = true;
+                }
+            }
+            "--log-prefix" => {
+                let v = self.value(opt)?;
+                // The kernel keeps 29 characters plus the NUL.
+                if v.text.len() > 29 {
+                    return Err(self.err(v.col, "log prefix longer than 29 bytes"));
+                }
+                if let Some((TgtBuild::Log { prefix, .. }, _)) = &mut self.target {
+                    if prefix.is_some() {
+                        return Err(dup());
+                    }
+                    *prefix = Some(v.text.clone());
+                }
+            }
+            "--log-level" => {
+                let v = self.value(opt)?;
+                let l = parse_log_level(&v.text).map_err(|e| self.err(v.col, e))?;
+                if let Some((TgtBuild::Log { level, .. }, _)) = &mut self.target {
+                    if level.is_some() {
+                        return Err(dup());
+                    }
+                    *level = Some(l);
+                }
+            }
+            other => {
+                let Some(bit) = LOG_FLAGS.iter().position(|f| *f == other) else {
+                    return Err(self.err(opt.col, format!("unknown or unsupported option {other}")));
+                };
+                if let Some((TgtBuild::Log { flags, .. }, _)) = &mut self.target {
+                    if *flags & (1 << bit) != 0 {
+                        return Err(dup());
+                    }
+                    *flags |= 1 << bit;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Cross-option checks, then the rule in canonical order.
+    fn finish(self) -> Result<PendingRule, RuleError> {
+        let p = self.p;
+        let tcp = Some((6, false));
+        for m in &self.mods {
+            let need = match m.kind {
+                ModKind::Ports(p) => p,
+                ModKind::Icmp => 1,
+                ModKind::Icmp6 => 58,
+                ModKind::State if m.seen.is_empty() => {
+                    return Err(self.err(m.col, "-m state needs --state"))
+                }
+                ModKind::Conntrack if m.seen.is_empty() => {
+                    return Err(self.err(m.col, "-m conntrack needs --ctstate"))
+                }
+                ModKind::Comment if m.seen.is_empty() => {
+                    return Err(self.err(m.col, "-m comment needs --comment"))
+                }
+                _ => continue,
+            };
+            if self.proto != Some((need, false)) {
+                let name = match m.kind {
+                    ModKind::Icmp6 => "icmp6".to_string(),
+                    _ => proto_name(need),
+                };
+                return Err(self.err(
+                    m.col,
+                    format!("match {name} needs -p {} (not negated)", proto_name(need)),
+                ));
+            }
+            if m.kind == ModKind::Icmp6 && m.seen.is_empty() {
+                return Err(self.err(m.col, "-m icmp6 needs --icmpv6-type"));
+            }
+        }
+        let target = match self.target {
+            None => PendingTarget::Ready(Target::Continue),
+            Some((t, col)) => match t {
+                TgtBuild::Ready(t) => PendingTarget::Ready(t),
+                TgtBuild::Reject { with } => {
+                    let r = match with {
+                        Some((RejectWith::TcpReset, vcol)) if self.proto != tcp => {
+                            return Err(p.err(vcol, "tcp-reset needs -p tcp (not negated)"))
+                        }
+                        Some((r, _)) => r,
+                        None => RejectWith::default_for(p.family),
+                    };
+                    PendingTarget::Ready(Target::Reject(r))
+                }
+                TgtBuild::Log {
+                    prefix,
+                    level,
+                    flags,
+                } => PendingTarget::Ready(Target::Log(LogTarget {
+                    prefix: Arc::from(prefix.unwrap_or_default().as_str()),
+                    level: level.unwrap_or(LOG_DEFAULT_LEVEL),
+                    flags,
+                })),
+                TgtBuild::NoTrack => PendingTarget::Ready(Target::NoTrack { ct: false }),
+                TgtBuild::Ct { notrack: true } => {
+                    PendingTarget::Ready(Target::NoTrack { ct: true })
+                }
+                TgtBuild::Ct { notrack: false } => {
+                    return Err(p.err(col, "CT is only supported with --notrack"))
+                }
+                TgtBuild::Chain { name, goto } => PendingTarget::Chain { name, goto, col },
+            },
+        };
+        let mut matches: Vec<Match> = self.base.into_iter().flatten().collect();
+        matches.extend(self.mods.into_iter().map(|m| m.m));
+        Ok(PendingRule {
+            line: p.line,
+            matches,
+            target,
+            counters: self.counters,
+        })
+    }
+}
+
+fn new_module(kind: ModKind, col: usize) -> ModInst {
+    let m = match kind {
+        ModKind::Ports(p) => Match::Ports {
+            module: p,
+            sport: None,
+            dport: None,
+        },
+        ModKind::Conntrack => Match::Conntrack {
+            state: StateSpec {
+                mask: CtState::default(),
+                invert: false,
+            },
+        },
+        ModKind::State => Match::State {
+            state: StateSpec {
+                mask: CtState::default(),
+                invert: false,
+            },
+        },
+        ModKind::Icmp | ModKind::Icmp6 => {
+            let spec = IcmpSpec {
+                ty: None,
+                code_lo: 0,
+                code_hi: 255,
+                invert: false,
+            };
+            if kind == ModKind::Icmp {
+                Match::Icmp { spec }
+            } else {
+                Match::Icmp6 { spec }
+            }
+        }
+        ModKind::Comment => Match::Comment {
+            text: String::new(),
+        },
+    };
+    ModInst {
+        kind,
+        col,
+        m,
+        seen: Vec::new(),
+    }
+}

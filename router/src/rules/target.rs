@@ -1,0 +1,237 @@
+//! Targets: what a matching rule does.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use super::lex::quote;
+use super::Family;
+
+/// The answer a REJECT sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectWith {
+    IcmpNetUnreachable,
+    IcmpHostUnreachable,
+    IcmpPortUnreachable,
+    IcmpProtoUnreachable,
+    IcmpNetProhibited,
+    IcmpHostProhibited,
+    IcmpAdminProhibited,
+    Icmp6NoRoute,
+    Icmp6AdmProhibited,
+    Icmp6AddrUnreachable,
+    Icmp6PortUnreachable,
+    TcpReset,
+}
+
+/// Names per family: the canonical (saved) name first, then accepted aliases.
+const REJECT_V4: &[(RejectWith, &[&str])] = &[
+    (
+        RejectWith::IcmpNetUnreachable,
+        &["icmp-net-unreachable", "net-unreach"],
+    ),
+    (
+        RejectWith::IcmpHostUnreachable,
+        &["icmp-host-unreachable", "host-unreach"],
+    ),
+    (
+        RejectWith::IcmpPortUnreachable,
+        &["icmp-port-unreachable", "port-unreach"],
+    ),
+    (
+        RejectWith::IcmpProtoUnreachable,
+        &["icmp-proto-unreachable", "proto-unreach"],
+    ),
+    (
+        RejectWith::IcmpNetProhibited,
+        &["icmp-net-prohibited", "net-prohib"],
+    ),
+    (
+        RejectWith::IcmpHostProhibited,
+        &["icmp-host-prohibited", "host-prohib"],
+    ),
+    (
+        RejectWith::IcmpAdminProhibited,
+        &["icmp-admin-prohibited", "admin-prohib"],
+    ),
+    (RejectWith::TcpReset, &["tcp-reset", "tcp-rst"]),
+];
+
+const REJECT_V6: &[(RejectWith, &[&str])] = &[
+    (RejectWith::Icmp6NoRoute, &["icmp6-no-route", "no-route"]),
+    (
+        RejectWith::Icmp6AdmProhibited,
+        &["icmp6-adm-prohibited", "adm-prohibited"],
+    ),
+    (
+        RejectWith::Icmp6AddrUnreachable,
+        &["icmp6-addr-unreachable", "addr-unreach"],
+    ),
+    (
+        RejectWith::Icmp6PortUnreachable,
+        &["icmp6-port-unreachable", "port-unreach"],
+    ),
+    (RejectWith::TcpReset, &["tcp-reset", "tcp-rst"]),
+];
+
+impl RejectWith {
+    /// The default `--reject-with` of the family (port unreachable).
+    pub fn default_for(family: Family) -> RejectWith {
+        match family {
+            Family::V4 => RejectWith::IcmpPortUnreachable,
+            Family::V6 => RejectWith::Icmp6PortUnreachable,
+        }
+    }
+
+    pub(crate) fn parse(s: &str, family: Family) -> Result<RejectWith, String> {
+        let table = match family {
+            Family::V4 => REJECT_V4,
+            Family::V6 => REJECT_V6,
+        };
+        table
+            .iter()
+            .find(|(_, names)| names.contains(&s))
+            .map(|&(r, _)| r)
+            .ok_or_else(|| {
+                let all: Vec<&str> = table.iter().map(|(_, n)| n[0]).collect();
+                format!("unknown reject type {s} (one of {})", all.join(", "))
+            })
+    }
+
+    /// The name iptables-save / ip6tables-save prints.
+    pub fn name(self) -> &'static str {
+        REJECT_V4
+            .iter()
+            .chain(REJECT_V6)
+            .find(|(r, _)| *r == self)
+            .map_or("icmp-port-unreachable", |(_, n)| n[0])
+    }
+}
+
+/// LOG target options (`--log-prefix`, `--log-level`, flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogTarget {
+    pub(crate) prefix: Arc<str>,
+    pub(crate) level: u8,
+    /// `--log-tcp-sequence`, `--log-tcp-options`, `--log-ip-options`, `--log-uid`,
+    /// `--log-macdecode`, as bits in that order: accepted for compatibility and saved back.
+    pub(crate) flags: u8,
+}
+
+pub(crate) const LOG_DEFAULT_LEVEL: u8 = 4;
+
+pub(crate) const LOG_FLAGS: [&str; 5] = [
+    "--log-tcp-sequence",
+    "--log-tcp-options",
+    "--log-ip-options",
+    "--log-uid",
+    "--log-macdecode",
+];
+
+const LOG_LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+];
+
+pub(crate) fn parse_log_level(s: &str) -> Result<u8, String> {
+    if let Ok(n) = super::matches::parse_uint(s, 7) {
+        return Ok(n as u8);
+    }
+    let lower = s.to_ascii_lowercase();
+    let alias = match lower.as_str() {
+        "panic" => "emerg",
+        "err" => "error",
+        "warn" => "warning",
+        other => other,
+    };
+    LOG_LEVELS
+        .iter()
+        .position(|l| *l == alias)
+        .map(|p| p as u8)
+        .ok_or_else(|| format!("bad log level {s} (0..7 or emerg..debug)"))
+}
+
+/// What a matching rule does. Chain targets hold the chain index in their table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// No `-j`: the rule only counts; traversal continues.
+    Continue,
+    Accept,
+    Drop,
+    Return,
+    Reject(RejectWith),
+    /// `-j chain`: push a return frame.
+    Jump(usize),
+    /// `-g chain`: no return frame; the chain's end returns to the last `-j` caller.
+    Goto(usize),
+    /// raw table: untrack, continue. `ct` remembers the `-j CT --notrack` spelling.
+    NoTrack {
+        ct: bool,
+    },
+    /// Non-terminating: report and continue.
+    Log(LogTarget),
+}
+
+impl Target {
+    /// Appends the iptables-save form (with a leading space); `chain_name` resolves jumps.
+    pub(crate) fn write(&self, out: &mut String, chain_name: &dyn Fn(usize) -> String) {
+        match self {
+            Target::Continue => {}
+            Target::Accept => out.push_str(" -j ACCEPT"),
+            Target::Drop => out.push_str(" -j DROP"),
+            Target::Return => out.push_str(" -j RETURN"),
+            Target::Reject(r) => {
+                let _ = write!(out, " -j REJECT --reject-with {}", r.name());
+            }
+            Target::Jump(c) => {
+                let _ = write!(out, " -j {}", chain_name(*c));
+            }
+            Target::Goto(c) => {
+                let _ = write!(out, " -g {}", chain_name(*c));
+            }
+            Target::NoTrack { ct: true } => out.push_str(" -j CT --notrack"),
+            Target::NoTrack { ct: false } => out.push_str(" -j NOTRACK"),
+            Target::Log(log) => {
+                out.push_str(" -j LOG");
+                if !log.prefix.is_empty() {
+                    let _ = write!(out, " --log-prefix {}", quote(&log.prefix));
+                }
+                if log.level != LOG_DEFAULT_LEVEL {
+                    let _ = write!(out, " --log-level {}", log.level);
+                }
+                for (i, flag) in LOG_FLAGS.iter().enumerate() {
+                    if log.flags & (1 << i) != 0 {
+                        let _ = write!(out, " {flag}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reject_names() {
+        assert_eq!(
+            RejectWith::parse("icmp-admin-prohibited", Family::V4).unwrap(),
+            RejectWith::IcmpAdminProhibited
+        );
+        assert_eq!(
+            RejectWith::parse("adm-prohibited", Family::V6).unwrap(),
+            RejectWith::Icmp6AdmProhibited
+        );
+        assert!(RejectWith::parse("icmp6-no-route", Family::V4).is_err());
+        assert!(RejectWith::parse("icmp-host-prohibited", Family::V6).is_err());
+        assert_eq!(RejectWith::TcpReset.name(), "tcp-reset");
+        assert_eq!(RejectWith::Icmp6NoRoute.name(), "icmp6-no-route");
+    }
+
+    #[test]
+    fn log_levels() {
+        assert_eq!(parse_log_level("7").unwrap(), 7);
+        assert_eq!(parse_log_level("warn").unwrap(), 4);
+        assert_eq!(parse_log_level("DEBUG").unwrap(), 7);
+        assert!(parse_log_level("8").is_err());
+    }
+}
