@@ -125,7 +125,12 @@ impl PacketBuf {
 
 impl core::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "PacketBuf({} bytes, headroom {})", self.len(), self.start)
+        write!(
+            f,
+            "PacketBuf({} bytes, headroom {})",
+            self.len(),
+            self.start
+        )
     }
 }
 
@@ -171,7 +176,10 @@ impl SegChain {
     /// Copies `out.len()` bytes starting at `offset` into `out`; false if the
     /// chain is too short. Lets parsers read a header that straddles segments.
     pub fn copy_to(&self, mut offset: usize, out: &mut [u8]) -> bool {
-        if offset.checked_add(out.len()).is_none_or(|end| end > self.len) {
+        if offset
+            .checked_add(out.len())
+            .is_none_or(|end| end > self.len)
+        {
             return false;
         }
         let mut written = 0;
