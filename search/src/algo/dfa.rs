@@ -1,0 +1,304 @@
+//! Regexes and wildcards as a regex-automata dense DFA, stepped one byte at
+//! a time with `next_state`, so the flow state is one `StateID`.
+//!
+//! regex-automata DFAs report a match one byte late (the transition *after*
+//! its last byte lands in a match state). At the end of every chunk the
+//! end-of-input transition is peeked so a match ending exactly at a chunk
+//! boundary is reported with that chunk; `EngineState::mark` remembers it so
+//! the delayed report at the start of the next chunk is dropped. This is only
+//! sound because look-around assertions (`^`, `$`, `\b`) are refused.
+//!
+//! Start offsets come from a reverse DFA (anchored on the matched pattern)
+//! run back from the match end over the chunk and the carried bytes; this
+//! needs every pattern to have a bounded length, so the carry is exactly
+//! longest match − 1 bytes.
+
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::nfa::thompson;
+use regex_automata::util::{start, syntax};
+use regex_automata::{Anchored, MatchKind, PatternID};
+
+use super::{Engine, EngineState};
+use crate::{BuildError, Control, Match, Pattern, PatternKind, SearchOptions};
+
+/// Longest match for which start offsets are recovered (bytes carried per
+/// flow); longer bounded patterns are treated as unbounded.
+const MAX_CARRY: usize = 4096;
+/// Memory cap for one compiled DFA (forward or reverse).
+const SIZE_LIMIT: usize = 256 << 20;
+
+type DenseDfa = dense::DFA<Vec<u32>>;
+
+#[derive(Debug)]
+pub(crate) struct Dfa {
+    fwd: DenseDfa,
+    /// Present when every pattern has a bounded length.
+    rev: Option<DenseDfa>,
+    start: regex_automata::util::primitives::StateID,
+    /// Bytes carried for the reverse DFA (longest match − 1).
+    carry: usize,
+    /// Reported as `start` when it cannot be recovered.
+    from: u64,
+    earliest: bool,
+}
+
+/// `\xHH` for every byte that is not alphanumeric, so any byte string is a
+/// valid regex in bytes mode.
+fn escape_byte(out: &mut String, b: u8) {
+    if b.is_ascii_alphanumeric() {
+        out.push(b as char);
+    } else {
+        out.push_str(&format!("\\x{b:02X}"));
+    }
+}
+
+/// A pattern as regex source text.
+fn to_regex(index: usize, p: &Pattern) -> Result<String, BuildError> {
+    let mut out = String::new();
+    match p.kind {
+        PatternKind::Regex => {
+            return String::from_utf8(p.bytes.clone())
+                .map_err(|_| BuildError::InvalidUtf8 { index });
+        }
+        PatternKind::Literal => p.bytes.iter().for_each(|&b| escape_byte(&mut out, b)),
+        PatternKind::Wildcard => {
+            let mut bytes = p.bytes.iter().copied();
+            let mut last_star = false;
+            while let Some(b) = bytes.next() {
+                match b {
+                    b'*' if last_star => continue,
+                    b'*' => out.push_str("(?s:.)*"),
+                    b'?' => out.push_str("(?s:.)"),
+                    b'\\' => escape_byte(&mut out, bytes.next().unwrap_or(b'\\')),
+                    _ => escape_byte(&mut out, b),
+                }
+                last_star = b == b'*';
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn too_large(e: dense::BuildError) -> BuildError {
+    BuildError::TooLarge {
+        message: e.to_string(),
+    }
+}
+
+impl Dfa {
+    pub(crate) fn new(
+        patterns: &[Pattern],
+        opts: &SearchOptions,
+        earliest: bool,
+    ) -> Result<Dfa, BuildError> {
+        let syn = syntax::Config::new()
+            .unicode(false)
+            .utf8(false)
+            .case_insensitive(opts.icase);
+        let mut sources = Vec::with_capacity(patterns.len());
+        let mut longest = Some(0usize);
+        for (index, p) in patterns.iter().enumerate() {
+            let src = to_regex(index, p)?;
+            let hir = syntax::parse_with(&src, &syn).map_err(|e| BuildError::Syntax {
+                index,
+                message: e.to_string(),
+            })?;
+            let props = hir.properties();
+            if !props.look_set().is_empty() {
+                return Err(BuildError::UnsupportedRegex {
+                    index,
+                    reason: "anchors and word boundaries (use the anchored option)",
+                });
+            }
+            if props.minimum_len() == Some(0) {
+                return Err(BuildError::MatchesEmpty { index });
+            }
+            // A pattern that can never match has no maximum; it does not
+            // make the set unbounded.
+            if props.minimum_len().is_some() {
+                longest = match (longest, props.maximum_len()) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+            sources.push(src);
+        }
+        let (start_kind, anchored) = if opts.anchored {
+            (StartKind::Anchored, Anchored::Yes)
+        } else {
+            (StartKind::Unanchored, Anchored::No)
+        };
+        let config = dense::Config::new()
+            .match_kind(MatchKind::All)
+            .dfa_size_limit(Some(SIZE_LIMIT))
+            .determinize_size_limit(Some(SIZE_LIMIT));
+        let fwd = dense::Builder::new()
+            .configure(config.clone().start_kind(start_kind))
+            .syntax(syn.clone())
+            .build_many(&sources)
+            .map_err(too_large)?;
+        let start = fwd
+            .start_state(&start::Config::new().anchored(anchored))
+            .map_err(|e| BuildError::TooLarge {
+                message: e.to_string(),
+            })?;
+        let longest = longest.filter(|&n| n <= MAX_CARRY);
+        let rev = match longest {
+            Some(_) => Some(
+                dense::Builder::new()
+                    .configure(
+                        config
+                            .start_kind(StartKind::Anchored)
+                            .starts_for_each_pattern(true),
+                    )
+                    .syntax(syn)
+                    .thompson(thompson::Config::new().reverse(true))
+                    .build_many(&sources)
+                    .map_err(too_large)?,
+            ),
+            None => None,
+        };
+        Ok(Dfa {
+            fwd,
+            rev,
+            start,
+            carry: longest.map_or(0, |n| n.saturating_sub(1)),
+            from: opts.from,
+            earliest,
+        })
+    }
+
+    /// Leftmost start of a match of `pid` ending at the end of `before`,
+    /// searching back through `before` then `carry`.
+    fn start_of(&self, pid: PatternID, carry: &[u8], before: &[u8], end: u64) -> u64 {
+        let Some(rev) = &self.rev else {
+            return self.from;
+        };
+        let cfg = start::Config::new().anchored(Anchored::Pattern(pid));
+        let Ok(mut s) = rev.start_state(&cfg) else {
+            return self.from;
+        };
+        let mut best = None;
+        let mut back = 0u64;
+        for &b in before.iter().rev().chain(carry.iter().rev()) {
+            s = rev.next_state(s, b);
+            if rev.is_special_state(s) {
+                if rev.is_match_state(s) {
+                    // Delayed by one byte: the match is `back` bytes long.
+                    best = Some(back);
+                } else if rev.is_dead_state(s) {
+                    break;
+                }
+            }
+            back += 1;
+        }
+        if !rev.is_dead_state(s) && rev.is_match_state(rev.next_eoi_state(s)) {
+            best = Some(back);
+        }
+        // The forward DFA saw a match, so the reverse one finds it; fall back
+        // to the lower bound rather than panic if it somehow does not.
+        best.map_or(self.from, |len| end - len)
+    }
+
+    /// Report the matches of match state `sid` ending at `base + i`; true to
+    /// stop.
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        sid: regex_automata::util::primitives::StateID,
+        st: &EngineState,
+        hay: &[u8],
+        i: usize,
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> bool {
+        let end = base + i as u64;
+        let n = self.fwd.match_len(sid);
+        let make = |k: usize| {
+            let pid = self.fwd.match_pattern(sid, k);
+            Match {
+                pattern: pid.as_usize(),
+                start: self.start_of(pid, &st.carry, &hay[..i], end),
+                end,
+            }
+        };
+        if self.earliest {
+            let best = (0..n).min_by_key(|&k| self.fwd.match_pattern(sid, k));
+            return best.is_some_and(|k| sink(make(k)) == Control::Stop);
+        }
+        (0..n).any(|k| sink(make(k)) == Control::Stop)
+    }
+}
+
+impl Engine for Dfa {
+    fn initial_sid(&self) -> u32 {
+        self.start.as_u32()
+    }
+
+    fn carry_capacity(&self) -> usize {
+        self.carry
+    }
+
+    fn exact_start(&self) -> bool {
+        self.rev.is_some()
+    }
+
+    fn scan(
+        &self,
+        st: &mut EngineState,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let fwd = &self.fwd;
+        let mut sid = regex_automata::util::primitives::StateID::new(st.sid as usize)
+            .unwrap_or(self.start);
+        let mut i = 0;
+        while i < hay.len() {
+            if fwd.is_special_state(sid) && fwd.is_accel_state(sid) && !fwd.is_match_state(sid)
+            {
+                // Every byte but these few loops back here: skip to the next.
+                let needles = fwd.accelerator(sid);
+                let rest = &hay[i..];
+                let found = match *needles {
+                    [a] => memchr::memchr(a, rest),
+                    [a, b] => memchr::memchr2(a, b, rest),
+                    [a, b, c] => memchr::memchr3(a, b, c, rest),
+                    _ => Some(0),
+                };
+                match found {
+                    Some(k) => i += k,
+                    None => break,
+                }
+            }
+            sid = fwd.next_state(sid, hay[i]);
+            if fwd.is_special_state(sid) {
+                if fwd.is_match_state(sid) {
+                    let end = base + i as u64;
+                    // A match ending at `base` was reported at the end of
+                    // the previous chunk.
+                    if !(i == 0 && st.mark == end) && self.report(sid, st, hay, i, base, sink) {
+                        st.sid = sid.as_u32();
+                        return Control::Stop;
+                    }
+                } else if fwd.is_dead_state(sid) {
+                    st.sid = sid.as_u32();
+                    return Control::Stop;
+                }
+            }
+            i += 1;
+        }
+        let eoi = fwd.next_eoi_state(sid);
+        if fwd.is_match_state(eoi) {
+            let end = base + hay.len() as u64;
+            st.mark = end;
+            if self.report(eoi, st, hay, hay.len(), base, sink) {
+                st.sid = sid.as_u32();
+                return Control::Stop;
+            }
+        }
+        st.sid = sid.as_u32();
+        crate::carry::push(&mut st.carry, hay, self.carry);
+        Control::Continue
+    }
+}

@@ -1,0 +1,179 @@
+//! Single-literal algorithms that look at whole windows of bytes
+//! (Boyer-Moore-Horspool, memmem), made boundary-safe by carrying the last
+//! `len − 1` bytes of the flow, plus the anchored prefix compare.
+
+use memchr::memmem;
+
+use super::{Engine, EngineState};
+use crate::carry::{self, fold};
+use crate::{Control, Match};
+
+/// Boyer-Moore-Horspool with the bad-character shift of the window's last
+/// byte; safe for overlapping matches because that shift never passes an
+/// occurrence.
+#[derive(Debug)]
+pub(crate) struct Horspool {
+    pat: Vec<u8>,
+    shift: Box<[usize; 256]>,
+    icase: bool,
+}
+
+impl Horspool {
+    pub(crate) fn new(pat: &[u8], icase: bool) -> Horspool {
+        let pat: Vec<u8> = pat.iter().map(|&b| fold(b, icase)).collect();
+        let m = pat.len();
+        let mut shift = Box::new([m; 256]);
+        for (k, &b) in pat[..m - 1].iter().enumerate() {
+            shift[b as usize] = m - 1 - k;
+            if icase {
+                shift[b.to_ascii_uppercase() as usize] = m - 1 - k;
+            }
+        }
+        Horspool { pat, shift, icase }
+    }
+}
+
+impl Engine for Horspool {
+    fn carry_capacity(&self) -> usize {
+        self.pat.len() - 1
+    }
+
+    fn scan(
+        &self,
+        st: &mut EngineState,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let pat = &self.pat[..];
+        let m = pat.len();
+        if carry::straddling(&st.carry, hay, pat, self.icase, base, sink) == Control::Stop {
+            return Control::Stop;
+        }
+        let last = pat[m - 1];
+        let mut s = 0;
+        while s + m <= hay.len() {
+            let b = hay[s + m - 1];
+            if fold(b, self.icase) == last
+                && hay[s..s + m - 1]
+                    .iter()
+                    .zip(pat)
+                    .all(|(&h, &p)| fold(h, self.icase) == p)
+            {
+                let start = base + s as u64;
+                let found = Match {
+                    pattern: 0,
+                    start,
+                    end: start + m as u64,
+                };
+                if sink(found) == Control::Stop {
+                    return Control::Stop;
+                }
+            }
+            s += self.shift[b as usize];
+        }
+        carry::push(&mut st.carry, hay, m - 1);
+        Control::Continue
+    }
+}
+
+/// memchr's memmem (two-way with a SIMD prefilter) inside each chunk; the
+/// straddling candidates are checked against the carried bytes.
+#[derive(Debug)]
+pub(crate) struct Memmem {
+    finder: memmem::Finder<'static>,
+}
+
+impl Memmem {
+    pub(crate) fn new(pat: &[u8]) -> Memmem {
+        Memmem {
+            finder: memmem::Finder::new(pat).into_owned(),
+        }
+    }
+}
+
+impl Engine for Memmem {
+    fn carry_capacity(&self) -> usize {
+        self.finder.needle().len() - 1
+    }
+
+    fn scan(
+        &self,
+        st: &mut EngineState,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let pat = self.finder.needle();
+        let m = pat.len();
+        if carry::straddling(&st.carry, hay, pat, false, base, sink) == Control::Stop {
+            return Control::Stop;
+        }
+        let mut pos = 0;
+        while let Some(k) = self.finder.find(&hay[pos..]) {
+            let start = base + (pos + k) as u64;
+            let found = Match {
+                pattern: 0,
+                start,
+                end: start + m as u64,
+            };
+            if sink(found) == Control::Stop {
+                return Control::Stop;
+            }
+            // Overlapping occurrences count: resume one byte later.
+            pos += k + 1;
+        }
+        carry::push(&mut st.carry, hay, m - 1);
+        Control::Continue
+    }
+}
+
+/// An anchored literal: the only candidate starts at the window start, so
+/// the state is the number of bytes compared so far.
+#[derive(Debug)]
+pub(crate) struct Anchored {
+    pat: Vec<u8>,
+    icase: bool,
+}
+
+impl Anchored {
+    pub(crate) fn new(pat: &[u8], icase: bool) -> Anchored {
+        Anchored {
+            pat: pat.iter().map(|&b| fold(b, icase)).collect(),
+            icase,
+        }
+    }
+}
+
+impl Engine for Anchored {
+    fn scan(
+        &self,
+        st: &mut EngineState,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let done = (st.sid as usize).min(self.pat.len());
+        let rest = &self.pat[done..];
+        let n = rest.len().min(hay.len());
+        if !hay[..n]
+            .iter()
+            .zip(rest)
+            .all(|(&h, &p)| fold(h, self.icase) == p)
+        {
+            return Control::Stop;
+        }
+        st.sid = (done + n) as u32;
+        if n < rest.len() {
+            return Control::Continue;
+        }
+        let end = base + n as u64;
+        // Stop either way: no second anchored match exists.
+        sink(Match {
+            pattern: 0,
+            start: end - self.pat.len() as u64,
+            end,
+        });
+        Control::Stop
+    }
+}

@@ -1,0 +1,97 @@
+//! The bounded look-back buffer shared by the algorithms that need to see
+//! bytes of earlier chunks (Boyer-Moore-Horspool, memmem, the regex start
+//! finder).
+
+use crate::{Control, Match};
+
+/// Append `chunk` to `carry` and keep only its last `keep` bytes, without
+/// ever growing the buffer past `keep` (its capacity was reserved once).
+pub(crate) fn push(carry: &mut Vec<u8>, chunk: &[u8], keep: usize) {
+    if keep == 0 {
+        return;
+    }
+    if chunk.len() >= keep {
+        carry.clear();
+        carry.extend_from_slice(&chunk[chunk.len() - keep..]);
+        return;
+    }
+    let excess = (carry.len() + chunk.len()).saturating_sub(keep);
+    if excess > 0 {
+        carry.drain(..excess);
+    }
+    carry.extend_from_slice(chunk);
+}
+
+/// ASCII case folding used by the literal algorithms.
+#[inline(always)]
+pub(crate) fn fold(b: u8, icase: bool) -> u8 {
+    if icase {
+        b.to_ascii_lowercase()
+    } else {
+        b
+    }
+}
+
+/// Report the occurrences of `pat` (already folded) that start inside
+/// `carry` and end inside `carry ++ chunk`: the matches straddling the chunk
+/// boundary. `base` is the absolute offset of `chunk[0]`.
+///
+/// Candidates are few (at most `pat.len() - 1` starts) and most fail on the
+/// first byte, so a direct comparison is cheaper than any set-up.
+pub(crate) fn straddling(
+    carry: &[u8],
+    chunk: &[u8],
+    pat: &[u8],
+    icase: bool,
+    base: u64,
+    sink: &mut dyn FnMut(Match) -> Control,
+) -> Control {
+    let c = carry.len();
+    let m = pat.len();
+    for s in 0..c {
+        if s + m > c + chunk.len() {
+            break;
+        }
+        let hit = pat.iter().enumerate().all(|(k, &p)| {
+            let b = if s + k < c {
+                carry[s + k]
+            } else {
+                chunk[s + k - c]
+            };
+            fold(b, icase) == p
+        });
+        if hit {
+            let start = base - (c - s) as u64;
+            let found = Match {
+                pattern: 0,
+                start,
+                end: start + m as u64,
+            };
+            if sink(found) == Control::Stop {
+                return Control::Stop;
+            }
+        }
+    }
+    Control::Continue
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_keeps_tail_without_growing() {
+        let mut c = Vec::with_capacity(3);
+        let cap = c.capacity();
+        push(&mut c, b"a", 3);
+        push(&mut c, b"bc", 3);
+        assert_eq!(c, b"abc");
+        push(&mut c, b"d", 3);
+        assert_eq!(c, b"bcd");
+        push(&mut c, b"wxyz", 3);
+        assert_eq!(c, b"xyz");
+        assert_eq!(c.capacity(), cap);
+        push(&mut c, b"", 3);
+        assert_eq!(c, b"xyz");
+    }
+}
