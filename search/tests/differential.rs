@@ -1,0 +1,137 @@
+//! Differential property test: every algorithm, fed random chunkings of a
+//! random haystack (1-byte and empty chunks included, split into "packets"
+//! that resume a stored state), must report exactly what a naive search over
+//! the flat buffer reports.
+
+mod common;
+
+use proptest::prelude::*;
+use search::{algorithms, BuildError, MatchMode, Pattern, PatternKind, SearchOptions, Searcher};
+
+const ALPHABET: &[u8] = b"abcAB\x00\xff\n";
+
+fn byte() -> impl Strategy<Value = u8> {
+    proptest::sample::select(ALPHABET)
+}
+
+fn options() -> impl Strategy<Value = SearchOptions> {
+    (
+        any::<bool>(),
+        prop_oneof![3 => Just(0u64), 1 => 0u64..12],
+        prop_oneof![3 => Just(None), 1 => (0u64..90).prop_map(Some)],
+        any::<bool>(),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(icase, from, to, all, anchored)| SearchOptions {
+            icase,
+            from,
+            to: to.map(|t| t.max(from)),
+            mode: if all { MatchMode::All } else { MatchMode::Earliest },
+            anchored,
+        })
+}
+
+/// Chunk lengths (0 = an empty chunk) and, per chunk, whether a new packet
+/// starts before it.
+fn cuts() -> impl Strategy<Value = Vec<(usize, bool)>> {
+    prop::collection::vec((prop_oneof![1 => Just(0usize), 2 => Just(1usize), 3 => 0usize..20], prop::bool::weighted(0.3)), 0..40)
+}
+
+fn split<'a>(hay: &'a [u8], cuts: &[(usize, bool)]) -> Vec<Vec<&'a [u8]>> {
+    let mut packets: Vec<Vec<&[u8]>> = vec![Vec::new()];
+    let mut at = 0;
+    for &(len, new_packet) in cuts {
+        if new_packet {
+            packets.push(Vec::new());
+        }
+        let end = (at + len).min(hay.len());
+        packets.last_mut().expect("non-empty").push(&hay[at..end]);
+        at = end;
+    }
+    packets.last_mut().expect("non-empty").push(&hay[at..]);
+    packets
+}
+
+fn check(patterns: &[Pattern], opts: SearchOptions, hay: &[u8], cuts: &[(usize, bool)]) -> Result<usize, TestCaseError> {
+    let packets = split(hay, cuts);
+    let mut ran = 0;
+    for info in algorithms() {
+        let s = match Searcher::new(info.algorithm, patterns, opts) {
+            Ok(s) => s,
+            Err(
+                BuildError::UnsupportedKind { .. }
+                | BuildError::TooManyPatterns { .. }
+                | BuildError::UnsupportedOption { .. }
+                | BuildError::MatchesEmpty { .. },
+            ) => continue,
+            Err(e) => return Err(TestCaseError::fail(format!("{}: {e}", info.name))),
+        };
+        let want = common::naive(patterns, &opts, hay, s.exact_start());
+        let got = common::normalise(common::run_packets(&s, &packets));
+        prop_assert_eq!(&got, &want, "algorithm {} packets {:?}", info.name, packets);
+        let mut st = s.new_state();
+        for p in &packets {
+            for c in p {
+                s.feed(&mut st, c, |_| search::Control::Continue);
+            }
+        }
+        prop_assert!(st.carried_bytes() <= s.carry_capacity());
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+const REGEX_ATOMS: &[&str] = &[
+    "a", "b", "c", "A", "[ab]", ".", r"\x00", r"\xff", "(?s:.)", "a+", "b?c", "[^a]", "(ab|c)", "c{1,3}", "x*a", "B",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn literal_sets(
+        pats in prop::collection::vec(prop::collection::vec(byte(), 1..6), 1..5),
+        hay in prop::collection::vec(byte(), 0..100),
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
+        let ran = check(&patterns, opts, &hay, &cuts)?;
+        prop_assert!(ran >= 3, "ac, regex and wildcard take any literal set");
+    }
+
+    #[test]
+    fn literal_taken_from_haystack(
+        hay in prop::collection::vec(byte(), 1..100),
+        at in any::<prop::sample::Index>(),
+        len in 1usize..8,
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let s = at.index(hay.len());
+        let pat = &hay[s..(s + len).min(hay.len())];
+        check(&[Pattern::literal(pat)], opts, &hay, &cuts)?;
+    }
+
+    #[test]
+    fn regex_sets(
+        pats in prop::collection::vec(prop::collection::vec(proptest::sample::select(REGEX_ATOMS), 1..4), 1..4),
+        hay in prop::collection::vec(proptest::sample::select(&b"abcxAB\x00\xff\n"[..]), 0..60),
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let patterns: Vec<Pattern> = pats.iter().map(|atoms| Pattern::regex(&atoms.concat())).collect();
+        check(&patterns, opts, &hay, &cuts)?;
+    }
+
+    #[test]
+    fn wildcard_sets(
+        pats in prop::collection::vec(prop::collection::vec(proptest::sample::select(&b"ab?*A\\\xff"[..]), 1..6), 1..4),
+        hay in prop::collection::vec(byte(), 0..60),
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let patterns: Vec<Pattern> = pats.iter().map(|p| Pattern { bytes: p.clone(), kind: PatternKind::Wildcard }).collect();
+        check(&patterns, opts, &hay, &cuts)?;
+    }
+}

@@ -1,0 +1,41 @@
+//! Per-flow state budget: automaton algorithms keep a fixed state of at most
+//! 64 bytes and carry no flow bytes; carrying algorithms keep at most
+//! longest pattern − 1 bytes.
+
+use search::{Algorithm, Control, Pattern, SearchOptions, Searcher, StreamState};
+
+fn searcher(algo: Algorithm, pats: &[Pattern]) -> Searcher {
+    Searcher::new(algo, pats, SearchOptions::default()).expect("builds")
+}
+
+#[test]
+fn stream_state_fits_64_bytes() {
+    assert!(core::mem::size_of::<StreamState>() <= 64, "{}", core::mem::size_of::<StreamState>());
+}
+
+#[test]
+fn automata_carry_nothing() {
+    let lits = [Pattern::literal("alpha"), Pattern::literal("beta")];
+    assert_eq!(searcher(Algorithm::AhoCorasick, &lits).carry_capacity(), 0);
+    assert_eq!(searcher(Algorithm::Kmp, &lits[..1]).carry_capacity(), 0);
+    let unbounded = searcher(Algorithm::Regex, &[Pattern::regex("a.*b")]);
+    assert_eq!(unbounded.carry_capacity(), 0);
+    assert!(!unbounded.exact_start());
+}
+
+#[test]
+fn carriers_keep_longest_minus_one() {
+    let pat = [Pattern::literal("0123456789")];
+    for algo in [Algorithm::BoyerMoore, Algorithm::Memmem] {
+        let s = searcher(algo, &pat);
+        assert_eq!(s.carry_capacity(), 9);
+        let mut st = s.new_state();
+        for chunk in [&b"abc"[..], b"defghijklmnop", b"q", b""] {
+            s.feed(&mut st, chunk, |_| Control::Continue);
+            assert!(st.carried_bytes() <= 9);
+        }
+    }
+    let s = searcher(Algorithm::Regex, &[Pattern::regex("[a-z]{2,5}x"), Pattern::regex("ab")]);
+    assert_eq!(s.carry_capacity(), 5);
+    assert!(s.exact_start());
+}
