@@ -53,6 +53,8 @@ pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOut
                 level: log.level,
             }),
             Target::NoTrack { .. } => notrack = true,
+            Target::Mark { value, mask } => out.marks.mark = (out.marks.mark & !mask) ^ value,
+            Target::Connmark(op) => op.apply(&mut out.marks),
             Target::Accept => {
                 out.rule = Some(rule_ref());
                 break Verdict::Accept;

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use super::ext::{tcp_has_option, AddrRange, AddrTypes, Cmp, Limit, Multiport, TcpFlags};
 use super::lex::quote;
 use super::{CtState, Family, Marks, PacketCtx};
 
@@ -537,6 +538,48 @@ pub(crate) enum Match {
         module: u8,
         sport: Option<PortSpec>,
         dport: Option<PortSpec>,
+        /// `--tcp-flags` / `--syn` (tcp only).
+        tcp_flags: Option<TcpFlags>,
+        /// `--tcp-option N` with its `!` (tcp only).
+        tcp_option: Option<(u8, bool)>,
+    },
+    /// `-m multiport`.
+    Multiport(Multiport),
+    /// `-m mark --mark value/mask` (on the mark as the traversal has set it so far).
+    Mark {
+        value: u32,
+        mask: u32,
+        invert: bool,
+    },
+    /// `-m connmark --mark value/mask`.
+    Connmark {
+        value: u32,
+        mask: u32,
+        invert: bool,
+    },
+    /// `-m iprange`.
+    IpRange {
+        src: Option<AddrRange>,
+        dst: Option<AddrRange>,
+    },
+    /// `-m length --length lo:hi` on the L3 length.
+    Length {
+        lo: u16,
+        hi: u16,
+        invert: bool,
+    },
+    /// `-m ttl` (IPv4) / `-m hl` (IPv6).
+    Ttl {
+        cmp: Cmp,
+        value: u8,
+        v6: bool,
+    },
+    /// `-m limit`.
+    Limit(Limit),
+    /// `-m addrtype`.
+    AddrType {
+        src: Option<AddrTypes>,
+        dst: Option<AddrTypes>,
     },
     /// `-m conntrack --ctstate`.
     Conntrack {
@@ -561,7 +604,7 @@ pub(crate) enum Match {
 }
 
 impl Match {
-    pub(crate) fn matches(&self, ctx: &PacketCtx, _marks: &Marks) -> bool {
+    pub(crate) fn matches(&self, ctx: &PacketCtx, marks: &Marks) -> bool {
         match self {
             Match::Src { net, invert } => net.contains(ctx.src) != *invert,
             Match::Dst { net, invert } => net.contains(ctx.dst) != *invert,
@@ -569,10 +612,26 @@ impl Match {
             Match::OutIface { iface, invert } => iface.matches(ctx.out_iface) != *invert,
             Match::Proto { proto, invert } => (ctx.proto == *proto) != *invert,
             Match::Fragment { invert } => ctx.fragment != *invert,
-            Match::Ports { sport, dport, .. } => {
+            Match::Ports {
+                sport,
+                dport,
+                tcp_flags,
+                tcp_option,
+                ..
+            } => {
                 let (Some(s), Some(d)) = (ctx.sport, ctx.dport) else {
                     return false;
                 };
+                if tcp_flags.is_some_and(|f| !f.matches(ctx.tcp_flags)) {
+                    return false;
+                }
+                if let Some((kind, invert)) = *tcp_option {
+                    // An unreadable header does not match (the kernel drops such packets).
+                    match tcp_has_option(ctx, kind) {
+                        Some(has) if has != invert => {}
+                        _ => return false,
+                    }
+                }
                 let ok = |spec: &Option<PortSpec>, p: u16| match spec {
                     Some(spec) => spec.range.contains(p) != spec.invert,
                     None => true,
@@ -586,6 +645,29 @@ impl Match {
             }
             Match::Icmp { spec } | Match::Icmp6 { spec } => spec.matches(ctx.icmp_type_code),
             Match::Comment { .. } => true,
+            Match::Multiport(mp) => mp.matches(ctx),
+            Match::Mark {
+                value,
+                mask,
+                invert,
+            } => (marks.mark & mask == *value) != *invert,
+            Match::Connmark {
+                value,
+                mask,
+                invert,
+            } => (marks.ctmark & mask == *value) != *invert,
+            Match::IpRange { src, dst } => {
+                src.is_none_or(|r| r.matches(ctx.src)) && dst.is_none_or(|r| r.matches(ctx.dst))
+            }
+            Match::Length { lo, hi, invert } => {
+                (u32::from(*lo) <= ctx.len && ctx.len <= u32::from(*hi)) != *invert
+            }
+            Match::Ttl { cmp, value, .. } => cmp.test(ctx.ttl, *value),
+            Match::Limit(limit) => limit.hit(ctx.now_ns),
+            Match::AddrType { src, dst } => {
+                src.is_none_or(|t| t.matches(ctx.src, ctx))
+                    && dst.is_none_or(|t| t.matches(ctx.dst, ctx))
+            }
         }
     }
 
@@ -619,6 +701,8 @@ impl Match {
                 module,
                 sport,
                 dport,
+                tcp_flags,
+                tcp_option,
             } => {
                 let _ = write!(out, " -m {}", proto_name(*module));
                 for (name, spec) in [("--sport", sport), ("--dport", dport)] {
@@ -626,6 +710,59 @@ impl Match {
                         let _ = write!(out, "{} {name} ", not(spec.invert));
                         spec.range.write(out);
                     }
+                }
+                if let Some((kind, invert)) = tcp_option {
+                    let _ = write!(out, "{} --tcp-option {kind}", not(*invert));
+                }
+                if let Some(f) = tcp_flags {
+                    f.write(out);
+                }
+            }
+            Match::Multiport(mp) => mp.write(out),
+            Match::Mark {
+                value,
+                mask,
+                invert,
+            }
+            | Match::Connmark {
+                value,
+                mask,
+                invert,
+            } => {
+                let module = if matches!(self, Match::Mark { .. }) {
+                    "mark"
+                } else {
+                    "connmark"
+                };
+                let _ = write!(out, " -m {module}{} --mark ", not(*invert));
+                super::ext::write_value_mask(out, *value, *mask);
+            }
+            Match::IpRange { src, dst } => {
+                out.push_str(" -m iprange");
+                if let Some(r) = src {
+                    r.write(out, "--src-range");
+                }
+                if let Some(r) = dst {
+                    r.write(out, "--dst-range");
+                }
+            }
+            Match::Length { lo, hi, invert } => {
+                let _ = write!(out, " -m length{} --length ", not(*invert));
+                PortRange { lo: *lo, hi: *hi }.write(out);
+            }
+            Match::Ttl { cmp, value, v6 } => {
+                let name = if *v6 { "hl" } else { "ttl" };
+                let _ = write!(out, " -m {name}");
+                cmp.write(out, name, *value);
+            }
+            Match::Limit(limit) => limit.write(out),
+            Match::AddrType { src, dst } => {
+                out.push_str(" -m addrtype");
+                if let Some(t) = src {
+                    t.write(out, "--src-type");
+                }
+                if let Some(t) = dst {
+                    t.write(out, "--dst-type");
                 }
             }
             Match::Conntrack { state } => {

@@ -46,15 +46,24 @@
 //! Supported syntax (see `parse.rs` for the details):
 //! - tables `*raw`, `*mangle`, `*nat`, `*filter`; `:CHAIN POLICY [pkts:bytes]`, `-N`, `-A`,
 //!   `-I CHAIN [n]`, `COMMIT`, `#` comments, `[pkts:bytes]` rule prefixes, `"..."` quoting;
-//! - matches `-s -d -i -o -p -f`, `-m tcp|udp|udplite|sctp|dccp --sport --dport`,
-//!   `-m conntrack --ctstate`, `-m state --state`, `-m icmp --icmp-type`,
-//!   `-m icmp6 --icmpv6-type`, `-m comment --comment`, each negatable with a leading `!` where
-//!   iptables allows it (the old `-s ! x` form is rejected with a hint);
-//! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, LOG, `-j chain`, `-g chain`.
+//! - matches `-s -d -i -o -p -f`, `-m tcp|udp|udplite|sctp|dccp --sport --dport` (tcp also
+//!   `--tcp-flags`, `--syn`, `--tcp-option`), `-m multiport`, `-m conntrack --ctstate`,
+//!   `-m state --state`, `-m icmp --icmp-type`, `-m icmp6 --icmpv6-type`, `-m comment`,
+//!   `-m mark`, `-m connmark`, `-m iprange`, `-m length`, `-m ttl`, `-m hl`, `-m limit`,
+//!   `-m addrtype`, each negatable with a leading `!` where iptables allows it (the old
+//!   `-s ! x` form is rejected with a hint);
+//! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, LOG, MARK, CONNMARK,
+//!   `-j chain`, `-g chain`.
+//!
+//! Side effects other than the verdict come back in [`EvalOutput`]: LOG hits (the pipeline
+//! writes them) and the packet / connection marks after MARK and CONNMARK (the pipeline stores
+//! them on the packet and, when there is one, the connection). `-m limit` buckets live in the
+//! rule and take their time from [`PacketCtx::now_ns`].
 //!
 //! NAT targets (SNAT, DNAT, MASQUERADE, REDIRECT, NETMAP) are rejected for now.
 
 mod eval;
+mod ext;
 mod lex;
 mod matches;
 mod parse;

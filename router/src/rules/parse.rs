@@ -15,12 +15,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::ext::{
+    parse_u16_range, parse_u32, parse_value_mask, AddrRange, AddrTypes, Cmp, Limit, Multiport,
+    PortDir, RateUnit, TcpFlags, LIMIT_DEFAULT_BURST,
+};
 use super::lex::{tokenize, Tok};
 use super::matches::{
     parse_icmp, parse_net, parse_proto, parse_states, parse_uint, proto_name, IcmpSpec, Iface,
     PortRange, PortSpec, StateSpec, PORT_PROTOCOLS,
 };
-use super::target::{parse_log_level, LogTarget, RejectWith, LOG_DEFAULT_LEVEL, LOG_FLAGS};
+use super::target::{
+    parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, LOG_DEFAULT_LEVEL, LOG_FLAGS,
+};
 use super::{
     Chain, Counters, CtState, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset,
     Table, TableRules, Target,
@@ -584,18 +590,37 @@ struct ModInst {
     /// Column of the module name (or of the first option for implicit `-p tcp --dport`).
     col: usize,
     m: Match,
-    /// Options given so far, for duplicate and mandatory checks.
-    seen: Vec<&'static str>,
+    /// Options given so far as (exclusive group, canonical name), for duplicate, conflict and
+    /// mandatory checks.
+    seen: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ModKind {
+    /// tcp, udp, udplite, sctp, dccp (by protocol number).
     Ports(u8),
     Conntrack,
     State,
     Icmp,
     Icmp6,
     Comment,
+    Multiport,
+    Mark,
+    Connmark,
+    IpRange,
+    Length,
+    Ttl,
+    Hl,
+    Limit,
+    AddrType,
+}
+
+/// A CONNMARK action being built.
+#[derive(Clone, Copy)]
+enum ConnBuild {
+    Set(u32, u32),
+    Save,
+    Restore,
 }
 
 enum TgtBuild {
@@ -611,6 +636,14 @@ enum TgtBuild {
     NoTrack,
     Ct {
         notrack: bool,
+    },
+    Mark {
+        op: Option<(u32, u32)>,
+    },
+    Connmark {
+        op: Option<ConnBuild>,
+        nfmask: Option<u32>,
+        ctmask: Option<u32>,
     },
     Chain {
         name: String,
@@ -881,6 +914,17 @@ impl<'p, 't> RuleParser<'p, 't> {
             "icmp6" if family == Family::V6 => ModKind::Icmp6,
             "icmp6" => return Err(self.err(col, "-m icmp6 is IPv6 only: use -m icmp")),
             "comment" => ModKind::Comment,
+            "multiport" => ModKind::Multiport,
+            "mark" => ModKind::Mark,
+            "connmark" => ModKind::Connmark,
+            "iprange" => ModKind::IpRange,
+            "length" => ModKind::Length,
+            "ttl" if family == Family::V4 => ModKind::Ttl,
+            "ttl" => return Err(self.err(col, "-m ttl is IPv4 only: use -m hl")),
+            "hl" if family == Family::V6 => ModKind::Hl,
+            "hl" => return Err(self.err(col, "-m hl is IPv6 only: use -m ttl")),
+            "limit" => ModKind::Limit,
+            "addrtype" => ModKind::AddrType,
             other => {
                 return Err(self.err(col, format!("unsupported match module {other}")));
             }
@@ -896,33 +940,51 @@ impl<'p, 't> RuleParser<'p, 't> {
         opt: &'t Tok,
         not: Option<usize>,
     ) -> Result<bool, RuleError> {
-        let family = self.p.family;
+        let p = self.p;
+        let family = p.family;
         let kind = self.mods[k].kind;
-        let name: &'static str = match (kind, opt.text.as_str()) {
-            (ModKind::Ports(_), "--sport" | "--source-port") => "--sport",
-            (ModKind::Ports(_), "--dport" | "--destination-port") => "--dport",
-            (ModKind::Conntrack, "--ctstate") => "--ctstate",
-            (ModKind::State, "--state") => "--state",
-            (ModKind::Icmp, "--icmp-type") => "--icmp-type",
-            (ModKind::Icmp6, "--icmpv6-type") => "--icmpv6-type",
-            (ModKind::Comment, "--comment") => "--comment",
-            (ModKind::Conntrack, other) if other.starts_with("--ct") => {
-                return Err(self.err(
-                    opt.col,
-                    format!("conntrack option {other} is not supported (only --ctstate)"),
-                ))
+        let Some((name, group, negatable)) = module_opt(kind, &opt.text) else {
+            let unsupported = match kind {
+                ModKind::Conntrack => opt.text.starts_with("--ct"),
+                ModKind::AddrType => opt.text.starts_with("--limit-iface"),
+                ModKind::Ports(_) => {
+                    opt.text.starts_with("--chunk-types")
+                        || opt.text.starts_with("--dccp-")
+                        || opt.text == "--mss"
+                }
+                _ => false,
+            };
+            if unsupported {
+                return Err(p.err(opt.col, format!("option {} is not supported", opt.text)));
             }
-            _ => return Ok(false),
+            return Ok(false);
         };
-        if self.mods[k].seen.contains(&name) {
-            return Err(self.err(opt.col, format!("{} given twice", opt.text)));
+        if let Some(col) = not.filter(|_| !negatable) {
+            return Err(p.err(col, format!("{} cannot be negated", opt.text)));
         }
-        self.mods[k].seen.push(name);
+        if let Some(&(_, earlier)) = self.mods[k].seen.iter().find(|(g, _)| *g == group) {
+            return Err(p.err(
+                opt.col,
+                if earlier == name {
+                    format!("{} given twice", opt.text)
+                } else {
+                    format!("{} cannot be combined with {earlier}", opt.text)
+                },
+            ));
+        }
+        self.mods[k].seen.push((group, name));
         let inv = not.is_some();
-        let v = self.value(opt)?;
+        let vals: Vec<&'t Tok> = match name {
+            "--syn" => Vec::new(),
+            "--tcp-flags" => vec![self.value(opt)?, self.value(opt)?],
+            _ => vec![self.value(opt)?],
+        };
+        let v = vals.first().copied().unwrap_or(opt);
+        let at = |e: String| p.err(v.col, e);
+        let at_off = |(off, e): (usize, String)| p.err(v.col + off, e);
         match (&mut self.mods[k].m, name) {
-            (Match::Ports { sport, dport, .. }, _) => {
-                let range = PortRange::parse(&v.text).map_err(|e| self.p.err(v.col, e))?;
+            (Match::Ports { sport, dport, .. }, "--sport" | "--dport") => {
+                let range = PortRange::parse(&v.text).map_err(at)?;
                 let spec = Some(PortSpec { range, invert: inv });
                 if name == "--sport" {
                     *sport = spec;
@@ -930,25 +992,111 @@ impl<'p, 't> RuleParser<'p, 't> {
                     *dport = spec;
                 }
             }
+            (Match::Ports { tcp_flags, .. }, "--tcp-flags") => {
+                let mask = TcpFlags::parse_list(&v.text).map_err(at_off)?;
+                let c = vals[1];
+                let comp =
+                    TcpFlags::parse_list(&c.text).map_err(|(off, e)| p.err(c.col + off, e))?;
+                *tcp_flags = Some(TcpFlags {
+                    mask,
+                    comp,
+                    invert: inv,
+                });
+            }
+            (Match::Ports { tcp_flags, .. }, "--syn") => {
+                *tcp_flags = Some(TcpFlags {
+                    invert: inv,
+                    ..TcpFlags::SYN
+                });
+            }
+            (Match::Ports { tcp_option, .. }, "--tcp-option") => {
+                let n = parse_uint(&v.text, 255)
+                    .map_err(|_| at(format!("bad TCP option kind {} (0..=255)", v.text)))?;
+                *tcp_option = Some((n as u8, inv));
+            }
             (Match::Conntrack { state } | Match::State { state }, _) => {
-                let mask = parse_states(&v.text, name == "--ctstate")
-                    .map_err(|(off, e)| self.p.err(v.col + off, e))?;
+                let mask = parse_states(&v.text, name == "--ctstate").map_err(at_off)?;
                 *state = StateSpec { mask, invert: inv };
             }
             (Match::Icmp { spec } | Match::Icmp6 { spec }, _) => {
-                let mut s = parse_icmp(&v.text, family).map_err(|e| self.p.err(v.col, e))?;
+                let mut s = parse_icmp(&v.text, family).map_err(at)?;
                 s.invert = inv;
                 *spec = s;
             }
             (Match::Comment { text }, _) => {
-                if let Some(col) = not {
-                    return Err(self.p.err(col, "--comment cannot be negated"));
-                }
                 // The kernel's comment buffer holds 255 bytes plus the NUL.
                 if v.text.len() > 255 {
-                    return Err(self.p.err(v.col, "comment longer than 255 bytes"));
+                    return Err(at("comment longer than 255 bytes".into()));
                 }
                 *text = v.text.clone();
+            }
+            (Match::Multiport(mp), _) => {
+                mp.dir = match name {
+                    "--sports" => PortDir::Src,
+                    "--dports" => PortDir::Dst,
+                    _ => PortDir::Either,
+                };
+                mp.ports = Multiport::parse_list(&v.text).map_err(at_off)?;
+                mp.invert = inv;
+            }
+            (
+                Match::Mark {
+                    value,
+                    mask,
+                    invert,
+                }
+                | Match::Connmark {
+                    value,
+                    mask,
+                    invert,
+                },
+                _,
+            ) => {
+                (*value, *mask) = parse_value_mask(&v.text).map_err(at)?;
+                *invert = inv;
+            }
+            (Match::IpRange { src, dst }, _) => {
+                let mut r = AddrRange::parse(&v.text, family).map_err(at)?;
+                r.invert = inv;
+                if name == "--src-range" {
+                    *src = Some(r);
+                } else {
+                    *dst = Some(r);
+                }
+            }
+            (Match::Length { lo, hi, invert }, _) => {
+                (*lo, *hi) = parse_u16_range(&v.text, "length").map_err(at)?;
+                *invert = inv;
+            }
+            (Match::Ttl { cmp, value, .. }, _) => {
+                let n = parse_uint(&v.text, 255)
+                    .map_err(|_| at(format!("bad value {} (0..=255)", v.text)))?;
+                *value = n as u8;
+                *cmp = match (name.rsplit('-').next(), inv) {
+                    (Some("eq"), false) => Cmp::Eq,
+                    (Some("eq"), true) => Cmp::Ne,
+                    (Some("lt"), _) => Cmp::Lt,
+                    _ => Cmp::Gt,
+                };
+            }
+            (Match::Limit(limit), "--limit") => {
+                (limit.rate, limit.unit) = Limit::parse_rate(&v.text).map_err(at)?;
+            }
+            (Match::Limit(limit), _) => {
+                limit.burst = parse_uint(&v.text, 10_000)
+                    .ok()
+                    .filter(|&b| b >= 1)
+                    .ok_or_else(|| at(format!("bad burst {} (1..=10000)", v.text)))?
+                    as u32;
+            }
+            (Match::AddrType { src, dst }, _) => {
+                let mask = AddrTypes::parse(&v.text).map_err(at_off)?;
+                let t = Some(AddrTypes { mask, invert: inv });
+                if name == "--src-type" {
+                    *src = t;
+                } else {
+                    *dst = t;
+                }
             }
             _ => return Ok(false),
         }
@@ -992,6 +1140,12 @@ impl<'p, 't> RuleParser<'p, 't> {
                 only(Table::Raw)?;
                 TgtBuild::Ct { notrack: false }
             }
+            "MARK" => TgtBuild::Mark { op: None },
+            "CONNMARK" => TgtBuild::Connmark {
+                op: None,
+                nfmask: None,
+                ctmask: None,
+            },
             n if NAT_TARGETS.contains(&n) => {
                 only(Table::Nat)?;
                 return Err(self.err(v.col, format!("NAT target {n} is not supported yet")));
@@ -1008,18 +1162,27 @@ impl<'p, 't> RuleParser<'p, 't> {
 
     /// Handles `opt` if the target knows it; `Ok(false)` when it does not.
     fn target_option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<bool, RuleError> {
-        let family = self.p.family;
+        let p = self.p;
+        let family = p.family;
+        let o = opt.text.as_str();
         let Some((t, _)) = &self.target else {
             return Ok(false);
         };
+        const MARK_OPS: [&str; 5] = [
+            "--set-xmark",
+            "--set-mark",
+            "--and-mark",
+            "--or-mark",
+            "--xor-mark",
+        ];
         let known = match t {
-            TgtBuild::Reject { .. } => opt.text == "--reject-with",
-            TgtBuild::Log { .. } => opt.text.starts_with("--log-"),
+            TgtBuild::Reject { .. } => o == "--reject-with",
+            TgtBuild::Log { .. } => o.starts_with("--log-"),
             TgtBuild::Ct { .. } => {
-                if opt.text == "--notrack" {
+                if o == "--notrack" {
                     true
                 } else if matches!(
-                    opt.text.as_str(),
+                    o,
                     "--zone"
                         | "--zone-orig"
                         | "--zone-reply"
@@ -1028,26 +1191,50 @@ impl<'p, 't> RuleParser<'p, 't> {
                         | "--expevents"
                         | "--timeout"
                 ) {
-                    return Err(self.err(
+                    return Err(p.err(
                         opt.col,
-                        format!("CT option {} is not supported (only --notrack)", opt.text),
+                        format!("CT option {o} is not supported (only --notrack)"),
                     ));
                 } else {
                     false
                 }
+            }
+            TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
+            TgtBuild::Connmark { .. } => {
+                MARK_OPS.contains(&o)
+                    || matches!(
+                        o,
+                        "--save-mark" | "--restore-mark" | "--nfmask" | "--ctmask" | "--mask"
+                    )
             }
             _ => false,
         };
         if !known {
             return Ok(false);
         }
-        self.no_not(not, &opt.text)?;
-        let p = self.p;
-        let dup = || p.err(opt.col, format!("{} given twice", opt.text));
-        match opt.text.as_str() {
+        self.no_not(not, o)?;
+        let dup = || p.err(opt.col, format!("{o} given twice"));
+        let one_op = |target: &str| {
+            p.err(
+                opt.col,
+                format!("{target} takes one action; {o} conflicts with an earlier one"),
+            )
+        };
+        // MARK-style values: `v[/m]` for the set forms, a plain value for and/or/xor.
+        let mark_value = |this: &mut Self| -> Result<(u32, u32), RuleError> {
+            let v = this.value(opt)?;
+            let (value, mask) = if o.starts_with("--set-") {
+                parse_value_mask(&v.text)
+            } else {
+                parse_u32(&v.text).map(|x| (x, u32::MAX))
+            }
+            .map_err(|e| p.err(v.col, e))?;
+            Ok(xmark_of(o, value, mask).unwrap_or((value, mask)))
+        };
+        match o {
             "--reject-with" => {
                 let v = self.value(opt)?;
-                let r = RejectWith::parse(&v.text, family).map_err(|e| self.err(v.col, e))?;
+                let r = RejectWith::parse(&v.text, family).map_err(|e| p.err(v.col, e))?;
                 if let Some((TgtBuild::Reject { with }, _)) = &mut self.target {
                     if with.is_some() {
                         return Err(dup());
@@ -1067,7 +1254,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                 let v = self.value(opt)?;
                 // The kernel keeps 29 characters plus the NUL.
                 if v.text.len() > 29 {
-                    return Err(self.err(v.col, "log prefix longer than 29 bytes"));
+                    return Err(p.err(v.col, "log prefix longer than 29 bytes"));
                 }
                 if let Some((TgtBuild::Log { prefix, .. }, _)) = &mut self.target {
                     if prefix.is_some() {
@@ -1078,7 +1265,7 @@ impl<'p, 't> RuleParser<'p, 't> {
             }
             "--log-level" => {
                 let v = self.value(opt)?;
-                let l = parse_log_level(&v.text).map_err(|e| self.err(v.col, e))?;
+                let l = parse_log_level(&v.text).map_err(|e| p.err(v.col, e))?;
                 if let Some((TgtBuild::Log { level, .. }, _)) = &mut self.target {
                     if level.is_some() {
                         return Err(dup());
@@ -1086,15 +1273,66 @@ impl<'p, 't> RuleParser<'p, 't> {
                     *level = Some(l);
                 }
             }
-            other => {
-                let Some(bit) = LOG_FLAGS.iter().position(|f| *f == other) else {
-                    return Err(self.err(opt.col, format!("unknown or unsupported option {other}")));
+            _ if o.starts_with("--log-") => {
+                let Some(bit) = LOG_FLAGS.iter().position(|f| *f == o) else {
+                    return Err(p.err(opt.col, format!("unknown or unsupported option {o}")));
                 };
                 if let Some((TgtBuild::Log { flags, .. }, _)) = &mut self.target {
                     if *flags & (1 << bit) != 0 {
                         return Err(dup());
                     }
                     *flags |= 1 << bit;
+                }
+            }
+            _ if MARK_OPS.contains(&o) => {
+                let xm = mark_value(self)?;
+                match &mut self.target {
+                    Some((TgtBuild::Mark { op }, _)) => {
+                        if op.is_some() {
+                            return Err(one_op("MARK"));
+                        }
+                        *op = Some(xm);
+                    }
+                    Some((TgtBuild::Connmark { op, .. }, _)) => {
+                        if op.is_some() {
+                            return Err(one_op("CONNMARK"));
+                        }
+                        *op = Some(ConnBuild::Set(xm.0, xm.1));
+                    }
+                    _ => {}
+                }
+            }
+            "--save-mark" | "--restore-mark" => {
+                if let Some((TgtBuild::Connmark { op, .. }, _)) = &mut self.target {
+                    if op.is_some() {
+                        return Err(one_op("CONNMARK"));
+                    }
+                    *op = Some(if o == "--save-mark" {
+                        ConnBuild::Save
+                    } else {
+                        ConnBuild::Restore
+                    });
+                }
+            }
+            _ => {
+                // --nfmask, --ctmask, --mask (both).
+                let v = self.value(opt)?;
+                let m = parse_u32(&v.text).map_err(|e| p.err(v.col, e))?;
+                if let Some((TgtBuild::Connmark { nfmask, ctmask, .. }, _)) = &mut self.target {
+                    let (nf, ct) = match o {
+                        "--nfmask" => (true, false),
+                        "--ctmask" => (false, true),
+                        _ => (true, true),
+                    };
+                    if (nf && nfmask.is_some()) || (ct && ctmask.is_some()) {
+                        return Err(dup());
+                    }
+                    if nf {
+                        *nfmask = Some(m);
+                    }
+                    if ct {
+                        *ctmask = Some(m);
+                    }
                 }
             }
         }
@@ -1105,34 +1343,84 @@ impl<'p, 't> RuleParser<'p, 't> {
     fn finish(self) -> Result<PendingRule, RuleError> {
         let p = self.p;
         let tcp = Some((6, false));
+        let port_proto =
+            matches!(self.proto, Some((pr, false)) if PORT_PROTOCOLS.iter().any(|(_, n)| *n == pr));
         for m in &self.mods {
+            let required = |what: &str| -> Result<(), RuleError> {
+                if m.seen.is_empty() {
+                    Err(p.err(m.col, what.to_string()))
+                } else {
+                    Ok(())
+                }
+            };
             let need = match m.kind {
-                ModKind::Ports(p) => p,
+                ModKind::Ports(pr) => pr,
                 ModKind::Icmp => 1,
-                ModKind::Icmp6 => 58,
-                ModKind::State if m.seen.is_empty() => {
-                    return Err(self.err(m.col, "-m state needs --state"))
+                ModKind::Icmp6 => {
+                    required("-m icmp6 needs --icmpv6-type")?;
+                    58
                 }
-                ModKind::Conntrack if m.seen.is_empty() => {
-                    return Err(self.err(m.col, "-m conntrack needs --ctstate"))
+                ModKind::State => {
+                    required("-m state needs --state")?;
+                    continue;
                 }
-                ModKind::Comment if m.seen.is_empty() => {
-                    return Err(self.err(m.col, "-m comment needs --comment"))
+                ModKind::Conntrack => {
+                    required("-m conntrack needs --ctstate")?;
+                    continue;
                 }
-                _ => continue,
+                ModKind::Comment => {
+                    required("-m comment needs --comment")?;
+                    continue;
+                }
+                ModKind::Multiport => {
+                    required("-m multiport needs --sports, --dports or --ports")?;
+                    if !port_proto {
+                        return Err(p.err(
+                            m.col,
+                            "-m multiport needs -p tcp, udp, udplite, sctp or dccp (not negated)",
+                        ));
+                    }
+                    continue;
+                }
+                ModKind::Mark => {
+                    required("-m mark needs --mark")?;
+                    continue;
+                }
+                ModKind::Connmark => {
+                    required("-m connmark needs --mark")?;
+                    continue;
+                }
+                ModKind::IpRange => {
+                    required("-m iprange needs --src-range or --dst-range")?;
+                    continue;
+                }
+                ModKind::Length => {
+                    required("-m length needs --length")?;
+                    continue;
+                }
+                ModKind::Ttl => {
+                    required("-m ttl needs --ttl-eq, --ttl-gt or --ttl-lt")?;
+                    continue;
+                }
+                ModKind::Hl => {
+                    required("-m hl needs --hl-eq, --hl-gt or --hl-lt")?;
+                    continue;
+                }
+                ModKind::AddrType => {
+                    required("-m addrtype needs --src-type or --dst-type")?;
+                    continue;
+                }
+                ModKind::Limit => continue,
             };
             if self.proto != Some((need, false)) {
                 let name = match m.kind {
                     ModKind::Icmp6 => "icmp6".to_string(),
                     _ => proto_name(need),
                 };
-                return Err(self.err(
+                return Err(p.err(
                     m.col,
                     format!("match {name} needs -p {} (not negated)", proto_name(need)),
                 ));
-            }
-            if m.kind == ModKind::Icmp6 && m.seen.is_empty() {
-                return Err(self.err(m.col, "-m icmp6 needs --icmpv6-type"));
             }
         }
         let target = match self.target {
@@ -1165,6 +1453,40 @@ impl<'p, 't> RuleParser<'p, 't> {
                 TgtBuild::Ct { notrack: false } => {
                     return Err(p.err(col, "CT is only supported with --notrack"))
                 }
+                TgtBuild::Mark {
+                    op: Some((value, mask)),
+                } => PendingTarget::Ready(Target::Mark { value, mask }),
+                TgtBuild::Mark { op: None } => return Err(p.err(
+                    col,
+                    "MARK needs one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark",
+                )),
+                TgtBuild::Connmark { op, nfmask, ctmask } => {
+                    let masks = (nfmask.unwrap_or(u32::MAX), ctmask.unwrap_or(u32::MAX));
+                    let op = match op {
+                        None => {
+                            return Err(p.err(
+                                col,
+                                "CONNMARK needs one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark, --save-mark, --restore-mark",
+                            ))
+                        }
+                        Some(ConnBuild::Set(..)) if nfmask.is_some() || ctmask.is_some() => {
+                            return Err(p.err(
+                                col,
+                                "--nfmask, --ctmask and --mask go only with --save-mark or --restore-mark",
+                            ))
+                        }
+                        Some(ConnBuild::Set(value, mask)) => ConnmarkOp::Set { value, mask },
+                        Some(ConnBuild::Save) => ConnmarkOp::Save {
+                            nfmask: masks.0,
+                            ctmask: masks.1,
+                        },
+                        Some(ConnBuild::Restore) => ConnmarkOp::Restore {
+                            nfmask: masks.0,
+                            ctmask: masks.1,
+                        },
+                    };
+                    PendingTarget::Ready(Target::Connmark(op))
+                }
                 TgtBuild::Chain { name, goto } => PendingTarget::Chain { name, goto, col },
             },
         };
@@ -1179,40 +1501,99 @@ impl<'p, 't> RuleParser<'p, 't> {
     }
 }
 
+/// The options module `kind` knows: (canonical name, exclusive group, negatable).
+fn module_opt(kind: ModKind, opt: &str) -> Option<(&'static str, &'static str, bool)> {
+    Some(match (kind, opt) {
+        (ModKind::Ports(_), "--sport" | "--source-port") => ("--sport", "--sport", true),
+        (ModKind::Ports(_), "--dport" | "--destination-port") => ("--dport", "--dport", true),
+        (ModKind::Ports(6), "--tcp-flags") => ("--tcp-flags", "flags", true),
+        (ModKind::Ports(6), "--syn") => ("--syn", "flags", true),
+        (ModKind::Ports(6), "--tcp-option") => ("--tcp-option", "--tcp-option", true),
+        (ModKind::Conntrack, "--ctstate") => ("--ctstate", "--ctstate", true),
+        (ModKind::State, "--state") => ("--state", "--state", true),
+        (ModKind::Icmp, "--icmp-type") => ("--icmp-type", "--icmp-type", true),
+        (ModKind::Icmp6, "--icmpv6-type") => ("--icmpv6-type", "--icmpv6-type", true),
+        (ModKind::Comment, "--comment") => ("--comment", "--comment", false),
+        (ModKind::Multiport, "--sports" | "--source-ports") => ("--sports", "ports", true),
+        (ModKind::Multiport, "--dports" | "--destination-ports") => ("--dports", "ports", true),
+        (ModKind::Multiport, "--ports") => ("--ports", "ports", true),
+        (ModKind::Mark | ModKind::Connmark, "--mark") => ("--mark", "--mark", true),
+        (ModKind::IpRange, "--src-range") => ("--src-range", "--src-range", true),
+        (ModKind::IpRange, "--dst-range") => ("--dst-range", "--dst-range", true),
+        (ModKind::Length, "--length") => ("--length", "--length", true),
+        (ModKind::Ttl, "--ttl-eq") => ("--ttl-eq", "ttl", true),
+        (ModKind::Ttl, "--ttl-gt") => ("--ttl-gt", "ttl", false),
+        (ModKind::Ttl, "--ttl-lt") => ("--ttl-lt", "ttl", false),
+        (ModKind::Hl, "--hl-eq") => ("--hl-eq", "hl", true),
+        (ModKind::Hl, "--hl-gt") => ("--hl-gt", "hl", false),
+        (ModKind::Hl, "--hl-lt") => ("--hl-lt", "hl", false),
+        (ModKind::Limit, "--limit") => ("--limit", "--limit", false),
+        (ModKind::Limit, "--limit-burst") => ("--limit-burst", "--limit-burst", false),
+        (ModKind::AddrType, "--src-type") => ("--src-type", "--src-type", true),
+        (ModKind::AddrType, "--dst-type") => ("--dst-type", "--dst-type", true),
+        _ => return None,
+    })
+}
+
 fn new_module(kind: ModKind, col: usize) -> ModInst {
+    let no_state = StateSpec {
+        mask: CtState::default(),
+        invert: false,
+    };
+    let any_icmp = IcmpSpec {
+        ty: None,
+        code_lo: 0,
+        code_hi: 255,
+        invert: false,
+    };
     let m = match kind {
         ModKind::Ports(p) => Match::Ports {
             module: p,
             sport: None,
             dport: None,
+            tcp_flags: None,
+            tcp_option: None,
         },
-        ModKind::Conntrack => Match::Conntrack {
-            state: StateSpec {
-                mask: CtState::default(),
-                invert: false,
-            },
-        },
-        ModKind::State => Match::State {
-            state: StateSpec {
-                mask: CtState::default(),
-                invert: false,
-            },
-        },
-        ModKind::Icmp | ModKind::Icmp6 => {
-            let spec = IcmpSpec {
-                ty: None,
-                code_lo: 0,
-                code_hi: 255,
-                invert: false,
-            };
-            if kind == ModKind::Icmp {
-                Match::Icmp { spec }
-            } else {
-                Match::Icmp6 { spec }
-            }
-        }
+        ModKind::Conntrack => Match::Conntrack { state: no_state },
+        ModKind::State => Match::State { state: no_state },
+        ModKind::Icmp => Match::Icmp { spec: any_icmp },
+        ModKind::Icmp6 => Match::Icmp6 { spec: any_icmp },
         ModKind::Comment => Match::Comment {
             text: String::new(),
+        },
+        ModKind::Multiport => Match::Multiport(Multiport {
+            dir: PortDir::Dst,
+            ports: Vec::new(),
+            invert: false,
+        }),
+        ModKind::Mark => Match::Mark {
+            value: 0,
+            mask: u32::MAX,
+            invert: false,
+        },
+        ModKind::Connmark => Match::Connmark {
+            value: 0,
+            mask: u32::MAX,
+            invert: false,
+        },
+        ModKind::IpRange => Match::IpRange {
+            src: None,
+            dst: None,
+        },
+        ModKind::Length => Match::Length {
+            lo: 0,
+            hi: u16::MAX,
+            invert: false,
+        },
+        ModKind::Ttl | ModKind::Hl => Match::Ttl {
+            cmp: Cmp::Eq,
+            value: 0,
+            v6: kind == ModKind::Hl,
+        },
+        ModKind::Limit => Match::Limit(Limit::new(3, RateUnit::Hour, LIMIT_DEFAULT_BURST)),
+        ModKind::AddrType => Match::AddrType {
+            src: None,
+            dst: None,
         },
     };
     ModInst {

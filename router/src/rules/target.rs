@@ -168,6 +168,53 @@ pub(crate) enum Target {
     },
     /// Non-terminating: report and continue.
     Log(LogTarget),
+    /// `-j MARK`: `mark = (mark & !mask) ^ value` (every MARK option reduces to this
+    /// `--set-xmark` form, which is also what iptables-save prints); continue.
+    Mark {
+        value: u32,
+        mask: u32,
+    },
+    /// `-j CONNMARK`; continue.
+    Connmark(ConnmarkOp),
+}
+
+/// What CONNMARK does to the connection mark (`ctmark`) or, for restore, the packet mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnmarkOp {
+    /// `ctmark = (ctmark & !mask) ^ value`.
+    Set { value: u32, mask: u32 },
+    /// `--save-mark`: `ctmark = (ctmark & !ctmask) ^ (mark & nfmask)`.
+    Save { nfmask: u32, ctmask: u32 },
+    /// `--restore-mark`: `mark = (mark & !nfmask) ^ (ctmark & ctmask)`.
+    Restore { nfmask: u32, ctmask: u32 },
+}
+
+impl ConnmarkOp {
+    pub(crate) fn apply(self, marks: &mut super::Marks) {
+        match self {
+            ConnmarkOp::Set { value, mask } => marks.ctmark = (marks.ctmark & !mask) ^ value,
+            ConnmarkOp::Save { nfmask, ctmask } => {
+                marks.ctmark = (marks.ctmark & !ctmask) ^ (marks.mark & nfmask);
+            }
+            ConnmarkOp::Restore { nfmask, ctmask } => {
+                marks.mark = (marks.mark & !nfmask) ^ (marks.ctmark & ctmask);
+            }
+        }
+    }
+}
+
+/// The `--set-xmark` (value, mask) pair of a MARK / CONNMARK option: `--set-xmark v/m`,
+/// `--set-mark v/m` (bits of `m` cleared, `v` ORed), `--and-mark b`, `--or-mark b`,
+/// `--xor-mark b`. `None` for other option names.
+pub(crate) fn xmark_of(opt: &str, value: u32, mask: u32) -> Option<(u32, u32)> {
+    Some(match opt {
+        "--set-xmark" => (value, mask),
+        "--set-mark" => (value, mask | value),
+        "--and-mark" => (0, !value),
+        "--or-mark" => (value, value),
+        "--xor-mark" => (value, 0),
+        _ => return None,
+    })
 }
 
 impl Target {
@@ -203,6 +250,26 @@ impl Target {
                     }
                 }
             }
+            Target::Mark { value, mask } => {
+                let _ = write!(out, " -j MARK --set-xmark {value:#x}/{mask:#x}");
+            }
+            Target::Connmark(op) => match op {
+                ConnmarkOp::Set { value, mask } => {
+                    let _ = write!(out, " -j CONNMARK --set-xmark {value:#x}/{mask:#x}");
+                }
+                ConnmarkOp::Save { nfmask, ctmask } => {
+                    let _ = write!(
+                        out,
+                        " -j CONNMARK --save-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"
+                    );
+                }
+                ConnmarkOp::Restore { nfmask, ctmask } => {
+                    let _ = write!(
+                        out,
+                        " -j CONNMARK --restore-mark --nfmask {nfmask:#x} --ctmask {ctmask:#x}"
+                    );
+                }
+            },
         }
     }
 }
@@ -225,6 +292,46 @@ mod tests {
         assert!(RejectWith::parse("icmp-host-prohibited", Family::V6).is_err());
         assert_eq!(RejectWith::TcpReset.name(), "tcp-reset");
         assert_eq!(RejectWith::Icmp6NoRoute.name(), "icmp6-no-route");
+    }
+
+    #[test]
+    fn mark_option_forms() {
+        let apply = |opt: &str, v: u32, m: u32, mark: u32| {
+            let (value, mask) = xmark_of(opt, v, m).unwrap();
+            (mark & !mask) ^ value
+        };
+        assert_eq!(apply("--set-mark", 0x5, u32::MAX, 0xff00), 0x5);
+        assert_eq!(apply("--set-mark", 0x5, 0xf, 0xff0a), 0xff05);
+        assert_eq!(apply("--set-xmark", 0x5, 0xf, 0xff0f), 0xff05);
+        assert_eq!(apply("--set-xmark", 0x1, 0x0, 0x3), 0x2);
+        assert_eq!(apply("--and-mark", 0x0f, 0, 0xff), 0x0f);
+        assert_eq!(apply("--or-mark", 0x100, 0, 0xff), 0x1ff);
+        assert_eq!(apply("--xor-mark", 0x3, 0, 0x5), 0x6);
+        assert_eq!(xmark_of("--mark", 1, 1), None);
+
+        let mut m = super::super::Marks {
+            mark: 0xab,
+            ctmark: 0x1200,
+        };
+        ConnmarkOp::Save {
+            nfmask: 0xff,
+            ctmask: 0xff,
+        }
+        .apply(&mut m);
+        assert_eq!(m.ctmark, 0x12ab);
+        m.mark = 0;
+        ConnmarkOp::Restore {
+            nfmask: 0xffff_ffff,
+            ctmask: 0xff00,
+        }
+        .apply(&mut m);
+        assert_eq!(m.mark, 0x1200);
+        ConnmarkOp::Set {
+            value: 1,
+            mask: 0xffff_ffff,
+        }
+        .apply(&mut m);
+        assert_eq!(m.ctmark, 1);
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn unknown_and_unsupported_options() {
     );
     assert_eq!(
         rule_err("-m conntrack --ctorigsrc 1.2.3.4"),
-        "t.rules:2:23: conntrack option --ctorigsrc is not supported (only --ctstate)"
+        "t.rules:2:23: option --ctorigsrc is not supported"
     );
     assert_eq!(
         rule_err("-j DROP extra"),

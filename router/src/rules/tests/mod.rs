@@ -2,6 +2,7 @@
 
 mod errors;
 mod eval;
+mod ext;
 mod files;
 mod parse;
 
