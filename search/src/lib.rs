@@ -81,6 +81,8 @@
 mod algo;
 mod carry;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "vectorscan")]
 pub mod vectorscan;
 
