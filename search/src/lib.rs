@@ -78,7 +78,7 @@
 #![cfg_attr(feature = "vectorscan", deny(unsafe_code))]
 #![warn(missing_docs)]
 
-mod algo;
+pub(crate) mod algo;
 mod carry;
 mod error;
 #[doc(hidden)]

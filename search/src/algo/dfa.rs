@@ -53,7 +53,7 @@ fn escape_byte(out: &mut String, b: u8) {
 }
 
 /// A pattern as regex source text.
-fn to_regex(index: usize, p: &Pattern) -> Result<String, BuildError> {
+pub(crate) fn to_regex(index: usize, p: &Pattern) -> Result<String, BuildError> {
     let mut out = String::new();
     match p.kind {
         PatternKind::Regex => {

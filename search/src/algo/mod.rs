@@ -5,7 +5,7 @@ use core::fmt;
 use crate::{Algorithm, BuildError, Control, Match, Pattern, PatternKind, SearchOptions};
 
 mod ac;
-mod dfa;
+pub(crate) mod dfa;
 mod kmp;
 mod literal;
 
