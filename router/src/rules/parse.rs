@@ -10,7 +10,9 @@
 //! - option abbreviations (getopt prefixes such as `--dest`) and service names for ports are not
 //!   accepted: iptables-save never prints them;
 //! - `-s 0.0.0.0/0`, `-p all` and `-i +` without `!` match everything and are dropped, as
-//!   iptables-save drops them.
+//!   iptables-save drops them;
+//! - a rule with `-4` in an IPv6 file or `-6` in an IPv4 file is skipped unchecked from that
+//!   option on, as iptables-restore does, so one file can serve both tools.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -232,7 +234,10 @@ impl Parser<'_> {
                     }
                 }
                 let hook = self.chain(ci).hook;
-                let mut rule = RuleParser::new(self, table, hook, &rest[idx..]).parse()?;
+                let Some(mut rule) = RuleParser::new(self, table, hook, &rest[idx..]).parse()?
+                else {
+                    return Ok(());
+                };
                 if let Some(c) = counters {
                     rule.counters = c;
                 }
@@ -690,7 +695,8 @@ impl<'p, 't> RuleParser<'p, 't> {
         self.p.err(col, msg)
     }
 
-    fn parse(mut self) -> Result<PendingRule, RuleError> {
+    /// The rule, or `None` when `-4`/`-6` names the other family (iptables-restore skips it).
+    fn parse(mut self) -> Result<Option<PendingRule>, RuleError> {
         let mut not: Option<usize> = None;
         while let Some(tok) = self.toks.get(self.i) {
             self.i += 1;
@@ -704,12 +710,26 @@ impl<'p, 't> RuleParser<'p, 't> {
             if tok.quoted || !tok.text.starts_with('-') || tok.text.len() < 2 {
                 return Err(self.err(tok.col, format!("unexpected argument {}", tok.text)));
             }
+            if !tok.quoted && matches!(tok.text.as_str(), "-4" | "--ipv4" | "-6" | "--ipv6") {
+                self.no_not(not.take(), &tok.text)?;
+                let wants = if tok.text.contains('4') {
+                    Family::V4
+                } else {
+                    Family::V6
+                };
+                if wants != self.p.family {
+                    // Like iptables-restore: the rest of the rule is meant for the other
+                    // family's tool, so it is neither checked nor loaded.
+                    return Ok(None);
+                }
+                continue;
+            }
             self.option(tok, not.take())?;
         }
         if let Some(col) = not {
             return Err(self.err(col, "! at the end of the rule negates nothing"));
         }
-        self.finish()
+        self.finish().map(Some)
     }
 
     /// The value of `opt` (the next token).

@@ -387,3 +387,26 @@ fn nat_table_without_nat_targets() {
     assert!(rs.has_table(Table::Nat));
     round_trip(&rs);
 }
+
+#[test]
+fn family_options_skip_rules_for_the_other_tool() {
+    let text = filter(
+        "-A INPUT -4 -s 192.0.2.1 -j DROP\n-A INPUT -6 -s 2001:db8::1 -m bogus -j DROP\n-A INPUT --ipv4 -j ACCEPT\n-A INPUT -p tcp --ipv6 --dport 22 -j ACCEPT",
+    );
+    let rs = v4(&text);
+    assert_eq!(
+        saved_rules(&rs),
+        ["-A INPUT -s 192.0.2.1/32 -j DROP", "-A INPUT -j ACCEPT"]
+    );
+    // In its own family's file the rule is checked in full.
+    assert_eq!(err6(&text), "t.rules:3:31: unsupported match module bogus");
+    // Options before the family option are still checked.
+    assert_eq!(
+        err4(&filter("-A INPUT -s 2001:db8::1 -6 -j DROP")),
+        "t.rules:2:13: bad IPv4 address 2001:db8::1 (host names are not resolved)"
+    );
+    assert_eq!(
+        err4(&filter("-A INPUT ! -4 -j DROP")),
+        "t.rules:2:10: -4 cannot be negated"
+    );
+}
