@@ -1,0 +1,661 @@
+//! The run loop: worker threads around the shared engine, signals, and shutdown.
+//!
+//! Each worker owns one queue of every device (multi-queue devices spread flows over workers;
+//! with one worker, one queue is shared). A worker polls its queues, reads a batch, takes the
+//! engine lock once for the whole batch (packets in, due timers, transmits and events out),
+//! releases it, and only then writes and formats: the lock is never held across a syscall.
+//! Every queue between threads is bounded; what does not fit is dropped and counted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use conntrack::buf::PacketBuf;
+use conntrack::time::Instant;
+use parking_lot::Mutex;
+use rustix::event::{PollFd, PollFlags};
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use super::control::{
+    self, Backend, ControlSocket, EventHub, EventLine, Reply, Request, StopSignal,
+};
+use super::device::{self, Devices, Queue};
+use super::l2::{self, L2Iface, L2Limits, Rx};
+use super::LiveError;
+use crate::config::{Config, IfaceKind};
+use crate::engine::{Engine, Transmit};
+
+/// Packets read from one queue before the batch goes to the engine.
+const BATCH: usize = 64;
+/// Longest sleep of a worker: bounds how late an engine timer that appeared meanwhile runs.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+/// Largest packet or frame a device can hand us (64 KiB IP plus an Ethernet header).
+const RX_BUF: usize = 65536 + 64;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Path of the control socket.
+    pub socket: PathBuf,
+    /// Drop every capability except CAP_NET_ADMIN and CAP_NET_RAW once the devices are up.
+    pub drop_privileges: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            workers: 0,
+            socket: PathBuf::from(control::DEFAULT_SOCKET),
+            drop_privileges: true,
+        }
+    }
+}
+
+/// Nanoseconds since start, as the engine's time. Starts at one second, not zero, so that no
+/// deadline computed by the engine can underflow or look like "unset".
+#[derive(Debug)]
+struct Clock(std::time::Instant);
+
+impl Clock {
+    fn now(&self) -> Instant {
+        let ns = u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Instant::from_nanos(ns.saturating_add(1_000_000_000))
+    }
+}
+
+#[derive(Debug, Default)]
+struct LinkStats {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_errors: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_errors: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[derive(Debug)]
+struct Link {
+    name: String,
+    kind: IfaceKind,
+    l2: Option<Mutex<L2Iface>>,
+    stats: LinkStats,
+}
+
+struct Shared {
+    engine: Mutex<Engine>,
+    devices: Devices,
+    links: Vec<Link>,
+    clock: Clock,
+    stop: StopSignal,
+    hub: Arc<EventHub>,
+    fatal: Mutex<Option<LiveError>>,
+    signals: Mutex<Option<signal_hook::iterator::Handle>>,
+    /// Whether the engine currently generates events; only changed under the engine lock.
+    events_on: AtomicBool,
+}
+
+impl Shared {
+    /// Records the first fatal error and stops everything.
+    fn fail(&self, e: LiveError) {
+        tracing::error!(error = %e, "stopping");
+        self.fatal.lock().get_or_insert(e);
+        self.stop.stop();
+        if let Some(h) = self.signals.lock().as_ref() {
+            h.close();
+        }
+    }
+
+    fn queue(&self, iface: usize, worker: usize) -> Option<&Queue> {
+        let qs = &self.devices.devices.get(iface)?.queues;
+        qs.get(worker % qs.len().max(1))
+    }
+
+    fn driver_stats(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for l in &self.links {
+            let s = &l.stats;
+            let mut line = format!(
+                "link {} {} rx_packets={} rx_bytes={} rx_errors={} tx_packets={} tx_bytes={} tx_errors={}",
+                l.name,
+                match l.kind {
+                    IfaceKind::Tun => "tun",
+                    IfaceKind::Tap => "tap",
+                },
+                get(&s.rx_packets),
+                get(&s.rx_bytes),
+                get(&s.rx_errors),
+                get(&s.tx_packets),
+                get(&s.tx_bytes),
+                get(&s.tx_errors),
+            );
+            if let Some(l2) = &l.l2 {
+                let l2 = l2.lock();
+                let n = l2.stats();
+                let mac = l2.mac().map(|b| format!("{b:02x}")).join(":");
+                line.push_str(&format!(
+                    " mac={mac} neighbours={} arp_replies={} arp_requests={} na_sent={} ns_sent={} \
+                     queue_drops={} unresolved_drops={} no_source_drops={} resolve_failures={} \
+                     evictions={} l2_rx_dropped={}",
+                    l2.neighbour_count(),
+                    n.arp_replies_sent,
+                    n.arp_requests_sent,
+                    n.na_sent,
+                    n.ns_sent,
+                    n.queue_drops,
+                    n.unresolved_drops,
+                    n.no_source_drops,
+                    n.resolve_failures,
+                    n.evictions,
+                    n.rx_dropped,
+                ));
+            }
+            lines.push(line);
+        }
+        lines.push(format!(
+            "events subscribers={} dropped={}",
+            self.hub.subscribers(),
+            self.hub.dropped_total()
+        ));
+        lines
+    }
+}
+
+impl Backend for Shared {
+    fn execute(&self, req: &Request) -> Result<Reply, String> {
+        match req {
+            Request::CtList { filter } => {
+                let snaps = self.engine.lock().ct_list();
+                let lines: Vec<String> = snaps
+                    .iter()
+                    .map(|s| s.to_string())
+                    .filter(|l| filter.matches_line(l))
+                    .collect();
+                let note = format!("tunfilter: {} flow entries have been shown.", lines.len());
+                Ok(Reply {
+                    lines,
+                    note: Some(note),
+                })
+            }
+            Request::CtStats => {
+                let text = self.engine.lock().ct_stats();
+                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                lines.extend(self.driver_stats());
+                Ok(Reply { lines, note: None })
+            }
+            Request::CtFlush => {
+                self.engine.lock().ct_flush();
+                Ok(Reply {
+                    lines: Vec::new(),
+                    note: Some("tunfilter: connection tracking table has been emptied.".into()),
+                })
+            }
+            Request::CtDelete { filter } => {
+                if filter.is_empty() {
+                    return Err(
+                        "ct delete needs a filter (use `ct flush` to delete every entry)".into(),
+                    );
+                }
+                let n = self
+                    .engine
+                    .lock()
+                    .ct_delete(|c| filter.matches_line(&c.to_string()));
+                Ok(Reply {
+                    lines: Vec::new(),
+                    note: Some(format!("tunfilter: {n} flow entries have been deleted.")),
+                })
+            }
+            Request::RulesList { counters } => {
+                let text = self.engine.lock().rules_save(None, *counters);
+                Ok(Reply {
+                    lines: text.lines().map(str::to_owned).collect(),
+                    note: None,
+                })
+            }
+            Request::Reload => {
+                reload(self)?;
+                Ok(Reply {
+                    lines: Vec::new(),
+                    note: Some("tunfilter: rules reloaded".into()),
+                })
+            }
+            Request::CtEvents { .. } | Request::Trace { .. } => {
+                Err("streams are served by the control server".into())
+            }
+        }
+    }
+
+    fn hub(&self) -> &Arc<EventHub> {
+        &self.hub
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.is_stopped()
+    }
+
+    fn wake_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stop.fd()
+    }
+}
+
+fn reload(sh: &Shared) -> Result<(), String> {
+    let r = sh.engine.lock().reload_rules();
+    match &r {
+        Ok(()) => tracing::info!("rules reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "rules reload failed; the previous rules stay active")
+        }
+    }
+    r
+}
+
+/// A per-process random hash seed, so that connection-table bucket placement cannot be
+/// predicted by a remote sender (hash flooding).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// Keeps only CAP_NET_ADMIN (TUN/TAP and link administration) and CAP_NET_RAW in the permitted
+/// and effective sets, clears the inheritable and ambient sets, shrinks the bounding set and
+/// sets no_new_privs, so that neither this process nor anything it could execute regains the
+/// rest. Must run before any thread is spawned: capabilities are per thread and inherited.
+///
+/// What this means at run time: the devices' descriptors are already open, and shutdown only
+/// closes them (the kernel then deletes the devices and their addresses and routes), so nothing
+/// after setup needs more. Reading rule files on reload still works for root-owned files, but
+/// files readable only by another user now fail (CAP_DAC_OVERRIDE is gone).
+fn drop_privileges() {
+    use caps::{CapSet, Capability, CapsHashSet};
+    let keep: CapsHashSet = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW]
+        .into_iter()
+        .collect();
+    let result = (|| -> Result<(), String> {
+        let permitted = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
+        let kept: CapsHashSet = keep.intersection(&permitted).copied().collect();
+        // The bounding set needs CAP_SETPCAP, so shrink it first; capabilities unknown to this
+        // kernel fail individually and are simply absent.
+        for c in caps::all() {
+            if !keep.contains(&c) {
+                let _ = caps::drop(None, CapSet::Bounding, c);
+            }
+        }
+        caps::clear(None, CapSet::Ambient).map_err(|e| e.to_string())?;
+        caps::clear(None, CapSet::Inheritable).map_err(|e| e.to_string())?;
+        caps::set(None, CapSet::Effective, &kept).map_err(|e| e.to_string())?;
+        caps::set(None, CapSet::Permitted, &kept).map_err(|e| e.to_string())?;
+        rustix::thread::set_no_new_privs(true).map_err(|e| e.to_string())?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => tracing::info!("privileges dropped: keeping CAP_NET_ADMIN, CAP_NET_RAW"),
+        Err(e) => tracing::warn!(error = %e, "could not drop privileges; continuing with them"),
+    }
+}
+
+/// Runs tunfilter on live devices until SIGINT/SIGTERM (exit code 0) or a fatal error.
+pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
+    let workers = match opts.workers {
+        0 => thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, 64);
+    // The engine first: a bad ruleset must fail before anything is created on the system.
+    let engine =
+        Engine::new(config, random_seed()).map_err(|e| LiveError::Engine(e.to_string()))?;
+    // Signals before devices: a Ctrl-C during setup is then handled as a clean stop.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| LiveError::System(format!("cannot install signal handlers: {e}")))?;
+    let devices = device::setup(&config.interfaces, workers)?;
+    let links = config
+        .interfaces
+        .iter()
+        .map(|i| {
+            let l2 = (i.kind == IfaceKind::Tap).then(|| {
+                let mac = l2::stable_mac(&i.name);
+                tracing::info!(
+                    device = %i.name,
+                    mac = %mac.map(|b| format!("{b:02x}")).join(":"),
+                    "answering ARP/ND for the router's addresses"
+                );
+                Mutex::new(L2Iface::new(mac, &i.addresses, L2Limits::default()))
+            });
+            Link {
+                name: i.name.clone(),
+                kind: i.kind,
+                l2,
+                stats: LinkStats::default(),
+            }
+        })
+        .collect();
+    let ctl = ControlSocket::bind(&opts.socket)?;
+    let stop = StopSignal::new()
+        .map_err(|e| LiveError::System(format!("cannot create the wake-up pipe: {e}")))?;
+    if opts.drop_privileges {
+        drop_privileges();
+    }
+    let shared = Arc::new(Shared {
+        engine: Mutex::new(engine),
+        devices,
+        links,
+        clock: Clock(std::time::Instant::now()),
+        stop,
+        hub: Arc::new(EventHub::default()),
+        fatal: Mutex::new(None),
+        signals: Mutex::new(Some(signals.handle())),
+        events_on: AtomicBool::new(true),
+    });
+
+    let mut threads = Vec::new();
+    for w in 0..workers {
+        let sh = shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("tf-worker-{w}"))
+            .spawn(move || worker(&sh, w));
+        match spawned {
+            Ok(h) => threads.push(h),
+            Err(e) => shared.fail(LiveError::System(format!(
+                "cannot start worker thread: {e}"
+            ))),
+        }
+    }
+    let backend: Arc<dyn Backend> = shared.clone();
+    let socket_path = ctl.path().display().to_string();
+    match thread::Builder::new()
+        .name("tf-control".into())
+        .spawn(move || control::serve(&ctl, backend))
+    {
+        Ok(h) => threads.push(h),
+        Err(e) => shared.fail(LiveError::System(format!(
+            "cannot start control thread: {e}"
+        ))),
+    }
+    tracing::info!(
+        workers,
+        interfaces = shared.links.len(),
+        control = %socket_path,
+        "tunfilter running"
+    );
+
+    if !shared.stop.is_stopped() {
+        for sig in signals.forever() {
+            match sig {
+                SIGHUP => {
+                    tracing::info!("SIGHUP: reloading rules");
+                    let _ = reload(&shared);
+                }
+                _ => {
+                    tracing::info!(signal = sig, "stopping");
+                    break;
+                }
+            }
+        }
+    }
+    shared.stop.stop();
+    for t in threads {
+        if t.join().is_err() {
+            tracing::error!("a thread panicked during operation");
+        }
+    }
+    for line in shared.driver_stats() {
+        tracing::info!("{line}");
+    }
+    let fatal = shared.fatal.lock().take();
+    // Last reference: drops the devices (the kernel deletes them with their addresses and
+    // routes); the control socket file went with the control thread.
+    drop(shared);
+    tracing::info!("stopped; devices removed");
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Whether a read/write error means the device is gone for good.
+fn device_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADFD) | Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EBADF)
+    )
+}
+
+fn worker(sh: &Shared, w: usize) {
+    let n = sh.links.len();
+    let mut buf = vec![0u8; RX_BUF];
+    let mut batch: Vec<(usize, PacketBuf)> = Vec::with_capacity(BATCH * n.max(1));
+    let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut tx: Vec<Transmit> = Vec::new();
+    let mut events = Vec::new();
+    let mut readable = vec![false; n];
+    while !sh.stop.is_stopped() {
+        let timeout = next_wakeup(sh);
+        {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(n + 1);
+            for i in 0..n {
+                if let Some(q) = sh.queue(i, w) {
+                    fds.push(PollFd::from_borrowed_fd(q.fd(), PollFlags::IN));
+                }
+            }
+            fds.push(PollFd::from_borrowed_fd(sh.stop.fd(), PollFlags::IN));
+            let ts = rustix::time::Timespec {
+                tv_sec: timeout.as_secs() as i64,
+                tv_nsec: i64::from(timeout.subsec_nanos()),
+            };
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    sh.fail(LiveError::System(format!("poll failed: {e}")));
+                    return;
+                }
+            }
+            for (i, r) in readable.iter_mut().enumerate() {
+                *r = fds.get(i).is_some_and(|f| !f.revents().is_empty());
+            }
+        }
+        if sh.stop.is_stopped() {
+            break;
+        }
+        let now = sh.clock.now();
+
+        // Read a batch from every ready queue; TAP frames go through layer 2 first.
+        for (i, ready) in readable.iter().enumerate() {
+            if !ready {
+                continue;
+            }
+            let (Some(q), Some(link)) = (sh.queue(i, w), sh.links.get(i)) else {
+                continue;
+            };
+            for _ in 0..BATCH {
+                let len = match q.recv(&mut buf) {
+                    Ok(len) => len,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if device_gone(&e) => {
+                        sh.fail(LiveError::Device(format!(
+                            "interface {}: device went away: {e}",
+                            link.name
+                        )));
+                        return;
+                    }
+                    Err(e) => {
+                        add(&link.stats.rx_errors, 1);
+                        tracing::debug!(device = %link.name, error = %e, "read failed");
+                        // Avoid spinning on an error that poll keeps reporting.
+                        thread::sleep(Duration::from_millis(10));
+                        break;
+                    }
+                };
+                add(&link.stats.rx_packets, 1);
+                add(&link.stats.rx_bytes, len as u64);
+                let data = &buf[..len];
+                match &link.l2 {
+                    None => batch.push((i, PacketBuf::from_slice(data))),
+                    Some(l2) => {
+                        let mut l2 = l2.lock();
+                        if let Rx::Ip(p) = l2.handle_frame(now, data) {
+                            batch.push((i, PacketBuf::from_slice(p)));
+                        }
+                        while let Some(f) = l2.poll_frame() {
+                            frames.push((i, f));
+                        }
+                    }
+                }
+            }
+        }
+
+        // One lock for the whole batch: packets in; timers; transmits and events out.
+        {
+            let mut eng = sh.engine.lock();
+            // Events cost formatting and queue space: generate them only while someone listens.
+            let want = sh.hub.subscribers() > 0;
+            if sh.events_on.swap(want, Ordering::Relaxed) != want {
+                eng.set_events(want);
+            }
+            for (iface, pkt) in batch.drain(..) {
+                eng.handle_packet(now, iface, pkt);
+            }
+            if eng.poll_timeout().is_some_and(|t| t <= now) {
+                eng.handle_timeout(now);
+            }
+            while let Some(t) = eng.poll_transmit() {
+                tx.push(t);
+            }
+            while let Some(e) = eng.poll_event() {
+                events.push(e);
+            }
+        }
+
+        // Layer 2 timers (retransmitted solicitations, ageing).
+        for (i, link) in sh.links.iter().enumerate() {
+            if let Some(l2) = &link.l2 {
+                let mut l2 = l2.lock();
+                if l2.poll_timeout().is_some_and(|t| t <= now) {
+                    l2.handle_timeout(now);
+                }
+                while let Some(f) = l2.poll_frame() {
+                    frames.push((i, f));
+                }
+            }
+        }
+
+        // Transmit: TUN gets the IP packet, TAP gets it framed (or queued while resolving).
+        for t in tx.drain(..) {
+            let Some(link) = sh.links.get(t.iface) else {
+                continue;
+            };
+            match &link.l2 {
+                None => frames.push((t.iface, t.packet.into_vec())),
+                Some(l2) => {
+                    let mut l2 = l2.lock();
+                    l2.send_ip(now, t.next_hop, t.packet.as_slice());
+                    while let Some(f) = l2.poll_frame() {
+                        frames.push((t.iface, f));
+                    }
+                }
+            }
+        }
+        for (i, f) in frames.drain(..) {
+            let (Some(q), Some(link)) = (sh.queue(i, w), sh.links.get(i)) else {
+                continue;
+            };
+            match q.send(&f) {
+                Ok(_) => {
+                    add(&link.stats.tx_packets, 1);
+                    add(&link.stats.tx_bytes, f.len() as u64);
+                }
+                Err(e) if device_gone(&e) => {
+                    sh.fail(LiveError::Device(format!(
+                        "interface {}: device went away: {e}",
+                        link.name
+                    )));
+                    return;
+                }
+                Err(e) => {
+                    // Full queue or link down: the packet is lost, as on a real NIC.
+                    add(&link.stats.tx_errors, 1);
+                    tracing::trace!(device = %link.name, error = %e, "write failed");
+                }
+            }
+        }
+
+        // Events: formatted outside the lock, and only if someone listens.
+        if !events.is_empty() {
+            if sh.hub.subscribers() > 0 {
+                sh.hub.publish(events.drain(..).map(|e| EventLine {
+                    text: e.to_string(),
+                    json: e.to_json(),
+                    trace: is_trace(e.kind()),
+                }));
+            } else {
+                events.clear();
+            }
+        }
+    }
+}
+
+/// How long a worker may sleep: until the earliest engine or layer-2 deadline, at most
+/// [`MAX_SLEEP`].
+fn next_wakeup(sh: &Shared) -> Duration {
+    let now = sh.clock.now();
+    let mut deadline = sh.engine.lock().poll_timeout();
+    for l in &sh.links {
+        if let Some(l2) = &l.l2 {
+            if let Some(t) = l2.lock().poll_timeout() {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        }
+    }
+    match deadline {
+        Some(d) => d.saturating_duration_since(now).min(MAX_SLEEP),
+        None => MAX_SLEEP,
+    }
+}
+
+/// Whether an event kind belongs to the `trace` stream: per-packet verdict events (drops and
+/// LOG hits) now, and dedicated trace events once the engine emits them.
+fn is_trace(kind: &str) -> bool {
+    matches!(kind, "drop" | "log") || kind.starts_with("trace")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_stream_takes_drops_logs_and_traces() {
+        assert!(is_trace("drop"));
+        assert!(is_trace("log"));
+        assert!(is_trace("trace-rule"));
+        assert!(!is_trace("new"));
+        assert!(!is_trace("destroy"));
+    }
+
+    #[test]
+    fn clock_is_monotonic_and_never_zero() {
+        let c = Clock(std::time::Instant::now());
+        let a = c.now();
+        let b = c.now();
+        assert!(a >= Instant::from_secs(1));
+        assert!(b >= a);
+    }
+}
