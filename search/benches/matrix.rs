@@ -1,0 +1,207 @@
+//! Throughput matrix: algorithm × pattern set × chunk size, flat buffer vs
+//! chunk chain, and (with `--features vectorscan`) Vectorscan block and
+//! stream modes on the same sets and chunkings. Prints markdown tables.
+//!
+//! `cargo bench -p search --bench matrix [--features vectorscan]`
+//! Environment: `SEARCH_BENCH_MB` (payload MiB, default 4),
+//! `SEARCH_BENCH_SECS` (time per cell, default 0.3),
+//! `SEARCH_BENCH_SETS` (comma-separated pattern counts and/or `regex`).
+
+mod common;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use common::{literal_workload, regex_workload, Workload, CHUNK_SIZES};
+use search::{Algorithm, Control, MatchMode, SearchOptions, Searcher};
+
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Best time of repeated runs (the machine is shared; the minimum is the
+/// least disturbed run) and the match count of the last one.
+fn measure(budget: Duration, mut f: impl FnMut() -> usize) -> (Duration, usize) {
+    let mut count = f();
+    let mut best = Duration::MAX;
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < budget {
+        let t = Instant::now();
+        count = black_box(f());
+        best = best.min(t.elapsed());
+        runs += 1;
+    }
+    (best, count)
+}
+
+fn gbps(bytes: usize, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / 1e9
+}
+
+fn ours(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    for c in chunks {
+        s.feed(&mut st, c, |_| {
+            n += 1;
+            Control::Continue
+        });
+    }
+    n
+}
+
+struct Row {
+    label: String,
+    flat: f64,
+    stream: Vec<f64>,
+    matches: usize,
+}
+
+fn print_table(w: &Workload, rows: &[Row], mib: f64) {
+    println!(
+        "\n### {} ({} MiB, {} planted matches/MiB)\n",
+        w.name,
+        mib,
+        1024 * 1024 / common::PLANT_EVERY
+    );
+    print!("| algorithm | matches | flat GB/s |");
+    for c in CHUNK_SIZES {
+        print!(" chain {c} B GB/s (÷flat) |");
+    }
+    println!();
+    print!("|---|---:|---:|");
+    for _ in CHUNK_SIZES {
+        print!("---:|");
+    }
+    println!();
+    for r in rows {
+        print!("| {} | {} | {:.2} |", r.label, r.matches, r.flat);
+        for s in &r.stream {
+            print!(" {:.2} ({:.2}) |", s, s / r.flat);
+        }
+        println!();
+    }
+}
+
+fn main() {
+    let mib = env_f64("SEARCH_BENCH_MB", 4.0);
+    let budget = Duration::from_secs_f64(env_f64("SEARCH_BENCH_SECS", 0.3));
+    let size = (mib * 1024.0 * 1024.0) as usize;
+    let sets = std::env::var("SEARCH_BENCH_SETS").unwrap_or_else(|_| "1,10,100,1000,10000,regex".into());
+    let opts = SearchOptions {
+        mode: MatchMode::All,
+        ..SearchOptions::default()
+    };
+    for set in sets.split(',') {
+        let (w, algos): (Workload, &[Algorithm]) = match set.trim() {
+            "regex" => (regex_workload(size), &[Algorithm::Regex]),
+            "1" => (
+                literal_workload(1, size),
+                &[
+                    Algorithm::Kmp,
+                    Algorithm::BoyerMoore,
+                    Algorithm::Memmem,
+                    Algorithm::AhoCorasick,
+                    Algorithm::Regex,
+                ],
+            ),
+            n => match n.parse() {
+                Ok(n) => (literal_workload(n, size), &[Algorithm::AhoCorasick, Algorithm::Regex]),
+                Err(_) => {
+                    eprintln!("skipping unknown set {n:?}");
+                    continue;
+                }
+            },
+        };
+        let mut rows = Vec::new();
+        for &algo in algos {
+            let t = Instant::now();
+            let s = match Searcher::new(algo, &w.patterns, opts) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{} {}: {e}", w.name, algo.name());
+                    continue;
+                }
+            };
+            eprintln!("{} {}: built in {:.2?}", w.name, algo.name(), t.elapsed());
+            let (tf, matches) = measure(budget, || ours(&s, &[&w.data]));
+            let mut stream = Vec::new();
+            for &c in CHUNK_SIZES {
+                let chunks: Vec<&[u8]> = w.data.chunks(c).collect();
+                let (tc, n) = measure(budget, || ours(&s, &chunks));
+                assert_eq!(n, matches, "{} {} chunk {c}: streaming differs", w.name, algo.name());
+                stream.push(gbps(w.data.len(), tc));
+            }
+            rows.push(Row {
+                label: algo.name().to_string(),
+                flat: gbps(w.data.len(), tf),
+                stream,
+                matches,
+            });
+        }
+        #[cfg(feature = "vectorscan")]
+        vectorscan_rows(&w, budget, &mut rows);
+        print_table(&w, &rows, mib);
+    }
+}
+
+/// Vectorscan block mode (flat column) and stream mode (chain columns), then
+/// the ratio of our best streaming row to Vectorscan streaming.
+#[cfg(feature = "vectorscan")]
+fn vectorscan_rows(w: &Workload, budget: Duration, rows: &mut Vec<Row>) {
+    use search::vectorscan::Database;
+
+    let t = Instant::now();
+    let (mut block, mut stream) = match (
+        Database::compile(&w.patterns, false, false),
+        Database::compile(&w.patterns, false, true),
+    ) {
+        (Ok(b), Ok(s)) => (b, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{}: vectorscan compile failed: {e}", w.name);
+            return;
+        }
+    };
+    eprintln!("{} vectorscan: compiled in {:.2?}", w.name, t.elapsed());
+    let (tf, matches) = measure(budget, || {
+        let mut n = 0;
+        block.scan_block(&w.data, |_, _| n += 1).expect("hs_scan");
+        n
+    });
+    let mut cells = Vec::new();
+    for &c in CHUNK_SIZES {
+        let (tc, _) = measure(budget, || {
+            let mut n = 0;
+            stream
+                .scan_stream(w.data.chunks(c), |_, _| n += 1)
+                .expect("hs_scan_stream");
+            n
+        });
+        cells.push(gbps(w.data.len(), tc));
+    }
+    let best: Vec<f64> = (0..CHUNK_SIZES.len())
+        .map(|i| rows.iter().map(|r| r.stream[i]).fold(0.0, f64::max))
+        .collect();
+    let best_flat = rows.iter().map(|r| r.flat).fold(0.0, f64::max);
+    rows.push(Row {
+        label: "vectorscan (block / stream)".into(),
+        flat: gbps(w.data.len(), tf),
+        stream: cells.clone(),
+        matches,
+    });
+    // Ratio row: our best over Vectorscan, flat vs block and chain vs stream;
+    // printed through the same table, so "(÷flat)" there is meaningless.
+    let vs_flat = gbps(w.data.len(), tf);
+    println!(
+        "\n{}: ours÷vectorscan — flat÷block {:.2}; chain÷stream {}",
+        w.name,
+        best_flat / vs_flat,
+        CHUNK_SIZES
+            .iter()
+            .zip(best.iter().zip(&cells))
+            .map(|(c, (o, v))| format!("{c} B: {:.2}", o / v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
