@@ -16,7 +16,10 @@ use common::{literal_workload, regex_workload, Workload, CHUNK_SIZES};
 use search::{Algorithm, Control, MatchMode, SearchOptions, Searcher};
 
 fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Best time of repeated runs (the machine is shared; the minimum is the
@@ -88,7 +91,8 @@ fn main() {
     let mib = env_f64("SEARCH_BENCH_MB", 4.0);
     let budget = Duration::from_secs_f64(env_f64("SEARCH_BENCH_SECS", 0.3));
     let size = (mib * 1024.0 * 1024.0) as usize;
-    let sets = std::env::var("SEARCH_BENCH_SETS").unwrap_or_else(|_| "1,10,100,1000,10000,regex".into());
+    let sets =
+        std::env::var("SEARCH_BENCH_SETS").unwrap_or_else(|_| "1,10,100,1000,10000,regex".into());
     let opts = SearchOptions {
         mode: MatchMode::All,
         ..SearchOptions::default()
@@ -107,7 +111,10 @@ fn main() {
                 ],
             ),
             n => match n.parse() {
-                Ok(n) => (literal_workload(n, size), &[Algorithm::AhoCorasick, Algorithm::Regex]),
+                Ok(n) => (
+                    literal_workload(n, size),
+                    &[Algorithm::AhoCorasick, Algorithm::Regex],
+                ),
                 Err(_) => {
                     eprintln!("skipping unknown set {n:?}");
                     continue;
@@ -130,7 +137,13 @@ fn main() {
             for &c in CHUNK_SIZES {
                 let chunks: Vec<&[u8]> = w.data.chunks(c).collect();
                 let (tc, n) = measure(budget, || ours(&s, &chunks));
-                assert_eq!(n, matches, "{} {} chunk {c}: streaming differs", w.name, algo.name());
+                assert_eq!(
+                    n,
+                    matches,
+                    "{} {} chunk {c}: streaming differs",
+                    w.name,
+                    algo.name()
+                );
                 stream.push(gbps(w.data.len(), tc));
             }
             rows.push(Row {

@@ -60,15 +60,18 @@ fn group(c: &mut Criterion, w: &Workload, algos: &[Algorithm]) {
             })
         });
         for &size in CHUNK_SIZES {
-            g.bench_function(BenchmarkId::new("vectorscan", format!("stream{size}")), |b| {
-                b.iter(|| {
-                    let mut n = 0;
-                    stream
-                        .scan_stream(w.data.chunks(size), |_, _| n += 1)
-                        .expect("hs_scan_stream");
-                    n
-                })
-            });
+            g.bench_function(
+                BenchmarkId::new("vectorscan", format!("stream{size}")),
+                |b| {
+                    b.iter(|| {
+                        let mut n = 0;
+                        stream
+                            .scan_stream(w.data.chunks(size), |_, _| n += 1)
+                            .expect("hs_scan_stream");
+                        n
+                    })
+                },
+            );
         }
     }
     g.finish();

@@ -117,7 +117,11 @@ impl fmt::Display for BuildError {
                 algorithm.name()
             ),
             BuildError::UnsupportedOption { algorithm, option } => {
-                write!(f, "algorithm {} does not support {option}", algorithm.name())
+                write!(
+                    f,
+                    "algorithm {} does not support {option}",
+                    algorithm.name()
+                )
             }
             BuildError::InvalidUtf8 { index } => write!(f, "regex {index} is not valid UTF-8"),
             BuildError::Syntax { index, message } => write!(f, "regex {index}: {message}"),

@@ -24,7 +24,11 @@ pub fn run(data: &[u8]) {
         icase: flags & 1 != 0,
         from,
         to,
-        mode: if flags & 2 != 0 { MatchMode::All } else { MatchMode::Earliest },
+        mode: if flags & 2 != 0 {
+            MatchMode::All
+        } else {
+            MatchMode::Earliest
+        },
         anchored: flags & 4 != 0,
     };
     let kind = match (flags >> 3) & 3 {
@@ -64,7 +68,11 @@ pub fn run(data: &[u8]) {
         assert!(flat.len() <= 1);
     }
     let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
-    assert_eq!(sorted(collect(&s, &[bytes])), sorted(flat.clone()), "1-byte chunks");
+    assert_eq!(
+        sorted(collect(&s, &[bytes])),
+        sorted(flat.clone()),
+        "1-byte chunks"
+    );
     let mut packets: Vec<Vec<&[u8]>> = vec![Vec::new()];
     let mut at = 0;
     let mut x = u32::from(seed) | 1;
@@ -78,7 +86,10 @@ pub fn run(data: &[u8]) {
             packets.push(Vec::new());
         }
         let end = (at + len).min(hay.len());
-        packets.last_mut().unwrap_or(&mut Vec::new()).push(&hay[at..end]);
+        packets
+            .last_mut()
+            .unwrap_or(&mut Vec::new())
+            .push(&hay[at..end]);
         at = end;
     }
     assert_eq!(sorted(collect(&s, &packets)), sorted(flat), "seeded chunks");

@@ -315,7 +315,10 @@ impl Searcher {
     ) -> Result<Searcher, BuildError> {
         if let Some(to) = opts.to {
             if to < opts.from {
-                return Err(BuildError::InvalidWindow { from: opts.from, to });
+                return Err(BuildError::InvalidWindow {
+                    from: opts.from,
+                    to,
+                });
             }
         }
         let (algorithm, engine) = algo::build(algo, patterns, &opts)?;
@@ -484,8 +487,12 @@ mod tests {
             SearchOptions::default(),
         )
         .unwrap();
-        let b = Searcher::new(Algorithm::Kmp, &[Pattern::literal("zz")], SearchOptions::default())
-            .unwrap();
+        let b = Searcher::new(
+            Algorithm::Kmp,
+            &[Pattern::literal("zz")],
+            SearchOptions::default(),
+        )
+        .unwrap();
         let mut st = a.new_state();
         a.feed(&mut st, b"ab", |_| Control::Continue);
         let mut hits = 0;

@@ -114,7 +114,9 @@ impl Database {
         let mut sources = Vec::with_capacity(patterns.len());
         for (i, p) in patterns.iter().enumerate() {
             let src = match p.kind {
-                PatternKind::Regex => String::from_utf8(p.bytes.clone()).map_err(|e| e.to_string())?,
+                PatternKind::Regex => {
+                    String::from_utf8(p.bytes.clone()).map_err(|e| e.to_string())?
+                }
                 _ => crate::algo::dfa::to_regex(i, p).map_err(|e| e.to_string())?,
             };
             sources.push(CString::new(src).map_err(|e| e.to_string())?);
@@ -122,7 +124,11 @@ impl Database {
         let ptrs: Vec<*const c_char> = sources.iter().map(|s| s.as_ptr()).collect();
         let flags = vec![if icase { HS_FLAG_CASELESS } else { 0 }; ptrs.len()];
         let ids: Vec<c_uint> = (0..ptrs.len() as c_uint).collect();
-        let mode = if streaming { HS_MODE_STREAM } else { HS_MODE_BLOCK };
+        let mode = if streaming {
+            HS_MODE_STREAM
+        } else {
+            HS_MODE_BLOCK
+        };
         let mut db = ptr::null_mut();
         let mut err = ptr::null_mut();
         // SAFETY: the arrays have `ptrs.len()` elements and outlive the call;
@@ -146,7 +152,9 @@ impl Database {
                 // SAFETY: on failure `err` points to a valid compile error
                 // whose message is a NUL-terminated string; freed once.
                 unsafe {
-                    let m = CStr::from_ptr((*err).message).to_string_lossy().into_owned();
+                    let m = CStr::from_ptr((*err).message)
+                        .to_string_lossy()
+                        .into_owned();
                     hs_free_compile_error(err);
                     m
                 }
@@ -169,7 +177,11 @@ impl Database {
     }
 
     /// Block mode: scan one contiguous buffer.
-    pub fn scan_block(&mut self, data: &[u8], mut on_match: impl FnMut(usize, u64)) -> Result<(), String> {
+    pub fn scan_block(
+        &mut self,
+        data: &[u8],
+        mut on_match: impl FnMut(usize, u64),
+    ) -> Result<(), String> {
         if self.streaming {
             return Err("database compiled for streaming".into());
         }
@@ -220,7 +232,15 @@ impl Database {
             };
             // SAFETY: stream/scratch valid; chunk readable; ctx outlives it.
             let rc = unsafe {
-                hs_scan_stream(stream, chunk.as_ptr().cast(), len, 0, self.scratch, Some(on_event), ctx)
+                hs_scan_stream(
+                    stream,
+                    chunk.as_ptr().cast(),
+                    len,
+                    0,
+                    self.scratch,
+                    Some(on_event),
+                    ctx,
+                )
             };
             if rc != HS_SUCCESS {
                 result = Err(format!("hs_scan_stream failed ({rc})"));

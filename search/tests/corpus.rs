@@ -80,7 +80,11 @@ fn chunkings(hay: &[u8]) -> Vec<Vec<Vec<&[u8]>>> {
     let mut out = vec![
         vec![vec![hay]],
         vec![hay.chunks(1).collect()],
-        vec![hay.chunks(1).flat_map(|c| [&b""[..], c]).chain([&b""[..]]).collect()],
+        vec![hay
+            .chunks(1)
+            .flat_map(|c| [&b""[..], c])
+            .chain([&b""[..]])
+            .collect()],
         vec![hay.chunks(3).collect()],
     ];
     for k in 0..=hay.len() {
@@ -133,11 +137,16 @@ fn run_case(case: &Case) -> usize {
         icase: case.icase,
         from: case.from,
         to: case.to,
-        mode: if case.mode == "earliest" { MatchMode::Earliest } else { MatchMode::All },
+        mode: if case.mode == "earliest" {
+            MatchMode::Earliest
+        } else {
+            MatchMode::All
+        },
         anchored: case.anchored,
     };
     for name in &case.algorithms {
-        name.parse::<Algorithm>().unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        name.parse::<Algorithm>()
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
     }
     let mut runs = 0;
     for info in algorithms() {
@@ -150,15 +159,31 @@ fn run_case(case: &Case) -> usize {
                     if got.starts_with(want.as_str()) {
                         runs += 1;
                     } else {
-                        assert!(not_applicable(&e), "{} [{}]: got {got}", case.name, info.name);
+                        assert!(
+                            not_applicable(&e),
+                            "{} [{}]: got {got}",
+                            case.name,
+                            info.name
+                        );
                     }
                 } else {
-                    assert!(!required && not_applicable(&e), "{} [{}]: {e}", case.name, info.name);
+                    assert!(
+                        !required && not_applicable(&e),
+                        "{} [{}]: {e}",
+                        case.name,
+                        info.name
+                    );
                 }
                 continue;
             }
         };
-        assert!(case.error.is_none(), "{} [{}]: built but expected {:?}", case.name, info.name, case.error);
+        assert!(
+            case.error.is_none(),
+            "{} [{}]: built but expected {:?}",
+            case.name,
+            info.name,
+            case.error
+        );
         let mut expect: Vec<Match> = case
             .expect
             .iter()
@@ -170,10 +195,18 @@ fn run_case(case: &Case) -> usize {
             .collect();
         expect.sort_by_key(|m| (m.end, m.pattern));
         let naive = common::naive(&patterns, &opts, &hay, s.exact_start());
-        assert_eq!(naive, expect, "{}: corpus disagrees with the reference", case.name);
+        assert_eq!(
+            naive, expect,
+            "{}: corpus disagrees with the reference",
+            case.name
+        );
         for packets in chunkings(&hay) {
             let got = common::normalise(common::run_packets(&s, &packets));
-            assert_eq!(got, expect, "{} [{}] chunks {packets:?}", case.name, info.name);
+            assert_eq!(
+                got, expect,
+                "{} [{}] chunks {packets:?}",
+                case.name, info.name
+            );
         }
         let chain: Vec<&[u8]> = hay.chunks(2).collect();
         let first = s.find_in_chunks(chain.iter().copied());
@@ -181,7 +214,12 @@ fn run_case(case: &Case) -> usize {
             assert_eq!(first, expect.first().copied(), "{}", case.name);
         } else {
             // Patterns ending at one offset come in any order.
-            assert_eq!(first.map(|m| m.end), expect.first().map(|m| m.end), "{}", case.name);
+            assert_eq!(
+                first.map(|m| m.end),
+                expect.first().map(|m| m.end),
+                "{}",
+                case.name
+            );
         }
         runs += 1;
     }

@@ -26,7 +26,11 @@ fn options() -> impl Strategy<Value = SearchOptions> {
             icase,
             from,
             to: to.map(|t| t.max(from)),
-            mode: if all { MatchMode::All } else { MatchMode::Earliest },
+            mode: if all {
+                MatchMode::All
+            } else {
+                MatchMode::Earliest
+            },
             anchored,
         })
 }
@@ -34,7 +38,13 @@ fn options() -> impl Strategy<Value = SearchOptions> {
 /// Chunk lengths (0 = an empty chunk) and, per chunk, whether a new packet
 /// starts before it.
 fn cuts() -> impl Strategy<Value = Vec<(usize, bool)>> {
-    prop::collection::vec((prop_oneof![1 => Just(0usize), 2 => Just(1usize), 3 => 0usize..20], prop::bool::weighted(0.3)), 0..40)
+    prop::collection::vec(
+        (
+            prop_oneof![1 => Just(0usize), 2 => Just(1usize), 3 => 0usize..20],
+            prop::bool::weighted(0.3),
+        ),
+        0..40,
+    )
 }
 
 fn split<'a>(hay: &'a [u8], cuts: &[(usize, bool)]) -> Vec<Vec<&'a [u8]>> {
@@ -52,7 +62,12 @@ fn split<'a>(hay: &'a [u8], cuts: &[(usize, bool)]) -> Vec<Vec<&'a [u8]>> {
     packets
 }
 
-fn check(patterns: &[Pattern], opts: SearchOptions, hay: &[u8], cuts: &[(usize, bool)]) -> Result<usize, TestCaseError> {
+fn check(
+    patterns: &[Pattern],
+    opts: SearchOptions,
+    hay: &[u8],
+    cuts: &[(usize, bool)],
+) -> Result<usize, TestCaseError> {
     let packets = split(hay, cuts);
     let mut ran = 0;
     for info in algorithms() {
@@ -82,7 +97,8 @@ fn check(patterns: &[Pattern], opts: SearchOptions, hay: &[u8], cuts: &[(usize, 
 }
 
 const REGEX_ATOMS: &[&str] = &[
-    "a", "b", "c", "A", "[ab]", ".", r"\x00", r"\xff", "(?s:.)", "a+", "b?c", "[^a]", "(ab|c)", "c{1,3}", "x*a", "B",
+    "a", "b", "c", "A", "[ab]", ".", r"\x00", r"\xff", "(?s:.)", "a+", "b?c", "[^a]", "(ab|c)",
+    "c{1,3}", "x*a", "B",
 ];
 
 proptest! {

@@ -10,7 +10,11 @@ fn searcher(algo: Algorithm, pats: &[Pattern]) -> Searcher {
 
 #[test]
 fn stream_state_fits_64_bytes() {
-    assert!(core::mem::size_of::<StreamState>() <= 64, "{}", core::mem::size_of::<StreamState>());
+    assert!(
+        core::mem::size_of::<StreamState>() <= 64,
+        "{}",
+        core::mem::size_of::<StreamState>()
+    );
 }
 
 #[test]
@@ -35,7 +39,10 @@ fn carriers_keep_longest_minus_one() {
             assert!(st.carried_bytes() <= 9);
         }
     }
-    let s = searcher(Algorithm::Regex, &[Pattern::regex("[a-z]{2,5}x"), Pattern::regex("ab")]);
+    let s = searcher(
+        Algorithm::Regex,
+        &[Pattern::regex("[a-z]{2,5}x"), Pattern::regex("ab")],
+    );
     assert_eq!(s.carry_capacity(), 5);
     assert!(s.exact_start());
 }

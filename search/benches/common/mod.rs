@@ -27,9 +27,36 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "GET", "HTTP/1.1", "Host:", "example", "content-type", "text/html", "accept", "gzip",
-    "user", "agent", "Mozilla/5.0", "connection", "keep-alive", "cookie", "session", "id", "and",
-    "of", "to", "in", "is", "200", "OK", "server", "nginx", "date", "cache", "control", "no-store",
+    "the",
+    "GET",
+    "HTTP/1.1",
+    "Host:",
+    "example",
+    "content-type",
+    "text/html",
+    "accept",
+    "gzip",
+    "user",
+    "agent",
+    "Mozilla/5.0",
+    "connection",
+    "keep-alive",
+    "cookie",
+    "session",
+    "id",
+    "and",
+    "of",
+    "to",
+    "in",
+    "is",
+    "200",
+    "OK",
+    "server",
+    "nginx",
+    "date",
+    "cache",
+    "control",
+    "no-store",
 ];
 
 /// `len` bytes alternating between text segments (HTTP-like words, 70%) and
@@ -72,7 +99,10 @@ pub fn literals(n: usize, seed: u64) -> Vec<Vec<u8>> {
 pub const REGEXES: &[(&str, &str)] = &[
     (r"PORT [0-9]{1,3},[0-9]{1,3},[0-9]{1,3}", "PORT 10,0,7"),
     (r"USER [a-z]{3,12}\r\n", "USER alice\r\n"),
-    (r"[A-Z][a-z]{2,8}-Token: [0-9a-f]{8}", "Auth-Token: 0badc0de"),
+    (
+        r"[A-Z][a-z]{2,8}-Token: [0-9a-f]{8}",
+        "Auth-Token: 0badc0de",
+    ),
     (r"\x7fELF[\x01\x02]", "\x7fELF\x02"),
 ];
 

@@ -7,8 +7,8 @@
 //! match starting there may end in the next chunk, where the prefilter cannot
 //! see it.
 
-use aho_corasick::automaton::{Automaton, Candidate};
 use aho_corasick::automaton::StateID;
+use aho_corasick::automaton::{Automaton, Candidate};
 use aho_corasick::{dfa, nfa, Anchored, MatchKind, StartKind};
 
 use super::{Engine, EngineState};

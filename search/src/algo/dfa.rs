@@ -134,7 +134,7 @@ impl Dfa {
             .determinize_size_limit(Some(SIZE_LIMIT));
         let fwd = dense::Builder::new()
             .configure(config.clone().start_kind(start_kind))
-            .syntax(syn.clone())
+            .syntax(syn)
             .build_many(&sources)
             .map_err(too_large)?;
         let start = fwd
@@ -251,12 +251,11 @@ impl Engine for Dfa {
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let fwd = &self.fwd;
-        let mut sid = regex_automata::util::primitives::StateID::new(st.sid as usize)
-            .unwrap_or(self.start);
+        let mut sid =
+            regex_automata::util::primitives::StateID::new(st.sid as usize).unwrap_or(self.start);
         let mut i = 0;
         while i < hay.len() {
-            if fwd.is_special_state(sid) && fwd.is_accel_state(sid) && !fwd.is_match_state(sid)
-            {
+            if fwd.is_special_state(sid) && fwd.is_accel_state(sid) && !fwd.is_match_state(sid) {
                 // Every byte but these few loops back here: skip to the next.
                 let needles = fwd.accelerator(sid);
                 let rest = &hay[i..];

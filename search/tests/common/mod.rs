@@ -32,8 +32,15 @@ pub fn reference_regex(p: &Pattern) -> Option<String> {
 /// Every match the options allow, by brute force: for each end offset and
 /// pattern, the leftmost start whose slice the pattern matches entirely.
 /// Returned in the engine's order contract: sorted by (end, pattern).
-pub fn naive(patterns: &[Pattern], opts: &SearchOptions, hay: &[u8], exact_start: bool) -> Vec<Match> {
-    let hi = opts.to.map_or(hay.len() as u64, |t| t.min(hay.len() as u64)) as usize;
+pub fn naive(
+    patterns: &[Pattern],
+    opts: &SearchOptions,
+    hay: &[u8],
+    exact_start: bool,
+) -> Vec<Match> {
+    let hi = opts
+        .to
+        .map_or(hay.len() as u64, |t| t.min(hay.len() as u64)) as usize;
     let lo = (opts.from as usize).min(hi);
     let cfg = syntax::Config::new()
         .unicode(false)
@@ -43,14 +50,25 @@ pub fn naive(patterns: &[Pattern], opts: &SearchOptions, hay: &[u8], exact_start
     for (pid, p) in patterns.iter().enumerate() {
         let src = reference_regex(p).expect("reference regex");
         let re = meta::Builder::new()
-            .syntax(cfg.clone())
+            .syntax(cfg)
             .build(&format!("^(?:{src})$"))
             .expect("reference regex compiles");
         for e in lo + 1..=hi {
-            let starts: Vec<usize> = if opts.anchored { vec![lo] } else { (lo..e).collect() };
-            if let Some(s) = starts.into_iter().find(|&s| s < e && re.is_match(&hay[s..e])) {
+            let starts: Vec<usize> = if opts.anchored {
+                vec![lo]
+            } else {
+                (lo..e).collect()
+            };
+            if let Some(s) = starts
+                .into_iter()
+                .find(|&s| s < e && re.is_match(&hay[s..e]))
+            {
                 let start = if exact_start { s as u64 } else { opts.from };
-                out.push(Match { pattern: pid, start, end: e as u64 });
+                out.push(Match {
+                    pattern: pid,
+                    start,
+                    end: e as u64,
+                });
             }
         }
     }
@@ -82,7 +100,10 @@ pub fn run_packets(s: &Searcher, packets: &[Vec<&[u8]>]) -> Vec<Match> {
 /// Sort matches within equal end offsets (engines may list the patterns
 /// ending at one offset in any order) after checking ends never decrease.
 pub fn normalise(mut v: Vec<Match>) -> Vec<Match> {
-    assert!(v.windows(2).all(|w| w[0].end <= w[1].end), "ends out of order: {v:?}");
+    assert!(
+        v.windows(2).all(|w| w[0].end <= w[1].end),
+        "ends out of order: {v:?}"
+    );
     v.sort_by_key(|m| (m.end, m.pattern));
     v
 }
