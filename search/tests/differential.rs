@@ -129,6 +129,34 @@ proptest! {
         check(&[Pattern::literal(pat)], opts, &hay, &cuts)?;
     }
 
+    /// Large sets of longer literals: no aho-corasick prefilter applies, so
+    /// this exercises the gram skip filter, with patterns planted in the
+    /// haystack so that matches cross chunk boundaries.
+    #[test]
+    fn large_literal_sets(
+        pats in prop::collection::vec(prop::collection::vec(byte(), 6..11), 65..90),
+        noise in prop::collection::vec(byte(), 0..200),
+        plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..6),
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let mut hay = noise;
+        for (which, at) in plants {
+            let p = &pats[which.index(pats.len())];
+            let at = at.index(hay.len() + 1);
+            hay.splice(at..at, p.iter().copied());
+        }
+        let opts = SearchOptions { to: opts.to.map(|t| t * 3), ..opts };
+        let want = common::naive_literals(&pats, &opts, &hay);
+        let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
+        let packets = split(&hay, &cuts);
+        for algo in [search::Algorithm::AhoCorasick, search::Algorithm::Auto] {
+            let s = Searcher::new(algo, &patterns, opts).expect("literal set builds");
+            let got = common::normalise(common::run_packets(&s, &packets));
+            prop_assert_eq!(&got, &want);
+        }
+    }
+
     #[test]
     fn regex_sets(
         pats in prop::collection::vec(prop::collection::vec(proptest::sample::select(REGEX_ATOMS), 1..4), 1..4),

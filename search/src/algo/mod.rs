@@ -260,7 +260,13 @@ pub(crate) fn build(
         }
         Algorithm::AhoCorasick => {
             check(algo, patterns, usize::MAX, &[Literal])?;
-            Box::new(ac::Ac::new(patterns, opts.icase, opts.anchored, earliest)?)
+            Box::new(ac::Ac::new(
+                patterns,
+                opts.icase,
+                opts.anchored,
+                earliest,
+                opts.from,
+            )?)
         }
         Algorithm::Regex => {
             check(algo, patterns, usize::MAX, &[Literal, Regex, Wildcard])?;

@@ -107,3 +107,38 @@ pub fn normalise(mut v: Vec<Match>) -> Vec<Match> {
     v.sort_by_key(|m| (m.end, m.pattern));
     v
 }
+
+/// Brute-force literal search, for sets too large for the regex reference.
+pub fn naive_literals(patterns: &[Vec<u8>], opts: &SearchOptions, hay: &[u8]) -> Vec<Match> {
+    let hi = opts
+        .to
+        .map_or(hay.len() as u64, |t| t.min(hay.len() as u64)) as usize;
+    let lo = (opts.from as usize).min(hi);
+    let eq = |a: u8, b: u8| {
+        if opts.icase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let mut out = Vec::new();
+    for (pid, p) in patterns.iter().enumerate() {
+        for s in lo..hi {
+            if (opts.anchored && s != lo) || s + p.len() > hi {
+                continue;
+            }
+            if hay[s..s + p.len()].iter().zip(p).all(|(&a, &b)| eq(a, b)) {
+                out.push(Match {
+                    pattern: pid,
+                    start: s as u64,
+                    end: (s + p.len()) as u64,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|m| (m.end, m.pattern));
+    if opts.mode == MatchMode::Earliest {
+        out.truncate(1);
+    }
+    out
+}
