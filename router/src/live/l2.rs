@@ -29,6 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use conntrack::time::Instant;
+use conntrack::wire::{arp, ethernet, ArpPacket, EthernetFrame, Icmpv6Packet, NdOption};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// An Ethernet (EUI-48) address.
@@ -294,11 +295,10 @@ impl L2Iface {
     }
 
     fn classify<'f>(&mut self, now: Instant, frame: &'f [u8]) -> Rx<'f> {
-        let (Some(dst), Some(src), Some(et)) =
-            (mac_at(frame, 0), mac_at(frame, 6), be16_at(frame, 12))
-        else {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Rx::Dropped(RxDrop::Truncated);
         };
+        let (dst, src, et) = (eth.dst_addr(), eth.src_addr(), eth.ethertype());
         // Multicast bit covers broadcast too.
         if dst != self.mac && dst[0] & 1 == 0 {
             return Rx::Dropped(RxDrop::NotForUs);
@@ -337,19 +337,14 @@ impl L2Iface {
 
     /// Handles an ARP packet; false if malformed.
     fn handle_arp(&mut self, now: Instant, p: &[u8]) -> bool {
-        if p.len() < ARP_LEN {
-            return false;
-        }
-        // Ethernet/IPv4 ARP only: htype 1, ptype 0x0800, hlen 6, plen 4.
-        if p[0..6] != [0, 1, 0x08, 0x00, 6, 4] {
-            return false;
-        }
-        let op = u16::from_be_bytes([p[6], p[7]]);
-        let Some(sha) = mac_at(p, 8) else {
+        // Ethernet/IPv4 ARP only; the view checks types and sizes.
+        let Ok(arp) = ArpPacket::new_checked(p) else {
             return false;
         };
-        let spa = Ipv4Addr::new(p[14], p[15], p[16], p[17]);
-        let tpa = Ipv4Addr::new(p[24], p[25], p[26], p[27]);
+        let op = arp.operation();
+        let sha = arp.sender_hw_addr();
+        let spa = arp.sender_proto_addr();
+        let tpa = arp.target_proto_addr();
         if sha[0] & 1 != 0 {
             // A multicast sender hardware address is bogus (RFC 1812 §3.3.2).
             return false;
@@ -381,23 +376,28 @@ impl L2Iface {
         let Some(dst) = ipv6_at(p, 24) else {
             return false;
         };
-        let icmp = &p[IPV6_HEADER_LEN..];
-        // RFC 4861 §7.1: hop limit 255 proves the sender is on-link; code 0; at least 24 bytes.
-        if p[7] != 255 || icmp.len() < 24 || icmp[1] != 0 {
-            return false;
-        }
-        if icmpv6_checksum(&src, &dst, icmp) != 0 {
-            return false;
-        }
-        let Some(target) = ipv6_at(icmp, 8) else {
+        // RFC 4861 §7.1: hop limit 255 proves the sender is on-link; code 0; the view checks
+        // that the fixed part of the message is there.
+        let Ok(icmp) = Icmpv6Packet::new_checked(&p[IPV6_HEADER_LEN..]) else {
             return false;
         };
+        if p[7] != 255 || icmp.code() != 0 || !icmp.verify_checksum(&src, &dst) {
+            return false;
+        }
+        let target = icmp.ns_target();
         if target.is_multicast() {
             return false;
         }
-        let Some(opts) = nd_options(&icmp[24..]) else {
-            return false;
-        };
+        let mut opts = NdOpts::default();
+        for o in icmp.nd_options() {
+            match o {
+                // A zero-length or overrunning option: discard the message (RFC 4861 §4.6).
+                Err(_) => return false,
+                Ok(o @ NdOption::SourceLinkLayerAddr(_)) => opts.slla = o.ethernet_addr(),
+                Ok(o @ NdOption::TargetLinkLayerAddr(_)) => opts.tlla = o.ethernet_addr(),
+                Ok(_) => {}
+            }
+        }
         if ty == ICMPV6_NS {
             if !self.is_own_v6(&target) {
                 return true; // Not ours: we are no proxy.
@@ -426,13 +426,12 @@ impl L2Iface {
             self.out.push_back(na);
             self.stats.na_sent += 1;
         } else {
-            let flags = icmp[4];
-            if flags & NA_FLAG_SOLICITED != 0 && dst.is_multicast() {
+            let solicited = icmp.na_solicited();
+            if solicited && dst.is_multicast() {
                 return false;
             }
             let mac = opts.tlla.unwrap_or(eth_src);
-            let solicited = flags & NA_FLAG_SOLICITED != 0;
-            let over = flags & NA_FLAG_OVERRIDE != 0;
+            let over = icmp.na_override();
             self.update_from_na(now, IpAddr::V6(target), mac, solicited, over);
         }
         true
@@ -724,8 +723,7 @@ impl L2Iface {
     }
 
     fn icmpv6_frame(&self, src: Ipv6Addr, dst: Ipv6Addr, dst_mac: Mac, icmp: &mut [u8]) -> Vec<u8> {
-        let sum = icmpv6_checksum(&src, &dst, icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        Icmpv6Packet::new_unchecked(&mut *icmp).fill_checksum(&src, &dst);
         let mut ip = Vec::with_capacity(IPV6_HEADER_LEN + icmp.len());
         ip.extend_from_slice(&[0x60, 0, 0, 0]);
         ip.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
@@ -829,10 +827,6 @@ fn stale(mac: Mac) -> State {
     }
 }
 
-fn mac_at(b: &[u8], at: usize) -> Option<Mac> {
-    b.get(at..at + 6)?.try_into().ok()
-}
-
 fn be16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
@@ -877,24 +871,6 @@ struct NdOpts {
     tlla: Option<Mac>,
 }
 
-/// Parses ND options; None if an option has length 0 or overruns (RFC 4861 §4.6: discard).
-fn nd_options(mut b: &[u8]) -> Option<NdOpts> {
-    let mut o = NdOpts::default();
-    while !b.is_empty() {
-        let len = usize::from(*b.get(1)?) * 8;
-        if len == 0 || len > b.len() {
-            return None;
-        }
-        match b[0] {
-            ND_OPT_SLLA => o.slla = mac_at(b, 2),
-            ND_OPT_TLLA => o.tlla = mac_at(b, 2),
-            _ => {}
-        }
-        b = &b[len..];
-    }
-    Some(o)
-}
-
 fn ethertype_of(packet: &[u8]) -> u16 {
     match packet.first().map(|b| b >> 4) {
         Some(6) => ETHERTYPE_IPV6,
@@ -904,47 +880,18 @@ fn ethertype_of(packet: &[u8]) -> u16 {
 
 /// An Ethernet frame around `payload`.
 pub fn eth_frame(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(ETH_HEADER_LEN + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
+    let mut f = vec![0u8; ETH_HEADER_LEN];
+    // Cannot fail: the buffer is exactly one header long.
+    let _ = ethernet::emit_header(&mut f, dst, src, ethertype);
     f.extend_from_slice(payload);
     f
 }
 
 fn arp_frame(op: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr, eth_dst: Mac) -> Vec<u8> {
-    let mut p = Vec::with_capacity(ARP_LEN);
-    p.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
-    p.extend_from_slice(&op.to_be_bytes());
-    p.extend_from_slice(&sha);
-    p.extend_from_slice(&spa.octets());
-    p.extend_from_slice(&tha);
-    p.extend_from_slice(&tpa.octets());
+    let mut p = [0u8; ARP_LEN];
+    // Cannot fail: the buffer is exactly one ARP packet long.
+    let _ = arp::emit(&mut p, op, sha, spa, tha, tpa);
     eth_frame(eth_dst, sha, ETHERTYPE_ARP, &p)
-}
-
-/// The RFC 1071 sum over the IPv6 pseudo-header and `icmp` (checksum field included): 0 when a
-/// received message verifies, the value to store when the field was zero.
-fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, icmp: &[u8]) -> u16 {
-    let mut sum: u64 = 0;
-    let mut add = |b: &[u8]| {
-        let mut chunks = b.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-        }
-        if let [last] = chunks.remainder() {
-            sum += u64::from(*last) << 8;
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(icmp.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(icmp);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 #[cfg(test)]
@@ -1011,8 +958,7 @@ mod tests {
     fn nd_frame(ty: u8, src: Ipv6Addr, dst: Ipv6Addr, eth_dst: Mac, body: &[u8]) -> Vec<u8> {
         let mut icmp = vec![ty, 0, 0, 0];
         icmp.extend_from_slice(body);
-        let sum = icmpv6_checksum(&src, &dst, &icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        Icmpv6Packet::new_unchecked(&mut icmp[..]).fill_checksum(&src, &dst);
         let mut ip = vec![0x60, 0, 0, 0];
         ip.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
         ip.extend_from_slice(&[58, 255]);
@@ -1255,7 +1201,9 @@ mod tests {
         assert_eq!(ipv6_at(icmp, 8), Some(target));
         assert_eq!(&icmp[24..26], &[ND_OPT_TLLA, 1]);
         assert_eq!(&icmp[26..32], &l2.mac());
-        assert_eq!(icmpv6_checksum(&target, &peer, icmp), 0);
+        assert!(Icmpv6Packet::new_checked(icmp)
+            .unwrap()
+            .verify_checksum(&target, &peer));
         // The soliciting host is learned (stale, as RFC 4861 says).
         assert_eq!(l2.lookup(&IpAddr::V6(peer)), Some(PEER_MAC));
     }
@@ -1328,7 +1276,8 @@ mod tests {
         assert_eq!(ip[40], ICMPV6_NS);
         assert_eq!(ipv6_at(&ip[40..], 8), Some(peer));
         assert_eq!(&ip[40 + 24..40 + 26], &[ND_OPT_SLLA, 1]);
-        assert_eq!(icmpv6_checksum(&ipv6_at(ip, 8).unwrap(), &sn, &ip[40..]), 0);
+        let ns_icmp = Icmpv6Packet::new_checked(&ip[40..]).unwrap();
+        assert!(ns_icmp.verify_checksum(&ipv6_at(ip, 8).unwrap(), &sn));
 
         let mut body = vec![NA_FLAG_SOLICITED | NA_FLAG_OVERRIDE, 0, 0, 0];
         body.extend_from_slice(&peer.octets());
