@@ -546,6 +546,19 @@ fn control_events_reload_and_flush() {
     assert!(ping(&lan, "198.51.100.2"), "old rules still in force");
     lab.write("gw.rules", &good);
     assert!(lab.ctl(&["reload"]).status.success());
+    // SIGHUP reloads too.
+    if let Some(pid) = lab
+        .tunfilter
+        .as_ref()
+        .and_then(|c| rustix::process::Pid::from_raw(c.id() as i32))
+    {
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    }
+    assert!(
+        wait_until(5, || lab.log().matches("rules reloaded").count() >= 2),
+        "SIGHUP reload:\n{}",
+        lab.log()
+    );
 
     // Flush empties the table.
     assert!(lab.ctl(&["ct", "flush"]).status.success());
