@@ -33,6 +33,8 @@ use crate::engine::{Engine, Transmit};
 const BATCH: usize = 64;
 /// Longest sleep of a worker: bounds how late an engine timer that appeared meanwhile runs.
 const MAX_SLEEP: Duration = Duration::from_millis(500);
+/// Shortest sleep when a timer is already due (see [`next_wakeup`]).
+const MIN_SLEEP: Duration = Duration::from_millis(1);
 /// Largest packet or frame a device can hand us (64 KiB IP plus an Ethernet header).
 const RX_BUF: usize = 65536 + 64;
 
@@ -613,8 +615,8 @@ fn worker(sh: &Shared, w: usize) {
     }
 }
 
-/// How long a worker may sleep: until the earliest engine or layer-2 deadline, at most
-/// [`MAX_SLEEP`].
+/// How long a worker may sleep: until the earliest engine or layer-2 deadline, between
+/// [`MIN_SLEEP`] and [`MAX_SLEEP`].
 fn next_wakeup(sh: &Shared) -> Duration {
     let now = sh.clock.now();
     let mut deadline = sh.engine.lock().poll_timeout();
@@ -626,7 +628,9 @@ fn next_wakeup(sh: &Shared) -> Duration {
         }
     }
     match deadline {
-        Some(d) => d.saturating_duration_since(now).min(MAX_SLEEP),
+        // The floor keeps a deadline that stays in the past (a timer the engine does not
+        // advance) from turning the loop into a busy spin; packets still wake poll at once.
+        Some(d) => d.saturating_duration_since(now).clamp(MIN_SLEEP, MAX_SLEEP),
         None => MAX_SLEEP,
     }
 }
