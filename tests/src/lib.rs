@@ -1,1 +1,333 @@
-//! Shared helpers for the cross-crate integration tests.
+//! Shared helpers for the cross-crate integration tests: packet builders
+//! with correct checksums, and simulator plumbing (config files, pcaps in,
+//! pcaps and events out).
+
+use conntrack::wire::{checksum, ipv4, ipv6};
+use router::pcap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+/// TCP flag bits.
+pub mod flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// Wraps an L4 message in an IP header of the family of `src`, filling the
+/// L4 checksum at `ck_at` (None: leave it) with the pseudo-header.
+pub fn ip(src: &str, dst: &str, proto: u8, ttl: u8, mut l4: Vec<u8>, ck_at: Option<usize>) -> Vec<u8> {
+    let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+    match (s, d) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            if let Some(at) = ck_at {
+                let ps = checksum::pseudo_header_v4(s, d, proto, l4.len() as u32);
+                let ck = if proto == 1 {
+                    checksum::data(&l4)
+                } else {
+                    checksum::fold(checksum::combine(ps, checksum::sum(&l4)))
+                };
+                l4[at..at + 2].copy_from_slice(&ck.to_be_bytes());
+            }
+            let mut p = vec![0u8; 20];
+            ipv4::emit_header(&mut p, s, d, proto, ttl, l4.len(), 0x1234).unwrap();
+            p.extend_from_slice(&l4);
+            p
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            if let Some(at) = ck_at {
+                let ps = checksum::pseudo_header_v6(&s, &d, proto, l4.len() as u32);
+                let ck = checksum::fold(checksum::combine(ps, checksum::sum(&l4)));
+                l4[at..at + 2].copy_from_slice(&ck.to_be_bytes());
+            }
+            let mut p = vec![0u8; 40];
+            ipv6::emit_header(&mut p, &s, &d, proto, ttl, l4.len()).unwrap();
+            p.extend_from_slice(&l4);
+            p
+        }
+        _ => panic!("mixed families"),
+    }
+}
+
+/// A TCP segment (20-byte header plus `opts`, padded) inside an IP packet.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16, seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
+    tcp_opts(src, sport, dst, dport, seq, ack, fl, 65535, &[], payload)
+}
+
+/// A TCP segment with a window and raw option bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_opts(
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    fl: u8,
+    window: u16,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut o = opts.to_vec();
+    while o.len() % 4 != 0 {
+        o.push(1);
+    }
+    let hl = 20 + o.len();
+    let mut t = vec![0u8; hl];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = ((hl / 4) as u8) << 4;
+    t[13] = fl;
+    t[14..16].copy_from_slice(&window.to_be_bytes());
+    t[20..].copy_from_slice(&o);
+    t.extend_from_slice(payload);
+    ip(src, dst, 6, 64, t, Some(16))
+}
+
+/// A UDP datagram.
+pub fn udp(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = vec![0u8; 8];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(payload);
+    ip(src, dst, 17, 64, u, Some(6))
+}
+
+/// An ICMP (v4) or ICMPv6 echo request/reply.
+pub fn echo(src: &str, dst: &str, request: bool, id: u16, seq: u16, ttl: u8) -> Vec<u8> {
+    let v6 = src.contains(':');
+    let ty = match (v6, request) {
+        (false, true) => 8,
+        (false, false) => 0,
+        (true, true) => 128,
+        (true, false) => 129,
+    };
+    let mut m = vec![ty, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(b"tunfilter-echo");
+    ip(src, dst, if v6 { 58 } else { 1 }, ttl, m, Some(2))
+}
+
+/// An ICMP/ICMPv6 error from `src` quoting `offending`.
+pub fn icmp_error(src: &str, offending: &[u8], ty: u8, code: u8) -> Vec<u8> {
+    let v6 = src.contains(':');
+    let dst = if v6 {
+        Ipv6Addr::from(<[u8; 16]>::try_from(&offending[8..24]).unwrap()).to_string()
+    } else {
+        Ipv4Addr::from(<[u8; 4]>::try_from(&offending[12..16]).unwrap()).to_string()
+    };
+    let q = if v6 { offending.len().min(1232) } else { (((offending[0] & 15) as usize) * 4 + 8).min(offending.len()) };
+    let mut m = vec![ty, code, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&offending[..q]);
+    ip(src, &dst, if v6 { 58 } else { 1 }, 64, m, Some(2))
+}
+
+/// A packet arriving on an interface at a time (seconds from the start).
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    /// Interface name.
+    pub iface: &'static str,
+    /// Seconds since the scenario's start.
+    pub at: f64,
+    /// IP packet.
+    pub packet: Vec<u8>,
+}
+
+/// Start of every scenario's clock (2024-01-01T00:00:00Z), so times look real.
+pub const EPOCH_NS: u64 = 1_704_067_200_000_000_000;
+
+/// A scenario folder with the config and rules written, ready to simulate.
+#[derive(Debug)]
+pub struct Scenario {
+    /// Temporary folder (removed on drop).
+    pub dir: PathBuf,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The output of a simulation.
+#[derive(Debug)]
+pub struct SimOutput {
+    /// Packets written per interface (IP packets, timestamps in ns).
+    pub sent: std::collections::BTreeMap<String, Vec<(u64, Vec<u8>)>>,
+    /// The event log, one JSON object per line.
+    pub events: Vec<String>,
+    /// Final `conntrack -L` listing.
+    pub conntrack: String,
+    /// Final statistics.
+    pub stats: String,
+    /// Output folder.
+    pub out_dir: PathBuf,
+}
+
+impl SimOutput {
+    /// Packets sent on `iface`.
+    pub fn on(&self, iface: &str) -> Vec<Vec<u8>> {
+        self.sent.get(iface).map(|v| v.iter().map(|(_, p)| p.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Events whose JSON contains every needle.
+    pub fn events_with(&self, needles: &[&str]) -> Vec<&String> {
+        self.events.iter().filter(|e| needles.iter().all(|n| e.contains(n))).collect()
+    }
+}
+
+impl Scenario {
+    /// A two-interface gateway: lan0 192.0.2.1/24 + 2001:db8:1::1/64,
+    /// wan0 198.51.100.1/24 + 2001:db8:2::1/64 with default routes via wan0.
+    pub fn gateway(name: &str, rules_v4: &str, rules_v6: &str) -> Scenario {
+        let cfg = r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+mtu = 1500
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+
+[[interface]]
+name = "wan0"
+kind = "tun"
+mtu = 1500
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+interface = "wan0"
+via = "198.51.100.254"
+
+[[route]]
+prefix = "::/0"
+interface = "wan0"
+via = "2001:db8:2::fe"
+
+[rules]
+ipv4 = "v4.rules"
+ipv6 = "v6.rules"
+"#;
+        Scenario::with_config(name, cfg, rules_v4, rules_v6)
+    }
+
+    /// A scenario with a given config text (referencing `v4.rules`/`v6.rules`).
+    pub fn with_config(name: &str, cfg: &str, rules_v4: &str, rules_v6: &str) -> Scenario {
+        let dir = std::env::temp_dir().join(format!("tunfilter-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("gw.toml"), cfg).unwrap();
+        std::fs::write(dir.join("v4.rules"), rules_v4).unwrap();
+        std::fs::write(dir.join("v6.rules"), rules_v6).unwrap();
+        Scenario { dir }
+    }
+
+    /// Path of the config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("gw.toml")
+    }
+
+    /// Writes the arrivals into one raw-IP pcap per interface and runs the
+    /// simulator in-process.
+    pub fn run(&self, arrivals: &[Arrival], until: Option<f64>) -> SimOutput {
+        let inputs = self.write_inputs(arrivals);
+        let out_dir = self.dir.join("out");
+        let cfg = router::config::Config::load(&self.config()).unwrap();
+        router::sim::run(
+            &cfg,
+            &router::sim::SimOptions {
+                inputs,
+                out_dir: out_dir.clone(),
+                until,
+            },
+        )
+        .unwrap();
+        read_output(&out_dir)
+    }
+
+    /// Writes one raw-IP pcap per interface; returns `--in` pairs.
+    pub fn write_inputs(&self, arrivals: &[Arrival]) -> Vec<(String, PathBuf)> {
+        let mut by_iface: std::collections::BTreeMap<&str, Vec<&Arrival>> = Default::default();
+        for a in arrivals {
+            by_iface.entry(a.iface).or_default().push(a);
+        }
+        let mut inputs = Vec::new();
+        for (iface, list) in by_iface {
+            let p = self.dir.join(format!("in-{iface}.pcap"));
+            let f = std::fs::File::create(&p).unwrap();
+            let mut w = pcap::Writer::new(f, pcap::LINKTYPE_RAW).unwrap();
+            for a in list {
+                w.write(EPOCH_NS + (a.at * 1e9) as u64, &a.packet).unwrap();
+            }
+            w.finish().unwrap();
+            inputs.push((iface.to_string(), p));
+        }
+        inputs
+    }
+}
+
+/// Reads a simulator output folder.
+pub fn read_output(out_dir: &Path) -> SimOutput {
+    let mut sent = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(out_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pcap") {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let (lt, recs) = pcap::read_all(std::fs::File::open(&p).unwrap()).unwrap();
+            let v = recs
+                .into_iter()
+                .map(|r| (r.ts_ns, pcap::ip_payload(lt, &r.data).unwrap().to_vec()))
+                .collect();
+            sent.insert(name, v);
+        }
+    }
+    let text = |n: &str| std::fs::read_to_string(out_dir.join(n)).unwrap_or_default();
+    SimOutput {
+        sent,
+        events: text("events.jsonl").lines().map(str::to_string).collect(),
+        conntrack: text("conntrack.txt"),
+        stats: text("stats.txt"),
+        out_dir: out_dir.to_path_buf(),
+    }
+}
+
+/// Whether `tshark` is installed (tests that cross-check with it require it under CI).
+pub fn tshark_available() -> bool {
+    std::process::Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Runs tshark on a pcap with a display filter and returns the selected fields, one line per packet.
+pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r").arg(pcap).arg("-Y").arg(filter).arg("-T").arg("fields");
+    for f in fields {
+        cmd.arg("-e").arg(f);
+    }
+    let out = cmd.output().expect("tshark runs");
+    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Fails loudly under CI, skips elsewhere, when a tool a test needs is missing.
+pub fn require(tool_ok: bool, what: &str) -> bool {
+    if tool_ok {
+        return true;
+    }
+    let msg = format!("SKIPPING: {what} is not available");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (required under CI=true)");
+    }
+    eprintln!("{msg}");
+    false
+}

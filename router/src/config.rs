@@ -1,0 +1,469 @@
+//! The TOML configuration (the contract in DESIGN.md, "Configuration").
+//!
+//! Errors name `file:line:column` and what was expected. Unknown keys are
+//! errors too: a typo must not silently change what the router does.
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Kind of a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfaceKind {
+    /// Layer 3: raw IP packets.
+    Tun,
+    /// Layer 2: Ethernet frames.
+    Tap,
+}
+
+/// One `[[interface]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// Device name.
+    pub name: String,
+    /// TUN or TAP.
+    pub kind: IfaceKind,
+    /// MTU of the link.
+    pub mtu: u32,
+    /// The router's own addresses on this link (with their prefixes).
+    pub addresses: Vec<IpNet>,
+    /// Namespace to move the device into.
+    pub netns: Option<String>,
+    /// Kernel-side addresses in that namespace.
+    pub peer_addresses: Vec<IpNet>,
+    /// Kernel-side routes via this device ("default" or a prefix).
+    pub peer_routes: Vec<String>,
+}
+
+/// One `[[route]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Destination prefix.
+    pub prefix: IpNet,
+    /// Egress interface name.
+    pub interface: String,
+    /// Next hop, if not on-link.
+    pub via: Option<IpAddr>,
+}
+
+/// `[rules]`: rule files, resolved against the config file's folder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RulesConfig {
+    /// iptables-save file.
+    pub ipv4: Option<PathBuf>,
+    /// ip6tables-save file.
+    pub ipv6: Option<PathBuf>,
+}
+
+/// `[conntrack]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConntrackConfig {
+    /// Maximum number of connections.
+    pub max: usize,
+    /// Timeout overrides by name (`tcp_established = 3600`), in seconds.
+    pub timeouts: Vec<(String, u64)>,
+    /// Pick up TCP connections seen mid-stream (`nf_conntrack_tcp_loose`).
+    pub tcp_loose: bool,
+    /// Accept out-of-window TCP packets (`nf_conntrack_tcp_be_liberal`).
+    pub tcp_be_liberal: bool,
+    /// Verify L4 checksums of packets entering the router (`nf_conntrack_checksum`).
+    pub checksum: bool,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max: 262_144,
+            timeouts: Vec::new(),
+            tcp_loose: true,
+            tcp_be_liberal: false,
+            checksum: true,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Interfaces, in file order (an interface's index is its id).
+    pub interfaces: Vec<InterfaceConfig>,
+    /// Static routes.
+    pub routes: Vec<RouteConfig>,
+    /// Rule files.
+    pub rules: RulesConfig,
+    /// Conntrack settings.
+    pub conntrack: ConntrackConfig,
+    /// Folder of the config file (relative paths are resolved against it).
+    pub base_dir: PathBuf,
+    /// The config file itself.
+    pub path: PathBuf,
+}
+
+/// A configuration error with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File the error is in.
+    pub file: String,
+    /// 1-based line (0 if unknown).
+    pub line: usize,
+    /// 1-based column (0 if unknown).
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    interface: Vec<RawInterface>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+    #[serde(default)]
+    rules: Option<RawRules>,
+    #[serde(default)]
+    conntrack: Option<RawConntrack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInterface {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    mtu: Option<Spanned<i64>>,
+    #[serde(default)]
+    addresses: Vec<Spanned<String>>,
+    #[serde(default)]
+    netns: Option<Spanned<String>>,
+    #[serde(default)]
+    peer_addresses: Vec<Spanned<String>>,
+    #[serde(default)]
+    peer_routes: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: Spanned<String>,
+    interface: Spanned<String>,
+    #[serde(default)]
+    via: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default)]
+    ipv4: Option<String>,
+    #[serde(default)]
+    ipv6: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConntrack {
+    #[serde(default)]
+    max: Option<Spanned<i64>>,
+    #[serde(default)]
+    tcp_loose: Option<bool>,
+    #[serde(default)]
+    tcp_be_liberal: Option<bool>,
+    #[serde(default)]
+    checksum: Option<bool>,
+    #[serde(default)]
+    timeouts: Option<toml::Table>,
+}
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let (line, column) = line_col(self.text, offset);
+        ConfigError {
+            file: self.file.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.err(s.span().start, message)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut c = Config::parse(&text, &path.display().to_string(), &base)?;
+        c.path = path.to_path_buf();
+        Ok(c)
+    }
+
+    /// Parses config text; `file` names it in errors, `base_dir` resolves paths.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let cx = Ctx {
+            file: file.to_string(),
+            text,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let off = e.span().map_or(0, |s| s.start);
+            let msg = e.message().to_string();
+            let mut err = cx.err(off, msg);
+            if e.span().is_none() {
+                err.line = 0;
+            }
+            err
+        })?;
+        let mut interfaces = Vec::new();
+        for i in &raw.interface {
+            let name = i.name.get_ref().clone();
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+                return Err(cx.at(
+                    &i.name,
+                    "expected an interface name of 1 to 15 characters without '/' or spaces",
+                ));
+            }
+            if interfaces.iter().any(|o: &InterfaceConfig| o.name == name) {
+                return Err(cx.at(&i.name, format!("duplicate interface name {name:?}")));
+            }
+            let kind = match i.kind.get_ref().as_str() {
+                "tun" => IfaceKind::Tun,
+                "tap" => IfaceKind::Tap,
+                other => {
+                    return Err(cx.at(&i.kind, format!("expected \"tun\" or \"tap\", found {other:?}")))
+                }
+            };
+            let mtu = match &i.mtu {
+                None => 1500,
+                Some(m) => {
+                    let v = *m.get_ref();
+                    // IPv6 needs 1280 (RFC 8200 §5); IPv4 needs 68 (RFC 791).
+                    let min = if i.addresses.iter().any(|a| a.get_ref().contains(':')) { 1280 } else { 68 };
+                    if !(min..=65535).contains(&v) {
+                        return Err(cx.at(m, format!("expected an MTU between {min} and 65535, found {v}")));
+                    }
+                    v as u32
+                }
+            };
+            let nets = |v: &[Spanned<String>]| -> Result<Vec<IpNet>, ConfigError> {
+                v.iter()
+                    .map(|s| {
+                        s.get_ref().parse::<IpNet>().map_err(|_| {
+                            cx.at(s, format!("expected an address with prefix length like \"192.0.2.1/24\" or \"2001:db8::1/64\", found {:?}", s.get_ref()))
+                        })
+                    })
+                    .collect()
+            };
+            let addresses = nets(&i.addresses)?;
+            let peer_addresses = nets(&i.peer_addresses)?;
+            let mut peer_routes = Vec::new();
+            for r in &i.peer_routes {
+                let v = r.get_ref();
+                if v != "default" && v.parse::<IpNet>().is_err() {
+                    return Err(cx.at(r, format!("expected \"default\" or a prefix like \"198.51.100.0/24\", found {v:?}")));
+                }
+                peer_routes.push(v.clone());
+            }
+            if (!peer_addresses.is_empty() || !peer_routes.is_empty()) && i.netns.is_none() {
+                let s = i.peer_addresses.first().or(i.peer_routes.first()).unwrap_or(&i.name);
+                return Err(cx.at(s, "peer_addresses and peer_routes need `netns` (the namespace to configure)"));
+            }
+            let netns = match &i.netns {
+                Some(n) if n.get_ref().is_empty() || n.get_ref().contains('/') => {
+                    return Err(cx.at(n, "expected a network namespace name"))
+                }
+                Some(n) => Some(n.get_ref().clone()),
+                None => None,
+            };
+            interfaces.push(InterfaceConfig {
+                name,
+                kind,
+                mtu,
+                addresses,
+                netns,
+                peer_addresses,
+                peer_routes,
+            });
+        }
+        let mut routes = Vec::new();
+        for r in &raw.route {
+            let prefix = r.prefix.get_ref().parse::<IpNet>().map_err(|_| {
+                cx.at(&r.prefix, format!("expected a prefix like \"0.0.0.0/0\" or \"2001:db8::/32\", found {:?}", r.prefix.get_ref()))
+            })?;
+            if !interfaces.iter().any(|i| &i.name == r.interface.get_ref()) {
+                return Err(cx.at(&r.interface, format!("no [[interface]] named {:?}", r.interface.get_ref())));
+            }
+            let via = match &r.via {
+                None => None,
+                Some(v) => {
+                    let a = v.get_ref().parse::<IpAddr>().map_err(|_| {
+                        cx.at(v, format!("expected a next-hop address, found {:?}", v.get_ref()))
+                    })?;
+                    if a.is_ipv4() != prefix.addr().is_ipv4() {
+                        return Err(cx.at(v, "next hop and prefix are of different address families"));
+                    }
+                    Some(a)
+                }
+            };
+            routes.push(RouteConfig {
+                prefix: prefix.trunc(),
+                interface: r.interface.get_ref().clone(),
+                via,
+            });
+        }
+        let rules = raw.rules.map_or_else(RulesConfig::default, |r| RulesConfig {
+            ipv4: r.ipv4.map(|p| base_dir.join(p)),
+            ipv6: r.ipv6.map(|p| base_dir.join(p)),
+        });
+        let mut conntrack = ConntrackConfig::default();
+        if let Some(c) = raw.conntrack {
+            if let Some(m) = &c.max {
+                let v = *m.get_ref();
+                if !(1..=(1 << 30)).contains(&v) {
+                    return Err(cx.at(m, format!("expected a maximum between 1 and 1073741824, found {v}")));
+                }
+                conntrack.max = v as usize;
+            }
+            conntrack.tcp_loose = c.tcp_loose.unwrap_or(conntrack.tcp_loose);
+            conntrack.tcp_be_liberal = c.tcp_be_liberal.unwrap_or(conntrack.tcp_be_liberal);
+            conntrack.checksum = c.checksum.unwrap_or(conntrack.checksum);
+            if let Some(t) = c.timeouts {
+                let mut probe = l4proto::Timeouts::default();
+                for (k, v) in t {
+                    let off = text.find(&format!("{k} ")).or_else(|| text.find(&format!("{k}="))).unwrap_or(0);
+                    let secs = v.as_integer().filter(|s| *s >= 0).ok_or_else(|| {
+                        cx.err(off, format!("timeout {k:?}: expected a number of seconds"))
+                    })? as u64;
+                    probe.set(&k, secs).map_err(|e| cx.err(off, e))?;
+                    conntrack.timeouts.push((k, secs));
+                }
+            }
+        }
+        Ok(Config {
+            interfaces,
+            routes,
+            rules,
+            conntrack,
+            base_dir: base_dir.to_path_buf(),
+            path: PathBuf::from(file),
+        })
+    }
+
+    /// The id (index) of the interface called `name`.
+    pub fn iface_id(&self, name: &str) -> Option<usize> {
+        self.interfaces.iter().position(|i| i.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+mtu = 1500
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+netns = "lan"
+peer_addresses = ["192.0.2.2/24", "2001:db8:1::2/64"]
+peer_routes = ["default"]
+
+[[interface]]
+name = "wan0"
+kind = "tap"
+addresses = ["198.51.100.1/24"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+interface = "wan0"
+via = "198.51.100.254"
+
+[rules]
+ipv4 = "gateway.rules"
+
+[conntrack]
+max = 1000
+timeouts = { tcp_established = 3600 }
+"#;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, "gw.toml", Path::new("/etc/tf"))
+    }
+
+    #[test]
+    fn parses_the_contract_keys() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.interfaces.len(), 2);
+        assert_eq!(c.interfaces[1].kind, IfaceKind::Tap);
+        assert_eq!(c.interfaces[1].mtu, 1500);
+        assert_eq!(c.interfaces[0].netns.as_deref(), Some("lan"));
+        assert_eq!(c.routes[0].via, Some("198.51.100.254".parse().unwrap()));
+        assert_eq!(c.rules.ipv4, Some(PathBuf::from("/etc/tf/gateway.rules")));
+        assert_eq!(c.conntrack.max, 1000);
+        assert_eq!(c.conntrack.timeouts, vec![("tcp_established".to_string(), 3600)]);
+        assert_eq!(c.iface_id("wan0"), Some(1));
+    }
+
+    fn err(t: &str) -> String {
+        parse(t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let bad = GOOD.replace("\"192.0.2.1/24\"", "\"192.0.2.300/24\"");
+        assert_eq!(
+            err(&bad),
+            "gw.toml:6:14: expected an address with prefix length like \"192.0.2.1/24\" or \"2001:db8::1/64\", found \"192.0.2.300/24\""
+        );
+        let bad = GOOD.replace("kind = \"tap\"", "kind = \"tunnel\"");
+        assert!(err(&bad).starts_with("gw.toml:13:8: expected \"tun\" or \"tap\""), "{}", err(&bad));
+        let bad = GOOD.replace("interface = \"wan0\"", "interface = \"wan9\"");
+        assert!(err(&bad).starts_with("gw.toml:18:13: no [[interface]] named \"wan9\""), "{}", err(&bad));
+        let bad = GOOD.replace("mtu = 1500", "mtu = 100");
+        assert!(err(&bad).contains("gw.toml:5:7: expected an MTU between 1280"), "{}", err(&bad));
+        let bad = GOOD.replace("max = 1000", "maxx = 1000");
+        assert!(err(&bad).starts_with("gw.toml:26:1: unknown field `maxx`"), "{}", err(&bad));
+        let bad = GOOD.replace("tcp_established", "tcp_establish");
+        assert!(err(&bad).contains("tcp_establish"), "{}", err(&bad));
+        let bad = GOOD.replace("via = \"198.51.100.254\"", "via = \"2001:db8::1\"");
+        assert!(err(&bad).contains("different address families"));
+        assert!(err("[[interface]]\nname = \"x\"\n").contains("missing field `kind`"));
+    }
+}

@@ -1,0 +1,1260 @@
+//! The sans-IO router core: inputs are pushed in (`handle_packet`,
+//! `handle_timeout`), outputs are pulled out (`poll_transmit`, `poll_event`,
+//! `poll_timeout`). The live driver and the simulator both drive it.
+//!
+//! Packet path (DESIGN.md, "The packet path"), hooks in Linux priority order:
+//! raw → conntrack in → mangle → nat dst → filter → nat src → confirm.
+//!
+//! ```text
+//!  rx ─► L3 parse ─► PREROUTING ─► route ─┬─► INPUT ─► local stack
+//!                                        └─► FORWARD ─► POSTROUTING ─► tx
+//!  local stack ─► OUTPUT ─► route ─► POSTROUTING ─► tx
+//! ```
+
+use crate::config::{Config, IfaceKind};
+use crate::route::{IfaceId, RouteTable};
+use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
+use crate::{local, stats::DropCounters};
+use conntrack::buf::PacketBuf;
+use conntrack::conn::{Conn, Status};
+use conntrack::event::Event as CtEvent;
+use conntrack::proto::{ConnCtx, Frag, L4Packet, L4Proto, ProtoState, Verdict as L4Verdict};
+use conntrack::table::{ConfirmError, ConnId, ConnTable, TableConfig};
+use conntrack::time::Instant;
+use conntrack::tuple::{Dir, Family, Tuple};
+use conntrack::wire::checksum;
+use ipnet::IpNet;
+use l4proto::{AnyState, L4Modules};
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the bounded conntrack GC sweep runs.
+const GC_INTERVAL: Duration = Duration::from_millis(100);
+/// Bound of the transmit queue (packets); beyond it packets are dropped and counted.
+const TX_QUEUE: usize = 4096;
+/// Bound of the event queue.
+const EVENT_QUEUE: usize = 65_536;
+
+/// A packet to send.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Egress interface.
+    pub iface: IfaceId,
+    /// Next hop (gateway or destination) for ARP/ND on TAP links.
+    pub next_hop: IpAddr,
+    /// The IP packet.
+    pub packet: PacketBuf,
+}
+
+/// A packet drop, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropEvent {
+    /// When.
+    pub at: Instant,
+    /// Hook, if the drop happened inside one.
+    pub hook: Option<Hook>,
+    /// The rule or policy that dropped it, if a rule did.
+    pub rule: Option<RuleRef>,
+    /// Stable reason name (also the drop counter's name).
+    pub reason: &'static str,
+    /// Interface the packet came in on (None for locally generated).
+    pub iface: Option<String>,
+    /// Short description of the packet.
+    pub packet: String,
+}
+
+/// What the engine reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A conntrack event.
+    Conntrack(CtEvent),
+    /// A dropped packet.
+    Drop(DropEvent),
+    /// A LOG target hit.
+    Log {
+        /// When.
+        at: Instant,
+        /// The LOG rule.
+        rule: RuleRef,
+        /// `--log-prefix` and packet summary.
+        line: String,
+    },
+}
+
+impl Event {
+    /// One JSON object, no newline.
+    pub fn to_json(&self) -> String {
+        match self {
+            Event::Conntrack(e) => e.to_json(),
+            Event::Drop(d) => {
+                let mut s = format!("{{\"time\":{},\"type\":\"drop\",\"reason\":\"{}\"", d.at.as_nanos(), d.reason);
+                if let Some(h) = d.hook {
+                    s.push_str(&format!(",\"hook\":\"{}\"", h.chain_name()));
+                }
+                if let Some(r) = &d.rule {
+                    s.push_str(&format!(
+                        ",\"table\":\"{}\",\"chain\":\"{}\",\"rule\":{}",
+                        r.table,
+                        json_escape(&r.chain),
+                        r.rule_num
+                    ));
+                }
+                if let Some(i) = &d.iface {
+                    s.push_str(&format!(",\"iface\":\"{}\"", json_escape(i)));
+                }
+                s.push_str(&format!(",\"packet\":\"{}\"}}", json_escape(&d.packet)));
+                s
+            }
+            Event::Log { at, rule, line } => format!(
+                "{{\"time\":{},\"type\":\"log\",\"table\":\"{}\",\"chain\":\"{}\",\"rule\":{},\"line\":\"{}\"}}",
+                at.as_nanos(),
+                rule.table,
+                json_escape(&rule.chain),
+                rule.rule_num,
+                json_escape(line)
+            ),
+        }
+    }
+
+    /// The event kind as a short name ("new", "destroy", "drop", "log", ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Conntrack(e) => match e.kind {
+                conntrack::EventKind::New => "new",
+                conntrack::EventKind::Update => "update",
+                conntrack::EventKind::Destroy => "destroy",
+                conntrack::EventKind::ExpectNew => "expect-new",
+                conntrack::EventKind::ExpectDestroy => "expect-destroy",
+            },
+            Event::Drop(_) => "drop",
+            Event::Log { .. } => "log",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Conntrack(e) => write!(f, "{e}"),
+            Event::Drop(d) => {
+                write!(f, "    [DROP] {} {}", d.reason, d.packet)?;
+                if let Some(h) = d.hook {
+                    write!(f, " hook={}", h.chain_name())?;
+                }
+                if let Some(r) = &d.rule {
+                    write!(f, " by {r}")?;
+                }
+                Ok(())
+            }
+            Event::Log { line, .. } => write!(f, "     [LOG] {line}"),
+        }
+    }
+}
+
+/// Escapes a string for a JSON string literal.
+pub fn json_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Why the engine could not be built.
+#[derive(Debug)]
+pub enum EngineError {
+    /// A rule file failed to load.
+    Rules(rules::RuleError),
+    /// Anything else about the configuration.
+    Config(String),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Rules(e) => write!(f, "{e}"),
+            EngineError::Config(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+struct Iface {
+    name: String,
+    mtu: usize,
+    addrs: Vec<IpNet>,
+}
+
+/// The state of a packet with respect to conntrack while it crosses a hook.
+enum Ct {
+    /// Not tracked (NOTRACK, or a fragment before reassembly exists).
+    Untracked,
+    /// Conntrack refused it.
+    Invalid(&'static str),
+    /// Belongs to a confirmed connection.
+    Known { id: ConnId, dir: Dir, related: bool },
+    /// First packet of a connection not yet in the table (inserted at confirm).
+    New { conn: Box<Conn<AnyState>>, related: bool },
+}
+
+impl Ct {
+    fn state(&self, table: &ConnTable<AnyState>) -> CtState {
+        match self {
+            Ct::Untracked => CtState::UNTRACKED,
+            Ct::Invalid(_) => CtState::INVALID,
+            Ct::New { related: true, .. } | Ct::Known { related: true, .. } => CtState::RELATED,
+            Ct::New { .. } => CtState::NEW,
+            Ct::Known { id, dir, .. } => {
+                let Some(c) = table.get(*id) else {
+                    return CtState::INVALID;
+                };
+                if *dir == Dir::Reply || c.status.contains(Status::SEEN_REPLY) {
+                    CtState::ESTABLISHED
+                } else if c.status.contains(Status::EXPECTED) {
+                    CtState::RELATED
+                } else {
+                    CtState::NEW
+                }
+            }
+        }
+    }
+}
+
+/// Parsed facts about a packet that rules and hooks need; owned so the packet
+/// bytes can be rewritten while it is alive.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    family: Family,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    l4_offset: usize,
+    len: usize,
+    frag: Frag,
+    ttl: u8,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    icmp: Option<(u8, u8)>,
+    tcp_flags: Option<u8>,
+}
+
+impl Meta {
+    fn of(pkt: &[u8]) -> Result<Meta, conntrack::proto::L3Error> {
+        let l3 = l3proto::parse(pkt)?;
+        let first = l3.frag != Frag::Later;
+        let l4 = l3.l4;
+        let be16 = |o: usize| l4.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let ports = first && matches!(l3.proto, 6 | 17 | 33 | 132 | 136);
+        let (sport, dport) = if ports { (be16(0), be16(2)) } else { (None, None) };
+        let icmp = (first && matches!((l3.family, l3.proto), (Family::V4, 1) | (Family::V6, 58)))
+            .then(|| Some((*l4.first()?, *l4.get(1)?)))
+            .flatten();
+        let tcp_flags = (first && l3.proto == 6).then(|| l4.get(13).copied()).flatten();
+        Ok(Meta {
+            family: l3.family,
+            src: l3.src,
+            dst: l3.dst,
+            proto: l3.proto,
+            l4_offset: l3.l4_offset,
+            len: l3.len,
+            frag: l3.frag,
+            ttl: l3.ttl,
+            sport,
+            dport,
+            icmp,
+            tcp_flags,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let p = conntrack::proto::proto_name(self.proto);
+        match (self.sport, self.dport, self.icmp) {
+            (Some(s), Some(d), _) => format!("{p} {} {s} -> {} {d}", self.src, self.dst),
+            (_, _, Some((t, c))) => format!("{p} {} -> {} type={t} code={c}", self.src, self.dst),
+            _ => format!("{p} {} -> {}", self.src, self.dst),
+        }
+    }
+}
+
+fn rules_family(f: Family) -> rules::Family {
+    match f {
+        Family::V4 => rules::Family::V4,
+        Family::V6 => rules::Family::V6,
+    }
+}
+
+/// A simple token bucket in virtual time (RFC 4443 §2.4 (f) rate limiting of
+/// ICMP errors; the same limit applies to ICMPv4, as Linux does).
+#[derive(Debug)]
+struct TokenBucket {
+    rate_per_sec: u64,
+    burst: u64,
+    tokens_milli: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate_per_sec: u64, burst: u64) -> Self {
+        TokenBucket {
+            rate_per_sec,
+            burst,
+            tokens_milli: burst * 1000,
+            last: Instant::ZERO,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = (now - self.last).as_micros() as u64;
+        self.last = now;
+        let add = elapsed.saturating_mul(self.rate_per_sec) / 1000;
+        self.tokens_milli = (self.tokens_milli.saturating_add(add)).min(self.burst * 1000);
+        if self.tokens_milli >= 1000 {
+            self.tokens_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The router core.
+pub struct Engine {
+    ifaces: Vec<Iface>,
+    kinds: Vec<IfaceKind>,
+    routes: RouteTable,
+    rules4: Arc<Ruleset>,
+    rules6: Arc<Ruleset>,
+    rule_paths: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    ct: ConnTable<AnyState>,
+    l4: L4Modules,
+    verify_checksum: bool,
+    tx: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    events_enabled: bool,
+    drops: DropCounters,
+    /// Why conntrack called packets INVALID (like `conntrack -S` invalid=, by reason).
+    invalid: DropCounters,
+    icmp_limit: TokenBucket,
+    next_gc: Instant,
+    now: Instant,
+    packets_in: u64,
+    packets_out: u64,
+    /// The rule that decided the last DROP/REJECT verdict, for the drop event.
+    last_rule: Option<RuleRef>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("interfaces", &self.ifaces.len())
+            .field("conntrack", &self.ct)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Builds the engine for a configuration, loading its rule files.
+    pub fn new(config: &Config, hash_seed: u64) -> Result<Engine, EngineError> {
+        let rules4 = match &config.rules.ipv4 {
+            Some(p) => Ruleset::load(p, rules::Family::V4).map_err(EngineError::Rules)?,
+            None => Ruleset::empty(rules::Family::V4),
+        };
+        let rules6 = match &config.rules.ipv6 {
+            Some(p) => Ruleset::load(p, rules::Family::V6).map_err(EngineError::Rules)?,
+            None => Ruleset::empty(rules::Family::V6),
+        };
+        let mut engine = Engine::with_rules(config, hash_seed, rules4, rules6)?;
+        engine.rule_paths = (config.rules.ipv4.clone(), config.rules.ipv6.clone());
+        Ok(engine)
+    }
+
+    /// Builds the engine with rulesets given directly (tests, benchmarks).
+    pub fn with_rules(
+        config: &Config,
+        hash_seed: u64,
+        rules4: Ruleset,
+        rules6: Ruleset,
+    ) -> Result<Engine, EngineError> {
+        let mut timeouts = l4proto::Timeouts::default();
+        for (k, v) in &config.conntrack.timeouts {
+            timeouts.set(k, *v).map_err(EngineError::Config)?;
+        }
+        let tcp = l4proto::TcpConfig {
+            loose: config.conntrack.tcp_loose,
+            be_liberal: config.conntrack.tcp_be_liberal,
+            ..l4proto::TcpConfig::default()
+        };
+        Ok(Engine {
+            ifaces: config
+                .interfaces
+                .iter()
+                .map(|i| Iface {
+                    name: i.name.clone(),
+                    mtu: i.mtu as usize,
+                    addrs: i.addresses.clone(),
+                })
+                .collect(),
+            kinds: config.interfaces.iter().map(|i| i.kind).collect(),
+            routes: RouteTable::from_config(config),
+            rules4: Arc::new(rules4),
+            rules6: Arc::new(rules6),
+            rule_paths: (None, None),
+            ct: ConnTable::new(TableConfig {
+                max: config.conntrack.max,
+                hash_seed,
+                ..TableConfig::default()
+            }),
+            l4: L4Modules::new(timeouts, tcp),
+            verify_checksum: config.conntrack.checksum,
+            tx: VecDeque::new(),
+            events: VecDeque::new(),
+            events_enabled: true,
+            drops: DropCounters::default(),
+            invalid: DropCounters::default(),
+            icmp_limit: TokenBucket::new(1000, 50),
+            next_gc: Instant::ZERO,
+            now: Instant::ZERO,
+            packets_in: 0,
+            packets_out: 0,
+            last_rule: None,
+        })
+    }
+
+    /// Turns event generation off (benchmarks) or on.
+    pub fn set_events(&mut self, on: bool) {
+        self.events_enabled = on;
+        self.ct.set_events(on);
+    }
+
+    /// Interface names, by id.
+    pub fn iface_name(&self, id: IfaceId) -> Option<&str> {
+        self.ifaces.get(id).map(|i| i.name.as_str())
+    }
+
+    /// Kind of an interface.
+    pub fn iface_kind(&self, id: IfaceId) -> Option<IfaceKind> {
+        self.kinds.get(id).copied()
+    }
+
+    fn is_local(&self, a: &IpAddr) -> bool {
+        self.ifaces.iter().any(|i| i.addrs.iter().any(|n| n.addr() == *a))
+    }
+
+    fn local_addr_on(&self, iface: Option<IfaceId>, family: Family) -> Option<IpAddr> {
+        let want = |n: &&IpNet| Family::of(&n.addr()) == family;
+        iface
+            .and_then(|i| self.ifaces.get(i))
+            .and_then(|i| i.addrs.iter().find(want))
+            .or_else(|| self.ifaces.iter().flat_map(|i| i.addrs.iter()).find(want))
+            .map(IpNet::addr)
+    }
+
+    fn ruleset(&self, f: Family) -> Arc<Ruleset> {
+        match f {
+            Family::V4 => self.rules4.clone(),
+            Family::V6 => self.rules6.clone(),
+        }
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// Handles one IP packet received on `ingress`.
+    pub fn handle_packet(&mut self, now: Instant, ingress: IfaceId, mut pkt: PacketBuf) {
+        self.now = now;
+        self.packets_in += 1;
+        if now >= self.next_gc {
+            self.handle_timeout(now);
+        }
+        let meta = match Meta::of(pkt.as_slice()) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = match e {
+                    conntrack::proto::L3Error::BadChecksum => "ip: bad header checksum",
+                    conntrack::proto::L3Error::Malformed(what) => l3_reason(what),
+                    _ => "ip: malformed",
+                };
+                self.drop_packet(reason, None, None, Some(ingress), format!("{} bytes", pkt.len()));
+                return;
+            }
+        };
+        if meta.dst.is_multicast() || meta.src.is_multicast() || is_broadcast(&meta.dst) {
+            // No multicast routing: link-local control traffic (MLD, RS) from
+            // the kernel side ends here, counted but not worth an event each.
+            self.drops.add("ip: multicast not routed");
+            return;
+        }
+        let rs = self.ruleset(meta.family);
+        let in_name = self.ifaces[ingress].name.clone();
+
+        // PREROUTING: raw
+        let mut mark = 0u32;
+        let mut ct = Ct::Untracked;
+        let mut notrack = false;
+        match self.run_table(&rs, Table::Raw, Hook::Prerouting, &meta, &pkt, Some(&in_name), None, CtState::UNTRACKED, &mut mark, None) {
+            Verdict::Accept => {}
+            Verdict::NoTrack => notrack = true,
+            v => return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress)),
+        }
+        // PREROUTING: conntrack in
+        if !notrack {
+            ct = self.conntrack_in(&meta, pkt.as_slice(), self.verify_checksum);
+            if let Ct::Invalid(why) = ct {
+                self.invalid.add(why);
+            }
+        }
+        // PREROUTING: mangle, nat (dst)
+        for table in [Table::Mangle, Table::Nat] {
+            if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+                continue; // the nat table sees only the first packet of a connection
+            }
+            let st = ct.state(&self.ct);
+            let v = self.run_table(&rs, table, Hook::Prerouting, &meta, &pkt, Some(&in_name), None, st, &mut mark, Some(&ct));
+            if v != Verdict::Accept {
+                return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress));
+            }
+        }
+
+        // Routing decision.
+        if self.is_local(&meta.dst) {
+            let st = ct.state(&self.ct);
+            for table in [Table::Mangle, Table::Filter, Table::Nat] {
+                if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+                    continue;
+                }
+                let v = self.run_table(&rs, table, Hook::Input, &meta, &pkt, Some(&in_name), None, st, &mut mark, Some(&ct));
+                match v {
+                    Verdict::Accept => {}
+                    Verdict::Reject(with) => {
+                        self.reject(with, &meta, &pkt, ingress);
+                        return self.count_drop_hook("reject", Hook::Input, &meta, Some(ingress));
+                    }
+                    v => return self.verdict_drop(v, Hook::Input, &meta, &pkt, Some(ingress)),
+                }
+            }
+            if !self.confirm(ct, &meta, Some(ingress), Hook::Input) {
+                return;
+            }
+            self.local_deliver(now, &meta, pkt, ingress);
+            return;
+        }
+
+        // Forwarding: link-local destinations are never forwarded (RFC 4291 §2.5.6).
+        if is_link_local(&meta.dst) || is_link_local(&meta.src) {
+            return self.count_drop_hook("ip: link-local not forwarded", Hook::Prerouting, &meta, Some(ingress));
+        }
+        let Some(route) = self.routes.lookup(meta.dst).cloned() else {
+            let (t, c) = if meta.family == Family::V4 { (3, 0) } else { (1, 0) };
+            self.send_icmp_error(&pkt, &meta, ingress, t, c, 0);
+            return self.count_drop_hook("route: no route", Hook::Prerouting, &meta, Some(ingress));
+        };
+        // TTL check before the FORWARD hook, as ip_forward() does.
+        if meta.ttl <= 1 {
+            let (t, c) = if meta.family == Family::V4 { (11, 0) } else { (3, 0) };
+            self.send_icmp_error(&pkt, &meta, ingress, t, c, 0);
+            return self.count_drop_hook("ip: ttl exceeded", Hook::Prerouting, &meta, Some(ingress));
+        }
+        let mtu = self.ifaces[route.iface].mtu;
+        if meta.len > mtu {
+            let df = meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
+            if df {
+                let (t, c) = if meta.family == Family::V4 { (3, 4) } else { (2, 0) };
+                self.send_icmp_error(&pkt, &meta, ingress, t, c, mtu as u32);
+                return self.count_drop_hook("ip: packet too big", Hook::Prerouting, &meta, Some(ingress));
+            }
+        }
+        decrement_ttl(pkt.as_mut_slice());
+        let meta = Meta { ttl: meta.ttl - 1, ..meta };
+        let out_name = self.ifaces[route.iface].name.clone();
+        let st = ct.state(&self.ct);
+        for table in [Table::Mangle, Table::Filter] {
+            let v = self.run_table(&rs, table, Hook::Forward, &meta, &pkt, Some(&in_name), Some(&out_name), st, &mut mark, Some(&ct));
+            match v {
+                Verdict::Accept => {}
+                Verdict::Reject(with) => {
+                    self.reject(with, &meta, &pkt, ingress);
+                    return self.count_drop_hook("reject", Hook::Forward, &meta, Some(ingress));
+                }
+                v => return self.verdict_drop(v, Hook::Forward, &meta, &pkt, Some(ingress)),
+            }
+        }
+        self.postrouting(ct, meta, pkt, Some(ingress), Some(&in_name), route.iface, route.via, mark);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn postrouting(
+        &mut self,
+        ct: Ct,
+        meta: Meta,
+        pkt: PacketBuf,
+        ingress: Option<IfaceId>,
+        in_name: Option<&str>,
+        egress: IfaceId,
+        via: Option<IpAddr>,
+        mut mark: u32,
+    ) {
+        let rs = self.ruleset(meta.family);
+        let out_name = self.ifaces[egress].name.clone();
+        let st = ct.state(&self.ct);
+        for table in [Table::Mangle, Table::Nat] {
+            if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+                continue;
+            }
+            let v = self.run_table(&rs, table, Hook::Postrouting, &meta, &pkt, in_name, Some(&out_name), st, &mut mark, Some(&ct));
+            if v != Verdict::Accept {
+                return self.verdict_drop(v, Hook::Postrouting, &meta, &pkt, ingress);
+            }
+        }
+        if !self.confirm(ct, &meta, ingress, Hook::Postrouting) {
+            return;
+        }
+        if meta.len > self.ifaces[egress].mtu {
+            // Only IPv4 without DF gets here (the rest got an ICMP error).
+            match fragment_v4(pkt.as_slice(), self.ifaces[egress].mtu) {
+                Some(frags) => {
+                    for f in frags {
+                        self.transmit(egress, via.unwrap_or(meta.dst), f, &meta, ingress);
+                    }
+                }
+                None => self.count_drop_hook("ip: cannot fragment", Hook::Postrouting, &meta, ingress),
+            }
+            return;
+        }
+        self.transmit(egress, via.unwrap_or(meta.dst), pkt, &meta, ingress);
+    }
+
+    fn transmit(&mut self, iface: IfaceId, next_hop: IpAddr, packet: PacketBuf, meta: &Meta, ingress: Option<IfaceId>) {
+        if self.tx.len() >= TX_QUEUE {
+            return self.count_drop_hook("tx: queue full", Hook::Postrouting, meta, ingress);
+        }
+        self.packets_out += 1;
+        self.tx.push_back(Transmit {
+            iface,
+            next_hop,
+            packet,
+        });
+    }
+
+    // ------------------------------------------------------------ conntrack
+
+    fn conntrack_in(&mut self, meta: &Meta, pkt: &[u8], verify: bool) -> Ct {
+        if meta.frag != Frag::None {
+            // Reassembly is not there yet: fragments are not tracked.
+            return Ct::Untracked;
+        }
+        let Ok(l3) = l3proto::parse(pkt) else {
+            return Ct::Invalid("ip: malformed");
+        };
+        let l4pkt = L4Packet {
+            family: l3.family,
+            src: l3.src,
+            dst: l3.dst,
+            proto: l3.proto,
+            data: l3.l4,
+            verify_checksum: verify,
+        };
+        let now = self.now;
+        if l3proto::is_icmp_error(&l3) {
+            return match l3proto::icmp_error_tuple(&l3, &self.l4, verify) {
+                Ok(inner) => match self.ct.lookup(&inner, now) {
+                    Some((id, d)) => {
+                        let dir = d.flip();
+                        if let Some(c) = self.ct.get_mut(id) {
+                            c.account(dir, meta.len);
+                        }
+                        Ct::Known { id, dir, related: true }
+                    }
+                    None => Ct::Invalid("icmp: error for unknown connection"),
+                },
+                Err(e) => Ct::Invalid(e.0),
+            };
+        }
+        let (src_id, dst_id) = match self.l4.ids(&l4pkt) {
+            Ok(ids) => ids,
+            Err(e) => return Ct::Invalid(e.0),
+        };
+        let tuple = Tuple {
+            src: l3.src,
+            dst: l3.dst,
+            src_id,
+            dst_id,
+            proto: l3.proto,
+        };
+        // Two rounds at most: a TCP SYN that reopens a closed connection
+        // destroys it and is then handled as new.
+        for _ in 0..2 {
+            if let Some((id, dir)) = self.ct.lookup(&tuple, now) {
+                let l4 = &self.l4;
+                let Some(c) = self.ct.get_mut(id) else {
+                    return Ct::Invalid("conntrack: lost connection");
+                };
+                let before = (c.l4.state_name(), c.status);
+                let seen_reply_now = dir == Dir::Reply && !c.status.contains(Status::SEEN_REPLY);
+                if seen_reply_now {
+                    c.status.insert(Status::SEEN_REPLY);
+                }
+                let mut cx = ConnCtx {
+                    dir,
+                    status: &mut c.status,
+                    now,
+                    tuples: &c.tuples,
+                };
+                match l4.packet(&mut c.l4, &mut cx, &l4pkt) {
+                    L4Verdict::Accept { timeout } => {
+                        if !c.status.contains(Status::FIXED_TIMEOUT) {
+                            c.expires = now + timeout;
+                        }
+                        c.account(dir, meta.len);
+                        let changed = before != (c.l4.state_name(), c.status);
+                        if changed {
+                            self.ct.emit_update(id, now);
+                        }
+                        return Ct::Known { id, dir, related: false };
+                    }
+                    L4Verdict::Invalid(why) => {
+                        if seen_reply_now {
+                            c.status.remove(Status::SEEN_REPLY);
+                        }
+                        return Ct::Invalid(why.0);
+                    }
+                    L4Verdict::Reopen => {
+                        self.ct.remove(id, now, "reopen");
+                        continue;
+                    }
+                }
+            }
+            return self.new_conn(tuple, &l4pkt, meta);
+        }
+        Ct::Invalid("conntrack: reopen loop")
+    }
+
+    fn new_conn(&mut self, tuple: Tuple, l4pkt: &L4Packet<'_>, meta: &Meta) -> Ct {
+        let now = self.now;
+        let state = match self.l4.new_conn(l4pkt, now) {
+            Ok(s) => s,
+            Err(e) => return Ct::Invalid(e.0),
+        };
+        let mut conn = Box::new(Conn::new(tuple, tuple.invert(), state, now));
+        let mut related = false;
+        if let Some(exp) = self.ct.take_expectation(&tuple, now) {
+            related = true;
+            conn.status.insert(Status::EXPECTED);
+            let ext = conn.ext_mut();
+            ext.master = Some(exp.master);
+        }
+        let Conn { l4, status, tuples, .. } = &mut *conn;
+        let mut cx = ConnCtx {
+            dir: Dir::Original,
+            status,
+            now,
+            tuples,
+        };
+        match self.l4.packet(l4, &mut cx, l4pkt) {
+            L4Verdict::Accept { timeout } => {
+                conn.expires = now + timeout;
+                conn.account(Dir::Original, meta.len);
+                Ct::New { conn, related }
+            }
+            L4Verdict::Invalid(e) => Ct::Invalid(e.0),
+            L4Verdict::Reopen => Ct::Invalid("conntrack: reopen of a new connection"),
+        }
+    }
+
+    /// The confirm step: a new connection enters the table when its first
+    /// packet leaves the pipeline accepted. Returns false if the packet must
+    /// be dropped (table full, clash).
+    fn confirm(&mut self, ct: Ct, meta: &Meta, ingress: Option<IfaceId>, hook: Hook) -> bool {
+        let Ct::New { conn, .. } = ct else {
+            return true;
+        };
+        match self.ct.confirm(*conn, self.now) {
+            Ok(_) => true,
+            Err(ConfirmError::TableFull) => {
+                self.ct.count_drop();
+                self.count_drop_hook("conntrack: table full", hook, meta, ingress);
+                false
+            }
+            Err(ConfirmError::Clash(_)) => {
+                self.count_drop_hook("conntrack: insert clash", hook, meta, ingress);
+                false
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- rules
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_table(
+        &mut self,
+        rs: &Ruleset,
+        table: Table,
+        hook: Hook,
+        meta: &Meta,
+        pkt: &PacketBuf,
+        in_iface: Option<&str>,
+        out_iface: Option<&str>,
+        ctstate: CtState,
+        mark: &mut u32,
+        ct: Option<&Ct>,
+    ) -> Verdict {
+        if !rs.has_table(table) {
+            return Verdict::Accept;
+        }
+        let ctmark = match ct {
+            Some(Ct::Known { id, .. }) => self.ct.get(*id).map_or(0, |c| c.mark),
+            Some(Ct::New { conn, .. }) => conn.mark,
+            _ => 0,
+        };
+        let ifaces = &self.ifaces;
+        let is_local = |a: IpAddr| ifaces.iter().any(|i| i.addrs.iter().any(|n| n.addr() == a));
+        let ctx = PacketCtx {
+            family: rules_family(meta.family),
+            in_iface,
+            out_iface,
+            src: meta.src,
+            dst: meta.dst,
+            proto: meta.proto,
+            sport: meta.sport,
+            dport: meta.dport,
+            icmp_type_code: meta.icmp,
+            tcp_flags: meta.tcp_flags,
+            ctstate,
+            fragment: meta.frag == Frag::Later,
+            len: meta.len as u32,
+            ttl: meta.ttl,
+            mark: *mark,
+            ctmark,
+            now_ns: self.now.as_nanos(),
+            local_addr: Some(&is_local),
+            packet: pkt.as_slice(),
+        };
+        let mut out = rules::EvalOutput::default();
+        let v = rs.evaluate_full(table, hook, &ctx, &mut out);
+        *mark = out.marks.mark;
+        if out.marks.ctmark != ctmark {
+            if let Some(Ct::Known { id, .. }) = ct {
+                if let Some(c) = self.ct.get_mut(*id) {
+                    c.mark = out.marks.ctmark;
+                }
+            }
+        }
+        for l in out.logs {
+            let line = format!("{}{} IN={} OUT={}", l.prefix, meta.describe(), in_iface.unwrap_or(""), out_iface.unwrap_or(""));
+            tracing::info!(target: "tunfilter::log", "{line}");
+            self.push_event(Event::Log { at: self.now, rule: l.rule, line });
+        }
+        if matches!(v, Verdict::Drop | Verdict::Reject(_)) {
+            self.last_rule = out.rule;
+        }
+        v
+    }
+
+    // ---------------------------------------------------------------- drops
+
+    fn verdict_drop(&mut self, v: Verdict, hook: Hook, meta: &Meta, pkt: &PacketBuf, ingress: Option<IfaceId>) {
+        let reason = match v {
+            Verdict::Reject(with) => {
+                if let Some(i) = ingress {
+                    self.reject(with, meta, pkt, i);
+                }
+                "reject"
+            }
+            _ => "rule: drop",
+        };
+        self.count_drop_hook(reason, hook, meta, ingress);
+    }
+
+    fn count_drop_hook(&mut self, reason: &'static str, hook: Hook, meta: &Meta, ingress: Option<IfaceId>) {
+        let rule = self.last_rule.take();
+        let reason = match (&rule, reason) {
+            (Some(r), "rule: drop") if r.is_policy() => "policy: drop",
+            _ => reason,
+        };
+        self.drop_packet(reason, Some(hook), rule, ingress, meta.describe());
+    }
+
+    fn drop_packet(&mut self, reason: &'static str, hook: Option<Hook>, rule: Option<RuleRef>, ingress: Option<IfaceId>, packet: String) {
+        self.drops.add(reason);
+        if self.events_enabled {
+            let iface = ingress.and_then(|i| self.ifaces.get(i)).map(|i| i.name.clone());
+            self.push_event(Event::Drop(DropEvent {
+                at: self.now,
+                hook,
+                rule,
+                reason,
+                iface,
+                packet,
+            }));
+        }
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if !self.events_enabled {
+            return;
+        }
+        if self.events.len() >= EVENT_QUEUE {
+            self.events.pop_front();
+            self.drops.add("events: queue full");
+        }
+        self.events.push_back(e);
+    }
+
+    // ---------------------------------------------------------- local stack
+
+    fn reject(&mut self, with: RejectWith, meta: &Meta, pkt: &PacketBuf, ingress: IfaceId) {
+        // Never answer an ICMP error (RFC 1122 §3.2.2) nor a non-first fragment.
+        if meta.frag == Frag::Later || self.is_error(meta) {
+            return;
+        }
+        let (t, c) = match with {
+            RejectWith::TcpReset => {
+                if meta.proto == 6 {
+                    if let Some(p) = local::tcp_reset(pkt.as_slice(), meta.l4_offset) {
+                        self.output(p, Some(ingress));
+                    }
+                }
+                return;
+            }
+            RejectWith::IcmpNetUnreachable => (3, 0),
+            RejectWith::IcmpHostUnreachable => (3, 1),
+            RejectWith::IcmpProtoUnreachable => (3, 2),
+            RejectWith::IcmpPortUnreachable => (3, 3),
+            RejectWith::IcmpNetProhibited => (3, 9),
+            RejectWith::IcmpHostProhibited => (3, 10),
+            RejectWith::IcmpAdminProhibited => (3, 13),
+            RejectWith::Icmp6NoRoute => (1, 0),
+            RejectWith::Icmp6AdmProhibited => (1, 1),
+            RejectWith::Icmp6AddrUnreachable => (1, 3),
+            RejectWith::Icmp6PortUnreachable => (1, 4),
+        };
+        let fam_ok = (t == 3) == (meta.family == Family::V4);
+        if fam_ok {
+            self.send_icmp_error(pkt, meta, ingress, t, c, 0);
+        }
+    }
+
+    fn is_error(&self, meta: &Meta) -> bool {
+        match (meta.family, meta.icmp) {
+            (Family::V4, Some((t, _))) => matches!(t, 3 | 4 | 5 | 11 | 12),
+            (Family::V6, Some((t, _))) => t < 128,
+            _ => false,
+        }
+    }
+
+    fn send_icmp_error(&mut self, pkt: &PacketBuf, meta: &Meta, ingress: IfaceId, ty: u8, code: u8, rest: u32) {
+        if meta.frag == Frag::Later || self.is_error(meta) || meta.src.is_unspecified() {
+            return;
+        }
+        if !self.icmp_limit.take(self.now) {
+            self.drops.add("icmp: rate limited");
+            return;
+        }
+        let Some(src) = self.local_addr_on(Some(ingress), meta.family) else {
+            return;
+        };
+        if let Some(p) = local::icmp_error(src, pkt.as_slice(), ty, code, rest) {
+            self.output(p, Some(ingress));
+        }
+    }
+
+    fn local_deliver(&mut self, _now: Instant, meta: &Meta, pkt: PacketBuf, ingress: IfaceId) {
+        let echo = matches!((meta.family, meta.icmp), (Family::V4, Some((8, 0))) | (Family::V6, Some((128, 0))));
+        if echo {
+            if let Some(reply) = local::echo_reply(pkt.as_slice(), meta.l4_offset) {
+                self.output(reply, Some(ingress));
+            }
+            return;
+        }
+        // No services listen on the router's addresses: answer like a host
+        // with nothing bound (RST for TCP, port unreachable for UDP).
+        match meta.proto {
+            6 => {
+                if let Some(p) = local::tcp_reset(pkt.as_slice(), meta.l4_offset) {
+                    self.output(p, Some(ingress));
+                }
+            }
+            17 | 136 => {
+                let (t, c) = if meta.family == Family::V4 { (3, 3) } else { (1, 4) };
+                self.send_icmp_error(&pkt, meta, ingress, t, c, 0);
+            }
+            _ => {}
+        }
+        self.drops.add("local: delivered to router");
+    }
+
+    /// The OUTPUT path for a packet the router originates.
+    fn output(&mut self, pkt: PacketBuf, cause: Option<IfaceId>) {
+        let Ok(meta) = Meta::of(pkt.as_slice()) else {
+            return;
+        };
+        let rs = self.ruleset(meta.family);
+        let mut mark = 0;
+        let mut notrack = false;
+        match self.run_table(&rs, Table::Raw, Hook::Output, &meta, &pkt, None, None, CtState::UNTRACKED, &mut mark, None) {
+            Verdict::Accept => {}
+            Verdict::NoTrack => notrack = true,
+            v => return self.verdict_drop(v, Hook::Output, &meta, &pkt, None),
+        }
+        let ct = if notrack {
+            Ct::Untracked
+        } else {
+            // Locally generated packets are not checksum-verified (netfilter neither).
+            self.conntrack_in(&meta, pkt.as_slice(), false)
+        };
+        let Some(route) = self.routes.lookup(meta.dst).cloned() else {
+            return self.count_drop_hook("route: no route", Hook::Output, &meta, None);
+        };
+        let out_name = self.ifaces[route.iface].name.clone();
+        let st = ct.state(&self.ct);
+        for table in [Table::Mangle, Table::Nat, Table::Filter] {
+            if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+                continue;
+            }
+            let v = self.run_table(&rs, table, Hook::Output, &meta, &pkt, None, Some(&out_name), st, &mut mark, Some(&ct));
+            if v != Verdict::Accept {
+                // A REJECT of the router's own packet just drops it.
+                return self.count_drop_hook(if matches!(v, Verdict::Reject(_)) { "reject" } else { "rule: drop" }, Hook::Output, &meta, None);
+            }
+        }
+        let _ = cause;
+        self.postrouting(ct, meta, pkt, None, None, route.iface, route.via, mark);
+    }
+
+    // --------------------------------------------------------------- timers
+
+    /// Runs timers: the bounded conntrack GC sweep.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if now >= self.next_gc {
+            self.ct.gc(now);
+            self.next_gc = now + GC_INTERVAL;
+        }
+    }
+
+    /// When `handle_timeout` should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_gc)
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tx.pop_front()
+    }
+
+    /// The next event (conntrack events first, in order, then drops/logs).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(e) = self.ct.poll_event() {
+            return Some(Event::Conntrack(e));
+        }
+        self.events.pop_front()
+    }
+
+    // -------------------------------------------------------- inspection
+
+    /// Snapshot of all connections.
+    pub fn ct_list(&self) -> Vec<conntrack::ConnInfo> {
+        self.ct
+            .iter()
+            .map(|(_, c)| conntrack::ConnInfo::of(c, self.now))
+            .collect()
+    }
+
+    /// Statistics like `conntrack -S`, plus drop counters per reason.
+    pub fn ct_stats(&self) -> String {
+        let s = self.ct.stats();
+        let mut o = format!(
+            "entries={} max={} packets_in={} packets_out={} insert={} insert_failed={} drop={} early_drop={} expired={} expect_create={} expect_new={} expect_delete={} events_dropped={}\n",
+            self.ct.len(),
+            self.ct.config().max,
+            self.packets_in,
+            self.packets_out,
+            s.insert,
+            s.insert_failed,
+            s.drop,
+            s.early_drop,
+            s.expired,
+            s.expect_create,
+            s.expect_new,
+            s.expect_delete,
+            s.events_dropped
+        );
+        for (reason, n) in self.drops.iter() {
+            o.push_str(&format!("drop reason=\"{reason}\" count={n}\n"));
+        }
+        for (reason, n) in self.invalid.iter() {
+            o.push_str(&format!("invalid reason=\"{reason}\" count={n}\n"));
+        }
+        o
+    }
+
+    /// Drop counters per reason.
+    pub fn drop_counters(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Removes every connection.
+    pub fn ct_flush(&mut self) {
+        self.ct.flush(self.now);
+    }
+
+    /// Removes the connections `pred` selects; returns how many.
+    pub fn ct_delete(&mut self, pred: impl Fn(&conntrack::ConnInfo) -> bool) -> usize {
+        let ids: Vec<_> = self
+            .ct
+            .iter()
+            .filter(|(_, c)| pred(&conntrack::ConnInfo::of(c, self.now)))
+            .map(|(id, _)| id)
+            .collect();
+        for id in &ids {
+            self.ct.remove(*id, self.now, "deleted");
+        }
+        ids.len()
+    }
+
+    /// Re-reads the configured rule files and swaps both rulesets at once;
+    /// on any error nothing changes. Connections are kept.
+    pub fn reload_rules(&mut self) -> Result<(), String> {
+        let r4 = match &self.rule_paths.0 {
+            Some(p) => Ruleset::load(p, rules::Family::V4).map_err(|e| e.to_string())?,
+            None => Ruleset::empty(rules::Family::V4),
+        };
+        let r6 = match &self.rule_paths.1 {
+            Some(p) => Ruleset::load(p, rules::Family::V6).map_err(|e| e.to_string())?,
+            None => Ruleset::empty(rules::Family::V6),
+        };
+        self.rules4 = Arc::new(r4);
+        self.rules6 = Arc::new(r6);
+        Ok(())
+    }
+
+    /// Replaces the rulesets directly (tests, benchmarks).
+    pub fn set_rules(&mut self, r4: Ruleset, r6: Ruleset) {
+        self.rules4 = Arc::new(r4);
+        self.rules6 = Arc::new(r6);
+    }
+
+    /// The rulesets in iptables-save format; `family` None = both.
+    pub fn rules_save(&self, family: Option<Family>, counters: bool) -> String {
+        let mut s = String::new();
+        if family != Some(Family::V6) {
+            s.push_str(&self.rules4.save(counters));
+        }
+        if family != Some(Family::V4) {
+            s.push_str(&self.rules6.save(counters));
+        }
+        s
+    }
+
+    /// Number of tracked connections.
+    pub fn ct_len(&self) -> usize {
+        self.ct.len()
+    }
+
+    /// Approximate memory used by the connection table.
+    pub fn ct_memory(&self) -> usize {
+        self.ct.memory_usage()
+    }
+}
+
+fn l3_reason(what: &'static str) -> &'static str {
+    match what {
+        "truncated" => "ip: truncated",
+        "bad version" | "unknown IP version" => "ip: bad version",
+        "bad header length" => "ip: bad header length",
+        "bad total length" => "ip: bad length",
+        "empty packet" => "ip: empty",
+        _ => "ip: malformed",
+    }
+}
+
+fn is_broadcast(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V4(v) if v.is_broadcast())
+}
+
+fn is_link_local(a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_link_local(),
+        IpAddr::V6(v) => (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Decrements TTL / hop limit in place (IPv4 checksum updated incrementally, RFC 1624).
+fn decrement_ttl(p: &mut [u8]) {
+    match p.first().map(|b| b >> 4) {
+        Some(4) if p.len() >= 20 => {
+            let old = u16::from_be_bytes([p[8], p[9]]);
+            p[8] = p[8].saturating_sub(1);
+            let new = u16::from_be_bytes([p[8], p[9]]);
+            let ck = checksum::update16(u16::from_be_bytes([p[10], p[11]]), old, new);
+            p[10..12].copy_from_slice(&ck.to_be_bytes());
+        }
+        Some(6) if p.len() >= 40 => p[7] = p[7].saturating_sub(1),
+        _ => {}
+    }
+}
+
+/// Splits an IPv4 packet without DF into fragments that fit `mtu` (RFC 791:
+/// data on 8-byte boundaries; options only where the copy flag says so).
+fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<PacketBuf>> {
+    let ip = conntrack::wire::Ipv4Packet::new_checked(p).ok()?;
+    let hl = ip.header_len();
+    let payload = ip.payload();
+    let base_off = usize::from(ip.frag_offset());
+    let last_more = ip.more_frags();
+    // Later fragments carry only options with the copied bit (RFC 791 §3.1).
+    let mut later_opts = Vec::new();
+    let opts = ip.options();
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            t => {
+                let l = usize::from(*opts.get(i + 1)?).max(2);
+                let o = opts.get(i..i + l)?;
+                if t & 0x80 != 0 {
+                    later_opts.extend_from_slice(o);
+                }
+                i += l;
+            }
+        }
+    }
+    while later_opts.len() % 4 != 0 {
+        later_opts.push(0);
+    }
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < payload.len() {
+        let this_hl = if off == 0 { hl } else { 20 + later_opts.len() };
+        let room = (mtu.checked_sub(this_hl)? / 8) * 8;
+        if room == 0 {
+            return None;
+        }
+        let take = room.min(payload.len() - off);
+        let more = off + take < payload.len() || last_more;
+        let mut v = Vec::with_capacity(this_hl + take);
+        if off == 0 {
+            v.extend_from_slice(&p[..hl]);
+        } else {
+            v.extend_from_slice(&p[..20]);
+            v.extend_from_slice(&later_opts);
+            v[0] = 0x40 | ((this_hl / 4) as u8);
+        }
+        v.extend_from_slice(&payload[off..off + take]);
+        let mut f = conntrack::wire::Ipv4Packet::new_unchecked(&mut v[..]);
+        f.set_total_len((this_hl + take) as u16);
+        f.set_frag(false, more, (base_off + off) as u16);
+        f.fill_checksum();
+        out.push(PacketBuf::from_slice(&v));
+        off += take;
+    }
+    Some(out)
+}

@@ -1,0 +1,25 @@
+//! Drop counters by reason: every dropped packet is counted under a stable
+//! name (`ct stats`, the simulator's final report).
+
+use std::collections::BTreeMap;
+
+/// Drop counters, ordered by reason for deterministic output.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters(BTreeMap<&'static str, u64>);
+
+impl DropCounters {
+    /// Counts one drop for `reason`.
+    pub fn add(&mut self, reason: &'static str) {
+        *self.0.entry(reason).or_insert(0) += 1;
+    }
+
+    /// The count for `reason`.
+    pub fn get(&self, reason: &str) -> u64 {
+        self.0.get(reason).copied().unwrap_or(0)
+    }
+
+    /// All counters, by reason.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().map(|(k, v)| (*k, *v))
+    }
+}
