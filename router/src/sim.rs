@@ -138,11 +138,17 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
     };
 
     for inp in inputs {
-        now = Instant::from_nanos(inp.ts);
-        while let Some(t) = engine.poll_timeout().filter(|t| *t < now) {
+        let arrival = Instant::from_nanos(inp.ts);
+        // Timers due before this packet run first, in order; a timer due
+        // before the previous event runs at that event's time (virtual time
+        // never goes backwards, and the first timer starts at the capture).
+        while let Some(t) = engine.poll_timeout().filter(|t| *t < arrival) {
+            let t = t.max(now);
             engine.handle_timeout(t);
             drain(&mut engine, t, &mut report)?;
+            now = t;
         }
+        now = arrival;
         engine.handle_packet(now, inp.iface, PacketBuf::from_slice(&inp.data));
         report.packets_in += 1;
         drain(&mut engine, now, &mut report)?;
@@ -153,6 +159,7 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
         }
         let end = Instant::from_nanos(start.saturating_add((secs * 1e9) as u64));
         while let Some(t) = engine.poll_timeout().filter(|t| *t <= end) {
+            let t = t.max(now);
             engine.handle_timeout(t);
             drain(&mut engine, t, &mut report)?;
             now = t;
