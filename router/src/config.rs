@@ -459,7 +459,7 @@ timeouts = { tcp_established = 3600 }
         let bad = GOOD.replace("mtu = 1500", "mtu = 100");
         assert!(err(&bad).contains("gw.toml:5:7: expected an MTU between 1280"), "{}", err(&bad));
         let bad = GOOD.replace("max = 1000", "maxx = 1000");
-        assert!(err(&bad).starts_with("gw.toml:26:1: unknown field `maxx`"), "{}", err(&bad));
+        assert!(err(&bad).starts_with("gw.toml:25:1: unknown field `maxx`"), "{}", err(&bad));
         let bad = GOOD.replace("tcp_established", "tcp_establish");
         assert!(err(&bad).contains("tcp_establish"), "{}", err(&bad));
         let bad = GOOD.replace("via = \"198.51.100.254\"", "via = \"2001:db8::1\"");
