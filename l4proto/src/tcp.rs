@@ -8,6 +8,17 @@
 //! window each side has advertised (`TcpWindow`), so that spoofed or stale
 //! segments cannot close or reset a connection.
 //!
+//! Where this differs from Linux, on purpose:
+//! - packets Linux accepts without refreshing the timeout (ignored SYNs and
+//!   SYN-ACKs, challenge ACKs, SYN retransmissions) get the current state's
+//!   timeout, because [`Verdict::Accept`] always carries one;
+//! - a connection whose only answer is a RST is "killed" by returning
+//!   `Accept { timeout: 0 }`: the core should let it expire at once.
+//!
+//! Connections picked up mid-stream stay liberal for their whole life, as in
+//! Linux: the window scale negotiated in the unseen handshake can never be
+//! learned, so strict checks would drop valid large windows.
+//!
 //! Written from the documented behaviour of Linux's tracker and RFC 9293,
 //! 7323 (window scale), 2018 (SACK), 5961 (challenge ACKs); no code copied.
 
