@@ -82,7 +82,13 @@ fn udp(n: u32, reply: bool) -> Vec<u8> {
 /// Feeds `pkt` and takes it back from the transmit queue, restoring its TTL
 /// so the same buffer can be fed again without allocating.
 #[inline]
-fn cycle(e: &mut Engine, now: Instant, ingress: usize, pkt: PacketBuf, hdr: &[u8; 20]) -> PacketBuf {
+fn cycle(
+    e: &mut Engine,
+    now: Instant,
+    ingress: usize,
+    pkt: PacketBuf,
+    hdr: &[u8; 20],
+) -> PacketBuf {
     e.handle_packet(now, ingress, pkt);
     let mut out = e.poll_transmit().expect("forwarded").packet;
     out.as_mut_slice()[..20].copy_from_slice(hdr);
@@ -103,7 +109,9 @@ fn established(e: &mut Engine, n: u32, now: Instant) {
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
-    g.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(1));
     let now = Instant::from_secs(10);
 
@@ -145,7 +153,8 @@ fn bench(c: &mut Criterion) {
     let mut k = 0usize;
     g.bench_function("b_lookup_over_1M_established", |b| {
         b.iter(|| {
-            let (p, h) = std::mem::replace(&mut pool[k], (PacketBuf::from_vec(Vec::new()), [0; 20]));
+            let (p, h) =
+                std::mem::replace(&mut pool[k], (PacketBuf::from_vec(Vec::new()), [0; 20]));
             let p = cycle(&mut e, now, 0, p, &h);
             pool[k] = (p, h);
             k = (k + 1) % pool.len();

@@ -120,7 +120,11 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
         }
     }
 }
@@ -266,7 +270,10 @@ impl Config {
                 "tun" => IfaceKind::Tun,
                 "tap" => IfaceKind::Tap,
                 other => {
-                    return Err(cx.at(&i.kind, format!("expected \"tun\" or \"tap\", found {other:?}")))
+                    return Err(cx.at(
+                        &i.kind,
+                        format!("expected \"tun\" or \"tap\", found {other:?}"),
+                    ))
                 }
             };
             let mtu = match &i.mtu {
@@ -274,9 +281,16 @@ impl Config {
                 Some(m) => {
                     let v = *m.get_ref();
                     // IPv6 needs 1280 (RFC 8200 §5); IPv4 needs 68 (RFC 791).
-                    let min = if i.addresses.iter().any(|a| a.get_ref().contains(':')) { 1280 } else { 68 };
+                    let min = if i.addresses.iter().any(|a| a.get_ref().contains(':')) {
+                        1280
+                    } else {
+                        68
+                    };
                     if !(min..=65535).contains(&v) {
-                        return Err(cx.at(m, format!("expected an MTU between {min} and 65535, found {v}")));
+                        return Err(cx.at(
+                            m,
+                            format!("expected an MTU between {min} and 65535, found {v}"),
+                        ));
                     }
                     v as u32
                 }
@@ -301,8 +315,15 @@ impl Config {
                 peer_routes.push(v.clone());
             }
             if (!peer_addresses.is_empty() || !peer_routes.is_empty()) && i.netns.is_none() {
-                let s = i.peer_addresses.first().or(i.peer_routes.first()).unwrap_or(&i.name);
-                return Err(cx.at(s, "peer_addresses and peer_routes need `netns` (the namespace to configure)"));
+                let s = i
+                    .peer_addresses
+                    .first()
+                    .or(i.peer_routes.first())
+                    .unwrap_or(&i.name);
+                return Err(cx.at(
+                    s,
+                    "peer_addresses and peer_routes need `netns` (the namespace to configure)",
+                ));
             }
             let netns = match &i.netns {
                 Some(n) if n.get_ref().is_empty() || n.get_ref().contains('/') => {
@@ -324,19 +345,33 @@ impl Config {
         let mut routes = Vec::new();
         for r in &raw.route {
             let prefix = r.prefix.get_ref().parse::<IpNet>().map_err(|_| {
-                cx.at(&r.prefix, format!("expected a prefix like \"0.0.0.0/0\" or \"2001:db8::/32\", found {:?}", r.prefix.get_ref()))
+                cx.at(
+                    &r.prefix,
+                    format!(
+                        "expected a prefix like \"0.0.0.0/0\" or \"2001:db8::/32\", found {:?}",
+                        r.prefix.get_ref()
+                    ),
+                )
             })?;
             if !interfaces.iter().any(|i| &i.name == r.interface.get_ref()) {
-                return Err(cx.at(&r.interface, format!("no [[interface]] named {:?}", r.interface.get_ref())));
+                return Err(cx.at(
+                    &r.interface,
+                    format!("no [[interface]] named {:?}", r.interface.get_ref()),
+                ));
             }
             let via = match &r.via {
                 None => None,
                 Some(v) => {
                     let a = v.get_ref().parse::<IpAddr>().map_err(|_| {
-                        cx.at(v, format!("expected a next-hop address, found {:?}", v.get_ref()))
+                        cx.at(
+                            v,
+                            format!("expected a next-hop address, found {:?}", v.get_ref()),
+                        )
                     })?;
                     if a.is_ipv4() != prefix.addr().is_ipv4() {
-                        return Err(cx.at(v, "next hop and prefix are of different address families"));
+                        return Err(
+                            cx.at(v, "next hop and prefix are of different address families")
+                        );
                     }
                     Some(a)
                 }
@@ -347,16 +382,21 @@ impl Config {
                 via,
             });
         }
-        let rules = raw.rules.map_or_else(RulesConfig::default, |r| RulesConfig {
-            ipv4: r.ipv4.map(|p| base_dir.join(p)),
-            ipv6: r.ipv6.map(|p| base_dir.join(p)),
-        });
+        let rules = raw
+            .rules
+            .map_or_else(RulesConfig::default, |r| RulesConfig {
+                ipv4: r.ipv4.map(|p| base_dir.join(p)),
+                ipv6: r.ipv6.map(|p| base_dir.join(p)),
+            });
         let mut conntrack = ConntrackConfig::default();
         if let Some(c) = raw.conntrack {
             if let Some(m) = &c.max {
                 let v = *m.get_ref();
                 if !(1..=(1 << 30)).contains(&v) {
-                    return Err(cx.at(m, format!("expected a maximum between 1 and 1073741824, found {v}")));
+                    return Err(cx.at(
+                        m,
+                        format!("expected a maximum between 1 and 1073741824, found {v}"),
+                    ));
                 }
                 conntrack.max = v as usize;
             }
@@ -366,7 +406,10 @@ impl Config {
             if let Some(t) = c.timeouts {
                 let mut probe = l4proto::Timeouts::default();
                 for (k, v) in t {
-                    let off = text.find(&format!("{k} ")).or_else(|| text.find(&format!("{k}="))).unwrap_or(0);
+                    let off = text
+                        .find(&format!("{k} "))
+                        .or_else(|| text.find(&format!("{k}=")))
+                        .unwrap_or(0);
                     let secs = v.as_integer().filter(|s| *s >= 0).ok_or_else(|| {
                         cx.err(off, format!("timeout {k:?}: expected a number of seconds"))
                     })? as u64;
@@ -437,7 +480,10 @@ timeouts = { tcp_established = 3600 }
         assert_eq!(c.routes[0].via, Some("198.51.100.254".parse().unwrap()));
         assert_eq!(c.rules.ipv4, Some(PathBuf::from("/etc/tf/gateway.rules")));
         assert_eq!(c.conntrack.max, 1000);
-        assert_eq!(c.conntrack.timeouts, vec![("tcp_established".to_string(), 3600)]);
+        assert_eq!(
+            c.conntrack.timeouts,
+            vec![("tcp_established".to_string(), 3600)]
+        );
         assert_eq!(c.iface_id("wan0"), Some(1));
     }
 
@@ -453,13 +499,29 @@ timeouts = { tcp_established = 3600 }
             "gw.toml:6:14: expected an address with prefix length like \"192.0.2.1/24\" or \"2001:db8::1/64\", found \"192.0.2.300/24\""
         );
         let bad = GOOD.replace("kind = \"tap\"", "kind = \"tunnel\"");
-        assert!(err(&bad).starts_with("gw.toml:13:8: expected \"tun\" or \"tap\""), "{}", err(&bad));
+        assert!(
+            err(&bad).starts_with("gw.toml:13:8: expected \"tun\" or \"tap\""),
+            "{}",
+            err(&bad)
+        );
         let bad = GOOD.replace("interface = \"wan0\"", "interface = \"wan9\"");
-        assert!(err(&bad).starts_with("gw.toml:18:13: no [[interface]] named \"wan9\""), "{}", err(&bad));
+        assert!(
+            err(&bad).starts_with("gw.toml:18:13: no [[interface]] named \"wan9\""),
+            "{}",
+            err(&bad)
+        );
         let bad = GOOD.replace("mtu = 1500", "mtu = 100");
-        assert!(err(&bad).contains("gw.toml:5:7: expected an MTU between 1280"), "{}", err(&bad));
+        assert!(
+            err(&bad).contains("gw.toml:5:7: expected an MTU between 1280"),
+            "{}",
+            err(&bad)
+        );
         let bad = GOOD.replace("max = 1000", "maxx = 1000");
-        assert!(err(&bad).starts_with("gw.toml:25:1: unknown field `maxx`"), "{}", err(&bad));
+        assert!(
+            err(&bad).starts_with("gw.toml:25:1: unknown field `maxx`"),
+            "{}",
+            err(&bad)
+        );
         let bad = GOOD.replace("tcp_established", "tcp_establish");
         assert!(err(&bad).contains("tcp_establish"), "{}", err(&bad));
         let bad = GOOD.replace("via = \"198.51.100.254\"", "via = \"2001:db8::1\"");

@@ -203,7 +203,10 @@ enum Ct {
     /// Belongs to a confirmed connection.
     Known { id: ConnId, dir: Dir, related: bool },
     /// First packet of a connection not yet in the table (inserted at confirm).
-    New { conn: Box<Conn<AnyState>>, related: bool },
+    New {
+        conn: Box<Conn<AnyState>>,
+        related: bool,
+    },
 }
 
 impl Ct {
@@ -254,11 +257,17 @@ impl Meta {
         let l4 = l3.l4;
         let be16 = |o: usize| l4.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
         let ports = first && matches!(l3.proto, 6 | 17 | 33 | 132 | 136);
-        let (sport, dport) = if ports { (be16(0), be16(2)) } else { (None, None) };
+        let (sport, dport) = if ports {
+            (be16(0), be16(2))
+        } else {
+            (None, None)
+        };
         let icmp = (first && matches!((l3.family, l3.proto), (Family::V4, 1) | (Family::V6, 58)))
             .then(|| Some((*l4.first()?, *l4.get(1)?)))
             .flatten();
-        let tcp_flags = (first && l3.proto == 6).then(|| l4.get(13).copied()).flatten();
+        let tcp_flags = (first && l3.proto == 6)
+            .then(|| l4.get(13).copied())
+            .flatten();
         Ok(Meta {
             family: l3.family,
             src: l3.src,
@@ -446,7 +455,9 @@ impl Engine {
     }
 
     fn is_local(&self, a: &IpAddr) -> bool {
-        self.ifaces.iter().any(|i| i.addrs.iter().any(|n| n.addr() == *a))
+        self.ifaces
+            .iter()
+            .any(|i| i.addrs.iter().any(|n| n.addr() == *a))
     }
 
     fn local_addr_on(&self, iface: Option<IfaceId>, family: Family) -> Option<IpAddr> {
@@ -482,7 +493,13 @@ impl Engine {
                     conntrack::proto::L3Error::Malformed(what) => l3_reason(what),
                     _ => "ip: malformed",
                 };
-                self.drop_packet(reason, None, None, Some(ingress), format!("{} bytes", pkt.len()));
+                self.drop_packet(
+                    reason,
+                    None,
+                    None,
+                    Some(ingress),
+                    format!("{} bytes", pkt.len()),
+                );
                 return;
             }
         };
@@ -499,7 +516,18 @@ impl Engine {
         let mut mark = 0u32;
         let mut ct = Ct::Untracked;
         let mut notrack = false;
-        match self.run_table(&rs, Table::Raw, Hook::Prerouting, &meta, &pkt, Some(&in_name), None, CtState::UNTRACKED, &mut mark, None) {
+        match self.run_table(
+            &rs,
+            Table::Raw,
+            Hook::Prerouting,
+            &meta,
+            &pkt,
+            Some(&in_name),
+            None,
+            CtState::UNTRACKED,
+            &mut mark,
+            None,
+        ) {
             Verdict::Accept => {}
             Verdict::NoTrack => notrack = true,
             v => return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress)),
@@ -517,7 +545,18 @@ impl Engine {
                 continue; // the nat table sees only the first packet of a connection
             }
             let st = ct.state(&self.ct);
-            let v = self.run_table(&rs, table, Hook::Prerouting, &meta, &pkt, Some(&in_name), None, st, &mut mark, Some(&ct));
+            let v = self.run_table(
+                &rs,
+                table,
+                Hook::Prerouting,
+                &meta,
+                &pkt,
+                Some(&in_name),
+                None,
+                st,
+                &mut mark,
+                Some(&ct),
+            );
             if v != Verdict::Accept {
                 return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress));
             }
@@ -530,7 +569,18 @@ impl Engine {
                 if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
                     continue;
                 }
-                let v = self.run_table(&rs, table, Hook::Input, &meta, &pkt, Some(&in_name), None, st, &mut mark, Some(&ct));
+                let v = self.run_table(
+                    &rs,
+                    table,
+                    Hook::Input,
+                    &meta,
+                    &pkt,
+                    Some(&in_name),
+                    None,
+                    st,
+                    &mut mark,
+                    Some(&ct),
+                );
                 match v {
                     Verdict::Accept => {}
                     Verdict::Reject(with) => {
@@ -549,34 +599,76 @@ impl Engine {
 
         // Forwarding: link-local destinations are never forwarded (RFC 4291 §2.5.6).
         if is_link_local(&meta.dst) || is_link_local(&meta.src) {
-            return self.count_drop_hook("ip: link-local not forwarded", Hook::Prerouting, &meta, Some(ingress));
+            return self.count_drop_hook(
+                "ip: link-local not forwarded",
+                Hook::Prerouting,
+                &meta,
+                Some(ingress),
+            );
         }
         let Some(route) = self.routes.lookup(meta.dst).cloned() else {
-            let (t, c) = if meta.family == Family::V4 { (3, 0) } else { (1, 0) };
+            let (t, c) = if meta.family == Family::V4 {
+                (3, 0)
+            } else {
+                (1, 0)
+            };
             self.send_icmp_error(&pkt, &meta, ingress, t, c, 0);
             return self.count_drop_hook("route: no route", Hook::Prerouting, &meta, Some(ingress));
         };
         // TTL check before the FORWARD hook, as ip_forward() does.
         if meta.ttl <= 1 {
-            let (t, c) = if meta.family == Family::V4 { (11, 0) } else { (3, 0) };
+            let (t, c) = if meta.family == Family::V4 {
+                (11, 0)
+            } else {
+                (3, 0)
+            };
             self.send_icmp_error(&pkt, &meta, ingress, t, c, 0);
-            return self.count_drop_hook("ip: ttl exceeded", Hook::Prerouting, &meta, Some(ingress));
+            return self.count_drop_hook(
+                "ip: ttl exceeded",
+                Hook::Prerouting,
+                &meta,
+                Some(ingress),
+            );
         }
         let mtu = self.ifaces[route.iface].mtu;
         if meta.len > mtu {
-            let df = meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
+            let df =
+                meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
             if df {
-                let (t, c) = if meta.family == Family::V4 { (3, 4) } else { (2, 0) };
+                let (t, c) = if meta.family == Family::V4 {
+                    (3, 4)
+                } else {
+                    (2, 0)
+                };
                 self.send_icmp_error(&pkt, &meta, ingress, t, c, mtu as u32);
-                return self.count_drop_hook("ip: packet too big", Hook::Prerouting, &meta, Some(ingress));
+                return self.count_drop_hook(
+                    "ip: packet too big",
+                    Hook::Prerouting,
+                    &meta,
+                    Some(ingress),
+                );
             }
         }
         decrement_ttl(pkt.as_mut_slice());
-        let meta = Meta { ttl: meta.ttl - 1, ..meta };
+        let meta = Meta {
+            ttl: meta.ttl - 1,
+            ..meta
+        };
         let out_name = self.ifaces[route.iface].name.clone();
         let st = ct.state(&self.ct);
         for table in [Table::Mangle, Table::Filter] {
-            let v = self.run_table(&rs, table, Hook::Forward, &meta, &pkt, Some(&in_name), Some(&out_name), st, &mut mark, Some(&ct));
+            let v = self.run_table(
+                &rs,
+                table,
+                Hook::Forward,
+                &meta,
+                &pkt,
+                Some(&in_name),
+                Some(&out_name),
+                st,
+                &mut mark,
+                Some(&ct),
+            );
             match v {
                 Verdict::Accept => {}
                 Verdict::Reject(with) => {
@@ -586,7 +678,16 @@ impl Engine {
                 v => return self.verdict_drop(v, Hook::Forward, &meta, &pkt, Some(ingress)),
             }
         }
-        self.postrouting(ct, meta, pkt, Some(ingress), Some(&in_name), route.iface, route.via, mark);
+        self.postrouting(
+            ct,
+            meta,
+            pkt,
+            Some(ingress),
+            Some(&in_name),
+            route.iface,
+            route.via,
+            mark,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -608,7 +709,18 @@ impl Engine {
             if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
                 continue;
             }
-            let v = self.run_table(&rs, table, Hook::Postrouting, &meta, &pkt, in_name, Some(&out_name), st, &mut mark, Some(&ct));
+            let v = self.run_table(
+                &rs,
+                table,
+                Hook::Postrouting,
+                &meta,
+                &pkt,
+                in_name,
+                Some(&out_name),
+                st,
+                &mut mark,
+                Some(&ct),
+            );
             if v != Verdict::Accept {
                 return self.verdict_drop(v, Hook::Postrouting, &meta, &pkt, ingress);
             }
@@ -624,14 +736,23 @@ impl Engine {
                         self.transmit(egress, via.unwrap_or(meta.dst), f, &meta, ingress);
                     }
                 }
-                None => self.count_drop_hook("ip: cannot fragment", Hook::Postrouting, &meta, ingress),
+                None => {
+                    self.count_drop_hook("ip: cannot fragment", Hook::Postrouting, &meta, ingress)
+                }
             }
             return;
         }
         self.transmit(egress, via.unwrap_or(meta.dst), pkt, &meta, ingress);
     }
 
-    fn transmit(&mut self, iface: IfaceId, next_hop: IpAddr, packet: PacketBuf, meta: &Meta, ingress: Option<IfaceId>) {
+    fn transmit(
+        &mut self,
+        iface: IfaceId,
+        next_hop: IpAddr,
+        packet: PacketBuf,
+        meta: &Meta,
+        ingress: Option<IfaceId>,
+    ) {
         if self.tx.len() >= TX_QUEUE {
             return self.count_drop_hook("tx: queue full", Hook::Postrouting, meta, ingress);
         }
@@ -662,6 +783,11 @@ impl Engine {
             verify_checksum: verify,
         };
         let now = self.now;
+        // Neighbour discovery and MLD are link-local control: Linux leaves
+        // them untracked, so `--ctstate INVALID -j DROP` does not break IPv6.
+        if self.l4.is_untracked(&l4pkt) {
+            return Ct::Untracked;
+        }
         if l3proto::is_icmp_error(&l3) {
             return match l3proto::icmp_error_tuple(&l3, &self.l4, verify) {
                 Ok(inner) => match self.ct.lookup(&inner, now) {
@@ -670,7 +796,11 @@ impl Engine {
                         if let Some(c) = self.ct.get_mut(id) {
                             c.account(dir, meta.len);
                         }
-                        Ct::Known { id, dir, related: true }
+                        Ct::Known {
+                            id,
+                            dir,
+                            related: true,
+                        }
                     }
                     None => Ct::Invalid("icmp: error for unknown connection"),
                 },
@@ -717,7 +847,11 @@ impl Engine {
                         if changed {
                             self.ct.emit_update(id, now);
                         }
-                        return Ct::Known { id, dir, related: false };
+                        return Ct::Known {
+                            id,
+                            dir,
+                            related: false,
+                        };
                     }
                     L4Verdict::Invalid(why) => {
                         if seen_reply_now {
@@ -750,7 +884,9 @@ impl Engine {
             let ext = conn.ext_mut();
             ext.master = Some(exp.master);
         }
-        let Conn { l4, status, tuples, .. } = &mut *conn;
+        let Conn {
+            l4, status, tuples, ..
+        } = &mut *conn;
         let mut cx = ConnCtx {
             dir: Dir::Original,
             status,
@@ -847,9 +983,19 @@ impl Engine {
             }
         }
         for l in out.logs {
-            let line = format!("{}{} IN={} OUT={}", l.prefix, meta.describe(), in_iface.unwrap_or(""), out_iface.unwrap_or(""));
+            let line = format!(
+                "{}{} IN={} OUT={}",
+                l.prefix,
+                meta.describe(),
+                in_iface.unwrap_or(""),
+                out_iface.unwrap_or("")
+            );
             tracing::info!(target: "tunfilter::log", "{line}");
-            self.push_event(Event::Log { at: self.now, rule: l.rule, line });
+            self.push_event(Event::Log {
+                at: self.now,
+                rule: l.rule,
+                line,
+            });
         }
         if matches!(v, Verdict::Drop | Verdict::Reject(_)) {
             self.last_rule = out.rule;
@@ -859,7 +1005,14 @@ impl Engine {
 
     // ---------------------------------------------------------------- drops
 
-    fn verdict_drop(&mut self, v: Verdict, hook: Hook, meta: &Meta, pkt: &PacketBuf, ingress: Option<IfaceId>) {
+    fn verdict_drop(
+        &mut self,
+        v: Verdict,
+        hook: Hook,
+        meta: &Meta,
+        pkt: &PacketBuf,
+        ingress: Option<IfaceId>,
+    ) {
         let reason = match v {
             Verdict::Reject(with) => {
                 if let Some(i) = ingress {
@@ -872,7 +1025,13 @@ impl Engine {
         self.count_drop_hook(reason, hook, meta, ingress);
     }
 
-    fn count_drop_hook(&mut self, reason: &'static str, hook: Hook, meta: &Meta, ingress: Option<IfaceId>) {
+    fn count_drop_hook(
+        &mut self,
+        reason: &'static str,
+        hook: Hook,
+        meta: &Meta,
+        ingress: Option<IfaceId>,
+    ) {
         let rule = self.last_rule.take();
         let reason = match (&rule, reason) {
             (Some(r), "rule: drop") if r.is_policy() => "policy: drop",
@@ -881,10 +1040,19 @@ impl Engine {
         self.drop_packet(reason, Some(hook), rule, ingress, meta.describe());
     }
 
-    fn drop_packet(&mut self, reason: &'static str, hook: Option<Hook>, rule: Option<RuleRef>, ingress: Option<IfaceId>, packet: String) {
+    fn drop_packet(
+        &mut self,
+        reason: &'static str,
+        hook: Option<Hook>,
+        rule: Option<RuleRef>,
+        ingress: Option<IfaceId>,
+        packet: String,
+    ) {
         self.drops.add(reason);
         if self.events_enabled {
-            let iface = ingress.and_then(|i| self.ifaces.get(i)).map(|i| i.name.clone());
+            let iface = ingress
+                .and_then(|i| self.ifaces.get(i))
+                .map(|i| i.name.clone());
             self.push_event(Event::Drop(DropEvent {
                 at: self.now,
                 hook,
@@ -949,7 +1117,15 @@ impl Engine {
         }
     }
 
-    fn send_icmp_error(&mut self, pkt: &PacketBuf, meta: &Meta, ingress: IfaceId, ty: u8, code: u8, rest: u32) {
+    fn send_icmp_error(
+        &mut self,
+        pkt: &PacketBuf,
+        meta: &Meta,
+        ingress: IfaceId,
+        ty: u8,
+        code: u8,
+        rest: u32,
+    ) {
         if meta.frag == Frag::Later || self.is_error(meta) || meta.src.is_unspecified() {
             return;
         }
@@ -966,7 +1142,10 @@ impl Engine {
     }
 
     fn local_deliver(&mut self, _now: Instant, meta: &Meta, pkt: PacketBuf, ingress: IfaceId) {
-        let echo = matches!((meta.family, meta.icmp), (Family::V4, Some((8, 0))) | (Family::V6, Some((128, 0))));
+        let echo = matches!(
+            (meta.family, meta.icmp),
+            (Family::V4, Some((8, 0))) | (Family::V6, Some((128, 0)))
+        );
         if echo {
             if let Some(reply) = local::echo_reply(pkt.as_slice(), meta.l4_offset) {
                 self.output(reply, Some(ingress));
@@ -982,7 +1161,11 @@ impl Engine {
                 }
             }
             17 | 136 => {
-                let (t, c) = if meta.family == Family::V4 { (3, 3) } else { (1, 4) };
+                let (t, c) = if meta.family == Family::V4 {
+                    (3, 3)
+                } else {
+                    (1, 4)
+                };
                 self.send_icmp_error(&pkt, meta, ingress, t, c, 0);
             }
             _ => {}
@@ -998,7 +1181,18 @@ impl Engine {
         let rs = self.ruleset(meta.family);
         let mut mark = 0;
         let mut notrack = false;
-        match self.run_table(&rs, Table::Raw, Hook::Output, &meta, &pkt, None, None, CtState::UNTRACKED, &mut mark, None) {
+        match self.run_table(
+            &rs,
+            Table::Raw,
+            Hook::Output,
+            &meta,
+            &pkt,
+            None,
+            None,
+            CtState::UNTRACKED,
+            &mut mark,
+            None,
+        ) {
             Verdict::Accept => {}
             Verdict::NoTrack => notrack = true,
             v => return self.verdict_drop(v, Hook::Output, &meta, &pkt, None),
@@ -1018,10 +1212,30 @@ impl Engine {
             if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
                 continue;
             }
-            let v = self.run_table(&rs, table, Hook::Output, &meta, &pkt, None, Some(&out_name), st, &mut mark, Some(&ct));
+            let v = self.run_table(
+                &rs,
+                table,
+                Hook::Output,
+                &meta,
+                &pkt,
+                None,
+                Some(&out_name),
+                st,
+                &mut mark,
+                Some(&ct),
+            );
             if v != Verdict::Accept {
                 // A REJECT of the router's own packet just drops it.
-                return self.count_drop_hook(if matches!(v, Verdict::Reject(_)) { "reject" } else { "rule: drop" }, Hook::Output, &meta, None);
+                return self.count_drop_hook(
+                    if matches!(v, Verdict::Reject(_)) {
+                        "reject"
+                    } else {
+                        "rule: drop"
+                    },
+                    Hook::Output,
+                    &meta,
+                    None,
+                );
             }
         }
         let _ = cause;

@@ -23,18 +23,30 @@ fn v6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
 }
 
 /// An ICMPv4 message from `src` to `dst` wrapped in an IPv4 header.
-fn ipv4_wrap(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, body: &[u8], ident: u16) -> Option<PacketBuf> {
+fn ipv4_wrap(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    body: &[u8],
+    ident: u16,
+) -> Option<PacketBuf> {
     let mut v = vec![0u8; ipv4::HEADER_LEN + body.len()];
     ipv4::emit_header(&mut v, src, dst, proto, LOCAL_TTL, body.len(), ident).ok()?;
     v[ipv4::HEADER_LEN..].copy_from_slice(body);
-    Some(PacketBuf::with_headroom(conntrack::buf::DEFAULT_HEADROOM, &v))
+    Some(PacketBuf::with_headroom(
+        conntrack::buf::DEFAULT_HEADROOM,
+        &v,
+    ))
 }
 
 fn ipv6_wrap(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, body: &[u8]) -> Option<PacketBuf> {
     let mut v = vec![0u8; ipv6::HEADER_LEN + body.len()];
     ipv6::emit_header(&mut v, src, dst, proto, LOCAL_TTL, body.len()).ok()?;
     v[ipv6::HEADER_LEN..].copy_from_slice(body);
-    Some(PacketBuf::with_headroom(conntrack::buf::DEFAULT_HEADROOM, &v))
+    Some(PacketBuf::with_headroom(
+        conntrack::buf::DEFAULT_HEADROOM,
+        &v,
+    ))
 }
 
 /// An ICMP (v4) or ICMPv6 error from `src` about `offending` (the whole IP
@@ -142,7 +154,16 @@ mod tests {
         let mut body = [0u8; 16];
         let n = icmp::emit_echo(&mut body, 8, 0x1234, 7, b"pingdata").unwrap();
         let mut v = vec![0u8; 20 + n];
-        ipv4::emit_header(&mut v, Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 1), 1, 64, n, 9).unwrap();
+        ipv4::emit_header(
+            &mut v,
+            Ipv4Addr::new(192, 0, 2, 2),
+            Ipv4Addr::new(192, 0, 2, 1),
+            1,
+            64,
+            n,
+            9,
+        )
+        .unwrap();
         v[20..].copy_from_slice(&body[..n]);
         v
     }
@@ -156,7 +177,10 @@ mod tests {
         assert_eq!(ip.src_addr(), Ipv4Addr::new(192, 0, 2, 1));
         let m = conntrack::wire::IcmpPacket::new_checked(ip.payload()).unwrap();
         assert!(m.is_echo_reply() && m.verify_checksum());
-        assert_eq!((m.echo_ident(), m.echo_seq_no(), m.data()), (0x1234, 7, &b"pingdata"[..]));
+        assert_eq!(
+            (m.echo_ident(), m.echo_seq_no(), m.data()),
+            (0x1234, 7, &b"pingdata"[..])
+        );
     }
 
     #[test]
@@ -175,7 +199,16 @@ mod tests {
     #[test]
     fn tcp_reset_acks_a_syn() {
         let mut syn = vec![0u8; 40];
-        ipv4::emit_header(&mut syn, Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(198, 51, 100, 1), 6, 64, 20, 1).unwrap();
+        ipv4::emit_header(
+            &mut syn,
+            Ipv4Addr::new(192, 0, 2, 2),
+            Ipv4Addr::new(198, 51, 100, 1),
+            6,
+            64,
+            20,
+            1,
+        )
+        .unwrap();
         syn[20..22].copy_from_slice(&40000u16.to_be_bytes());
         syn[22..24].copy_from_slice(&80u16.to_be_bytes());
         syn[24..28].copy_from_slice(&1000u32.to_be_bytes());

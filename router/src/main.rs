@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "tunfilter", version, about = "A userspace IPv4/IPv6 firewall router with netfilter's architecture")]
+#[command(
+    name = "tunfilter",
+    version,
+    about = "A userspace IPv4/IPv6 firewall router with netfilter's architecture"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -223,12 +227,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 until,
             };
             let r = sim::run(&cfg, &opts).map_err(|e| e.to_string())?;
-            let outs: Vec<String> = r.packets_out.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let outs: Vec<String> = r
+                .packets_out
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             println!(
                 "simulated {} packets ({} non-IP frames skipped); sent {}; {} events",
                 r.packets_in,
                 r.skipped,
-                if outs.is_empty() { "nothing".to_string() } else { outs.join(" ") },
+                if outs.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    outs.join(" ")
+                },
                 r.events
             );
             Ok(ExitCode::SUCCESS)
@@ -260,7 +272,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 CtCmd::Delete { filter } => {
                     let filter = filter.into_filter();
                     if filter.is_empty() {
-                        return Err("ct delete needs at least one filter (use `ct flush` to delete all)".into());
+                        return Err(
+                            "ct delete needs at least one filter (use `ct flush` to delete all)"
+                                .into(),
+                        );
                     }
                     Request::CtDelete { filter }
                 }
@@ -285,12 +300,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 None => {
                     let mut buf = Vec::new();
-                    control::client_request(&sock.socket, &Request::RulesList { counters: verbose }, &mut buf)
-                        .map_err(|e| e.to_string())?;
+                    control::client_request(
+                        &sock.socket,
+                        &Request::RulesList { counters: verbose },
+                        &mut buf,
+                    )
+                    .map_err(|e| e.to_string())?;
                     String::from_utf8_lossy(&buf).into_owned()
                 }
             };
-            print!("{}", filter_save(&text, table.as_deref(), family.as_deref()));
+            print!(
+                "{}",
+                filter_save(&text, table.as_deref(), family.as_deref())
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Reload { sock } => client(&sock, Request::Reload),
@@ -299,7 +321,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             cmd: SearchCmd::Algorithms,
         } => {
             let yn = |b: bool| if b { "yes" } else { "no" };
-            println!("{:<9} {:<5} {:<5} {:<8} {:<5} {:<24} description", "name", "icase", "regex", "wildcard", "multi", "carry");
+            println!(
+                "{:<9} {:<5} {:<5} {:<8} {:<5} {:<24} description",
+                "name", "icase", "regex", "wildcard", "multi", "carry"
+            );
             for a in search::algorithms() {
                 println!(
                     "{:<9} {:<5} {:<5} {:<8} {:<5} {:<24} {}",

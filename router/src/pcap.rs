@@ -74,11 +74,10 @@ pub fn parse(buf: &[u8]) -> Result<(u32, Vec<Record>), PcapError> {
         (MAGIC_NS, _) => (true, true),
         (_, MAGIC_US) => (false, false),
         (_, MAGIC_NS) => (false, true),
-        _ => {
-            return Err(PcapError::Format(
-                "not a pcap file (bad magic; pcapng is not supported: convert with `editcap -F pcap`)".into(),
-            ))
-        }
+        _ => return Err(PcapError::Format(
+            "not a pcap file (bad magic; pcapng is not supported: convert with `editcap -F pcap`)"
+                .into(),
+        )),
     };
     let u32at = |b: &[u8], o: usize| {
         let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
@@ -92,14 +91,16 @@ pub fn parse(buf: &[u8]) -> Result<(u32, Vec<Record>), PcapError> {
     let mut off = 24;
     let mut out = Vec::new();
     while off < buf.len() {
-        let rh = buf.get(off..off + 16).ok_or_else(|| {
-            PcapError::Format(format!("truncated record header at byte {off}"))
-        })?;
+        let rh = buf
+            .get(off..off + 16)
+            .ok_or_else(|| PcapError::Format(format!("truncated record header at byte {off}")))?;
         let sec = u64::from(u32at(rh, 0));
         let frac = u64::from(u32at(rh, 4));
         let incl = u32at(rh, 8) as usize;
         let data = buf.get(off + 16..off + 16 + incl).ok_or_else(|| {
-            PcapError::Format(format!("truncated record at byte {off} ({incl} bytes announced)"))
+            PcapError::Format(format!(
+                "truncated record at byte {off} ({incl} bytes announced)"
+            ))
         })?;
         let ts_ns = sec * 1_000_000_000 + if ns { frac } else { frac * 1000 };
         out.push(Record {
@@ -168,7 +169,9 @@ pub fn ip_payload(linktype: u32, data: &[u8]) -> Option<&[u8]> {
         }
         LINKTYPE_LINUX_SLL => {
             let et = u16::from_be_bytes([*data.get(14)?, *data.get(15)?]);
-            matches!(et, 0x0800 | 0x86dd).then(|| data.get(16..)).flatten()
+            matches!(et, 0x0800 | 0x86dd)
+                .then(|| data.get(16..))
+                .flatten()
         }
         _ => None,
     }
@@ -195,7 +198,10 @@ mod tests {
             }
             assert!(parse(&bytes[..n]).is_err(), "prefix {n}");
         }
-        assert!(parse(&[0u8; 24]).unwrap_err().to_string().contains("bad magic"));
+        assert!(parse(&[0u8; 24])
+            .unwrap_err()
+            .to_string()
+            .contains("bad magic"));
     }
 
     #[test]

@@ -81,9 +81,12 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
     let mut inputs = Vec::new();
     let mut report = SimReport::default();
     for (file_no, (iface, path)) in opts.inputs.iter().enumerate() {
-        let id = config
-            .iface_id(iface)
-            .ok_or_else(|| SimError(format!("--in {iface}={}: no interface named {iface:?} in the config", path.display())))?;
+        let id = config.iface_id(iface).ok_or_else(|| {
+            SimError(format!(
+                "--in {iface}={}: no interface named {iface:?} in the config",
+                path.display()
+            ))
+        })?;
         let f = File::open(path).map_err(|e| SimError(format!("{}: {e}", path.display())))?;
         let (lt, recs) = pcap::read_all(std::io::BufReader::new(f))
             .map_err(|e| SimError(format!("{}: {e}", path.display())))?;
@@ -111,31 +114,39 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
     let start = inputs.first().map_or(0, |i| i.ts);
     let mut now = Instant::from_nanos(start);
 
-    let mut drain = |engine: &mut Engine, now: Instant, report: &mut SimReport| -> Result<(), SimError> {
-        while let Some(t) = engine.poll_transmit() {
-            let name = engine.iface_name(t.iface).unwrap_or("?").to_string();
-            let kind = engine.iface_kind(t.iface).unwrap_or(IfaceKind::Tun);
-            if let std::collections::btree_map::Entry::Vacant(v) = writers.entry(t.iface) {
-                let p = opts.out_dir.join(format!("{name}.pcap"));
-                let f = BufWriter::new(File::create(&p).map_err(|e| io(&p, e))?);
-                let lt = if kind == IfaceKind::Tap { pcap::LINKTYPE_ETHERNET } else { pcap::LINKTYPE_RAW };
-                v.insert(pcap::Writer::new(f, lt).map_err(|e| io(&p, e))?);
+    let mut drain =
+        |engine: &mut Engine, now: Instant, report: &mut SimReport| -> Result<(), SimError> {
+            while let Some(t) = engine.poll_transmit() {
+                let name = engine.iface_name(t.iface).unwrap_or("?").to_string();
+                let kind = engine.iface_kind(t.iface).unwrap_or(IfaceKind::Tun);
+                if let std::collections::btree_map::Entry::Vacant(v) = writers.entry(t.iface) {
+                    let p = opts.out_dir.join(format!("{name}.pcap"));
+                    let f = BufWriter::new(File::create(&p).map_err(|e| io(&p, e))?);
+                    let lt = if kind == IfaceKind::Tap {
+                        pcap::LINKTYPE_ETHERNET
+                    } else {
+                        pcap::LINKTYPE_RAW
+                    };
+                    v.insert(pcap::Writer::new(f, lt).map_err(|e| io(&p, e))?);
+                }
+                let w = writers
+                    .get_mut(&t.iface)
+                    .ok_or_else(|| SimError("writer vanished".into()))?;
+                let data = if kind == IfaceKind::Tap {
+                    ethernet_frame(t.iface, t.packet.as_slice())
+                } else {
+                    t.packet.as_slice().to_vec()
+                };
+                w.write(now.as_nanos(), &data)
+                    .map_err(|e| SimError(e.to_string()))?;
+                *report.packets_out.entry(name).or_insert(0) += 1;
             }
-            let w = writers.get_mut(&t.iface).ok_or_else(|| SimError("writer vanished".into()))?;
-            let data = if kind == IfaceKind::Tap {
-                ethernet_frame(t.iface, t.packet.as_slice())
-            } else {
-                t.packet.as_slice().to_vec()
-            };
-            w.write(now.as_nanos(), &data).map_err(|e| SimError(e.to_string()))?;
-            *report.packets_out.entry(name).or_insert(0) += 1;
-        }
-        while let Some(e) = engine.poll_event() {
-            writeln!(events, "{}", e.to_json()).map_err(|e| io(&ev_path, e))?;
-            report.events += 1;
-        }
-        Ok(())
-    };
+            while let Some(e) = engine.poll_event() {
+                writeln!(events, "{}", e.to_json()).map_err(|e| io(&ev_path, e))?;
+                report.events += 1;
+            }
+            Ok(())
+        };
 
     for inp in inputs {
         let arrival = Instant::from_nanos(inp.ts);
@@ -155,7 +166,9 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
     }
     if let Some(secs) = opts.until {
         if !(secs.is_finite() && secs >= 0.0) {
-            return Err(SimError(format!("--until: expected a number of seconds >= 0, found {secs}")));
+            return Err(SimError(format!(
+                "--until: expected a number of seconds >= 0, found {secs}"
+            )));
         }
         let end = Instant::from_nanos(start.saturating_add((secs * 1e9) as u64));
         while let Some(t) = engine.poll_timeout().filter(|t| *t <= end) {
@@ -169,7 +182,6 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
             drain(&mut engine, end, &mut report)?;
         }
     }
-    drop(drain);
     for (_, w) in writers {
         w.finish().map_err(|e| SimError(e.to_string()))?;
     }
@@ -197,7 +209,11 @@ fn ethernet_frame(iface: usize, ip: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + ip.len());
     f.extend_from_slice(&[0x02, 0, 0, 0, 0x01, id]);
     f.extend_from_slice(&[0x02, 0, 0, 0, 0x00, id]);
-    let et: u16 = if ip.first().map(|b| b >> 4) == Some(6) { 0x86dd } else { 0x0800 };
+    let et: u16 = if ip.first().map(|b| b >> 4) == Some(6) {
+        0x86dd
+    } else {
+        0x0800
+    };
     f.extend_from_slice(&et.to_be_bytes());
     f.extend_from_slice(ip);
     f

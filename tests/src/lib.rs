@@ -23,7 +23,14 @@ pub mod flags {
 
 /// Wraps an L4 message in an IP header of the family of `src`, filling the
 /// L4 checksum at `ck_at` (None: leave it) with the pseudo-header.
-pub fn ip(src: &str, dst: &str, proto: u8, ttl: u8, mut l4: Vec<u8>, ck_at: Option<usize>) -> Vec<u8> {
+pub fn ip(
+    src: &str,
+    dst: &str,
+    proto: u8,
+    ttl: u8,
+    mut l4: Vec<u8>,
+    ck_at: Option<usize>,
+) -> Vec<u8> {
     let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
     match (s, d) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -58,7 +65,16 @@ pub fn ip(src: &str, dst: &str, proto: u8, ttl: u8, mut l4: Vec<u8>, ck_at: Opti
 
 /// A TCP segment (20-byte header plus `opts`, padded) inside an IP packet.
 #[allow(clippy::too_many_arguments)]
-pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16, seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
+pub fn tcp(
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    fl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     tcp_opts(src, sport, dst, dport, seq, ack, fl, 65535, &[], payload)
 }
 
@@ -77,7 +93,7 @@ pub fn tcp_opts(
     payload: &[u8],
 ) -> Vec<u8> {
     let mut o = opts.to_vec();
-    while o.len() % 4 != 0 {
+    while !o.len().is_multiple_of(4) {
         o.push(1);
     }
     let hl = 20 + o.len();
@@ -128,7 +144,11 @@ pub fn icmp_error(src: &str, offending: &[u8], ty: u8, code: u8) -> Vec<u8> {
     } else {
         Ipv4Addr::from(<[u8; 4]>::try_from(&offending[12..16]).unwrap()).to_string()
     };
-    let q = if v6 { offending.len().min(1232) } else { (((offending[0] & 15) as usize) * 4 + 8).min(offending.len()) };
+    let q = if v6 {
+        offending.len().min(1232)
+    } else {
+        (((offending[0] & 15) as usize) * 4 + 8).min(offending.len())
+    };
     let mut m = vec![ty, code, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(&offending[..q]);
     ip(src, &dst, if v6 { 58 } else { 1 }, 64, m, Some(2))
@@ -179,12 +199,18 @@ pub struct SimOutput {
 impl SimOutput {
     /// Packets sent on `iface`.
     pub fn on(&self, iface: &str) -> Vec<Vec<u8>> {
-        self.sent.get(iface).map(|v| v.iter().map(|(_, p)| p.clone()).collect()).unwrap_or_default()
+        self.sent
+            .get(iface)
+            .map(|v| v.iter().map(|(_, p)| p.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Events whose JSON contains every needle.
     pub fn events_with(&self, needles: &[&str]) -> Vec<&String> {
-        self.events.iter().filter(|e| needles.iter().all(|n| e.contains(n))).collect()
+        self.events
+            .iter()
+            .filter(|e| needles.iter().all(|n| e.contains(n)))
+            .collect()
     }
 }
 
@@ -224,7 +250,8 @@ ipv6 = "v6.rules"
 
     /// A scenario with a given config text (referencing `v4.rules`/`v6.rules`).
     pub fn with_config(name: &str, cfg: &str, rules_v4: &str, rules_v6: &str) -> Scenario {
-        let dir = std::env::temp_dir().join(format!("tunfilter-test-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("tunfilter-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("gw.toml"), cfg).unwrap();
@@ -304,19 +331,34 @@ pub fn read_output(out_dir: &Path) -> SimOutput {
 
 /// Whether `tshark` is installed (tests that cross-check with it require it under CI).
 pub fn tshark_available() -> bool {
-    std::process::Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success())
+    std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs tshark on a pcap with a display filter and returns the selected fields, one line per packet.
 pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
     let mut cmd = std::process::Command::new("tshark");
-    cmd.arg("-r").arg(pcap).arg("-Y").arg(filter).arg("-T").arg("fields");
+    cmd.arg("-r")
+        .arg(pcap)
+        .arg("-Y")
+        .arg(filter)
+        .arg("-T")
+        .arg("fields");
     for f in fields {
         cmd.arg("-e").arg(f);
     }
     let out = cmd.output().expect("tshark runs");
-    assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Fails loudly under CI, skips elsewhere, when a tool a test needs is missing.

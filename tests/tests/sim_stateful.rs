@@ -44,10 +44,40 @@ const S: &str = "203.0.113.10";
 fn handshake() -> Vec<Arrival> {
     vec![
         at("lan0", 0.0, tcp(C, 40000, S, 80, 1000, 0, SYN, b"")),
-        at("wan0", 0.01, tcp(S, 80, C, 40000, 5000, 1001, SYN | ACK, b"")),
+        at(
+            "wan0",
+            0.01,
+            tcp(S, 80, C, 40000, 5000, 1001, SYN | ACK, b""),
+        ),
         at("lan0", 0.02, tcp(C, 40000, S, 80, 1001, 5001, ACK, b"")),
-        at("lan0", 0.03, tcp(C, 40000, S, 80, 1001, 5001, ACK | PSH, b"GET / HTTP/1.0\r\n\r\n")),
-        at("wan0", 0.04, tcp(S, 80, C, 40000, 5001, 1019, ACK | PSH, b"HTTP/1.0 200 OK\r\n\r\nhi")),
+        at(
+            "lan0",
+            0.03,
+            tcp(
+                C,
+                40000,
+                S,
+                80,
+                1001,
+                5001,
+                ACK | PSH,
+                b"GET / HTTP/1.0\r\n\r\n",
+            ),
+        ),
+        at(
+            "wan0",
+            0.04,
+            tcp(
+                S,
+                80,
+                C,
+                40000,
+                5001,
+                1019,
+                ACK | PSH,
+                b"HTTP/1.0 200 OK\r\n\r\nhi",
+            ),
+        ),
     ]
 }
 
@@ -70,28 +100,59 @@ fn outbound_flow_and_replies_pass_with_ttl_decremented() {
     }
     assert!(out.conntrack.contains("ESTABLISHED"), "{}", out.conntrack);
     assert!(out.conntrack.contains("[ASSURED]"), "{}", out.conntrack);
-    assert!(out.conntrack.contains("src=192.0.2.2 dst=203.0.113.10 sport=40000 dport=80 packets=3"), "{}", out.conntrack);
-    assert_eq!(out.events_with(&["\"type\":\"new\"", "\"sport\":40000"]).len(), 1);
-    assert!(out.events_with(&["\"type\":\"drop\""]).is_empty(), "{:?}", out.events);
+    assert!(
+        out.conntrack
+            .contains("src=192.0.2.2 dst=203.0.113.10 sport=40000 dport=80 packets=3"),
+        "{}",
+        out.conntrack
+    );
+    assert_eq!(
+        out.events_with(&["\"type\":\"new\"", "\"sport\":40000"])
+            .len(),
+        1
+    );
+    assert!(
+        out.events_with(&["\"type\":\"drop\""]).is_empty(),
+        "{:?}",
+        out.events
+    );
 }
 
 #[test]
 fn unsolicited_inbound_is_dropped_by_the_policy_and_logged() {
     let sc = Scenario::gateway("inbound", RULES_V4, RULES_V6);
-    let out = sc.run(&[at("wan0", 0.0, tcp(S, 5555, C, 8080, 1, 0, SYN, b""))], None);
+    let out = sc.run(
+        &[at("wan0", 0.0, tcp(S, 5555, C, 8080, 1, 0, SYN, b""))],
+        None,
+    );
     assert!(out.on("lan0").is_empty());
-    let drops = out.events_with(&["\"type\":\"drop\"", "\"hook\":\"FORWARD\"", "\"chain\":\"FORWARD\"", "\"rule\":0"]);
+    let drops = out.events_with(&[
+        "\"type\":\"drop\"",
+        "\"hook\":\"FORWARD\"",
+        "\"chain\":\"FORWARD\"",
+        "\"rule\":0",
+    ]);
     assert_eq!(drops.len(), 1, "{:?}", out.events);
     assert!(drops[0].contains("policy: drop"));
-    assert!(out.stats.contains("drop reason=\"policy: drop\" count=1"), "{}", out.stats);
-    assert!(out.conntrack.is_empty(), "a dropped first packet creates no connection");
+    assert!(
+        out.stats.contains("drop reason=\"policy: drop\" count=1"),
+        "{}",
+        out.stats
+    );
+    assert!(
+        out.conntrack.is_empty(),
+        "a dropped first packet creates no connection"
+    );
 }
 
 #[test]
 fn a_mid_stream_packet_from_outside_without_connection_is_not_let_in() {
     let sc = Scenario::gateway("midstream", RULES_V4, RULES_V6);
     // An ACK from outside: conntrack may pick it up as NEW, but NEW from wan is not allowed.
-    let out = sc.run(&[at("wan0", 0.0, tcp(S, 80, C, 40000, 77, 88, ACK, b"x"))], None);
+    let out = sc.run(
+        &[at("wan0", 0.0, tcp(S, 80, C, 40000, 77, 88, ACK, b"x"))],
+        None,
+    );
     assert!(out.on("lan0").is_empty());
     assert_eq!(out.events_with(&["\"type\":\"drop\""]).len(), 1);
 }
@@ -105,14 +166,28 @@ fn icmp_error_for_a_tracked_flow_is_related_and_unknown_ones_are_invalid() {
     let err = icmp_error("198.51.100.254", &sent_q, 3, 3);
     let stray = icmp_error("198.51.100.254", &udp(C, 53001, S, 53, b"other"), 3, 3);
     let out = sc.run(
-        &[at("lan0", 0.0, q), at("wan0", 0.1, err.clone()), at("wan0", 0.2, stray)],
+        &[
+            at("lan0", 0.0, q),
+            at("wan0", 0.1, err.clone()),
+            at("wan0", 0.2, stray),
+        ],
         None,
     );
     let lan = out.on("lan0");
-    assert_eq!(lan.len(), 1, "only the related error is forwarded: {:?}", out.events);
+    assert_eq!(
+        lan.len(),
+        1,
+        "only the related error is forwarded: {:?}",
+        out.events
+    );
     assert_eq!(lan[0][20..], err[20..]);
     let invalid = out.events_with(&["\"type\":\"drop\"", "\"chain\":\"FORWARD\"", "\"rule\":2"]);
-    assert_eq!(invalid.len(), 1, "the stray error hits the INVALID rule: {:?}", out.events);
+    assert_eq!(
+        invalid.len(),
+        1,
+        "the stray error hits the INVALID rule: {:?}",
+        out.events
+    );
 }
 
 #[test]
@@ -121,7 +196,11 @@ fn ping_to_the_router_is_answered_v4_and_v6() {
     let out = sc.run(
         &[
             at("lan0", 0.0, echo(C, "192.0.2.1", true, 0x42, 1, 64)),
-            at("lan0", 0.1, echo("2001:db8:1::2", "2001:db8:1::1", true, 0x43, 1, 64)),
+            at(
+                "lan0",
+                0.1,
+                echo("2001:db8:1::2", "2001:db8:1::1", true, 0x43, 1, 64),
+            ),
             // The router's wan address answers from the lan side too.
             at("lan0", 0.2, echo(C, "198.51.100.1", true, 0x44, 1, 64)),
         ],
@@ -145,7 +224,10 @@ fn ttl_expiry_is_answered_with_time_exceeded() {
     let sc = Scenario::gateway("ttl", RULES_V4, RULES_V6);
     let probe = tests::ip(C, S, 17, 1, vec![0x9c, 0x40, 0x82, 0x9a, 0, 8, 0, 0], None);
     let probe6 = echo("2001:db8:1::2", "2001:db8:9::9", true, 9, 9, 1);
-    let out = sc.run(&[at("lan0", 0.0, probe.clone()), at("lan0", 0.1, probe6)], None);
+    let out = sc.run(
+        &[at("lan0", 0.0, probe.clone()), at("lan0", 0.1, probe6)],
+        None,
+    );
     assert!(out.on("wan0").is_empty());
     let lan = out.on("lan0");
     assert_eq!(lan.len(), 2, "{:?}", out.events);
@@ -153,7 +235,11 @@ fn ttl_expiry_is_answered_with_time_exceeded() {
     assert_eq!(p.src_addr().to_string(), "192.0.2.1");
     let m = IcmpPacket::new_checked(p.payload()).unwrap();
     assert_eq!((m.msg_type(), m.code()), (11, 0));
-    assert_eq!(&m.data()[..28], &probe[..28], "the quote is the packet as received");
+    assert_eq!(
+        &m.data()[..28],
+        &probe[..28],
+        "the quote is the packet as received"
+    );
     let p6 = Ipv6Packet::new_checked(&lan[1][..]).unwrap();
     assert_eq!(p6.payload()[0], 3, "ICMPv6 Time Exceeded");
     assert_eq!(out.events_with(&["ip: ttl exceeded"]).len(), 2);
@@ -168,7 +254,11 @@ fn reject_sends_rst_and_port_unreachable() {
     let wan = out.on("wan0");
     assert_eq!(wan.len(), 2, "{:?}", out.events);
     let rst = Ipv4Packet::new_checked(&wan[0][..]).unwrap();
-    assert_eq!(rst.src_addr().to_string(), C, "the RST appears to come from the target");
+    assert_eq!(
+        rst.src_addr().to_string(),
+        C,
+        "the RST appears to come from the target"
+    );
     let t = TcpPacket::new_checked(rst.payload()).unwrap();
     assert!(t.rst() && t.ack());
     assert_eq!(t.ack_number(), 101);
@@ -194,7 +284,10 @@ fn ipv6_forwarding_is_stateful_too() {
     assert_eq!(out.on("wan0").len(), 1);
     let lan = out.on("lan0");
     assert_eq!(lan.len(), 1, "only the SYN-ACK gets in");
-    assert_eq!(Ipv6Packet::new_checked(&lan[0][..]).unwrap().hop_limit(), 63);
+    assert_eq!(
+        Ipv6Packet::new_checked(&lan[0][..]).unwrap().hop_limit(),
+        63
+    );
     assert!(out.conntrack.contains("SYN_RECV"), "{}", out.conntrack);
 }
 
@@ -206,7 +299,15 @@ fn unreplied_udp_expires_after_its_timeout() {
     let d = out.events_with(&["\"type\":\"destroy\"", "\"reason\":\"timeout\""]);
     assert_eq!(d.len(), 1, "{:?}", out.events);
     // Destroyed at 30 s (unreplied UDP), reported by the next GC tick.
-    let t: u64 = d[0].split("\"time\":").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    let t: u64 = d[0]
+        .split("\"time\":")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let secs = (t - EPOCH_NS) as f64 / 1e9;
     assert!((30.0..30.2).contains(&secs), "destroyed at {secs}");
 }
@@ -217,9 +318,20 @@ fn output_is_byte_for_byte_deterministic() {
     input.push(at("wan0", 0.5, tcp(S, 1, C, 2, 3, 0, SYN, b"")));
     input.push(at("lan0", 0.6, echo(C, "192.0.2.1", true, 1, 1, 64)));
     let read_all = |dir: &std::path::Path| {
-        let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
-        files.into_iter().map(|p| (p.file_name().unwrap().to_owned(), std::fs::read(&p).unwrap())).collect::<Vec<_>>()
+        files
+            .into_iter()
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
     };
     let a = Scenario::gateway("det-a", RULES_V4, RULES_V6);
     let oa = a.run(&input, Some(200.0));
@@ -235,9 +347,17 @@ fn tshark_reads_the_output_pcaps() {
     }
     let sc = Scenario::gateway("tshark", RULES_V4, RULES_V6);
     let out = sc.run(&handshake(), None);
-    let lines = tshark_fields(&out.out_dir.join("wan0.pcap"), "tcp", &["ip.ttl", "tcp.srcport", "tcp.flags.syn"]);
+    let lines = tshark_fields(
+        &out.out_dir.join("wan0.pcap"),
+        "tcp",
+        &["ip.ttl", "tcp.srcport", "tcp.flags.syn"],
+    );
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[0].starts_with("63\t40000\t1"), "{lines:?}");
-    let lines = tshark_fields(&out.out_dir.join("lan0.pcap"), "tcp.len > 0", &["ip.ttl", "tcp.srcport", "tcp.len"]);
+    let lines = tshark_fields(
+        &out.out_dir.join("lan0.pcap"),
+        "tcp.len > 0",
+        &["ip.ttl", "tcp.srcport", "tcp.len"],
+    );
     assert_eq!(lines, vec!["63\t80\t21".to_string()]);
 }
