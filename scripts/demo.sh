@@ -208,8 +208,8 @@ tf_log "TCP download: curl in $LAN from python3 -m http.server in $WAN"
 mkdir -p "$DIR/www" "$DIR/lanwww"
 head -c 8000000 /dev/urandom >"$DIR/www/blob.bin"
 echo "hello from the LAN web server" >"$DIR/lanwww/index.html"
-tf_bg ip netns exec "$WAN" python3 -m http.server 80 --bind :: --directory "$DIR/www" 2>"$DIR/http-wan.log"
-tf_bg ip netns exec "$LAN" python3 -m http.server 8080 --bind :: --directory "$DIR/lanwww" 2>"$DIR/http-lan.log"
+tf_bg ip netns exec "$WAN" python3 -m http.server 80 --bind :: --directory "$DIR/www" >"$DIR/http-wan.log" 2>&1
+tf_bg ip netns exec "$LAN" python3 -m http.server 8080 --bind :: --directory "$DIR/lanwww" >"$DIR/http-lan.log" 2>&1
 tf_wait_for 10 in_wan curl -sf -o /dev/null http://198.51.100.2/ || tf_die "web server in $WAN did not start"
 tf_wait_for 10 in_lan curl -sf -o /dev/null http://192.0.2.2:8080/ || tf_die "web server in $LAN did not start"
 dl() {
