@@ -190,3 +190,35 @@ mod tests {
         assert!(!prefix_eq(&a, &"192.0.2.1".parse().unwrap(), 0));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
+            any::<[u8; 16]>().prop_map(|b| IpAddr::from(b)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn invert_twice_is_identity(s in addr(), d in addr(), sp: u16, dp: u16, proto: u8) {
+            let t = Tuple { src: s, dst: d, src_id: sp, dst_id: dp, proto };
+            prop_assert_eq!(t.invert().invert(), t);
+            let i = t.invert();
+            prop_assert_eq!((i.src, i.dst, i.src_id, i.dst_id), (d, s, dp, sp));
+        }
+
+        #[test]
+        fn exact_mask_matches_only_itself(a in addr(), b in addr(), sp: u16, dp: u16, sp2: u16) {
+            let t = Tuple { src: a, dst: b, src_id: sp, dst_id: dp, proto: 6 };
+            let mut u = t;
+            u.src_id = sp2;
+            prop_assert!(TupleMask::EXACT.matches(&t, &t));
+            prop_assert_eq!(TupleMask::EXACT.matches(&t, &u), sp == sp2);
+        }
+    }
+}
