@@ -189,7 +189,8 @@ impl fmt::Display for EngineError {
 impl std::error::Error for EngineError {}
 
 struct Iface {
-    name: String,
+    /// Shared so that hooks can hold the name without allocating per packet.
+    name: Arc<str>,
     mtu: usize,
     addrs: Vec<IpNet>,
 }
@@ -407,7 +408,7 @@ impl Engine {
                 .interfaces
                 .iter()
                 .map(|i| Iface {
-                    name: i.name.clone(),
+                    name: Arc::from(i.name.as_str()),
                     mtu: i.mtu as usize,
                     addrs: i.addresses.clone(),
                 })
@@ -446,7 +447,7 @@ impl Engine {
 
     /// Interface names, by id.
     pub fn iface_name(&self, id: IfaceId) -> Option<&str> {
-        self.ifaces.get(id).map(|i| i.name.as_str())
+        self.ifaces.get(id).map(|i| &*i.name)
     }
 
     /// Kind of an interface.
@@ -771,8 +772,20 @@ impl Engine {
             // Reassembly is not there yet: fragments are not tracked.
             return Ct::Untracked;
         }
-        let Ok(l3) = l3proto::parse(pkt) else {
+        // The packet was validated when `meta` was built: reuse that parse.
+        let Some(l4) = pkt.get(meta.l4_offset..meta.len) else {
             return Ct::Invalid("ip: malformed");
+        };
+        let l3 = conntrack::proto::L3Packet {
+            family: meta.family,
+            src: meta.src,
+            dst: meta.dst,
+            proto: meta.proto,
+            l4_offset: meta.l4_offset,
+            l4,
+            frag: meta.frag,
+            ttl: meta.ttl,
+            len: meta.len,
         };
         let l4pkt = L4Packet {
             family: l3.family,
@@ -1052,7 +1065,7 @@ impl Engine {
         if self.events_enabled {
             let iface = ingress
                 .and_then(|i| self.ifaces.get(i))
-                .map(|i| i.name.clone());
+                .map(|i| i.name.to_string());
             self.push_event(Event::Drop(DropEvent {
                 at: self.now,
                 hook,
