@@ -198,8 +198,8 @@ mod props {
 
     fn addr() -> impl Strategy<Value = IpAddr> {
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
-            any::<[u8; 16]>().prop_map(|b| IpAddr::from(b)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
         ]
     }
 
