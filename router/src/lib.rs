@@ -34,6 +34,7 @@ pub mod config;
 pub mod engine;
 pub mod live;
 pub mod local;
+pub mod nat;
 pub mod pcap;
 pub mod route;
 pub mod rules;
