@@ -14,7 +14,8 @@ const V4_ERROR_MAX: usize = 576;
 /// RFC 4443 §2.4 (c): an ICMPv6 error must not exceed the minimum MTU, 1280.
 const V6_ERROR_MAX: usize = 1280;
 
-fn v6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
+/// The checksum of an upper-layer message over IPv6 (pseudo-header included).
+pub(crate) fn v6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
     let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
     checksum::fold(checksum::combine(
         checksum::pseudo_header_v6(src, dst, proto, len),

@@ -416,13 +416,15 @@ pub fn rewrite_icmp_error(
     let ck = if v4 {
         checksum::data(msg)
     } else {
-        let (Some(s), Some(d)) = (s, d) else {
+        let addr = |b: Option<Vec<u8>>| {
+            <[u8; 16]>::try_from(b.as_deref()?)
+                .ok()
+                .map(std::net::Ipv6Addr::from)
+        };
+        let (Some(s), Some(d)) = (addr(s), addr(d)) else {
             return false;
         };
-        let s = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&s[..]).unwrap_or([0; 16]));
-        let d = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&d[..]).unwrap_or([0; 16]));
-        let ps = checksum::pseudo_header_v6(&s, &d, 58, msg.len() as u32);
-        checksum::fold(checksum::combine(ps, checksum::sum(msg)))
+        crate::local::v6_checksum(&s, &d, 58, msg)
     };
     msg[2..4].copy_from_slice(&ck.to_be_bytes());
     true
@@ -671,5 +673,40 @@ mod tests {
         let m = conntrack::wire::IcmpPacket::new_checked(&e[20..]).unwrap();
         assert_eq!(m.echo_ident(), 1234);
         assert!(m.verify_checksum());
+    }
+
+    #[test]
+    fn icmpv6_error_checksum_is_recomputed_with_the_pseudo_header() {
+        let (a, b, r): (std::net::Ipv6Addr, std::net::Ipv6Addr, std::net::Ipv6Addr) = (
+            "2001:db8:2::1".parse().unwrap(),
+            "2001:db8:5::1".parse().unwrap(),
+            "2001:db8:2::fe".parse().unwrap(),
+        );
+        let mut quoted = vec![0u8; 40];
+        conntrack::wire::ipv6::emit_header(&mut quoted, &a, &b, 17, 64, 8).unwrap();
+        quoted.extend_from_slice(&[0xee, 0x48, 0, 53, 0, 8, 0, 0]);
+        let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(&quoted);
+        let mut err = vec![0u8; 40];
+        conntrack::wire::ipv6::emit_header(&mut err, &r, &a, 58, 64, msg.len()).unwrap();
+        err.extend_from_slice(&msg);
+        let client: std::net::Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+        assert!(rewrite_icmp_error(
+            &mut err,
+            40,
+            Manip::Dst,
+            IpAddr::V6(client),
+            Some(4000)
+        ));
+        let ip = conntrack::wire::Ipv6Packet::new_checked(&err[..]).unwrap();
+        assert_eq!(ip.dst_addr(), client);
+        let m = conntrack::wire::Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        assert!(m.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
+        assert_eq!(
+            &m.data()[8..24],
+            &client.octets(),
+            "quoted source translated"
+        );
+        assert_eq!(u16::from_be_bytes([m.data()[40], m.data()[41]]), 4000);
     }
 }
