@@ -12,6 +12,7 @@
 //! ```
 
 use crate::config::{Config, IfaceKind};
+use crate::nat::{self, Manip};
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
 use crate::{local, stats::DropCounters};
@@ -360,6 +361,10 @@ pub struct Engine {
     packets_out: u64,
     /// The rule that decided the last DROP/REJECT verdict, for the drop event.
     last_rule: Option<RuleRef>,
+    /// The NAT target the last nat-table traversal chose, if any.
+    last_nat: Option<nat::NatTarget>,
+    /// Counter mixed into `--random` port choices (deterministic in the simulator).
+    nat_salt: u64,
 }
 
 impl fmt::Debug for Engine {
@@ -436,6 +441,8 @@ impl Engine {
             packets_in: 0,
             packets_out: 0,
             last_rule: None,
+            last_nat: None,
+            nat_salt: 0,
         })
     }
 
@@ -486,7 +493,7 @@ impl Engine {
         if now >= self.next_gc {
             self.handle_timeout(now);
         }
-        let meta = match Meta::of(pkt.as_slice()) {
+        let mut meta = match Meta::of(pkt.as_slice()) {
             Ok(m) => m,
             Err(e) => {
                 let reason = match e {
@@ -562,6 +569,18 @@ impl Engine {
                 return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress));
             }
         }
+        // PREROUTING: nat (dst) binding and rewrite, before routing sees the address.
+        if !self.nat_step(
+            &mut ct,
+            Manip::Dst,
+            Some(ingress),
+            &mut pkt,
+            &mut meta,
+            Hook::Prerouting,
+            Some(ingress),
+        ) {
+            return;
+        }
 
         // Routing decision.
         if self.is_local(&meta.dst) {
@@ -590,6 +609,17 @@ impl Engine {
                     }
                     v => return self.verdict_drop(v, Hook::Input, &meta, &pkt, Some(ingress)),
                 }
+            }
+            if !self.nat_step(
+                &mut ct,
+                Manip::Src,
+                Some(ingress),
+                &mut pkt,
+                &mut meta,
+                Hook::Input,
+                Some(ingress),
+            ) {
+                return;
             }
             if !self.confirm(ct, &meta, Some(ingress), Hook::Input) {
                 return;
@@ -694,9 +724,9 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn postrouting(
         &mut self,
-        ct: Ct,
-        meta: Meta,
-        pkt: PacketBuf,
+        mut ct: Ct,
+        mut meta: Meta,
+        mut pkt: PacketBuf,
         ingress: Option<IfaceId>,
         in_name: Option<&str>,
         egress: IfaceId,
@@ -725,6 +755,17 @@ impl Engine {
             if v != Verdict::Accept {
                 return self.verdict_drop(v, Hook::Postrouting, &meta, &pkt, ingress);
             }
+        }
+        if !self.nat_step(
+            &mut ct,
+            Manip::Src,
+            Some(egress),
+            &mut pkt,
+            &mut meta,
+            Hook::Postrouting,
+            ingress,
+        ) {
+            return;
         }
         if !self.confirm(ct, &meta, ingress, Hook::Postrouting) {
             return;
@@ -803,9 +844,12 @@ impl Engine {
         }
         if l3proto::is_icmp_error(&l3) {
             return match l3proto::icmp_error_tuple(&l3, &self.l4, verify) {
-                Ok(inner) => match self.ct.lookup(&inner, now) {
+                // The error travels opposite to the quoted packet: look up the
+                // inverse, which (unlike the quote itself after NAT) is one of
+                // the connection's two tuples.
+                Ok(inner) => match self.ct.lookup(&inner.invert(), now) {
                     Some((id, d)) => {
-                        let dir = d.flip();
+                        let dir = d;
                         if let Some(c) = self.ct.get_mut(id) {
                             c.account(dir, meta.len);
                         }
@@ -1013,7 +1057,135 @@ impl Engine {
         if matches!(v, Verdict::Drop | Verdict::Reject(_)) {
             self.last_rule = out.rule;
         }
+        if table == Table::Nat {
+            self.last_nat = out.nat.take();
+        }
         v
+    }
+
+    // ------------------------------------------------------------------ nat
+
+    /// The nat step of a hook: for the first packet of a connection, bind
+    /// the target the nat table chose (pick a unique reply tuple); then, for
+    /// every packet of a NATed connection, rewrite the `manip` end. Returns
+    /// false when the packet was dropped (no free mapping, or unwritable).
+    #[allow(clippy::too_many_arguments)]
+    fn nat_step(
+        &mut self,
+        ct: &mut Ct,
+        manip: Manip,
+        iface: Option<IfaceId>,
+        pkt: &mut PacketBuf,
+        meta: &mut Meta,
+        hook: Hook,
+        ingress: Option<IfaceId>,
+    ) -> bool {
+        if let (Some(target), Ct::New { conn, .. }) = (self.last_nat.take(), &mut *ct) {
+            let orig = conn.tuples[0];
+            let local = self.local_addr_on(iface, meta.family);
+            let bound = match &target {
+                nat::NatTarget::Netmap { prefix } => {
+                    let a = nat::netmap(
+                        if manip == Manip::Src {
+                            orig.src
+                        } else {
+                            orig.dst
+                        },
+                        prefix,
+                    );
+                    Some(nat::NatRange {
+                        min_addr: Some(a),
+                        max_addr: Some(a),
+                        ports: None,
+                        random: false,
+                        persistent: false,
+                    })
+                }
+                t => nat::resolve(t, local)
+                    .filter(|(m, _)| *m == manip)
+                    .map(|(_, r)| r),
+            };
+            if let Some(range) = bound {
+                let salt = if range.random {
+                    self.nat_salt = self.nat_salt.wrapping_add(1);
+                    self.nat_salt
+                } else {
+                    0
+                };
+                let table = &self.ct;
+                match nat::choose(&orig, &conn.tuples[1], manip, &range, salt, |c| {
+                    table.peek(c).is_some()
+                }) {
+                    Some(reply) => {
+                        conn.tuples[1] = reply;
+                        conn.status.insert(match manip {
+                            Manip::Src => Status::SRC_NAT | Status::SRC_NAT_DONE,
+                            Manip::Dst => Status::DST_NAT | Status::DST_NAT_DONE,
+                        });
+                    }
+                    None => {
+                        self.count_drop_hook("nat: no free port", hook, meta, ingress);
+                        return false;
+                    }
+                }
+            }
+        }
+        let (tuples, dir, related) = match &*ct {
+            Ct::Known { id, dir, related } => match self.ct.get(*id) {
+                Some(c) if c.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0 => {
+                    (c.tuples, *dir, *related)
+                }
+                _ => return true,
+            },
+            Ct::New { conn, related }
+                if conn.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0 =>
+            {
+                (conn.tuples, Dir::Original, *related)
+            }
+            _ => return true,
+        };
+        // How the packet must look when it leaves: the inverse of the other direction.
+        let want = tuples[dir.flip().index()].invert();
+        let (addr, port) = match manip {
+            Manip::Src => (want.src, want.src_id),
+            Manip::Dst => (want.dst, want.dst_id),
+        };
+        let first = meta.frag != Frag::Later;
+        let ok = if related && self.is_error(meta) {
+            nat::rewrite_icmp_error(pkt.as_mut_slice(), meta.l4_offset, manip, addr, Some(port))
+        } else {
+            let (cur_a, cur_p) = match manip {
+                Manip::Src => (meta.src, meta.sport),
+                Manip::Dst => (meta.dst, meta.dport),
+            };
+            let query = matches!(meta.proto, 1 | 58);
+            if !query && cur_a == addr && (cur_p == Some(port) || cur_p.is_none()) {
+                return true;
+            }
+            nat::rewrite(
+                pkt.as_mut_slice(),
+                meta.l4_offset,
+                meta.proto,
+                first,
+                manip,
+                addr,
+                Some(port),
+            )
+        };
+        if !ok {
+            self.count_drop_hook("nat: cannot rewrite", hook, meta, ingress);
+            return false;
+        }
+        match Meta::of(pkt.as_slice()) {
+            Ok(m) => {
+                *meta = m;
+                true
+            }
+            Err(_) => {
+                self.count_drop_hook("nat: cannot rewrite", hook, meta, ingress);
+                false
+            }
+        }
     }
 
     // ---------------------------------------------------------------- drops
@@ -1187,8 +1359,8 @@ impl Engine {
     }
 
     /// The OUTPUT path for a packet the router originates.
-    fn output(&mut self, pkt: PacketBuf, cause: Option<IfaceId>) {
-        let Ok(meta) = Meta::of(pkt.as_slice()) else {
+    fn output(&mut self, mut pkt: PacketBuf, cause: Option<IfaceId>) {
+        let Ok(mut meta) = Meta::of(pkt.as_slice()) else {
             return;
         };
         let rs = self.ruleset(meta.family);
@@ -1210,7 +1382,7 @@ impl Engine {
             Verdict::NoTrack => notrack = true,
             v => return self.verdict_drop(v, Hook::Output, &meta, &pkt, None),
         }
-        let ct = if notrack {
+        let mut ct = if notrack {
             Ct::Untracked
         } else {
             // Locally generated packets are not checksum-verified (netfilter neither).
@@ -1252,6 +1424,27 @@ impl Engine {
             }
         }
         let _ = cause;
+        let before = meta.dst;
+        if !self.nat_step(
+            &mut ct,
+            Manip::Dst,
+            None,
+            &mut pkt,
+            &mut meta,
+            Hook::Output,
+            None,
+        ) {
+            return;
+        }
+        // A DNAT in OUTPUT re-routes the packet, as ip_route_me_harder does.
+        let route = if meta.dst != before {
+            match self.routes.lookup(meta.dst).cloned() {
+                Some(r) => r,
+                None => return self.count_drop_hook("route: no route", Hook::Output, &meta, None),
+            }
+        } else {
+            route
+        };
         self.postrouting(ct, meta, pkt, None, None, route.iface, route.via, mark);
     }
 

@@ -59,6 +59,11 @@ pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOut
                 out.rule = Some(rule_ref());
                 break Verdict::Accept;
             }
+            Target::Nat(nat) => {
+                out.rule = Some(rule_ref());
+                out.nat = Some((**nat).clone());
+                break Verdict::Accept;
+            }
             Target::Drop => {
                 out.rule = Some(rule_ref());
                 break Verdict::Drop;

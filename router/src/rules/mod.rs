@@ -398,6 +398,8 @@ pub struct EvalOutput {
     pub logs: Vec<LogRecord>,
     /// Marks after the traversal (starting from `ctx.mark` / `ctx.ctmark`).
     pub marks: Marks,
+    /// The NAT target a nat-table rule chose (the traversal then accepted).
+    pub nat: Option<crate::nat::NatTarget>,
 }
 
 /// A load error pointing at the offending token.
@@ -609,6 +611,7 @@ impl Ruleset {
         out: &mut EvalOutput,
     ) -> Verdict {
         out.rule = None;
+        out.nat = None;
         out.logs.clear();
         out.marks = Marks {
             mark: ctx.mark,

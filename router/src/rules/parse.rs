@@ -654,6 +654,14 @@ enum TgtBuild {
         name: String,
         goto: bool,
     },
+    /// A nat-table target: its name, `--to-source`/`--to-destination`/`--to`
+    /// or `--to-ports` value with its column, and the flags.
+    Nat {
+        kind: &'static str,
+        to: Option<(String, usize)>,
+        random: bool,
+        persistent: bool,
+    },
 }
 
 /// Parses the options of one rule.
@@ -1168,7 +1176,34 @@ impl<'p, 't> RuleParser<'p, 't> {
             },
             n if NAT_TARGETS.contains(&n) => {
                 only(Table::Nat)?;
-                return Err(self.err(v.col, format!("NAT target {n} is not supported yet")));
+                let kind = NAT_TARGETS
+                    .iter()
+                    .copied()
+                    .find(|k| *k == n)
+                    .unwrap_or("SNAT");
+                // Built-in chains must be the hook the target works in
+                // (user chains are checked by nobody, as iptables-restore
+                // checks them only when jumped to from a hook).
+                let ok: &[Hook] = match kind {
+                    "SNAT" => &[Hook::Postrouting, Hook::Input],
+                    "MASQUERADE" => &[Hook::Postrouting],
+                    "DNAT" | "REDIRECT" => &[Hook::Prerouting, Hook::Output],
+                    _ => &Hook::ALL,
+                };
+                if let Some(h) = self.hook {
+                    if !ok.contains(&h) {
+                        return Err(self.err(
+                            v.col,
+                            format!("target {kind} is not valid in chain {}", h.chain_name()),
+                        ));
+                    }
+                }
+                TgtBuild::Nat {
+                    kind,
+                    to: None,
+                    random: false,
+                    persistent: false,
+                }
             }
             n if TARGET_NAMES.contains(&n) => {
                 return Err(self.err(v.col, format!("target {n} is not supported")));
@@ -1220,6 +1255,16 @@ impl<'p, 't> RuleParser<'p, 't> {
                 }
             }
             TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
+            TgtBuild::Nat { kind, .. } => match *kind {
+                "SNAT" => matches!(
+                    o,
+                    "--to-source" | "--random" | "--random-fully" | "--persistent"
+                ),
+                "DNAT" => matches!(o, "--to-destination" | "--random" | "--persistent"),
+                "MASQUERADE" => matches!(o, "--to-ports" | "--random" | "--random-fully"),
+                "REDIRECT" => matches!(o, "--to-ports" | "--random"),
+                _ => o == "--to",
+            },
             TgtBuild::Connmark { .. } => {
                 MARK_OPS.contains(&o)
                     || matches!(
@@ -1252,6 +1297,31 @@ impl<'p, 't> RuleParser<'p, 't> {
             Ok(xmark_of(o, value, mask).unwrap_or((value, mask)))
         };
         match o {
+            "--to-source" | "--to-destination" | "--to-ports" | "--to" => {
+                let v = self.value(opt)?;
+                if let Some((TgtBuild::Nat { to, .. }, _)) = &mut self.target {
+                    if to.is_some() {
+                        return Err(p.err(opt.col, format!("{o} given twice (one range per rule)")));
+                    }
+                    *to = Some((v.text.clone(), v.col));
+                }
+            }
+            "--random" | "--random-fully" | "--persistent" => {
+                if let Some((
+                    TgtBuild::Nat {
+                        random, persistent, ..
+                    },
+                    _,
+                )) = &mut self.target
+                {
+                    let flag = if o == "--persistent" {
+                        persistent
+                    } else {
+                        random
+                    };
+                    *flag = true;
+                }
+            }
             "--reject-with" => {
                 let v = self.value(opt)?;
                 let r = RejectWith::parse(&v.text, family).map_err(|e| p.err(v.col, e))?;
@@ -1508,6 +1578,17 @@ impl<'p, 't> RuleParser<'p, 't> {
                     PendingTarget::Ready(Target::Connmark(op))
                 }
                 TgtBuild::Chain { name, goto } => PendingTarget::Chain { name, goto, col },
+                TgtBuild::Nat {
+                    kind,
+                    to,
+                    random,
+                    persistent,
+                } => {
+                    let ports_ok = matches!(self.proto, Some((6 | 17 | 33 | 132 | 136, false)));
+                    let t = build_nat(kind, to, random, persistent, ports_ok, p.family)
+                        .map_err(|(c, e)| p.err(if c == 0 { col } else { c }, e))?;
+                    PendingTarget::Ready(Target::Nat(Arc::new(t)))
+                }
             },
         };
         let mut matches: Vec<Match> = self.base.into_iter().flatten().collect();
@@ -1621,5 +1702,153 @@ fn new_module(kind: ModKind, col: usize) -> ModInst {
         col,
         m,
         seen: Vec::new(),
+    }
+}
+
+/// Builds a NAT target from its options (iptables-extensions(8)); errors carry
+/// the column of the offending value (0 = the target itself).
+fn build_nat(
+    kind: &str,
+    to: Option<(String, usize)>,
+    random: bool,
+    persistent: bool,
+    ports_ok: bool,
+    family: Family,
+) -> Result<crate::nat::NatTarget, (usize, String)> {
+    use crate::nat::{NatRange, NatTarget};
+    let col = to.as_ref().map_or(0, |t| t.1);
+    let ports = |s: &str| -> Result<(u16, u16), (usize, String)> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        match (a.parse::<u16>(), b.parse::<u16>()) {
+            (Ok(a), Ok(b)) if a <= b => Ok((a, b)),
+            _ => Err((
+                col,
+                format!("bad port range {s:?} (expected PORT or PORT-PORT, low to high)"),
+            )),
+        }
+    };
+    let need_ports = |r: &Option<(u16, u16)>| {
+        if r.is_some() && !ports_ok {
+            Err((
+                col,
+                "a port range needs -p tcp, udp, udplite, sctp or dccp".to_string(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let addr = |s: &str| -> Result<std::net::IpAddr, (usize, String)> {
+        let a: std::net::IpAddr = s
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| (col, format!("bad address {s:?}")))?;
+        if a.is_ipv4() != (family == Family::V4) {
+            return Err((col, format!("address {a} is not of this ruleset's family")));
+        }
+        Ok(a)
+    };
+    let base = NatRange {
+        min_addr: None,
+        max_addr: None,
+        ports: None,
+        random,
+        persistent,
+    };
+    match kind {
+        "SNAT" | "DNAT" => {
+            let opt = if kind == "SNAT" {
+                "--to-source"
+            } else {
+                "--to-destination"
+            };
+            let Some((text, _)) = &to else {
+                return Err((0, format!("{kind} needs {opt}")));
+            };
+            // ADDR[-ADDR][:PORT[-PORT]]; IPv6 addresses in brackets when a port follows.
+            let (addrs, port) = if family == Family::V6 {
+                match text.rfind("]:") {
+                    Some(i) => (&text[..=i], Some(&text[i + 2..])),
+                    None => (text.as_str(), None),
+                }
+            } else if text.matches(':').count() > 1 {
+                return Err((
+                    col,
+                    format!("address {text} is not of this ruleset's family"),
+                ));
+            } else {
+                match text.split_once(':') {
+                    Some((a, p)) => (a, Some(p)),
+                    None => (text.as_str(), None),
+                }
+            };
+            let ports = port.map(ports).transpose()?;
+            need_ports(&ports)?;
+            let (min_addr, max_addr) = if addrs.is_empty() {
+                if kind == "SNAT" {
+                    return Err((col, "--to-source needs an address".into()));
+                }
+                (None, None)
+            } else {
+                let (lo, hi) = match addrs.split_once("-") {
+                    Some((lo, hi))
+                        if family == Family::V4 || lo.ends_with(']') || !lo.contains('[') =>
+                    {
+                        (lo, hi)
+                    }
+                    _ => (addrs, addrs),
+                };
+                let (lo, hi) = (addr(lo)?, addr(hi)?);
+                let order = |a: &std::net::IpAddr| match a {
+                    std::net::IpAddr::V4(v) => u128::from(u32::from(*v)),
+                    std::net::IpAddr::V6(v) => u128::from(*v),
+                };
+                if order(&lo) > order(&hi) {
+                    return Err((
+                        col,
+                        format!("address range {addrs:?} goes from high to low"),
+                    ));
+                }
+                (Some(lo), Some(hi))
+            };
+            let r = NatRange {
+                min_addr,
+                max_addr,
+                ports,
+                ..base
+            };
+            Ok(if kind == "SNAT" {
+                NatTarget::Snat(r)
+            } else {
+                NatTarget::Dnat(r)
+            })
+        }
+        "MASQUERADE" | "REDIRECT" => {
+            let ports = to.as_ref().map(|(t, _)| ports(t)).transpose()?;
+            need_ports(&ports)?;
+            let r = NatRange { ports, ..base };
+            Ok(if kind == "MASQUERADE" {
+                NatTarget::Masquerade(r)
+            } else {
+                NatTarget::Redirect(r)
+            })
+        }
+        _ => {
+            let Some((text, _)) = &to else {
+                return Err((0, "NETMAP needs --to ADDRESS/PREFIX".into()));
+            };
+            let prefix: ipnet::IpNet = text
+                .parse()
+                .map_err(|_| (col, format!("bad prefix {text:?}")))?;
+            if prefix.addr().is_ipv4() != (family == Family::V4) {
+                return Err((
+                    col,
+                    format!("prefix {prefix} is not of this ruleset's family"),
+                ));
+            }
+            Ok(NatTarget::Netmap {
+                prefix: prefix.trunc(),
+            })
+        }
     }
 }

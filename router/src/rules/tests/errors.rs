@@ -390,8 +390,8 @@ fn targets_in_the_wrong_table_or_hook() {
         "t.rules:2:13: target CT is only valid in the raw table, not filter"
     );
     assert_eq!(
-        err4("*nat\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n"),
-        "t.rules:2:27: NAT target MASQUERADE is not supported yet"
+        err4("*nat\n-A PREROUTING -i wan0 -j MASQUERADE\nCOMMIT\n"),
+        "t.rules:2:26: target MASQUERADE is not valid in chain PREROUTING"
     );
     assert_eq!(
         err4(&filter("-A INPUT -j DNAT --to-destination 192.0.2.1")),
@@ -479,4 +479,80 @@ fn garbage_never_panics() {
             }
         }
     }
+}
+
+#[test]
+fn nat_target_options_are_validated() {
+    let nat = |rule: &str| format!("*nat\n{rule}\nCOMMIT\n");
+    assert_eq!(
+        err4(&nat("-A POSTROUTING -o wan0 -j SNAT")),
+        "t.rules:2:27: SNAT needs --to-source"
+    );
+    assert_eq!(
+        err4(&nat(
+            "-A POSTROUTING -o wan0 -j SNAT --to-source 198.51.100.1:1024-2048"
+        )),
+        "t.rules:2:44: a port range needs -p tcp, udp, udplite, sctp or dccp"
+    );
+    assert_eq!(
+        err4(&nat(
+            "-A PREROUTING -p tcp -j DNAT --to-destination 192.0.2.9-192.0.2.1:80"
+        )),
+        "t.rules:2:47: address range \"192.0.2.9-192.0.2.1\" goes from high to low"
+    );
+    assert_eq!(
+        err4(&nat("-A PREROUTING -p tcp -j REDIRECT --to-ports 90-80")),
+        "t.rules:2:45: bad port range \"90-80\" (expected PORT or PORT-PORT, low to high)"
+    );
+    assert_eq!(
+        err4(&nat("-A POSTROUTING -j SNAT --to-source 2001:db8::1")),
+        "t.rules:2:36: address 2001:db8::1 is not of this ruleset's family"
+    );
+}
+
+#[test]
+fn nat_targets_round_trip_and_evaluate() {
+    use crate::nat::{NatRange, NatTarget};
+    let text = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+-A PREROUTING -i wan0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80\n\
+-A PREROUTING -p udp -j REDIRECT --to-ports 5353\n\
+-A PREROUTING -d 203.0.113.0/24 -j NETMAP --to 192.0.2.0/24\n\
+-A POSTROUTING -s 192.0.2.0/24 -p udp -j SNAT --to-source 198.51.100.1-198.51.100.4:1024-65535 --random --persistent\n\
+-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n";
+    let rs = super::super::Ruleset::parse(text, "t.rules", super::super::Family::V4).unwrap();
+    let again =
+        super::super::Ruleset::parse(&rs.save(false), "saved", super::super::Family::V4).unwrap();
+    assert!(rs == again, "{}", rs.save(false));
+    assert!(rs.save(false).contains(
+        "-j SNAT --to-source 198.51.100.1-198.51.100.4:1024-65535 --random --persistent"
+    ));
+    let pkt = [0u8; 40];
+    let mut ctx = super::super::PacketCtx::new(
+        super::super::Family::V4,
+        "203.0.113.5".parse().unwrap(),
+        "198.51.100.1".parse().unwrap(),
+        6,
+        &pkt,
+    );
+    ctx.in_iface = Some("wan0");
+    ctx.dport = Some(8080);
+    ctx.sport = Some(1234);
+    let mut out = super::super::EvalOutput::default();
+    let v = rs.evaluate_full(
+        super::super::Table::Nat,
+        super::super::Hook::Prerouting,
+        &ctx,
+        &mut out,
+    );
+    assert_eq!(v, super::super::Verdict::Accept);
+    assert_eq!(
+        out.nat,
+        Some(NatTarget::Dnat(NatRange {
+            min_addr: Some("192.0.2.2".parse().unwrap()),
+            max_addr: Some("192.0.2.2".parse().unwrap()),
+            ports: Some((80, 80)),
+            random: false,
+            persistent: false,
+        }))
+    );
 }
