@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use router::rules::{
-    CtState, EvalOutput, Family, Hook, LoadOptions, Marks, PacketCtx, RejectWith, RuleError,
-    RuleRef, Ruleset, Table, Verdict,
+    CtState, EvalOutput, Family, Hook, LoadOptions, Marks, NatRange, NatTarget, PacketCtx,
+    RejectWith, RuleError, RuleRef, Ruleset, Table, Verdict,
 };
 
 fn data(name: &str) -> PathBuf {
@@ -64,6 +64,7 @@ fn every_shipped_file_loads_and_round_trips() {
         ("server6.rules", Family::V6),
         ("marks.rules", Family::V4),
         ("counters.rules", Family::V4),
+        ("docker.rules", Family::V4),
     ] {
         let rs = Ruleset::load(&data(name), family).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rs.family(), family);
@@ -78,11 +79,9 @@ fn every_shipped_file_loads_and_round_trips() {
 fn the_wrong_family_is_an_error_with_a_position() {
     let e = Ruleset::load(&data("gateway6.rules"), Family::V4).unwrap_err();
     assert!(e.file.ends_with("gateway6.rules"));
-    // The first IPv6-only construct is `-m icmp6` on line 9.
-    assert_eq!((e.line, e.column), (9, 26));
-    assert!(e
-        .to_string()
-        .ends_with("gateway6.rules:9:26: -m icmp6 is IPv6 only: use -m icmp"));
+    // The first IPv6-only construct is the address of the first nat rule, on line 8.
+    assert_eq!((e.line, e.column), (8, 18), "{e}");
+    assert!(e.to_string().contains("gateway6.rules:8:18: "), "{e}");
 }
 
 #[test]
@@ -151,4 +150,47 @@ fn empty_ruleset_accepts_everything() {
     }
     assert_eq!(Hook::from_chain_name("FORWARD"), Some(Hook::Forward));
     assert_eq!(Hook::Postrouting.chain_name(), "POSTROUTING");
+}
+
+#[test]
+fn nat_targets_reach_the_engine_as_nat_types() {
+    // The rules hand out the engine's own types: no conversion between the two.
+    fn same<T>(_: Option<T>, _: Option<T>) {}
+    same::<NatTarget>(None, None::<router::nat::NatTarget>);
+    let _: Option<router::nat::NatRange> = None::<NatRange>;
+
+    let rs = Ruleset::load(&data("docker.rules"), Family::V4).unwrap();
+    let local = |a: IpAddr| a == "198.51.100.7".parse::<IpAddr>().unwrap();
+    let mut c = tcp("203.0.113.5", "198.51.100.7", 8080);
+    c.in_iface = Some("eth0");
+    c.local_addr = Some(&local);
+    let mut out = EvalOutput::default();
+    assert_eq!(
+        rs.evaluate_full(Table::Nat, Hook::Prerouting, &c, &mut out),
+        Verdict::Accept
+    );
+    let to: IpAddr = "172.17.0.2".parse().unwrap();
+    assert_eq!(
+        out.nat,
+        Some(NatTarget::Dnat(NatRange {
+            min_addr: Some(to),
+            max_addr: Some(to),
+            ports: Some((80, 80)),
+            random: false,
+            persistent: false,
+        }))
+    );
+    assert_eq!(out.rule.as_ref().unwrap().to_string(), "nat DOCKER rule 3");
+    // Filter decisions never carry a NAT target.
+    rs.evaluate_full(Table::Filter, Hook::Forward, &c, &mut out);
+    assert_eq!(out.nat, None);
+
+    let e = Ruleset::parse(
+        "*nat\n-A POSTROUTING -j DNAT --to-destination 192.0.2.1\nCOMMIT\n",
+        "n.rules",
+        Family::V4,
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.column), (2, 19));
+    assert!(e.message.contains("not valid in chain POSTROUTING"));
 }

@@ -53,19 +53,25 @@
 //!   `-m addrtype`, each negatable with a leading `!` where iptables allows it (the old
 //!   `-s ! x` form is rejected with a hint);
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, LOG, MARK, CONNMARK,
-//!   `-j chain`, `-g chain`.
+//!   `-j chain`, `-g chain`, and in the nat table SNAT, DNAT, MASQUERADE, REDIRECT and NETMAP
+//!   (see `nat.rs` for their forms and checks).
 //!
 //! Side effects other than the verdict come back in [`EvalOutput`]: LOG hits (the pipeline
 //! writes them) and the packet / connection marks after MARK and CONNMARK (the pipeline stores
 //! them on the packet and, when there is one, the connection). `-m limit` buckets live in the
 //! rule and take their time from [`PacketCtx::now_ns`].
 //!
-//! NAT targets (SNAT, DNAT, MASQUERADE, REDIRECT, NETMAP) are rejected for now.
+//! A NAT target ends the traversal like ACCEPT and hands the engine the mapping to bind in
+//! [`EvalOutput::nat`] ([`NatTarget`], [`NatRange`]); the rules only say *where* to map,
+//! `crate::nat` picks the tuple and rewrites packets. Hook checks follow the kernel: SNAT in
+//! POSTROUTING / INPUT, MASQUERADE in POSTROUTING, DNAT / REDIRECT in PREROUTING / OUTPUT, also
+//! for rules in user chains, against every built-in chain that jumps to them.
 
 mod eval;
 mod ext;
 mod lex;
 mod matches;
+mod nat;
 mod parse;
 mod save;
 mod target;
@@ -79,6 +85,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use nat::{NatRange, NatTarget};
 pub use target::RejectWith;
 
 pub(crate) use matches::Match;
@@ -399,7 +406,7 @@ pub struct EvalOutput {
     /// Marks after the traversal (starting from `ctx.mark` / `ctx.ctmark`).
     pub marks: Marks,
     /// The NAT target a nat-table rule chose (the traversal then accepted).
-    pub nat: Option<crate::nat::NatTarget>,
+    pub nat: Option<NatTarget>,
 }
 
 /// A load error pointing at the offending token.
@@ -602,7 +609,8 @@ impl Ruleset {
 
     /// Full evaluation: `out` is reset, then receives the deciding rule, the LOG hits and the
     /// marks as MARK/CONNMARK targets left them (starting from `ctx.mark` / `ctx.ctmark`; the
-    /// caller writes them back to the packet and connection).
+    /// caller writes them back to the packet and connection), and the NAT target of a deciding
+    /// nat-table rule (`None` otherwise).
     pub fn evaluate_full(
         &self,
         table: Table,

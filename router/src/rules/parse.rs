@@ -26,6 +26,7 @@ use super::matches::{
     parse_icmp, parse_net, parse_proto, parse_states, parse_uint, proto_name, IcmpSpec, Iface,
     PortRange, PortSpec, StateSpec, PORT_PROTOCOLS,
 };
+use super::nat::{self, NAT_TARGETS};
 use super::target::{
     parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, LOG_DEFAULT_LEVEL, LOG_FLAGS,
 };
@@ -75,8 +76,6 @@ const TARGET_NAMES: &[&str] = &[
     "SYNPROXY",
     "ULOG",
 ];
-
-const NAT_TARGETS: &[&str] = &["SNAT", "DNAT", "MASQUERADE", "REDIRECT", "NETMAP"];
 
 pub(crate) fn parse(
     text: &str,
@@ -138,6 +137,8 @@ struct ChainBuilder {
 
 struct PendingRule {
     line: usize,
+    /// Column of the target name (0 without `-j`), for errors found at COMMIT.
+    target_col: usize,
     matches: Vec<Match>,
     target: PendingTarget,
     counters: (u64, u64),
@@ -528,6 +529,9 @@ impl Parser<'_> {
                 message: format!("chain loop: {}", names.join(" -> ")),
             });
         }
+        if let Some(e) = self.check_nat_hooks(&cur, &edges) {
+            return Err(e);
+        }
         let mut builtin = [None; 5];
         for (ci, c) in cur.chains.iter().enumerate() {
             if let Some(h) = c.hook {
@@ -541,6 +545,76 @@ impl Parser<'_> {
         });
         Ok(())
     }
+}
+
+impl Parser<'_> {
+    /// NAT targets in user chains: every built-in chain reaching the rule (through `-j` and
+    /// `-g`, the table being loop-free) must be a hook the target works in, as the kernel checks
+    /// when the table is loaded. Built-in chains were checked while parsing.
+    fn check_nat_hooks(
+        &self,
+        cur: &TableBuilder,
+        edges: &[Vec<(usize, usize, usize)>],
+    ) -> Option<RuleError> {
+        if cur.table != Table::Nat {
+            return None;
+        }
+        // For each chain, the first path found from each hook (chain indices, hook's chain
+        // first).
+        let mut reached: Vec<Vec<(Hook, Vec<usize>)>> = vec![Vec::new(); cur.chains.len()];
+        for (root, c) in cur.chains.iter().enumerate() {
+            let Some(hook) = c.hook else { continue };
+            let mut stack = vec![vec![root]];
+            while let Some(path) = stack.pop() {
+                let node = *path.last()?;
+                if reached[node].iter().any(|(h, _)| *h == hook) {
+                    continue;
+                }
+                for &(to, _, _) in edges[node].iter().rev() {
+                    let mut next = path.clone();
+                    next.push(to);
+                    stack.push(next);
+                }
+                reached[node].push((hook, path));
+            }
+        }
+        for (ci, c) in cur.chains.iter().enumerate() {
+            if c.hook.is_some() {
+                continue;
+            }
+            for r in &c.rules {
+                let PendingTarget::Ready(Target::Nat(t)) = &r.target else {
+                    continue;
+                };
+                let kind = nat::kind(t);
+                let ok = nat::valid_hooks(kind);
+                if let Some((hook, path)) = reached[ci].iter().find(|(h, _)| !ok.contains(h)) {
+                    let names: Vec<&str> =
+                        path.iter().map(|&i| cur.chains[i].name.as_str()).collect();
+                    return Some(RuleError {
+                        file: self.file.to_string(),
+                        line: r.line,
+                        column: r.target_col,
+                        message: format!(
+                            "target {kind} in chain {} is reached from {} ({}), but is only \
+                             valid in {}",
+                            c.name,
+                            hook.chain_name(),
+                            names.join(" -> "),
+                            hook_list(ok)
+                        ),
+                    });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// `PREROUTING, OUTPUT`.
+fn hook_list(hooks: &[Hook]) -> String {
+    let names: Vec<&str> = hooks.iter().map(|h| h.chain_name()).collect();
+    names.join(", ")
 }
 
 /// Depth-first search for a cycle; returns the location of the jump closing it and the chain
@@ -1181,20 +1255,18 @@ impl<'p, 't> RuleParser<'p, 't> {
                     .copied()
                     .find(|k| *k == n)
                     .unwrap_or("SNAT");
-                // Built-in chains must be the hook the target works in
-                // (user chains are checked by nobody, as iptables-restore
-                // checks them only when jumped to from a hook).
-                let ok: &[Hook] = match kind {
-                    "SNAT" => &[Hook::Postrouting, Hook::Input],
-                    "MASQUERADE" => &[Hook::Postrouting],
-                    "DNAT" | "REDIRECT" => &[Hook::Prerouting, Hook::Output],
-                    _ => &Hook::ALL,
-                };
+                // Built-in chains must be a hook the target works in; rules in user chains are
+                // checked at COMMIT against the built-in chains that reach them.
+                let ok = nat::valid_hooks(kind);
                 if let Some(h) = self.hook {
                     if !ok.contains(&h) {
                         return Err(self.err(
                             v.col,
-                            format!("target {kind} is not valid in chain {}", h.chain_name()),
+                            format!(
+                                "target {kind} is not valid in chain {} (only in {})",
+                                h.chain_name(),
+                                hook_list(ok)
+                            ),
                         ));
                     }
                 }
@@ -1255,16 +1327,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                 }
             }
             TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
-            TgtBuild::Nat { kind, .. } => match *kind {
-                "SNAT" => matches!(
-                    o,
-                    "--to-source" | "--random" | "--random-fully" | "--persistent"
-                ),
-                "DNAT" => matches!(o, "--to-destination" | "--random" | "--persistent"),
-                "MASQUERADE" => matches!(o, "--to-ports" | "--random" | "--random-fully"),
-                "REDIRECT" => matches!(o, "--to-ports" | "--random"),
-                _ => o == "--to",
-            },
+            TgtBuild::Nat { kind, .. } => nat::takes_option(kind, o),
             TgtBuild::Connmark { .. } => {
                 MARK_OPS.contains(&o)
                     || matches!(
@@ -1299,9 +1362,9 @@ impl<'p, 't> RuleParser<'p, 't> {
         match o {
             "--to-source" | "--to-destination" | "--to-ports" | "--to" => {
                 let v = self.value(opt)?;
-                if let Some((TgtBuild::Nat { to, .. }, _)) = &mut self.target {
+                if let Some((TgtBuild::Nat { kind, to, .. }, _)) = &mut self.target {
                     if to.is_some() {
-                        return Err(p.err(opt.col, format!("{o} given twice (one range per rule)")));
+                        return Err(p.err(opt.col, nat::given_twice(kind)));
                     }
                     *to = Some((v.text.clone(), v.col));
                 }
@@ -1513,6 +1576,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                 ));
             }
         }
+        let target_col = self.target.as_ref().map_or(0, |t| t.1);
         let target = match self.target {
             None => PendingTarget::Ready(Target::Continue),
             Some((t, col)) => match t {
@@ -1585,7 +1649,8 @@ impl<'p, 't> RuleParser<'p, 't> {
                     persistent,
                 } => {
                     let ports_ok = matches!(self.proto, Some((6 | 17 | 33 | 132 | 136, false)));
-                    let t = build_nat(kind, to, random, persistent, ports_ok, p.family)
+                    let to = to.as_ref().map(|(t, c)| (t.as_str(), *c));
+                    let t = nat::build(kind, to, random, persistent, ports_ok, p.family)
                         .map_err(|(c, e)| p.err(if c == 0 { col } else { c }, e))?;
                     PendingTarget::Ready(Target::Nat(Arc::new(t)))
                 }
@@ -1595,6 +1660,7 @@ impl<'p, 't> RuleParser<'p, 't> {
         matches.extend(self.mods.into_iter().map(|m| m.m));
         Ok(PendingRule {
             line: p.line,
+            target_col,
             matches,
             target,
             counters: self.counters,
@@ -1702,153 +1768,5 @@ fn new_module(kind: ModKind, col: usize) -> ModInst {
         col,
         m,
         seen: Vec::new(),
-    }
-}
-
-/// Builds a NAT target from its options (iptables-extensions(8)); errors carry
-/// the column of the offending value (0 = the target itself).
-fn build_nat(
-    kind: &str,
-    to: Option<(String, usize)>,
-    random: bool,
-    persistent: bool,
-    ports_ok: bool,
-    family: Family,
-) -> Result<crate::nat::NatTarget, (usize, String)> {
-    use crate::nat::{NatRange, NatTarget};
-    let col = to.as_ref().map_or(0, |t| t.1);
-    let ports = |s: &str| -> Result<(u16, u16), (usize, String)> {
-        let (a, b) = s.split_once('-').unwrap_or((s, s));
-        match (a.parse::<u16>(), b.parse::<u16>()) {
-            (Ok(a), Ok(b)) if a <= b => Ok((a, b)),
-            _ => Err((
-                col,
-                format!("bad port range {s:?} (expected PORT or PORT-PORT, low to high)"),
-            )),
-        }
-    };
-    let need_ports = |r: &Option<(u16, u16)>| {
-        if r.is_some() && !ports_ok {
-            Err((
-                col,
-                "a port range needs -p tcp, udp, udplite, sctp or dccp".to_string(),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    let addr = |s: &str| -> Result<std::net::IpAddr, (usize, String)> {
-        let a: std::net::IpAddr = s
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .map_err(|_| (col, format!("bad address {s:?}")))?;
-        if a.is_ipv4() != (family == Family::V4) {
-            return Err((col, format!("address {a} is not of this ruleset's family")));
-        }
-        Ok(a)
-    };
-    let base = NatRange {
-        min_addr: None,
-        max_addr: None,
-        ports: None,
-        random,
-        persistent,
-    };
-    match kind {
-        "SNAT" | "DNAT" => {
-            let opt = if kind == "SNAT" {
-                "--to-source"
-            } else {
-                "--to-destination"
-            };
-            let Some((text, _)) = &to else {
-                return Err((0, format!("{kind} needs {opt}")));
-            };
-            // ADDR[-ADDR][:PORT[-PORT]]; IPv6 addresses in brackets when a port follows.
-            let (addrs, port) = if family == Family::V6 {
-                match text.rfind("]:") {
-                    Some(i) => (&text[..=i], Some(&text[i + 2..])),
-                    None => (text.as_str(), None),
-                }
-            } else if text.matches(':').count() > 1 {
-                return Err((
-                    col,
-                    format!("address {text} is not of this ruleset's family"),
-                ));
-            } else {
-                match text.split_once(':') {
-                    Some((a, p)) => (a, Some(p)),
-                    None => (text.as_str(), None),
-                }
-            };
-            let ports = port.map(ports).transpose()?;
-            need_ports(&ports)?;
-            let (min_addr, max_addr) = if addrs.is_empty() {
-                if kind == "SNAT" {
-                    return Err((col, "--to-source needs an address".into()));
-                }
-                (None, None)
-            } else {
-                let (lo, hi) = match addrs.split_once("-") {
-                    Some((lo, hi))
-                        if family == Family::V4 || lo.ends_with(']') || !lo.contains('[') =>
-                    {
-                        (lo, hi)
-                    }
-                    _ => (addrs, addrs),
-                };
-                let (lo, hi) = (addr(lo)?, addr(hi)?);
-                let order = |a: &std::net::IpAddr| match a {
-                    std::net::IpAddr::V4(v) => u128::from(u32::from(*v)),
-                    std::net::IpAddr::V6(v) => u128::from(*v),
-                };
-                if order(&lo) > order(&hi) {
-                    return Err((
-                        col,
-                        format!("address range {addrs:?} goes from high to low"),
-                    ));
-                }
-                (Some(lo), Some(hi))
-            };
-            let r = NatRange {
-                min_addr,
-                max_addr,
-                ports,
-                ..base
-            };
-            Ok(if kind == "SNAT" {
-                NatTarget::Snat(r)
-            } else {
-                NatTarget::Dnat(r)
-            })
-        }
-        "MASQUERADE" | "REDIRECT" => {
-            let ports = to.as_ref().map(|(t, _)| ports(t)).transpose()?;
-            need_ports(&ports)?;
-            let r = NatRange { ports, ..base };
-            Ok(if kind == "MASQUERADE" {
-                NatTarget::Masquerade(r)
-            } else {
-                NatTarget::Redirect(r)
-            })
-        }
-        _ => {
-            let Some((text, _)) = &to else {
-                return Err((0, "NETMAP needs --to ADDRESS/PREFIX".into()));
-            };
-            let prefix: ipnet::IpNet = text
-                .parse()
-                .map_err(|_| (col, format!("bad prefix {text:?}")))?;
-            if prefix.addr().is_ipv4() != (family == Family::V4) {
-                return Err((
-                    col,
-                    format!("prefix {prefix} is not of this ruleset's family"),
-                ));
-            }
-            Ok(NatTarget::Netmap {
-                prefix: prefix.trunc(),
-            })
-        }
     }
 }

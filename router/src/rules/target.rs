@@ -178,7 +178,7 @@ pub(crate) enum Target {
     Connmark(ConnmarkOp),
     /// nat table: SNAT/DNAT/MASQUERADE/REDIRECT/NETMAP; terminal like ACCEPT,
     /// the engine binds the mapping.
-    Nat(Arc<crate::nat::NatTarget>),
+    Nat(Arc<super::nat::NatTarget>),
 }
 
 /// What CONNMARK does to the connection mark (`ctmark`) or, for restore, the packet mark.
@@ -253,7 +253,7 @@ impl Target {
                     }
                 }
             }
-            Target::Nat(t) => save_nat(t, out),
+            Target::Nat(t) => super::nat::write(t, out),
             Target::Mark { value, mask } => {
                 let _ = write!(out, " -j MARK --set-xmark {value:#x}/{mask:#x}");
             }
@@ -274,74 +274,6 @@ impl Target {
                     );
                 }
             },
-        }
-    }
-}
-
-/// iptables-save spelling of a NAT target.
-fn save_nat(t: &crate::nat::NatTarget, out: &mut String) {
-    use crate::nat::{NatRange, NatTarget};
-    use std::fmt::Write as _;
-    fn addr(a: &std::net::IpAddr, bracket: bool) -> String {
-        if a.is_ipv6() && bracket {
-            format!("[{a}]")
-        } else {
-            a.to_string()
-        }
-    }
-    fn range(r: &NatRange, out: &mut String) {
-        let bracket = r.ports.is_some();
-        if let Some(lo) = &r.min_addr {
-            out.push_str(&addr(lo, bracket));
-            if let Some(hi) = r.max_addr.filter(|hi| hi != lo) {
-                out.push('-');
-                out.push_str(&addr(&hi, bracket));
-            }
-        }
-        if let Some((a, b)) = r.ports {
-            let _ = if a == b {
-                write!(out, ":{a}")
-            } else {
-                write!(out, ":{a}-{b}")
-            };
-        }
-    }
-    fn flags(r: &NatRange, out: &mut String) {
-        if r.random {
-            out.push_str(" --random");
-        }
-        if r.persistent {
-            out.push_str(" --persistent");
-        }
-    }
-    match t {
-        NatTarget::Snat(r) => {
-            out.push_str(" -j SNAT --to-source ");
-            range(r, out);
-            flags(r, out);
-        }
-        NatTarget::Dnat(r) => {
-            out.push_str(" -j DNAT --to-destination ");
-            range(r, out);
-            flags(r, out);
-        }
-        NatTarget::Masquerade(r) | NatTarget::Redirect(r) => {
-            out.push_str(if matches!(t, NatTarget::Masquerade(_)) {
-                " -j MASQUERADE"
-            } else {
-                " -j REDIRECT"
-            });
-            if let Some((a, b)) = r.ports {
-                let _ = if a == b {
-                    write!(out, " --to-ports {a}")
-                } else {
-                    write!(out, " --to-ports {a}-{b}")
-                };
-            }
-            flags(r, out);
-        }
-        NatTarget::Netmap { prefix } => {
-            let _ = write!(out, " -j NETMAP --to {prefix}");
         }
     }
 }

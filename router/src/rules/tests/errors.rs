@@ -391,7 +391,7 @@ fn targets_in_the_wrong_table_or_hook() {
     );
     assert_eq!(
         err4("*nat\n-A PREROUTING -i wan0 -j MASQUERADE\nCOMMIT\n"),
-        "t.rules:2:26: target MASQUERADE is not valid in chain PREROUTING"
+        "t.rules:2:26: target MASQUERADE is not valid in chain PREROUTING (only in POSTROUTING)"
     );
     assert_eq!(
         err4(&filter("-A INPUT -j DNAT --to-destination 192.0.2.1")),

@@ -261,3 +261,209 @@ fn saved_counters_restore_on_request() {
     };
     assert_eq!(strip(&rs.save(true)), strip(&text));
 }
+
+/// The deciding nat-table rule and target for a packet.
+fn nat_verdict(rs: &Ruleset, hook: Hook, c: &PacketCtx) -> (String, Option<NatTarget>) {
+    let mut out = EvalOutput::default();
+    assert_eq!(
+        rs.evaluate_full(Table::Nat, hook, c, &mut out),
+        Verdict::Accept
+    );
+    (
+        out.rule.map_or_else(|| "-".into(), |r| r.to_string()),
+        out.nat,
+    )
+}
+
+fn to(addr: Option<&str>, ports: Option<(u16, u16)>) -> NatRange {
+    NatRange {
+        min_addr: addr.map(|a| a.parse().unwrap()),
+        max_addr: addr.map(|a| a.parse().unwrap()),
+        ports,
+        random: false,
+        persistent: false,
+    }
+}
+
+#[test]
+fn home_gateway_nat_v4() {
+    let rs = load("gateway.rules", Family::V4);
+    // Port forward from the internet, then the filter lets the translated packet through.
+    let mut web = tcp4("203.0.113.5", "198.51.100.2", 40000, 8443);
+    web.in_iface = Some("wan0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Prerouting, &web),
+        (
+            "nat PREROUTING rule 2".into(),
+            Some(NatTarget::Dnat(to(Some("192.0.2.10"), Some((443, 443)))))
+        )
+    );
+    let mut fwd = web;
+    fwd.dst = "192.0.2.10".parse().unwrap();
+    fwd.dport = Some(443);
+    fwd.out_iface = Some("lan0");
+    assert_eq!(verdict(&rs, Hook::Forward, &fwd).0, Verdict::Accept);
+
+    // LAN DNS is redirected to the router; LAN traffic out is masqueraded, UDP with --random.
+    let mut dns = tcp4("192.0.2.50", "203.0.113.53", 40000, 53);
+    dns.proto = 17;
+    dns.in_iface = Some("lan0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Prerouting, &dns).1,
+        Some(NatTarget::Redirect(to(None, Some((53, 53)))))
+    );
+    dns.in_iface = None;
+    dns.out_iface = Some("wan0");
+    let mut random = to(None, Some((1024, 65535)));
+    random.random = true;
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &dns),
+        (
+            "nat POSTROUTING rule 2".into(),
+            Some(NatTarget::Masquerade(random))
+        )
+    );
+    let mut out = tcp4("192.0.2.50", "203.0.113.80", 40000, 80);
+    out.out_iface = Some("wan0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &out).1,
+        Some(NatTarget::Masquerade(to(None, None)))
+    );
+    // Hairpin: a LAN client reaching the public address is masqueraded toward the server.
+    let mut hairpin = tcp4("192.0.2.50", "192.0.2.10", 40000, 443);
+    hairpin.out_iface = Some("lan0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &hairpin).0,
+        "nat POSTROUTING rule 1"
+    );
+    // Traffic between LAN hosts on other ports is not NATed.
+    hairpin.dport = Some(22);
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &hairpin),
+        ("nat POSTROUTING policy".into(), None)
+    );
+}
+
+#[test]
+fn home_gateway_nat_v6() {
+    let rs = load("gateway6.rules", Family::V6);
+    let mut web = tcp6("2001:db8:9::5", "2001:db8:ffff::2", 40000, 8443);
+    web.in_iface = Some("wan0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Prerouting, &web).1,
+        Some(NatTarget::Dnat(to(
+            Some("2001:db8:1::10"),
+            Some((443, 443))
+        )))
+    );
+    let mut inbound = tcp6("2001:db8:9::5", "2001:db8:2::77", 40000, 22);
+    inbound.in_iface = Some("wan0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Prerouting, &inbound).1,
+        Some(NatTarget::Netmap {
+            prefix: "fd00:43::/64".parse().unwrap()
+        })
+    );
+    // Guests: TCP to a persistent address pool, anything else masqueraded (user chain).
+    let mut guest = tcp6("fd00:42::9", "2001:db8:9::5", 40000, 443);
+    guest.out_iface = Some("wan0");
+    let mut pool = NatRange {
+        min_addr: Some("2001:db8:ffff::4".parse().unwrap()),
+        max_addr: Some("2001:db8:ffff::7".parse().unwrap()),
+        ports: Some((1024, 65535)),
+        random: false,
+        persistent: true,
+    };
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &guest),
+        (
+            "nat guest_nat rule 1".into(),
+            Some(NatTarget::Snat(pool.clone()))
+        )
+    );
+    guest.proto = 17;
+    pool.persistent = false;
+    pool.random = true;
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &guest).1,
+        Some(NatTarget::Snat(pool))
+    );
+    guest.proto = 58;
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &guest).1,
+        Some(NatTarget::Masquerade(to(None, None)))
+    );
+    assert!(rs.save(false).contains(
+        "-A guest_nat -p tcp -j SNAT --to-source [2001:db8:ffff::4-2001:db8:ffff::7]:1024-65535 --persistent\n"
+    ));
+}
+
+#[test]
+fn docker_host() {
+    let rs = load("docker.rules", Family::V4);
+    saves_identically("docker.rules", &rs);
+    let local = |a: IpAddr| a == "198.51.100.7".parse::<IpAddr>().unwrap();
+
+    // A published port: PREROUTING -> DOCKER -> DNAT to the container.
+    let mut published = tcp4("203.0.113.5", "198.51.100.7", 40000, 8080);
+    published.in_iface = Some("eth0");
+    published.local_addr = Some(&local);
+    assert_eq!(
+        nat_verdict(&rs, Hook::Prerouting, &published),
+        (
+            "nat DOCKER rule 3".into(),
+            Some(NatTarget::Dnat(to(Some("172.17.0.2"), Some((80, 80)))))
+        )
+    );
+    // Containers reaching the published port of their own bridge are not DNATed again.
+    let mut from_bridge = published;
+    from_bridge.in_iface = Some("docker0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Prerouting, &from_bridge),
+        ("nat PREROUTING policy".into(), None)
+    );
+    // Not a local address: not Docker's business.
+    let mut transit = published;
+    transit.dst = "203.0.113.80".parse().unwrap();
+    assert_eq!(nat_verdict(&rs, Hook::Prerouting, &transit).1, None);
+    // Locally generated, to the host's own address: OUTPUT -> DOCKER -> DNAT (UDP, second
+    // network).
+    let mut dns = tcp4("198.51.100.7", "198.51.100.7", 40000, 5353);
+    dns.proto = 17;
+    dns.local_addr = Some(&local);
+    assert_eq!(
+        nat_verdict(&rs, Hook::Output, &dns).1,
+        Some(NatTarget::Dnat(to(Some("172.18.0.3"), Some((53, 53)))))
+    );
+    // Loopback is excluded from OUTPUT.
+    dns.dst = "127.0.0.1".parse().unwrap();
+    assert_eq!(nat_verdict(&rs, Hook::Output, &dns).1, None);
+
+    // Containers going out are masqueraded, except on their own bridge.
+    let mut egress = tcp4("172.17.0.2", "203.0.113.80", 40000, 443);
+    egress.out_iface = Some("eth0");
+    assert_eq!(
+        nat_verdict(&rs, Hook::Postrouting, &egress),
+        (
+            "nat POSTROUTING rule 1".into(),
+            Some(NatTarget::Masquerade(to(None, None)))
+        )
+    );
+    egress.out_iface = Some("docker0");
+    assert_eq!(nat_verdict(&rs, Hook::Postrouting, &egress).1, None);
+
+    // The filter side: the DNATed packet is accepted by the DOCKER filter chain.
+    let mut fwd = published;
+    fwd.dst = "172.17.0.2".parse().unwrap();
+    fwd.dport = Some(80);
+    fwd.out_iface = Some("docker0");
+    assert_eq!(
+        verdict(&rs, Hook::Forward, &fwd),
+        (Verdict::Accept, "filter DOCKER rule 1".into())
+    );
+    fwd.dport = Some(81);
+    assert_eq!(
+        verdict(&rs, Hook::Forward, &fwd),
+        (Verdict::Drop, "filter FORWARD policy".into())
+    );
+}

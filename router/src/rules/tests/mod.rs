@@ -4,6 +4,7 @@ mod errors;
 mod eval;
 mod ext;
 mod files;
+mod nat;
 mod parse;
 
 use super::*;
