@@ -26,6 +26,12 @@ pub trait ProtoState: fmt::Debug + Send + Sync + 'static {
     /// The state name as `conntrack -L` prints it (`ESTABLISHED`), or `""`
     /// for protocols without states.
     fn state_name(&self) -> &'static str;
+    /// A number that changes exactly when [`ProtoState::state_name`] does;
+    /// the per-packet path compares it to decide whether an update event is
+    /// due, which a string comparison made too costly.
+    fn state_id(&self) -> u16 {
+        0
+    }
     /// Whether the connection may be evicted to make room when the table is
     /// full (TCP refuses for established connections, as Linux does).
     fn can_early_drop(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Connection tuples: who talks to whom, in one direction.
 
 use core::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 /// Address family of a tuple.
@@ -53,7 +54,7 @@ impl Dir {
 ///
 /// Inverting a tuple swaps both the addresses and the identifiers, so every
 /// module keeps `t.invert().invert() == t`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Tuple {
     /// Source address.
     pub src: IpAddr,
@@ -65,6 +66,32 @@ pub struct Tuple {
     pub dst_id: u16,
     /// L4 protocol number (after IPv6 extension headers).
     pub proto: u8,
+}
+
+/// Hashes the tuple as two or three machine words instead of field by field
+/// (the derived form fed the hasher ten separate pieces, a visible share of
+/// every lookup). Consistent with `Eq`: equal tuples write equal words.
+impl Hash for Tuple {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let rest =
+            u64::from(self.src_id) << 24 | u64::from(self.dst_id) << 8 | u64::from(self.proto);
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                h.write_u64(u64::from(u32::from(s)) << 32 | u64::from(u32::from(d)));
+                h.write_u64(rest);
+            }
+            (s, d) => {
+                let bits = |a: IpAddr| match a {
+                    IpAddr::V4(a) => u128::from(u32::from(a)),
+                    IpAddr::V6(a) => u128::from(a),
+                };
+                h.write_u128(bits(s));
+                h.write_u128(bits(d));
+                // Family in the last word: a v4 pair and a v6 pair never hash alike.
+                h.write_u64(rest | 1 << 63);
+            }
+        }
+    }
 }
 
 impl Tuple {

@@ -244,6 +244,16 @@ impl ProtoState for AnyState {
         }
     }
 
+    fn state_id(&self) -> u16 {
+        // Protocol in the high byte so states of different protocols differ.
+        match self {
+            AnyState::None | AnyState::Udp(_) | AnyState::Icmp(_) | AnyState::Generic(_) => 0,
+            AnyState::Tcp(s) => 0x100 | s.state() as u16,
+            AnyState::Sctp(s) => 0x200 | s.state() as u16,
+            AnyState::Dccp(s) => 0x300 | s.state() as u16,
+        }
+    }
+
     /// The table asks this only for connections that are not ASSURED, and
     /// Linux early-drops every such connection whatever its protocol state:
     /// an unanswered "ESTABLISHED" TCP entry is exactly what an ACK flood

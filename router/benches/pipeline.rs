@@ -33,6 +33,9 @@ const RULES: &str = "\
 COMMIT
 ";
 
+/// Packets per `handle_batch` call in the batch variants.
+const BATCH: usize = 32;
+
 fn engine(max: usize) -> Engine {
     let cfg = format!(
         r#"
@@ -130,9 +133,33 @@ fn bench(c: &mut Criterion) {
         });
     }
 
+    // (a) again through the batch API (same packet 32 times per call).
+    {
+        let mut e = engine(1024);
+        established(&mut e, 1, now);
+        let raw = udp(0, false);
+        let hdr = header(&raw);
+        let mut batch: Vec<(usize, PacketBuf)> = (0..BATCH)
+            .map(|_| (0, PacketBuf::from_slice(&raw)))
+            .collect();
+        g.throughput(Throughput::Elements(BATCH as u64));
+        g.bench_function("a_one_established_flow_batch32", |b| {
+            b.iter(|| {
+                e.handle_batch(now, &mut batch);
+                while let Some(t) = e.poll_transmit() {
+                    let mut p = t.packet;
+                    p.as_mut_slice()[..20].copy_from_slice(&hdr);
+                    batch.push((0, p));
+                }
+                assert_eq!(batch.len(), BATCH);
+            })
+        });
+        g.throughput(Throughput::Elements(1));
+    }
+
     // (b) lookups spread over 1M established connections
     const N: u32 = 1 << 20;
-    let mut e = engine(4 << 20);
+    let mut e = engine(16 << 20);
     established(&mut e, N, now);
     eprintln!(
         "conntrack memory: {} connections, {} bytes, {:.1} bytes/connection",
@@ -160,6 +187,35 @@ fn bench(c: &mut Criterion) {
             k = (k + 1) % pool.len();
         })
     });
+
+    // (b) again through the batch API the live driver uses: 32 packets per
+    // call, their conntrack lookups warmed together.
+    let mut batch: Vec<(usize, PacketBuf)> = Vec::with_capacity(BATCH);
+    let mut hdrs: Vec<[u8; 20]> = Vec::with_capacity(BATCH);
+    let mut k = 0usize;
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("b_lookup_over_1M_established_batch32", |b| {
+        b.iter(|| {
+            let start = k;
+            let n = pool.len();
+            for j in 0..BATCH {
+                let (p, h) = std::mem::replace(
+                    &mut pool[(start + j) % n],
+                    (PacketBuf::from_vec(Vec::new()), [0; 20]),
+                );
+                batch.push((0, p));
+                hdrs.push(h);
+            }
+            e.handle_batch(now, &mut batch);
+            for (j, h) in hdrs.drain(..).enumerate() {
+                let mut out = e.poll_transmit().expect("forwarded").packet;
+                out.as_mut_slice()[..20].copy_from_slice(&h);
+                pool[(start + j) % n] = (out, h);
+            }
+            k = (start + BATCH) % n;
+        })
+    });
+    g.throughput(Throughput::Elements(1));
     drop(pool);
 
     // (c) new connections into a table that already holds 1M

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use ipnet::IpNet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Index of an interface in the configuration.
@@ -18,13 +19,101 @@ pub struct Route {
     pub via: Option<IpAddr>,
 }
 
+/// Tables up to this size are searched linearly (a masked compare per
+/// route is cheaper than hashing); larger ones use one hash map per prefix
+/// length.
+const LINEAR_MAX: usize = 16;
+
+/// A route with its prefix pre-split into network and mask bits, so a lookup
+/// is integer compares instead of `IpNet::contains`.
+#[derive(Clone, Debug)]
+struct Entry {
+    net: u128,
+    mask: u128,
+    route: Route,
+}
+
+/// Routes of one family, sorted by descending prefix length so the first
+/// match is the longest.
+#[derive(Clone, Debug, Default)]
+struct FamilyTable {
+    entries: Vec<Entry>,
+    /// For large tables: (prefix mask, network → index into `entries`),
+    /// longest first; the first hit is the longest match.
+    by_len: Vec<(u128, HashMap<u128, usize>)>,
+}
+
+impl FamilyTable {
+    fn add(&mut self, r: Route, bits: u32) {
+        let len = u32::from(r.prefix.prefix_len());
+        let mask = prefix_mask(len, bits);
+        let net = addr_bits(r.prefix.network()) & mask;
+        let pos = self
+            .entries
+            .partition_point(|o| o.route.prefix.prefix_len() >= r.prefix.prefix_len());
+        self.entries.insert(
+            pos,
+            Entry {
+                net,
+                mask,
+                route: r,
+            },
+        );
+        self.by_len.clear();
+        if self.entries.len() > LINEAR_MAX {
+            for (i, e) in self.entries.iter().enumerate() {
+                if self.by_len.last().is_none_or(|(m, _)| *m != e.mask) {
+                    self.by_len.push((e.mask, HashMap::new()));
+                }
+                if let Some((_, m)) = self.by_len.last_mut() {
+                    // Keep the earlier entry on ties, as the linear search does.
+                    m.entry(e.net).or_insert(i);
+                }
+            }
+        }
+    }
+
+    fn lookup(&self, a: u128) -> Option<&Route> {
+        if self.by_len.is_empty() {
+            return self
+                .entries
+                .iter()
+                .find(|e| a & e.mask == e.net)
+                .map(|e| &e.route);
+        }
+        self.by_len
+            .iter()
+            .find_map(|(mask, m)| m.get(&(a & mask)).map(|&i| &self.entries[i].route))
+    }
+}
+
+fn addr_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The mask of a `len`-bit prefix in a `bits`-wide address (as u128).
+fn prefix_mask(len: u32, bits: u32) -> u128 {
+    let full: u128 = if bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    };
+    if len == 0 {
+        0
+    } else {
+        full & !(full >> len)
+    }
+}
+
 /// The routing table: connected routes from interface addresses plus the
-/// configured static routes, kept sorted by descending prefix length so the
-/// first match is the longest.
+/// configured static routes; longest prefix match per family.
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
-    v4: Vec<Route>,
-    v6: Vec<Route>,
+    v4: FamilyTable,
+    v6: FamilyTable,
 }
 
 impl RouteTable {
@@ -54,18 +143,16 @@ impl RouteTable {
 
     /// Adds a route (a later route with the same prefix loses ties).
     pub fn add(&mut self, r: Route) {
-        let v = match r.prefix {
-            IpNet::V4(_) => &mut self.v4,
-            IpNet::V6(_) => &mut self.v6,
-        };
-        let pos = v.partition_point(|o| o.prefix.prefix_len() >= r.prefix.prefix_len());
-        v.insert(pos, r);
+        match r.prefix {
+            IpNet::V4(_) => self.v4.add(r, 32),
+            IpNet::V6(_) => self.v6.add(r, 128),
+        }
     }
 
     /// The route for `dst`, if any.
     pub fn lookup(&self, dst: IpAddr) -> Option<&Route> {
-        let v = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
-        v.iter().find(|r| r.prefix.contains(&dst))
+        let t = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
+        t.lookup(addr_bits(dst))
     }
 }
 
@@ -91,5 +178,42 @@ mod tests {
         assert_eq!(get("203.0.113.1"), Some(0));
         assert_eq!(get("2001:db8:5::1"), Some(3));
         assert_eq!(get("2001:db9::1"), None);
+    }
+
+    /// Above LINEAR_MAX routes the hashed per-length search must agree with
+    /// a plain scan for every probe.
+    #[test]
+    fn large_table_matches_linear_scan() {
+        let mut t = RouteTable::default();
+        let mut all = Vec::new();
+        for i in 0..200u32 {
+            let len = [8u8, 16, 24, 28, 32][(i % 5) as usize];
+            let a =
+                std::net::Ipv4Addr::from(0xc000_0200u32.wrapping_add(i.wrapping_mul(0x0101_0407)));
+            let p = IpNet::new(IpAddr::V4(a), len).unwrap().trunc();
+            let r = Route {
+                prefix: p,
+                iface: i as usize,
+                via: None,
+            };
+            all.push(r.clone());
+            t.add(r);
+        }
+        t.add(Route {
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            iface: 999,
+            via: None,
+        });
+        for k in 0..5000u32 {
+            let a = IpAddr::V4(std::net::Ipv4Addr::from(
+                0xc000_0200u32.wrapping_add(k.wrapping_mul(0x0003_1f0b)),
+            ));
+            let want = all
+                .iter()
+                .filter(|r| r.prefix.contains(&a))
+                .max_by_key(|r| (r.prefix.prefix_len(), std::cmp::Reverse(r.iface)))
+                .map_or(999, |r| r.iface);
+            assert_eq!(t.lookup(a).map(|r| r.iface), Some(want), "{a}");
+        }
     }
 }

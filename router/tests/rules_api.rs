@@ -38,7 +38,9 @@ fn ruleset_is_shareable_between_threads() {
     assert_send_sync::<Ruleset>();
     assert_send_sync::<RuleError>();
     let rs = Arc::new(Ruleset::load(&data("server.rules"), Family::V4).unwrap());
-    let workers: Vec<_> = (0..2)
+    // More threads than counter banks: the owned banks and the shared one
+    // must together count every evaluation exactly.
+    let workers: Vec<_> = (0..12)
         .map(|_| {
             let rs = Arc::clone(&rs);
             std::thread::spawn(move || {
@@ -52,7 +54,7 @@ fn ruleset_is_shareable_between_threads() {
     for w in workers {
         assert!(w.join().unwrap());
     }
-    assert_eq!(rs.counters(Table::Filter, "INPUT", 7), Some((1000, 60_000)));
+    assert_eq!(rs.counters(Table::Filter, "INPUT", 7), Some((6000, 360_000)));
 }
 
 #[test]

@@ -533,9 +533,7 @@ fn worker(sh: &Shared, w: usize) {
             if sh.events_on.swap(want, Ordering::Relaxed) != want {
                 eng.set_events(want);
             }
-            for (iface, pkt) in batch.drain(..) {
-                eng.handle_packet(now, iface, pkt);
-            }
+            eng.handle_batch(now, &mut batch);
             if eng.poll_timeout().is_some_and(|t| t <= now) {
                 eng.handle_timeout(now);
             }

@@ -56,7 +56,9 @@ pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOut
             Target::Mark { value, mask } => out.marks.mark = (out.marks.mark & !mask) ^ value,
             Target::Connmark(op) => op.apply(&mut out.marks),
             Target::Accept => {
-                out.rule = Some(rule_ref());
+                if !out.skip_accept_rule {
+                    out.rule = Some(rule_ref());
+                }
                 break Verdict::Accept;
             }
             Target::Nat(nat) => {
@@ -94,11 +96,13 @@ fn policy(t: &TableRules, start: usize, ctx: &PacketCtx, out: &mut EvalOutput) -
         return Verdict::Drop;
     };
     c.policy_counters.add(ctx.len);
-    out.rule = Some(RuleRef {
-        table: t.table,
-        chain: c.name.clone(),
-        rule_num: 0,
-    });
+    if !(out.skip_accept_rule && c.policy != Some(Policy::Drop)) {
+        out.rule = Some(RuleRef {
+            table: t.table,
+            chain: c.name.clone(),
+            rule_num: 0,
+        });
+    }
     match c.policy {
         Some(Policy::Drop) => Verdict::Drop,
         Some(Policy::Accept) | None => Verdict::Accept,

@@ -407,6 +407,9 @@ pub struct EvalOutput {
     pub marks: Marks,
     /// The NAT target a nat-table rule chose (the traversal then accepted).
     pub nat: Option<NatTarget>,
+    /// Set by the caller: leave `rule` at `None` when a rule or policy ACCEPTs. The pipeline
+    /// needs the deciding rule only for drops, and naming it costs a reference count per packet.
+    pub skip_accept_rule: bool,
 }
 
 /// A load error pointing at the offending token.
@@ -444,37 +447,75 @@ pub struct LoadOptions {
     pub counters: bool,
 }
 
-/// A packet and byte counter pair, shared between threads.
+/// Counter banks per rule: threads that evaluate rulesets each own one bank and
+/// update it with a plain load and store (no locked instruction, which cost as
+/// much as the rest of rule evaluation); the last bank is shared by any further
+/// threads and updated atomically. Readers sum the banks, like iptables'
+/// per-CPU counters.
+const BANKS: usize = 8;
+
+/// The calling thread's bank: the first `BANKS - 1` threads that count get one
+/// of their own for their lifetime; later threads share the last one.
+fn bank() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static BANK: Cell<usize> = const { Cell::new(usize::MAX) });
+    BANK.with(|b| {
+        if b.get() == usize::MAX {
+            b.set(NEXT.fetch_add(1, Ordering::Relaxed).min(BANKS - 1));
+        }
+        b.get()
+    })
+}
+
+/// A packet and byte counter pair, shared between threads (see [`BANKS`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    packets: AtomicU64,
-    bytes: AtomicU64,
+    banks: [[AtomicU64; 2]; BANKS],
 }
 
 impl Counters {
     fn new(packets: u64, bytes: u64) -> Self {
-        Counters {
-            packets: AtomicU64::new(packets),
-            bytes: AtomicU64::new(bytes),
+        let c = Counters::default();
+        c.banks[0][0].store(packets, Ordering::Relaxed);
+        c.banks[0][1].store(bytes, Ordering::Relaxed);
+        c
+    }
+
+    pub(crate) fn add(&self, len: u32) {
+        // Relaxed: counters are statistics, nothing is ordered against them.
+        let b = bank();
+        let [p, by] = &self.banks[b];
+        if b < BANKS - 1 {
+            // This thread is the bank's only writer: load + store is exact.
+            p.store(p.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            by.store(
+                by.load(Ordering::Relaxed).wrapping_add(u64::from(len)),
+                Ordering::Relaxed,
+            );
+        } else {
+            p.fetch_add(1, Ordering::Relaxed);
+            by.fetch_add(u64::from(len), Ordering::Relaxed);
         }
     }
 
-    fn add(&self, len: u32) {
-        // Relaxed: counters are statistics, nothing is ordered against them.
-        self.packets.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(u64::from(len), Ordering::Relaxed);
-    }
-
     pub(crate) fn get(&self) -> (u64, u64) {
-        (
-            self.packets.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
-        )
+        self.banks.iter().fold((0u64, 0u64), |(p, b), [bp, bb]| {
+            (
+                p.wrapping_add(bp.load(Ordering::Relaxed)),
+                b.wrapping_add(bb.load(Ordering::Relaxed)),
+            )
+        })
     }
 
     fn reset(&self) {
-        self.packets.store(0, Ordering::Relaxed);
-        self.bytes.store(0, Ordering::Relaxed);
+        // Zeroing another thread's bank races with its load + store (a count
+        // in flight may survive the reset), as `iptables -Z` on a busy box.
+        for [p, b] in &self.banks {
+            p.store(0, Ordering::Relaxed);
+            b.store(0, Ordering::Relaxed);
+        }
     }
 }
 
