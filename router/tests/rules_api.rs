@@ -54,7 +54,10 @@ fn ruleset_is_shareable_between_threads() {
     for w in workers {
         assert!(w.join().unwrap());
     }
-    assert_eq!(rs.counters(Table::Filter, "INPUT", 7), Some((6000, 360_000)));
+    assert_eq!(
+        rs.counters(Table::Filter, "INPUT", 7),
+        Some((6000, 360_000))
+    );
 }
 
 #[test]
