@@ -32,6 +32,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod flowsearch;
 pub mod live;
 pub mod local;
 pub mod nat;

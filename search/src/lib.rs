@@ -384,6 +384,19 @@ impl Searcher {
         state.engine.carry.clear();
     }
 
+    /// Rewind `state` as [`Searcher::reset`] does, but continue counting at
+    /// absolute `offset`: for a flow with a gap (a lost segment), where no
+    /// match may span the hole but offsets must stay those of the stream.
+    pub fn reset_at(&self, state: &mut StreamState, offset: u64) {
+        self.reset(state);
+        state.offset = offset;
+        // An anchored match must start at `from`: past it, none can follow.
+        let anchor_lost = self.opts.anchored && offset > self.opts.from;
+        if anchor_lost || self.opts.to.is_some_and(|to| offset >= to) {
+            state.done = true;
+        }
+    }
+
     /// Search the next chunk of the flow, calling `on_match` for each match.
     pub fn feed(
         &self,
@@ -501,5 +514,35 @@ mod tests {
             Control::Continue
         });
         assert_eq!(hits, 1);
+    }
+
+    #[test]
+    fn reset_at_keeps_stream_offsets_and_ends_anchored_searches() {
+        let all = SearchOptions {
+            mode: MatchMode::All,
+            ..SearchOptions::default()
+        };
+        let s = Searcher::new(Algorithm::Auto, &[Pattern::literal("ab")], all).unwrap();
+        let mut st = s.new_state();
+        let mut got = Vec::new();
+        s.feed(&mut st, b"xa", |_| Control::Continue);
+        // A hole of 10 bytes: "a" + "b" must not join across it.
+        s.reset_at(&mut st, 12);
+        s.feed(&mut st, b"b ab", |m| {
+            got.push((m.start, m.end));
+            Control::Continue
+        });
+        assert_eq!(got, vec![(14, 16)]);
+        let anchored = SearchOptions {
+            anchored: true,
+            ..all
+        };
+        let s = Searcher::new(Algorithm::Auto, &[Pattern::literal("ab")], anchored).unwrap();
+        let mut st = s.new_state();
+        s.reset_at(&mut st, 3);
+        assert!(
+            st.is_finished(),
+            "an anchored match cannot start after a gap past `from`"
+        );
     }
 }
