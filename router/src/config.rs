@@ -85,6 +85,23 @@ impl Default for ConntrackConfig {
     }
 }
 
+/// `[nat]`: how UDP mappings behave (RFC 4787). The defaults are netfilter's:
+/// address-and-port-dependent mapping and filtering, refreshed by traffic in
+/// both directions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatConfig {
+    /// `udp_mapping = "endpoint-independent"`: one external port per internal
+    /// endpoint whatever the destination (REQ-1).
+    pub udp_eim: bool,
+    /// `udp_filtering = "endpoint-independent"`: any external host may send to
+    /// a mapped port and reach the internal endpoint (REQ-8, "full cone").
+    /// Needs endpoint-independent mapping.
+    pub udp_eif: bool,
+    /// `udp_refresh = "outbound"`: only packets from the internal endpoint keep
+    /// the mapping alive (REQ-6 allows this).
+    pub udp_outbound_refresh: bool,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -96,6 +113,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Conntrack settings.
     pub conntrack: ConntrackConfig,
+    /// NAT behaviour.
+    pub nat: NatConfig,
     /// Folder of the config file (relative paths are resolved against it).
     pub base_dir: PathBuf,
     /// The config file itself.
@@ -142,6 +161,19 @@ struct RawConfig {
     rules: Option<RawRules>,
     #[serde(default)]
     conntrack: Option<RawConntrack>,
+    #[serde(default)]
+    nat: Option<RawNat>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNat {
+    #[serde(default)]
+    udp_mapping: Option<Spanned<String>>,
+    #[serde(default)]
+    udp_filtering: Option<Spanned<String>>,
+    #[serde(default)]
+    udp_refresh: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -418,11 +450,47 @@ impl Config {
                 }
             }
         }
+        let mut nat = NatConfig::default();
+        if let Some(n) = raw.nat {
+            let choice = |v: &Option<Spanned<String>>,
+                          what: &str,
+                          yes: &str,
+                          no: &str|
+             -> Result<Option<bool>, ConfigError> {
+                match v {
+                    None => Ok(None),
+                    Some(s) if s.get_ref() == yes => Ok(Some(true)),
+                    Some(s) if s.get_ref() == no => Ok(Some(false)),
+                    Some(s) => Err(cx.at(
+                        s,
+                        format!(
+                            "{what}: expected \"{yes}\" or \"{no}\", found {:?}",
+                            s.get_ref()
+                        ),
+                    )),
+                }
+            };
+            const EI: &str = "endpoint-independent";
+            const APD: &str = "address-and-port-dependent";
+            nat.udp_eim = choice(&n.udp_mapping, "udp_mapping", EI, APD)?.unwrap_or(false);
+            nat.udp_eif = choice(&n.udp_filtering, "udp_filtering", EI, APD)?.unwrap_or(false);
+            nat.udp_outbound_refresh =
+                choice(&n.udp_refresh, "udp_refresh", "outbound", "both")?.unwrap_or(false);
+            if nat.udp_eif && !nat.udp_eim {
+                if let Some(f) = &n.udp_filtering {
+                    return Err(cx.at(
+                        f,
+                        "udp_filtering = \"endpoint-independent\" needs udp_mapping = \"endpoint-independent\" (RFC 4787 REQ-8 filters on the mapping)",
+                    ));
+                }
+            }
+        }
         Ok(Config {
             interfaces,
             routes,
             rules,
             conntrack,
+            nat,
             base_dir: base_dir.to_path_buf(),
             path: PathBuf::from(file),
         })

@@ -13,6 +13,7 @@
 
 use crate::config::{Config, IfaceKind};
 use crate::nat::{self, Manip};
+use crate::nat_eim::{self, Endpoint, MappingTable};
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
 use crate::{local, stats::DropCounters};
@@ -34,6 +35,8 @@ use std::time::Duration;
 
 /// How often the bounded conntrack GC sweep runs.
 const GC_INTERVAL: Duration = Duration::from_millis(100);
+/// How often expired endpoint-independent NAT mappings are collected.
+const EIM_GC_INTERVAL: Duration = Duration::from_secs(10);
 /// Bound of the transmit queue (packets); beyond it packets are dropped and counted.
 const TX_QUEUE: usize = 4096;
 /// Bound of the event queue.
@@ -212,6 +215,17 @@ enum Ct {
 }
 
 impl Ct {
+    /// Whether the nat table must run for a `manip` binding: only for the
+    /// first packet of a connection, and only while that kind of mapping is
+    /// not bound yet (an endpoint-independent mapping binds DNAT itself).
+    fn nat_due(&self, manip: Manip) -> bool {
+        let bound = match manip {
+            Manip::Src => Status::SRC_NAT,
+            Manip::Dst => Status::DST_NAT,
+        };
+        matches!(self, Ct::New { conn, .. } if !conn.status.contains(bound))
+    }
+
     fn state(&self, table: &ConnTable<AnyState>) -> CtState {
         match self {
             Ct::Untracked => CtState::UNTRACKED,
@@ -396,6 +410,11 @@ pub struct Engine {
     last_nat: Option<nat::NatTarget>,
     /// Counter mixed into `--random` port choices (deterministic in the simulator).
     nat_salt: u64,
+    /// RFC 4787 behaviour for UDP (`[nat]`).
+    nat_cfg: crate::config::NatConfig,
+    /// Endpoint-independent mappings (empty unless `nat_cfg.udp_eim`).
+    eim: MappingTable,
+    next_eim_gc: Instant,
     /// Scratch space of `handle_batch` (kept to avoid an allocation per batch).
     warm_tuples: Vec<Tuple>,
     /// Keeps the cache-warming reads observable so they are not optimised away.
@@ -481,6 +500,9 @@ impl Engine {
             nat_salt: 0,
             warm_tuples: Vec::new(),
             warm_sink: 0,
+            nat_cfg: config.nat,
+            eim: MappingTable::new(config.conntrack.max),
+            next_eim_gc: Instant::ZERO,
         })
     }
 
@@ -595,7 +617,7 @@ impl Engine {
         }
         // PREROUTING: mangle, nat (dst)
         for table in [Table::Mangle, Table::Nat] {
-            if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+            if table == Table::Nat && !ct.nat_due(Manip::Dst) {
                 continue; // the nat table sees only the first packet of a connection
             }
             let st = ct.state(&self.ct);
@@ -631,7 +653,7 @@ impl Engine {
         if self.is_local(&meta.dst) {
             let st = ct.state(&self.ct);
             for table in [Table::Mangle, Table::Filter, Table::Nat] {
-                if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+                if table == Table::Nat && !ct.nat_due(Manip::Src) {
                     continue;
                 }
                 let v = self.run_table(
@@ -767,7 +789,7 @@ impl Engine {
     ) {
         let st = ct.state(&self.ct);
         for table in [Table::Mangle, Table::Nat] {
-            if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+            if table == Table::Nat && !ct.nat_due(Manip::Src) {
                 continue;
             }
             let v = self.run_table(
@@ -925,8 +947,25 @@ impl Engine {
                 };
                 match l4.packet(&mut c.l4, &mut cx, &l4pkt) {
                     L4Verdict::Accept { timeout } => {
-                        if !c.status.contains(Status::FIXED_TIMEOUT) {
+                        // RFC 4787: a mapped UDP flow refreshes its mapping,
+                        // and with outbound-only refresh (REQ-6) only packets
+                        // from the internal endpoint extend its life.
+                        let eim = if self.nat_cfg.udp_eim && nat_eim::applies(l3.proto) {
+                            eim_internal(&c.tuples, c.status)
+                        } else {
+                            None
+                        };
+                        let refresh = match eim {
+                            Some((_, outbound)) => {
+                                !self.nat_cfg.udp_outbound_refresh || dir == outbound
+                            }
+                            None => true,
+                        };
+                        if refresh && !c.status.contains(Status::FIXED_TIMEOUT) {
                             c.expires = now + timeout;
+                        }
+                        if let Some((internal, _)) = eim.filter(|_| refresh) {
+                            self.eim.refresh(&internal, c.expires);
                         }
                         c.account(dir, meta.len);
                         let changed = before != (c.l4.state_id(), c.status);
@@ -969,6 +1008,29 @@ impl Engine {
             conn.status.insert(Status::EXPECTED);
             let ext = conn.ext_mut();
             ext.master = Some(exp.master);
+        } else if self.nat_cfg.udp_eif && nat_eim::applies(tuple.proto) {
+            // RFC 4787 REQ-8: any remote may use a live mapping. The mapping
+            // acts as an expectation: the connection is RELATED and bound to
+            // the internal endpoint (DNAT) before the nat table could see it.
+            let external = Endpoint {
+                proto: tuple.proto,
+                addr: tuple.dst,
+                port: tuple.dst_id,
+            };
+            if let Some(internal) = self.eim.internal(&external, now) {
+                if internal.addr != tuple.src {
+                    related = true;
+                    conn.tuples[1] = Tuple {
+                        src: internal.addr,
+                        dst: tuple.src,
+                        src_id: internal.port,
+                        dst_id: tuple.src_id,
+                        proto: tuple.proto,
+                    };
+                    conn.status.insert(Status::EXPECTED);
+                    conn.status.insert(Status::DST_NAT | Status::DST_NAT_DONE);
+                }
+            }
         }
         let Conn {
             l4, status, tuples, ..
@@ -1151,9 +1213,58 @@ impl Engine {
                     0
                 };
                 let table = &self.ct;
-                match nat::choose(&orig, &conn.tuples[1], manip, &range, salt, |c| {
-                    table.peek(c).is_some()
-                }) {
+                let eim_on =
+                    self.nat_cfg.udp_eim && manip == Manip::Src && nat_eim::applies(orig.proto);
+                let internal = Endpoint {
+                    proto: orig.proto,
+                    addr: orig.src,
+                    port: orig.src_id,
+                };
+                let now = self.now;
+                // RFC 4787 REQ-1: reuse the endpoint's mapping whatever the
+                // destination; a fresh choice must avoid other mappings.
+                let mapped = if eim_on {
+                    self.eim.external(&internal, now)
+                } else {
+                    None
+                };
+                let eim = &self.eim;
+                let reuse = mapped.and_then(|e| {
+                    let fixed = nat::NatRange {
+                        min_addr: Some(e.addr),
+                        max_addr: Some(e.addr),
+                        ports: Some((e.port, e.port)),
+                        random: false,
+                        persistent: false,
+                    };
+                    nat::choose(&orig, &conn.tuples[1], manip, &fixed, 0, |c| {
+                        table.peek(c).is_some()
+                    })
+                });
+                let chosen = reuse.or_else(|| {
+                    nat::choose(&orig, &conn.tuples[1], manip, &range, salt, |c| {
+                        let other = eim_on
+                            && eim.taken_by_other(
+                                &Endpoint {
+                                    proto: c.proto,
+                                    addr: c.dst,
+                                    port: c.dst_id,
+                                },
+                                &internal,
+                                now,
+                            );
+                        other || table.peek(c).is_some()
+                    })
+                });
+                if let (true, Some(reply)) = (eim_on, chosen) {
+                    let external = Endpoint {
+                        proto: reply.proto,
+                        addr: reply.dst,
+                        port: reply.dst_id,
+                    };
+                    self.eim.record(internal, external, conn.expires);
+                }
+                match chosen {
                     Some(reply) => {
                         conn.tuples[1] = reply;
                         conn.status.insert(match manip {
@@ -1429,7 +1540,7 @@ impl Engine {
         };
         let st = ct.state(&self.ct);
         for table in [Table::Mangle, Table::Nat, Table::Filter] {
-            if table == Table::Nat && !matches!(ct, Ct::New { .. }) {
+            if table == Table::Nat && !ct.nat_due(Manip::Dst) {
                 continue;
             }
             let v = self.run_table(
@@ -1490,6 +1601,11 @@ impl Engine {
         if now >= self.next_gc {
             self.ct.gc(now);
             self.next_gc = now + GC_INTERVAL;
+        }
+        // A full pass, so far less often; lookups check expiry themselves.
+        if self.nat_cfg.udp_eim && now >= self.next_eim_gc {
+            self.eim.gc(now);
+            self.next_eim_gc = now + EIM_GC_INTERVAL;
         }
     }
 
@@ -1627,6 +1743,28 @@ fn l3_reason(what: &'static str) -> &'static str {
         "empty packet" => "ip: empty",
         _ => "ip: malformed",
     }
+}
+
+/// The internal endpoint of a UDP connection under an endpoint-independent
+/// mapping, and the direction its packets travel in ("outbound"): the
+/// original source of a source-NATed connection, or the reply source of one
+/// let in through the mapping (endpoint-independent filtering).
+fn eim_internal(tuples: &[Tuple; 2], status: Status) -> Option<(Endpoint, Dir)> {
+    let (t, dir) = if status.contains(Status::SRC_NAT) {
+        (tuples[0], Dir::Original)
+    } else if status.contains(Status::DST_NAT) && status.contains(Status::EXPECTED) {
+        (tuples[1], Dir::Reply)
+    } else {
+        return None;
+    };
+    Some((
+        Endpoint {
+            proto: t.proto,
+            addr: t.src,
+            port: t.src_id,
+        },
+        dir,
+    ))
 }
 
 /// The conntrack tuple of a plain TCP or UDP packet (IPv4 without options

@@ -36,6 +36,7 @@ pub mod flowsearch;
 pub mod live;
 pub mod local;
 pub mod nat;
+pub mod nat_eim;
 pub mod pcap;
 pub mod route;
 pub mod rules;
