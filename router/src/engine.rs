@@ -1125,6 +1125,7 @@ impl Engine {
             now_ns: self.now.as_nanos(),
             local_addr: Some(&is_local),
             packet: pkt.as_slice(),
+            chain: None,
         };
         let mut out = rules::EvalOutput {
             skip_accept_rule: true,

@@ -75,6 +75,21 @@ pub(crate) fn quote(s: &str) -> String {
     out
 }
 
+/// Always in `"`, with `"` and `\` escaped: how libxt_string prints `--string` (a `'` inside
+/// double quotes needs no escape for [`tokenize`]).
+pub(crate) fn quote_always(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

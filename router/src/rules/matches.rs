@@ -601,6 +601,8 @@ pub(crate) enum Match {
     Comment {
         text: String,
     },
+    /// `-m string`.
+    String(Box<super::string::StringMatch>),
 }
 
 impl Match {
@@ -645,6 +647,7 @@ impl Match {
             }
             Match::Icmp { spec } | Match::Icmp6 { spec } => spec.matches(ctx.icmp_type_code),
             Match::Comment { .. } => true,
+            Match::String(m) => m.matches(ctx),
             Match::Multiport(mp) => mp.matches(ctx),
             Match::Mark {
                 value,
@@ -784,6 +787,7 @@ impl Match {
             Match::Comment { text } => {
                 let _ = write!(out, " -m comment --comment {}", quote(text));
             }
+            Match::String(m) => m.write(out),
         }
     }
 }

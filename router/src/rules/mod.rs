@@ -74,6 +74,7 @@ mod matches;
 mod nat;
 mod parse;
 mod save;
+mod string;
 mod target;
 
 #[cfg(test)]
@@ -279,6 +280,9 @@ pub struct PacketCtx<'a> {
     pub local_addr: Option<&'a (dyn Fn(IpAddr) -> bool + 'a)>,
     /// The L3 packet (for later matches such as -m length / string).
     pub packet: &'a [u8],
+    /// The same datagram as a chain of segments when it was reassembled from fragments
+    /// (`None`: `packet` is all of it). Payload matches (`-m string`) search this instead.
+    pub chain: Option<&'a conntrack::SegChain>,
 }
 
 impl<'a> PacketCtx<'a> {
@@ -305,6 +309,7 @@ impl<'a> PacketCtx<'a> {
             now_ns: 0,
             local_addr: None,
             packet,
+            chain: None,
         }
     }
 }

@@ -692,6 +692,7 @@ enum ModKind {
     Hl,
     Limit,
     AddrType,
+    String,
 }
 
 /// A CONNMARK action being built.
@@ -1027,6 +1028,7 @@ impl<'p, 't> RuleParser<'p, 't> {
             "hl" => return Err(self.err(col, "-m hl is IPv6 only: use -m ttl")),
             "limit" => ModKind::Limit,
             "addrtype" => ModKind::AddrType,
+            "string" => ModKind::String,
             other => {
                 return Err(self.err(col, format!("unsupported match module {other}")));
             }
@@ -1077,7 +1079,7 @@ impl<'p, 't> RuleParser<'p, 't> {
         self.mods[k].seen.push((group, name));
         let inv = not.is_some();
         let vals: Vec<&'t Tok> = match name {
-            "--syn" => Vec::new(),
+            "--syn" | "--icase" => Vec::new(),
             "--tcp-flags" => vec![self.value(opt)?, self.value(opt)?],
             _ => vec![self.value(opt)?],
         };
@@ -1124,6 +1126,32 @@ impl<'p, 't> RuleParser<'p, 't> {
                 let mut s = parse_icmp(&v.text, family).map_err(at)?;
                 s.invert = inv;
                 *spec = s;
+            }
+            (Match::String(m), _) => {
+                let offset = |what: &str| {
+                    parse_uint(&v.text, u64::from(u16::MAX))
+                        .map(|n| n as u16)
+                        .map_err(|_| at(format!("bad {what} offset {} (0..=65535)", v.text)))
+                };
+                match name {
+                    "--algo" => m.algo = super::string::parse_algo(&v.text).map_err(at)?,
+                    "--string" => {
+                        m.pattern = v.text.as_bytes().to_vec();
+                        m.hex = false;
+                        m.invert = inv;
+                    }
+                    "--hex-string" => {
+                        // Past the opening quote of a quoted value (iptables-save quotes it).
+                        let q = usize::from(v.quoted);
+                        m.pattern = super::string::parse_hex(&v.text)
+                            .map_err(|(off, e)| p.err(v.col + q + off, e))?;
+                        m.hex = true;
+                        m.invert = inv;
+                    }
+                    "--from" => m.from = offset("--from")?,
+                    "--to" => m.to = offset("--to")?,
+                    _ => m.icase = true,
+                }
             }
             (Match::Comment { text }, _) => {
                 // The kernel's comment buffer holds 255 bytes plus the NUL.
@@ -1493,8 +1521,17 @@ impl<'p, 't> RuleParser<'p, 't> {
     }
 
     /// Cross-option checks, then the rule in canonical order.
-    fn finish(self) -> Result<PendingRule, RuleError> {
+    fn finish(mut self) -> Result<PendingRule, RuleError> {
         let p = self.p;
+        for m in &mut self.mods {
+            let seen = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
+            // Missing options are reported by the checks below.
+            if seen("pattern") && seen("--algo") {
+                if let Match::String(s) = &mut m.m {
+                    s.compile().map_err(|e| p.err(m.col, e))?;
+                }
+            }
+        }
         let tcp = Some((6, false));
         let port_proto =
             matches!(self.proto, Some((pr, false)) if PORT_PROTOCOLS.iter().any(|(_, n)| *n == pr));
@@ -1561,6 +1598,16 @@ impl<'p, 't> RuleParser<'p, 't> {
                 }
                 ModKind::AddrType => {
                     required("-m addrtype needs --src-type or --dst-type")?;
+                    continue;
+                }
+                ModKind::String => {
+                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
+                    if !has("pattern") {
+                        return Err(p.err(m.col, "-m string needs --string or --hex-string"));
+                    }
+                    if !has("--algo") {
+                        return Err(p.err(m.col, "-m string needs --algo"));
+                    }
                     continue;
                 }
                 ModKind::Limit => continue,
@@ -1698,6 +1745,12 @@ fn module_opt(kind: ModKind, opt: &str) -> Option<(&'static str, &'static str, b
         (ModKind::Limit, "--limit-burst") => ("--limit-burst", "--limit-burst", false),
         (ModKind::AddrType, "--src-type") => ("--src-type", "--src-type", true),
         (ModKind::AddrType, "--dst-type") => ("--dst-type", "--dst-type", true),
+        (ModKind::String, "--algo") => ("--algo", "--algo", false),
+        (ModKind::String, "--string") => ("--string", "pattern", true),
+        (ModKind::String, "--hex-string") => ("--hex-string", "pattern", true),
+        (ModKind::String, "--from") => ("--from", "--from", false),
+        (ModKind::String, "--to") => ("--to", "--to", false),
+        (ModKind::String, "--icase") => ("--icase", "--icase", false),
         _ => return None,
     })
 }
@@ -1762,6 +1815,7 @@ fn new_module(kind: ModKind, col: usize) -> ModInst {
             src: None,
             dst: None,
         },
+        ModKind::String => Match::String(Box::default()),
     };
     ModInst {
         kind,

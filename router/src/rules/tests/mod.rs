@@ -6,6 +6,7 @@ mod ext;
 mod files;
 mod nat;
 mod parse;
+mod string;
 
 use super::*;
 
