@@ -21,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod defrag;
 mod icmp_error;
 mod ipv4;
 mod ipv6;

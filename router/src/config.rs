@@ -8,6 +8,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use toml::Spanned;
 
 /// Kind of a device.
@@ -102,6 +103,16 @@ pub struct NatConfig {
     pub udp_outbound_refresh: bool,
 }
 
+/// `[defrag]`: limits of fragment reassembly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DefragSettings {
+    /// Limits handed to the reassembly module.
+    pub limits: l3proto::defrag::DefragConfig,
+    /// Send ICMP Time Exceeded (code 1) when a datagram whose first fragment
+    /// arrived times out. Off by default: a transit router stays silent.
+    pub time_exceeded: bool,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -115,6 +126,8 @@ pub struct Config {
     pub conntrack: ConntrackConfig,
     /// NAT behaviour.
     pub nat: NatConfig,
+    /// Fragment reassembly.
+    pub defrag: DefragSettings,
     /// Folder of the config file (relative paths are resolved against it).
     pub base_dir: PathBuf,
     /// The config file itself.
@@ -163,6 +176,27 @@ struct RawConfig {
     conntrack: Option<RawConntrack>,
     #[serde(default)]
     nat: Option<RawNat>,
+    #[serde(default)]
+    defrag: Option<RawDefrag>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefrag {
+    #[serde(default)]
+    timeout: Option<Spanned<i64>>,
+    #[serde(default)]
+    memory_high: Option<Spanned<i64>>,
+    #[serde(default)]
+    memory_low: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_datagrams: Option<Spanned<i64>>,
+    #[serde(default)]
+    max_fragments: Option<Spanned<i64>>,
+    #[serde(default)]
+    per_source: Option<Spanned<i64>>,
+    #[serde(default)]
+    time_exceeded: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -485,12 +519,58 @@ impl Config {
                 }
             }
         }
+        let mut defrag = DefragSettings::default();
+        if let Some(d) = raw.defrag {
+            let num = |v: &Option<Spanned<i64>>,
+                       what: &str,
+                       lo: i64,
+                       hi: i64|
+             -> Result<Option<usize>, ConfigError> {
+                match v {
+                    None => Ok(None),
+                    Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(Some(*s.get_ref() as usize)),
+                    Some(s) => Err(cx.at(
+                        s,
+                        format!(
+                            "{what}: expected a number between {lo} and {hi}, found {}",
+                            s.get_ref()
+                        ),
+                    )),
+                }
+            };
+            let l = &mut defrag.limits;
+            if let Some(t) = num(&d.timeout, "timeout (seconds)", 1, 3600)? {
+                l.timeout = Duration::from_secs(t as u64);
+            }
+            l.mem_high =
+                num(&d.memory_high, "memory_high (bytes)", 65_536, 1 << 34)?.unwrap_or(l.mem_high);
+            l.mem_low = num(&d.memory_low, "memory_low (bytes)", 0, 1 << 34)?
+                .unwrap_or(l.mem_low.min(l.mem_high));
+            l.max_datagrams =
+                num(&d.max_datagrams, "max_datagrams", 1, 1 << 20)?.unwrap_or(l.max_datagrams);
+            l.max_fragments =
+                num(&d.max_fragments, "max_fragments", 2, 8192)?.unwrap_or(l.max_fragments);
+            l.per_source = num(&d.per_source, "per_source", 1, 1 << 20)?.unwrap_or(l.per_source);
+            if l.mem_low > l.mem_high {
+                let at = d.memory_low.as_ref().or(d.memory_high.as_ref());
+                let msg = format!(
+                    "memory_low ({}) must not exceed memory_high ({})",
+                    l.mem_low, l.mem_high
+                );
+                return Err(match at {
+                    Some(s) => cx.at(s, msg),
+                    None => cx.err(0, msg),
+                });
+            }
+            defrag.time_exceeded = d.time_exceeded.unwrap_or(false);
+        }
         Ok(Config {
             interfaces,
             routes,
             rules,
             conntrack,
             nat,
+            defrag,
             base_dir: base_dir.to_path_buf(),
             path: PathBuf::from(file),
         })

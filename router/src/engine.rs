@@ -26,6 +26,7 @@ use conntrack::time::Instant;
 use conntrack::tuple::{Dir, Family, Tuple};
 use conntrack::wire::checksum;
 use ipnet::IpNet;
+use l3proto::defrag::{Defrag, Outcome};
 use l4proto::{AnyState, L4Modules};
 use std::collections::VecDeque;
 use std::fmt;
@@ -351,6 +352,18 @@ impl TokenBucket {
     }
 }
 
+/// The original fragments of a reassembled datagram, waiting for the
+/// clone's verdict.
+#[derive(Debug)]
+struct FragPending {
+    /// In arrival order.
+    fragments: Vec<PacketBuf>,
+    /// Index of the offset-0 fragment (the one holding the L4 header).
+    first: usize,
+    /// The clone's addresses and ports before NAT, to see what NAT changed.
+    before: (IpAddr, IpAddr, Option<u16>, Option<u16>),
+}
+
 /// The router's own addresses, split by family so a test is a few integer
 /// compares.
 #[derive(Debug, Default)]
@@ -410,6 +423,12 @@ pub struct Engine {
     last_nat: Option<nat::NatTarget>,
     /// Counter mixed into `--random` port choices (deterministic in the simulator).
     nat_salt: u64,
+    /// Fragment reassembly (`[defrag]`).
+    defrag: Defrag,
+    defrag_time_exceeded: bool,
+    /// The original fragments of the datagram being processed, if it was
+    /// reassembled.
+    frag_pending: Option<FragPending>,
     /// RFC 4787 behaviour for UDP (`[nat]`).
     nat_cfg: crate::config::NatConfig,
     /// Endpoint-independent mappings (empty unless `nat_cfg.udp_eim`).
@@ -500,6 +519,9 @@ impl Engine {
             nat_salt: 0,
             warm_tuples: Vec::new(),
             warm_sink: 0,
+            defrag: Defrag::new(config.defrag.limits),
+            defrag_time_exceeded: config.defrag.time_exceeded,
+            frag_pending: None,
             nat_cfg: config.nat,
             eim: MappingTable::new(config.conntrack.max),
             next_eim_gc: Instant::ZERO,
@@ -558,7 +580,15 @@ impl Engine {
     }
 
     /// Handles one IP packet received on `ingress`.
-    pub fn handle_packet(&mut self, now: Instant, ingress: IfaceId, mut pkt: PacketBuf) {
+    pub fn handle_packet(&mut self, now: Instant, ingress: IfaceId, pkt: PacketBuf) {
+        // The originals of a reassembled datagram belong to this packet only,
+        // whichever way its processing ends.
+        self.frag_pending = None;
+        self.handle_one(now, ingress, pkt);
+        self.frag_pending = None;
+    }
+
+    fn handle_one(&mut self, now: Instant, ingress: IfaceId, mut pkt: PacketBuf) {
         self.now = now;
         self.packets_in += 1;
         if now >= self.next_gc {
@@ -587,6 +617,40 @@ impl Engine {
             // the kernel side ends here, counted but not worth an event each.
             self.drops.add("ip: multicast not routed");
             return;
+        }
+        // Virtual reassembly before anything looks at the packet (as
+        // nf_defrag does): the pipeline sees the reassembled clone; the
+        // original fragments are forwarded at the end (`forward_fragments`).
+        if meta.frag != Frag::None {
+            let describe = meta.describe();
+            match self.defrag.push(now, pkt, ingress) {
+                Outcome::Held => return,
+                Outcome::Dropped(why) => {
+                    self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), describe);
+                    return;
+                }
+                Outcome::Complete(d) => match Meta::of(d.clone.as_slice()) {
+                    Ok(m) if m.frag == Frag::None => {
+                        self.frag_pending = Some(FragPending {
+                            fragments: d.fragments,
+                            first: d.first,
+                            before: (m.src, m.dst, m.sport, m.dport),
+                        });
+                        meta = m;
+                        pkt = d.clone;
+                    }
+                    _ => {
+                        self.drop_packet(
+                            "frag: reassembled datagram malformed",
+                            Some(Hook::Prerouting),
+                            None,
+                            Some(ingress),
+                            describe,
+                        );
+                        return;
+                    }
+                },
+            }
         }
 
         // PREROUTING: raw
@@ -728,7 +792,8 @@ impl Engine {
             );
         }
         let mtu = self.ifaces[route.iface].mtu;
-        if meta.len > mtu {
+        // A reassembled clone is never sent: its fragments are checked one by one.
+        if meta.len > mtu && self.frag_pending.is_none() {
             let df =
                 meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
             if df {
@@ -821,6 +886,9 @@ impl Engine {
         if !self.confirm(ct, &meta, ingress, Hook::Postrouting) {
             return;
         }
+        if let Some(f) = self.frag_pending.take() {
+            return self.forward_fragments(f, &meta, egress, via, ingress);
+        }
         if meta.len > self.ifaces[egress].mtu {
             // Only IPv4 without DF gets here (the rest got an ICMP error).
             match fragment_v4(pkt.as_slice(), self.ifaces[egress].mtu) {
@@ -836,6 +904,92 @@ impl Engine {
             return;
         }
         self.transmit(egress, via.unwrap_or(meta.dst), pkt, &meta, ingress);
+    }
+
+    /// Sends the original fragments of an accepted datagram: TTL/hop limit
+    /// decremented, NAT written into every fragment (addresses) and into the
+    /// first (the L4 header and its checksum, which covers the whole
+    /// datagram, so an incremental fix is exact), each checked against the
+    /// egress MTU on its own.
+    fn forward_fragments(
+        &mut self,
+        f: FragPending,
+        meta: &Meta,
+        egress: IfaceId,
+        via: Option<IpAddr>,
+        ingress: Option<IfaceId>,
+    ) {
+        let (src0, dst0, sport0, dport0) = f.before;
+        let mtu = self.ifaces[egress].mtu;
+        for (i, mut frag) in f.fragments.into_iter().enumerate() {
+            let first = i == f.first;
+            decrement_ttl(frag.as_mut_slice());
+            let l4_off = match fragment_l4_offset(frag.as_slice()) {
+                Some(o) => o,
+                None => {
+                    self.count_drop_hook(
+                        "frag: unreadable fragment",
+                        Hook::Postrouting,
+                        meta,
+                        ingress,
+                    );
+                    continue;
+                }
+            };
+            let mut ok = true;
+            for (manip, was, now_a, was_p, now_p) in [
+                (Manip::Src, src0, meta.src, sport0, meta.sport),
+                (Manip::Dst, dst0, meta.dst, dport0, meta.dport),
+            ] {
+                let port_changed = first && was_p != now_p;
+                if was != now_a || port_changed {
+                    let port = if first { now_p } else { None };
+                    ok &= nat::rewrite(
+                        frag.as_mut_slice(),
+                        l4_off,
+                        meta.proto,
+                        first,
+                        manip,
+                        now_a,
+                        port,
+                    );
+                }
+            }
+            if !ok {
+                self.count_drop_hook("nat: cannot rewrite", Hook::Postrouting, meta, ingress);
+                continue;
+            }
+            if frag.len() > mtu {
+                let v4 = meta.family == Family::V4;
+                let df = !v4 || frag.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
+                if df {
+                    if let Some(i) = ingress {
+                        let (t, c) = if v4 { (3, 4) } else { (2, 0) };
+                        if let Ok(fm) = Meta::of(frag.as_slice()) {
+                            self.send_icmp_error(&frag, &fm, i, t, c, mtu as u32);
+                        }
+                    }
+                    self.count_drop_hook("ip: packet too big", Hook::Postrouting, meta, ingress);
+                    continue;
+                }
+                // IPv4 without DF: split further on 8-byte boundaries.
+                match fragment_v4(frag.as_slice(), mtu) {
+                    Some(parts) => {
+                        for p in parts {
+                            self.transmit(egress, via.unwrap_or(meta.dst), p, meta, ingress);
+                        }
+                    }
+                    None => self.count_drop_hook(
+                        "ip: cannot fragment",
+                        Hook::Postrouting,
+                        meta,
+                        ingress,
+                    ),
+                }
+                continue;
+            }
+            self.transmit(egress, via.unwrap_or(meta.dst), frag, meta, ingress);
+        }
     }
 
     fn transmit(
@@ -1603,6 +1757,16 @@ impl Engine {
             self.ct.gc(now);
             self.next_gc = now + GC_INTERVAL;
         }
+        for e in self.defrag.expire(now) {
+            self.drops.add("frag: reassembly timeout");
+            if let (true, Some((first, ingress))) = (self.defrag_time_exceeded, e.first) {
+                if let Ok(m) = Meta::of(first.as_slice()) {
+                    // Code 1: fragment reassembly time exceeded.
+                    let t = if m.family == Family::V4 { 11 } else { 3 };
+                    self.send_icmp_error(&first, &m, ingress, t, 1, 0);
+                }
+            }
+        }
         // A full pass, so far less often; lookups check expiry themselves.
         if self.nat_cfg.udp_eim && now >= self.next_eim_gc {
             self.eim.gc(now);
@@ -1810,6 +1974,20 @@ fn quick_tuple(p: &[u8]) -> Option<Tuple> {
         dst_id,
         proto,
     })
+}
+
+/// Where the L4 header is (first fragment) or would be (later ones): after
+/// the IPv4 header, or after the IPv6 Fragment header.
+fn fragment_l4_offset(p: &[u8]) -> Option<usize> {
+    match p.first()? >> 4 {
+        4 => Some(usize::from(p[0] & 0x0f) * 4),
+        6 => {
+            let plen = usize::from(u16::from_be_bytes([*p.get(4)?, *p.get(5)?]));
+            let walk = conntrack::wire::walk_ext_headers(p[6], p.get(40..40 + plen)?).ok()?;
+            Some(40 + walk.l4_offset)
+        }
+        _ => None,
+    }
 }
 
 fn is_broadcast(a: &IpAddr) -> bool {

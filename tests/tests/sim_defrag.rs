@@ -1,0 +1,477 @@
+//! Virtual reassembly in the simulator: the pipeline decides on the
+//! reassembled datagram, and exactly the original fragments leave (in
+//! arrival order, TTL decremented, NAT written in), byte for byte.
+
+use conntrack::wire::{checksum, Ipv4Packet, UdpPacket};
+use tests::flags::*;
+use tests::*;
+
+const FILTER: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -i lan0 -o wan0 -j ACCEPT
+COMMIT
+";
+
+const FILTER6: &str = FILTER;
+
+fn masq_rules() -> String {
+    format!("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n{FILTER}")
+}
+
+const C: &str = "192.0.2.2";
+const S: &str = "203.0.113.10";
+const C6: &str = "2001:db8:1::2";
+const S6: &str = "2001:db8:99::10";
+
+fn at(iface: &'static str, t: f64, packet: Vec<u8>) -> Arrival {
+    Arrival {
+        iface,
+        at: t,
+        packet,
+    }
+}
+
+/// A UDP datagram with a patterned payload of `n` bytes.
+fn big_udp(src: &str, dst: &str, n: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+    udp(src, 40000, dst, 9000, &payload)
+}
+
+/// Splits an IPv4 packet into fragments at the given (offset, length) of
+/// its payload; `id` goes into every fragment.
+fn frag4(whole: &[u8], cuts: &[(usize, usize)], id: u16) -> Vec<Vec<u8>> {
+    let ihl = usize::from(whole[0] & 0x0f) * 4;
+    let payload = &whole[ihl..];
+    cuts.iter()
+        .map(|&(off, len)| {
+            let mut p = whole[..ihl].to_vec();
+            let end = (off + len).min(payload.len());
+            let more = end < payload.len();
+            p[2..4].copy_from_slice(&((ihl + end - off) as u16).to_be_bytes());
+            p[4..6].copy_from_slice(&id.to_be_bytes());
+            let f = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+            p[6..8].copy_from_slice(&f.to_be_bytes());
+            p[10] = 0;
+            p[11] = 0;
+            let ck = checksum::data(&p);
+            p[10..12].copy_from_slice(&ck.to_be_bytes());
+            p.extend_from_slice(&payload[off..end]);
+            p
+        })
+        .collect()
+}
+
+/// Splits an IPv6 packet (no extension headers) into fragments with a
+/// Fragment header; `ext` is inserted before the Fragment header (its first
+/// byte's Next Header is patched to 44).
+fn frag6(whole: &[u8], cuts: &[(usize, usize)], id: u32, ext: &[u8]) -> Vec<Vec<u8>> {
+    let nh = whole[6];
+    let payload = &whole[40..];
+    cuts.iter()
+        .map(|&(off, len)| {
+            let end = (off + len).min(payload.len());
+            let more = end < payload.len();
+            let mut p = whole[..40].to_vec();
+            let mut ext = ext.to_vec();
+            if ext.is_empty() {
+                p[6] = 44;
+            } else {
+                p[6] = 60;
+                ext[0] = 44;
+            }
+            p.extend_from_slice(&ext);
+            let fo = (off as u16) | u16::from(more);
+            p.push(nh);
+            p.push(0);
+            p.extend_from_slice(&fo.to_be_bytes());
+            p.extend_from_slice(&id.to_be_bytes());
+            p.extend_from_slice(&payload[off..end]);
+            let plen = (p.len() - 40) as u16;
+            p[4..6].copy_from_slice(&plen.to_be_bytes());
+            p
+        })
+        .collect()
+}
+
+/// What a fragment looks like after one hop without NAT.
+fn hop(p: &[u8]) -> Vec<u8> {
+    let mut p = p.to_vec();
+    if p[0] >> 4 == 4 {
+        p[8] -= 1;
+        p[10] = 0;
+        p[11] = 0;
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        let ck = checksum::data(&p[..ihl]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+    } else {
+        p[7] -= 1;
+    }
+    p
+}
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 1 {
+        return vec![vec![0]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for i in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(i, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+const CUTS3: [(usize, usize); 3] = [(0, 64), (64, 64), (128, 64)];
+
+#[test]
+fn every_permutation_of_three_fragments_leaves_unchanged_in_arrival_order() {
+    let w4 = big_udp(C, S, 150);
+    let w6 = big_udp(C6, S6, 150);
+    let f4 = frag4(&w4, &CUTS3, 0x4242);
+    let f6 = frag6(&w6, &CUTS3, 0xdead_beef, &[]);
+    for order in permutations(3) {
+        let sc = Scenario::gateway("defrag-perm", FILTER, FILTER6);
+        let mut arr = Vec::new();
+        for (k, &i) in order.iter().enumerate() {
+            arr.push(at("lan0", 0.01 * k as f64, f4[i].clone()));
+            arr.push(at("lan0", 0.01 * k as f64 + 0.001, f6[i].clone()));
+        }
+        let out = sc.run(&arr, None);
+        // Each datagram leaves when complete: the v4 one's last fragment
+        // comes before the v6 one's.
+        let want: Vec<Vec<u8>> = order
+            .iter()
+            .map(|&i| hop(&f4[i]))
+            .chain(order.iter().map(|&i| hop(&f6[i])))
+            .collect();
+        assert_eq!(out.on("wan0"), want, "order {order:?}");
+        assert!(
+            out.conntrack.contains("sport=40000 dport=9000"),
+            "{}",
+            out.conntrack
+        );
+    }
+}
+
+#[test]
+fn tiny_and_unequal_fragments_and_extension_headers_before_the_fragment_header() {
+    let w4 = big_udp(C, S, 100);
+    let w6 = big_udp(C6, S6, 100);
+    // 8-byte pieces (the smallest legal) with unequal sizes after them.
+    let cuts = [(0, 8), (8, 16), (24, 8), (32, 48), (80, 40)];
+    let f4 = frag4(&w4, &cuts, 9);
+    // A Destination Options header (8 bytes, PadN) before the Fragment header.
+    let dest = [0, 0, 1, 4, 0, 0, 0, 0];
+    // RFC 7112 needs the UDP header in the first fragment: 8 bytes suffice.
+    let f6 = frag6(&w6, &cuts, 10, &dest);
+    let sc = Scenario::gateway("defrag-tiny", FILTER, FILTER6);
+    let mut arr: Vec<Arrival> = f4.iter().map(|p| at("lan0", 0.0, p.clone())).collect();
+    arr.extend(f6.iter().rev().map(|p| at("lan0", 0.1, p.clone())));
+    let out = sc.run(&arr, None);
+    let mut want: Vec<Vec<u8>> = f4.iter().map(|p| hop(p)).collect();
+    want.extend(f6.iter().rev().map(|p| hop(p)));
+    assert_eq!(out.on("wan0"), want);
+}
+
+#[test]
+fn masquerade_is_written_into_every_fragment_and_the_reply_returns() {
+    let w = big_udp(C, S, 150);
+    let f = frag4(&w, &CUTS3, 0x0101);
+    let sc = Scenario::gateway("defrag-masq", &masq_rules(), FILTER6);
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, f[2].clone()),
+            at("lan0", 0.0, f[0].clone()),
+            at("lan0", 0.0, f[1].clone()),
+            at("wan0", 0.5, udp(S, 9000, "198.51.100.1", 40000, b"ok")),
+        ],
+        None,
+    );
+    let sent = out.on("wan0");
+    assert_eq!(sent.len(), 3);
+    for p in &sent {
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        assert_eq!(ip.src_addr().to_string(), "198.51.100.1");
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.ident(), 0x0101, "IPv4 ID kept");
+    }
+    // Reassemble what left (arrival order: offsets 128, 0, 64) and check the
+    // UDP checksum over the whole datagram: the first fragment's fix is exact.
+    let mut data = [0u8; 150 + 8];
+    for p in &sent {
+        let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+        let off = usize::from(ip.frag_offset());
+        data[off..off + ip.payload().len()].copy_from_slice(ip.payload());
+    }
+    let u = UdpPacket::new_checked(&data[..]).unwrap();
+    assert!(u.verify_checksum_v4("198.51.100.1".parse().unwrap(), S.parse().unwrap()));
+    assert_eq!(&data[8..], &w[28..], "payload unchanged");
+    // The unfragmented reply found the connection and went back de-NATed.
+    let back = out.on("lan0");
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        Ipv4Packet::new_checked(&back[0][..])
+            .unwrap()
+            .dst_addr()
+            .to_string(),
+        C
+    );
+}
+
+#[test]
+fn the_verdict_applies_to_every_fragment() {
+    // Unsolicited inbound: the reassembled datagram is NEW from wan0, which
+    // the policy drops, so none of its fragments leaves.
+    let w = big_udp(S, C, 150);
+    let f = frag4(&w, &CUTS3, 77);
+    let sc = Scenario::gateway("defrag-verdict", FILTER, FILTER6);
+    let out = sc.run(
+        &f.iter()
+            .map(|p| at("wan0", 0.0, p.clone()))
+            .collect::<Vec<_>>(),
+        None,
+    );
+    assert!(out.on("lan0").is_empty());
+    assert_eq!(out.events_with(&["policy: drop", "FORWARD"]).len(), 1);
+}
+
+#[test]
+fn duplicates_go_alone_overlaps_take_the_datagram_and_its_late_fragments() {
+    let w = big_udp(C, S, 150);
+    let f = frag4(&w, &CUTS3, 5);
+    let sc = Scenario::gateway("defrag-dup", FILTER, FILTER6);
+    // Exact duplicate of the middle fragment: dropped alone.
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, f[0].clone()),
+            at("lan0", 0.0, f[1].clone()),
+            at("lan0", 0.0, f[1].clone()),
+            at("lan0", 0.0, f[2].clone()),
+        ],
+        None,
+    );
+    assert_eq!(out.on("wan0"), vec![hop(&f[0]), hop(&f[1]), hop(&f[2])]);
+    assert_eq!(out.events_with(&["frag: duplicate"]).len(), 1);
+
+    // Partial overlap (56..120 over 0..64) and a nested one (16..32 inside 0..64).
+    for bad in [(56usize, 64usize), (16, 16)] {
+        let ov = frag4(&w, &[bad], 6).remove(0);
+        let g = frag4(&w, &CUTS3, 6);
+        // A clean resend with the same ID comes after the overlap: RFC 5722
+        // discards it too; a new ID goes through.
+        let h = frag4(&w, &CUTS3, 7);
+        let sc = Scenario::gateway("defrag-overlap", FILTER, FILTER6);
+        let mut arr = vec![at("lan0", 0.0, g[0].clone()), at("lan0", 0.0, ov)];
+        arr.extend(g.iter().map(|p| at("lan0", 0.1, p.clone())));
+        arr.extend(h.iter().map(|p| at("lan0", 0.2, p.clone())));
+        let out = sc.run(&arr, None);
+        assert_eq!(
+            out.on("wan0"),
+            h.iter().map(|p| hop(p)).collect::<Vec<_>>(),
+            "overlap {bad:?}"
+        );
+        assert_eq!(out.events_with(&["frag: overlap"]).len(), 1);
+        assert_eq!(out.events_with(&["after an overlap"]).len(), 3);
+    }
+}
+
+#[test]
+fn an_atomic_fragment_is_its_own_datagram_even_beside_a_pending_queue() {
+    let w = big_udp(C6, S6, 150);
+    let f = frag6(&w, &CUTS3, 99, &[]);
+    // Atomic fragment (offset 0, M=0) with the same ID as the pending queue.
+    let small = udp(C6, 40001, S6, 9000, b"atomic");
+    let atomic = frag6(&small, &[(0, 100)], 99, &[]).remove(0);
+    assert_eq!(&atomic[40 + 2..40 + 4], &[0, 0], "offset 0, M=0");
+    let sc = Scenario::gateway("defrag-atomic", FILTER, FILTER6);
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, f[0].clone()),
+            at("lan0", 0.1, atomic.clone()),
+            at("lan0", 0.2, f[1].clone()),
+            at("lan0", 0.3, f[2].clone()),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.on("wan0"),
+        vec![hop(&atomic), hop(&f[0]), hop(&f[1]), hop(&f[2])],
+        "the atomic fragment leaves at once, with its Fragment header; the queue is untouched"
+    );
+}
+
+#[test]
+fn malformed_fragment_sets_are_refused() {
+    let w6 = big_udp(C6, S6, 150);
+    let w4 = big_udp(C, S, 150);
+    // RFC 7112: a first fragment whose header chain stops before the UDP
+    // header (a 16-byte Destination Options header, then only 4 bytes).
+    let dest = [0, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let no_l4 = frag6(&w6, &[(0, 4)], 1, &dest).remove(0);
+    // RFC 8200: a non-last fragment of 60 bytes (not a multiple of 8).
+    let odd = frag6(&w6, &[(0, 60)], 2, &[]).remove(0);
+    // RFC 8200: offset + length past 65,535.
+    let mut far = frag6(&w6, &[(64, 64)], 3, &[]).remove(0);
+    far[42..44].copy_from_slice(&(65_528u16 | 1).to_be_bytes());
+    // RFC 1858: an IPv4 TCP first fragment too short for the TCP header.
+    let t = tcp(C, 40000, S, 80, 1, 0, SYN, &[0u8; 40]);
+    let tiny = frag4(&t, &[(0, 8)], 4).remove(0);
+    // RFC 3128: a TCP fragment at offset 8 (FO = 1).
+    let fo1 = frag4(&t, &[(8, 16)], 4).remove(0);
+    let sc = Scenario::gateway("defrag-bad", FILTER, FILTER6);
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, no_l4),
+            at("lan0", 0.0, odd),
+            at("lan0", 0.0, far),
+            at("lan0", 0.0, tiny),
+            at("lan0", 0.0, fo1),
+            // Valid traffic afterwards still passes.
+            at("lan0", 0.1, frag4(&w4, &CUTS3, 8)[0].clone()),
+            at("lan0", 0.1, frag4(&w4, &CUTS3, 8)[1].clone()),
+            at("lan0", 0.1, frag4(&w4, &CUTS3, 8)[2].clone()),
+        ],
+        None,
+    );
+    assert_eq!(out.on("wan0").len(), 3);
+    for reason in [
+        "RFC 7112",
+        "frag: length not a multiple of 8",
+        "frag: datagram over 65535 bytes",
+        "RFC 1858",
+        "RFC 3128",
+    ] {
+        assert_eq!(
+            out.events_with(&[reason]).len(),
+            1,
+            "{reason}: {:#?}",
+            out.events
+        );
+    }
+    assert!(out.stats.contains("RFC 7112"), "{}", out.stats);
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+[[route]]
+prefix = "0.0.0.0/0"
+interface = "wan0"
+via = "198.51.100.254"
+[[route]]
+prefix = "::/0"
+interface = "wan0"
+via = "2001:db8:2::fe"
+[rules]
+ipv4 = "v4.rules"
+ipv6 = "v6.rules"
+{extra}
+"#
+    )
+}
+
+#[test]
+fn timeout_discards_and_optionally_reports_time_exceeded() {
+    let w = big_udp(C, S, 150);
+    let f = frag4(&w, &CUTS3, 11);
+    let w6 = big_udp(C6, S6, 150);
+    let f6 = frag6(&w6, &CUTS3, 12, &[]);
+    let arr = [
+        at("lan0", 0.0, f[0].clone()),
+        at("lan0", 0.0, f6[0].clone()),
+        at("lan0", 0.0, f6[2].clone()),
+        // The missing piece arrives too late.
+        at("lan0", 61.0, f[1].clone()),
+        at("lan0", 61.0, f[2].clone()),
+    ];
+    let quiet = Scenario::with_config("defrag-to", &config(""), FILTER, FILTER6);
+    let out = quiet.run(&arr, Some(70.0));
+    assert!(out.on("wan0").is_empty());
+    assert!(out.on("lan0").is_empty(), "silent by default");
+    assert!(
+        out.stats.contains("frag: reassembly timeout"),
+        "{}",
+        out.stats
+    );
+
+    let loud = Scenario::with_config(
+        "defrag-te",
+        &config("[defrag]\ntime_exceeded = true\ntimeout = 30\n"),
+        FILTER,
+        FILTER6,
+    );
+    let out = loud.run(&arr, Some(70.0));
+    let back = out.on("lan0");
+    // v4: type 11 code 1; v6: type 3 code 1; the later datagram from t=61
+    // (no first fragment) times out silently.
+    let kinds: Vec<(u8, u8)> = back
+        .iter()
+        .map(|p| {
+            if p[0] >> 4 == 4 {
+                (p[20], p[21])
+            } else {
+                (p[40], p[41])
+            }
+        })
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(
+        kinds.contains(&(11, 1)) && kinds.contains(&(3, 1)),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn queue_exhaustion_by_one_source_does_not_starve_another() {
+    let cfg = config("[defrag]\nmax_datagrams = 8\nper_source = 2\n");
+    let sc = Scenario::with_config("defrag-exh", &cfg, FILTER, FILTER6);
+    let w = big_udp(C, S, 150);
+    let mut arr = Vec::new();
+    for id in 100..110 {
+        arr.push(at("lan0", 0.0, frag4(&w, &CUTS3, id)[0].clone()));
+    }
+    let other = big_udp("192.0.2.3", S, 150);
+    for p in frag4(&other, &CUTS3, 100) {
+        arr.push(at("lan0", 0.5, p));
+    }
+    let out = sc.run(&arr, None);
+    assert_eq!(
+        out.on("wan0").len(),
+        3,
+        "the other source's datagram passes"
+    );
+    assert_eq!(out.events_with(&["frag: per-source limit"]).len(), 8);
+}
+
+#[test]
+fn bad_defrag_settings_are_rejected_with_their_position() {
+    let e = router::config::Config::parse(
+        "[defrag]\nmemory_high = 100000\nmemory_low = 200000\n",
+        "gw.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.column), (3, 14), "{e}");
+    let e = router::config::Config::parse(
+        "[defrag]\ntimeout = 0\n",
+        "gw.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("gw.toml:2:11:"), "{e}");
+}
