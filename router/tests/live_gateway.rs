@@ -841,12 +841,23 @@ fn reject_seen_by_clients_as_rst_and_icmp_unreachable() {
 }
 
 #[test]
-fn pmtu_discovery_across_smaller_egress_mtu() {
+fn pmtu_discovery_across_smaller_egress_mtu_tap_lan() {
+    pmtu_scenario(KIND_TAP, KIND_TUN, "gf");
+}
+
+#[test]
+fn pmtu_discovery_across_smaller_egress_mtu_tun_lan() {
+    pmtu_scenario(KIND_TUN, KIND_TAP, "gi");
+}
+
+/// The LAN link has MTU 1500, the WAN link 1280: a LAN host's too-big packets with DF set
+/// must come back as Fragmentation Needed / Packet Too Big so its kernel learns the PMTU.
+fn pmtu_scenario(lan_kind: &str, wan_kind: &str, test: &str) {
     if !live_env() {
         return;
     }
-    let mut lab = Lab::new("gf");
-    let mut setup = masquerade_setup(&lab, KIND_TAP, KIND_TUN);
+    let mut lab = Lab::new(test);
+    let mut setup = masquerade_setup(&lab, lan_kind, wan_kind);
     setup.wan_mtu = 1280;
     let (lan, _wan) = start_gateway(&mut lab, &setup);
 
@@ -1005,10 +1016,10 @@ fn reload_during_tcp_transfer_does_not_break_it() {
     );
     assert_ne!(rules_a, rules_b);
     let (lan, wan) = start_gateway(&mut lab, &setup);
-    let content = blob(6_000_000);
+    let content = blob(8_000_000);
     web_server(&mut lab, &wan, 80, "http.log", &content);
 
-    // Two rate-limited downloads (about 3 s each), IPv4 and IPv6, run in parallel.
+    // Two rate-limited downloads (about 4 s each), IPv4 and IPv6, run in parallel.
     let mut transfers = Vec::new();
     for (i, url) in [
         "http://198.51.100.2/blob.bin",
