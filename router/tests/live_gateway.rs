@@ -23,6 +23,17 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether the tests can run (see `live_env`): they also need these programs.
+fn env() -> bool {
+    live_env_with(&[
+        ("traceroute", "--version"),
+        ("tracepath", "-V"),
+        ("dumpcap", "-v"),
+        ("tshark", "-v"),
+        ("ss", "-V"),
+    ])
+}
+
 /// The nat table for IPv4 or IPv6: masquerade what leaves on the WAN, and optionally publish
 /// WAN port 8080 as the LAN web server's port 80.
 fn nat_table(lab: &Lab, v6: bool, masquerade: bool, port_forward: bool) -> String {
@@ -317,7 +328,7 @@ fn counters(line: &str) -> [(u64, u64); 2] {
 /// The masquerade scenario on one link kind: ping to and through the router, TCP downloads
 /// and UDP exchanges whose servers see the NAT address, unsolicited inbound dropped.
 fn masquerade_scenario(kind: &str, test: &str) {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new(test);
@@ -475,7 +486,7 @@ fn masquerade_tcp_udp_ping_tap() {
 
 #[test]
 fn ct_list_states_and_counters() {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new("gc");
@@ -625,7 +636,7 @@ fn ct_list_states_and_counters() {
 
 #[test]
 fn dnat_port_forward_reaches_lan_server_with_client_address() {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new("gd");
@@ -744,7 +755,7 @@ except OSError as e:
 
 #[test]
 fn reject_seen_by_clients_as_rst_and_icmp_unreachable() {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new("ge");
@@ -857,7 +868,7 @@ fn pmtu_discovery_across_smaller_egress_mtu_tun_lan() {
 /// The LAN link has MTU 1500, the WAN link 1280: a LAN host's too-big packets with DF set
 /// must come back as Fragmentation Needed / Packet Too Big so its kernel learns the PMTU.
 fn pmtu_scenario(lan_kind: &str, wan_kind: &str, test: &str) {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new(test);
@@ -908,7 +919,7 @@ fn pmtu_scenario(lan_kind: &str, wan_kind: &str, test: &str) {
 
 #[test]
 fn ttl_expiry_visible_to_traceroute_and_tracepath() {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new("gg");
@@ -1006,7 +1017,7 @@ fn wait_child(c: &mut std::process::Child, secs: u64) -> Option<std::process::Ex
 
 #[test]
 fn reload_during_tcp_transfer_does_not_break_it() {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new("gh");
@@ -1214,7 +1225,7 @@ impl Drop for Capture {
 
 #[test]
 fn two_workers_forward_each_flow_in_order() {
-    if !live_env() {
+    if !env() {
         return;
     }
     let mut lab = Lab::new("gj");

@@ -12,6 +12,11 @@ pub const TF: &str = env!("CARGO_BIN_EXE_tunfilter");
 
 /// Whether live tests can run here; panics under CI=true when they cannot.
 pub fn live_env() -> bool {
+    live_env_with(&[])
+}
+
+/// [`live_env`] for a test that also needs the programs in `extra` (command, version flag).
+pub fn live_env_with(extra: &[(&str, &str)]) -> bool {
     let mut missing = Vec::new();
     if !rustix::process::getuid().is_root() {
         missing.push("root");
@@ -25,7 +30,10 @@ pub fn live_env() -> bool {
         ("curl", "--version"),
         ("python3", "--version"),
         ("socat", "-V"),
-    ] {
+    ]
+    .iter()
+    .chain(extra)
+    {
         let ok = Command::new(cmd)
             .arg(arg)
             .stdout(Stdio::null())
