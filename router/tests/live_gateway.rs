@@ -7,7 +7,8 @@
 //! forward (the LAN server logs the real WAN client), REJECT (the client's socket gets
 //! ECONNREFUSED / EHOSTUNREACH), PMTU discovery (the LAN kernel's route cache learns the
 //! smaller MTU), TTL expiry (traceroute and tracepath list the router as hop 1), `ct list`
-//! states and per-direction counters, and rule reloads during a running transfer.
+//! states and per-direction counters, rule reloads during a running transfer, and that two
+//! workers keep every flow's packets in order (captures on both sides).
 //!
 //! Like `live_netns.rs` they need root and /dev/net/tun, are skipped without them and fail
 //! under `CI=true`. Names start with `tflv` and carry the process id, so tests running in
