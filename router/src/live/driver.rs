@@ -1,9 +1,11 @@
 //! The run loop: worker threads around the shared engine, signals, and shutdown.
 //!
 //! Each worker owns one queue of every device (multi-queue devices spread flows over workers;
-//! with one worker, one queue is shared). A worker polls its queues, reads a batch, takes the
-//! engine lock once for the whole batch (packets in, due timers, transmits and events out),
-//! releases it, and only then writes and formats: the lock is never held across a syscall.
+//! with one worker, one queue is shared) and reads only from it; it writes each packet to the
+//! queue that a hash of the packet's flow picks, because the kernel steers a flow to the queue
+//! it was last written to (see `Shared::tx_queue`). A worker polls its queues, reads a batch,
+//! takes the engine lock once for the whole batch (packets in, due timers, transmits and events
+//! out), releases it, and only then writes and formats: the lock is never held across a syscall.
 //! Every queue between threads is bounded; what does not fit is dropped and counted.
 
 use std::path::PathBuf;
@@ -124,6 +126,36 @@ impl Shared {
     fn queue(&self, iface: usize, worker: usize) -> Option<&Queue> {
         let qs = &self.devices.devices.get(iface)?.queues;
         qs.get(worker % qs.len().max(1))
+    }
+
+    /// The queue of `iface` that `frame` is written to.
+    ///
+    /// A multi-queue TUN/TAP device steers the kernel's packets of a flow to the queue where
+    /// userspace last wrote that flow (tun's automatic flow steering). Writing from whichever
+    /// worker happened to read the packet made that steering flip back and forth between
+    /// workers, so both raced within one flow and reordered it (late duplicate ACKs drew RSTs
+    /// from the endpoints). Choosing the queue by a hash of the flow keeps the steering, and
+    /// so each direction of a flow, on one worker. Frames that are not IP (ARP, ...) use the
+    /// worker's own queue.
+    fn tx_queue(&self, iface: usize, frame: &[u8], worker: usize) -> Option<&Queue> {
+        let dev = self.devices.devices.get(iface)?;
+        let n = dev.queues.len().max(1);
+        let idx = if n == 1 {
+            0
+        } else {
+            let ip = match dev.kind {
+                IfaceKind::Tun => Some(frame),
+                IfaceKind::Tap => match frame.get(12..14) {
+                    Some([0x08, 0x00]) | Some([0x86, 0xdd]) => frame.get(14..),
+                    _ => None,
+                },
+            };
+            match ip.and_then(flow_hash) {
+                Some(h) => (h % n as u64) as usize,
+                None => worker % n,
+            }
+        };
+        dev.queues.get(idx)
     }
 
     fn driver_stats(&self) -> Vec<String> {
@@ -575,7 +607,7 @@ fn worker(sh: &Shared, w: usize) {
             }
         }
         for (i, f) in frames.drain(..) {
-            let (Some(q), Some(link)) = (sh.queue(i, w), sh.links.get(i)) else {
+            let (Some(q), Some(link)) = (sh.tx_queue(i, &f, w), sh.links.get(i)) else {
                 continue;
             };
             match q.send(&f) {
@@ -613,6 +645,34 @@ fn worker(sh: &Shared, w: usize) {
     }
 }
 
+/// A hash of an IP packet's flow that is the same for both directions: addresses, protocol
+/// and, for unfragmented TCP/UDP/UDP-Lite/SCTP/DCCP, the ports. `None` for what is not IP.
+fn flow_hash(ip: &[u8]) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let (src, dst, proto, l4) = match ip.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(ip.first()? & 0x0f) * 4;
+            let frag = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff;
+            let l4 = if frag == 0 { ip.get(ihl..) } else { None };
+            (ip.get(12..16)?, ip.get(16..20)?, *ip.get(9)?, l4)
+        }
+        6 => (ip.get(8..24)?, ip.get(24..40)?, *ip.get(6)?, ip.get(40..)),
+        _ => return None,
+    };
+    let ports = matches!(proto, 6 | 17 | 33 | 132 | 136)
+        .then(|| l4.and_then(|t| t.get(0..4)))
+        .flatten()
+        .map_or(([0u8; 2], [0u8; 2]), |p| ([p[0], p[1]], [p[2], p[3]]));
+    let a = (src, ports.0);
+    let b = (dst, ports.1);
+    // DefaultHasher::new() has fixed keys: the choice is stable for the whole run.
+    let mut h = std::hash::DefaultHasher::new();
+    proto.hash(&mut h);
+    a.min(b).hash(&mut h);
+    a.max(b).hash(&mut h);
+    Some(h.finish())
+}
+
 /// How long a worker may sleep: until the earliest engine or layer-2 deadline, between
 /// [`MIN_SLEEP`] and [`MAX_SLEEP`].
 fn next_wakeup(sh: &Shared) -> Duration {
@@ -642,6 +702,47 @@ fn is_trace(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_hash_is_symmetric_and_per_flow() {
+        // IPv4 TCP 192.0.2.2:40000 -> 198.51.100.2:80 and its reply.
+        let mut v4 = [0u8; 40];
+        v4[0] = 0x45;
+        v4[9] = 6;
+        v4[12..16].copy_from_slice(&[192, 0, 2, 2]);
+        v4[16..20].copy_from_slice(&[198, 51, 100, 2]);
+        v4[20..24].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        let mut reply = v4;
+        reply[12..16].copy_from_slice(&[198, 51, 100, 2]);
+        reply[16..20].copy_from_slice(&[192, 0, 2, 2]);
+        reply[20..24].copy_from_slice(&[0, 80, 0x9c, 0x40]);
+        assert_eq!(flow_hash(&v4), flow_hash(&reply));
+        let mut other = v4;
+        other[21] = 0x41;
+        assert_ne!(flow_hash(&v4), flow_hash(&other));
+        // A non-first fragment has no ports: hashed on addresses and protocol only.
+        let mut frag = v4;
+        frag[7] = 10;
+        assert!(flow_hash(&frag).is_some());
+        // IPv6 UDP, both directions.
+        let mut v6 = [0u8; 48];
+        v6[0] = 0x60;
+        v6[6] = 17;
+        v6[8..10].copy_from_slice(&[0x20, 0x01]);
+        v6[23] = 2;
+        v6[24..26].copy_from_slice(&[0x20, 0x01]);
+        v6[39] = 3;
+        v6[40..44].copy_from_slice(&[0x13, 0x88, 0x00, 0x35]);
+        let mut v6r = v6;
+        v6r[8..24].copy_from_slice(&v6[24..40]);
+        v6r[24..40].copy_from_slice(&v6[8..24]);
+        v6r[40..44].copy_from_slice(&[0x00, 0x35, 0x13, 0x88]);
+        assert_eq!(flow_hash(&v6), flow_hash(&v6r));
+        // Not IP, or truncated: no hash, no panic.
+        assert_eq!(flow_hash(&[]), None);
+        assert_eq!(flow_hash(&[0x45, 0, 0]), None);
+        assert_eq!(flow_hash(&[0x20; 60]), None);
+    }
 
     #[test]
     fn trace_stream_takes_drops_logs_and_traces() {
