@@ -592,7 +592,7 @@ mod tests {
         ];
         p[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
         p[4..6].copy_from_slice(&id.to_be_bytes());
-        let f = off / 8 | if more { 0x2000 } else { 0 };
+        let f = (off / 8) | if more { 0x2000 } else { 0 };
         p[6..8].copy_from_slice(&f.to_be_bytes());
         let ck = checksum::data(&p);
         p[10..12].copy_from_slice(&ck.to_be_bytes());
