@@ -475,3 +475,101 @@ fn bad_defrag_settings_are_rejected_with_their_position() {
     .unwrap_err();
     assert!(e.to_string().starts_with("gw.toml:2:11:"), "{e}");
 }
+
+#[test]
+fn fragments_larger_than_the_egress_mtu() {
+    // wan0 MTU 576: a 1500-byte IPv4 fragment without DF is split further on
+    // 8-byte boundaries; with DF it gets Fragmentation Needed; an IPv6
+    // fragment gets Packet Too Big.
+    let cfg = config("").replace(
+        "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+        "mtu = 1280\naddresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+    );
+    let sc = Scenario::with_config("defrag-mtu", &cfg, FILTER, FILTER6);
+    let w = big_udp(C, S, 2000);
+    let f = frag4(&w, &[(0, 1480), (1480, 600)], 21);
+    let mut df = frag4(&w, &[(0, 1480), (1480, 600)], 22);
+    for p in &mut df {
+        p[6] |= 0x40;
+        p[10] = 0;
+        p[11] = 0;
+        let ck = checksum::data(&p[..20]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+    }
+    let w6 = big_udp(C6, S6, 2000);
+    let f6 = frag6(&w6, &[(0, 1400), (1400, 700)], 23, &[]);
+    let mut arr: Vec<Arrival> = f.iter().map(|p| at("lan0", 0.0, p.clone())).collect();
+    arr.extend(df.iter().map(|p| at("lan0", 1.0, p.clone())));
+    arr.extend(f6.iter().map(|p| at("lan0", 2.0, p.clone())));
+    let out = sc.run(&arr, None);
+    let sent = out.on("wan0");
+    // Non-DF: the 1500-byte fragment became two (offsets 0 and 1256), the
+    // 548-byte one passed as it was.
+    let v4: Vec<(u16, u16, bool, usize)> = sent
+        .iter()
+        .filter(|p| p[0] >> 4 == 4)
+        .map(|p| {
+            let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+            assert!(p.len() <= 1280 && ip.verify_checksum());
+            (
+                ip.ident(),
+                ip.frag_offset(),
+                ip.more_frags(),
+                ip.payload().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        v4,
+        vec![
+            (21, 0, true, 1256),
+            (21, 1256, true, 224),
+            (21, 1480, false, 528),
+            // The DF datagram's second fragment fits and goes.
+            (22, 1480, false, 528),
+        ]
+    );
+    // DF: the first fragment is refused with Fragmentation Needed (MTU 1280);
+    // the second fits and goes. IPv6: Packet Too Big for the big fragment.
+    assert_eq!(sent.iter().filter(|p| p[0] >> 4 == 6).count(), 1);
+    let back = out.on("lan0");
+    let errors: Vec<(u8, u8, u32)> = back
+        .iter()
+        .map(|p| {
+            let (t, c, rest) = if p[0] >> 4 == 4 {
+                (20, 21, 24)
+            } else {
+                (40, 41, 44)
+            };
+            (
+                p[t],
+                p[c],
+                u32::from_be_bytes(p[rest..rest + 4].try_into().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(errors, vec![(3, 4, 1280), (2, 0, 1280)]);
+    assert_eq!(out.events_with(&["packet too big"]).len(), 2);
+}
+
+#[test]
+fn headers_before_the_fragment_header_may_differ_between_fragments() {
+    // RFC 8200 §4.5: only the first fragment's unfragmentable part counts.
+    let w6 = big_udp(C6, S6, 150);
+    let dest = [0, 0, 1, 4, 0, 0, 0, 0];
+    let first = frag6(&w6, &CUTS3[..1], 31, &dest).remove(0);
+    let rest = frag6(&w6, &CUTS3, 31, &[]);
+    let sc = Scenario::gateway("defrag-diff", FILTER, FILTER6);
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, rest[2].clone()),
+            at("lan0", 0.0, first.clone()),
+            at("lan0", 0.0, rest[1].clone()),
+        ],
+        None,
+    );
+    assert_eq!(
+        out.on("wan0"),
+        vec![hop(&rest[2]), hop(&first), hop(&rest[1])]
+    );
+}
