@@ -1259,6 +1259,12 @@ impl Engine {
         };
         let local = &self.local;
         let is_local = |a: IpAddr| local.contains(a);
+        // A reassembled datagram is shown to payload matches as its fragments'
+        // segments (the clone's header, then each fragment's data), not as a copy.
+        let segments: Vec<&[u8]> = match &self.frag_pending {
+            Some(f) => fragment_segments(pkt.as_slice(), &f.fragments),
+            None => Vec::new(),
+        };
         let ctx = PacketCtx {
             family: rules_family(meta.family),
             in_iface: name(in_iface),
@@ -1279,7 +1285,7 @@ impl Engine {
             now_ns: self.now.as_nanos(),
             local_addr: Some(&is_local),
             packet: pkt.as_slice(),
-            chain: None,
+            chain: (!segments.is_empty()).then_some(&segments[..]),
         };
         let mut out = rules::EvalOutput {
             skip_accept_rule: true,
@@ -1976,6 +1982,71 @@ fn quick_tuple(p: &[u8]) -> Option<Tuple> {
     })
 }
 
+/// The segments of a reassembled datagram: the clone's header part (up to
+/// where the fragmentable data starts), then each fragment's data in offset
+/// order. Empty when a fragment cannot be read (the caller then searches the
+/// contiguous clone).
+fn fragment_segments<'a>(clone: &'a [u8], frags: &'a [PacketBuf]) -> Vec<&'a [u8]> {
+    let mut parts: Vec<(usize, &[u8])> = Vec::with_capacity(frags.len());
+    let mut hdr = None;
+    for f in frags {
+        let p = f.as_slice();
+        let (off, data_at, end) = match p.first().map(|b| b >> 4) {
+            Some(4) => {
+                let ihl = usize::from(p[0] & 0x0f) * 4;
+                let Some(total) = p
+                    .get(2..4)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                else {
+                    return Vec::new();
+                };
+                let Some(fo) = p.get(6..8).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+                    return Vec::new();
+                };
+                let off = usize::from(fo & 0x1fff) * 8;
+                if off == 0 {
+                    hdr = Some(ihl);
+                }
+                (off, ihl, total)
+            }
+            Some(6) => {
+                let Some(plen) = p
+                    .get(4..6)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                else {
+                    return Vec::new();
+                };
+                let Some(walk) = p
+                    .get(40..40 + plen)
+                    .and_then(|pl| conntrack::wire::walk_ext_headers(p[6], pl).ok())
+                else {
+                    return Vec::new();
+                };
+                let Some(fh) = walk.frag else {
+                    return Vec::new();
+                };
+                if fh.offset == 0 {
+                    // The clone has the headers before the Fragment header.
+                    hdr = Some(40 + fh.header_offset);
+                }
+                (usize::from(fh.offset), 40 + fh.header_offset + 8, 40 + plen)
+            }
+            _ => return Vec::new(),
+        };
+        match p.get(data_at..end) {
+            Some(d) => parts.push((off, d)),
+            None => return Vec::new(),
+        }
+    }
+    let Some(h) = hdr.and_then(|h| clone.get(..h)) else {
+        return Vec::new();
+    };
+    parts.sort_by_key(|(off, _)| *off);
+    std::iter::once(h)
+        .chain(parts.into_iter().map(|(_, d)| d))
+        .collect()
+}
+
 /// Where the L4 header is (first fragment) or would be (later ones): after
 /// the IPv4 header, or after the IPv6 Fragment header.
 fn fragment_l4_offset(p: &[u8]) -> Option<usize> {
@@ -2072,4 +2143,70 @@ fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<PacketBuf>> {
         off += take;
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use l3proto::defrag::{DefragConfig, Outcome};
+
+    fn v4_fragments(id: u16) -> Vec<Vec<u8>> {
+        let mut whole = vec![0u8; 20];
+        conntrack::wire::ipv4::emit_header(
+            &mut whole,
+            [192, 0, 2, 2].into(),
+            [198, 51, 100, 9].into(),
+            17,
+            64,
+            8 + 100,
+            id,
+        )
+        .unwrap();
+        whole.extend_from_slice(&[0x0f, 0xa0, 0, 9, 0, 108, 0, 0]);
+        whole.extend((0..100u8).map(|i| i.wrapping_mul(3)));
+        [(0usize, 48usize), (48, 48), (96, 12)]
+            .iter()
+            .map(|&(off, len)| {
+                let payload = &whole[20..];
+                let end = (off + len).min(payload.len());
+                let mut p = whole[..20].to_vec();
+                p[2..4].copy_from_slice(&((20 + end - off) as u16).to_be_bytes());
+                let more = if end < payload.len() { 0x2000 } else { 0 };
+                p[6..8].copy_from_slice(&((off / 8) as u16 | more).to_be_bytes());
+                p[10] = 0;
+                p[11] = 0;
+                let ck = checksum::data(&p);
+                p[10..12].copy_from_slice(&ck.to_be_bytes());
+                p.extend_from_slice(&payload[off..end]);
+                p
+            })
+            .collect()
+    }
+
+    /// The segments handed to payload matches are exactly the clone's bytes,
+    /// borrowed from the fragments (arrival order does not matter).
+    #[test]
+    fn fragment_segments_spell_the_clone() {
+        let frags = v4_fragments(5);
+        let mut d = Defrag::new(DefragConfig::default());
+        let now = Instant::from_secs(1);
+        let mut done = None;
+        for i in [2, 0, 1] {
+            if let Outcome::Complete(dg) = d.push(now, PacketBuf::from_slice(&frags[i]), 0) {
+                done = Some(dg);
+            }
+        }
+        let dg = done.expect("complete");
+        let segs = fragment_segments(dg.clone.as_slice(), &dg.fragments);
+        assert_eq!(segs.len(), 4, "header + three data segments");
+        assert_eq!(segs.concat(), dg.clone.as_slice());
+        // Each data segment points into a fragment, not into a copy.
+        let inside = |s: &[u8]| {
+            dg.fragments.iter().any(|f| {
+                let r = f.as_slice().as_ptr_range();
+                r.contains(&s.as_ptr())
+            })
+        };
+        assert!(segs[1..].iter().all(|s| inside(s)));
+    }
 }

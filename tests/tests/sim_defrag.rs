@@ -553,12 +553,16 @@ fn fragments_larger_than_the_egress_mtu() {
 }
 
 #[test]
-fn headers_before_the_fragment_header_may_differ_between_fragments() {
-    // RFC 8200 §4.5: only the first fragment's unfragmentable part counts.
+fn headers_before_the_fragment_header_and_next_headers_may_differ_between_fragments() {
+    // RFC 8200 §4.5: only the first fragment's unfragmentable part and Next
+    // Header count.
     let w6 = big_udp(C6, S6, 150);
     let dest = [0, 0, 1, 4, 0, 0, 0, 0];
     let first = frag6(&w6, &CUTS3[..1], 31, &dest).remove(0);
-    let rest = frag6(&w6, &CUTS3, 31, &[]);
+    let mut rest = frag6(&w6, &CUTS3, 31, &[]);
+    // Only the offset-0 fragment's Next Header counts: a later fragment
+    // naming TCP changes nothing, and keeps its value on the way out.
+    rest[1][40] = 6;
     let sc = Scenario::gateway("defrag-diff", FILTER, FILTER6);
     let out = sc.run(
         &[

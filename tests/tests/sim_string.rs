@@ -46,3 +46,54 @@ fn payload_patterns_decide_and_count() {
     assert_eq!(drops("\"rule\":1,"), 1, "{:#?}", out.events);
     assert_eq!(drops("\"rule\":2,"), 1);
 }
+
+/// An IPv4 fragment of `whole` at payload offset `off` with `len` bytes.
+fn frag4(whole: &[u8], off: usize, len: usize, id: u16) -> Vec<u8> {
+    let payload = &whole[20..];
+    let end = (off + len).min(payload.len());
+    let mut p = whole[..20].to_vec();
+    p[2..4].copy_from_slice(&((20 + end - off) as u16).to_be_bytes());
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    let more = if end < payload.len() { 0x2000 } else { 0 };
+    p[6..8].copy_from_slice(&((off / 8) as u16 | more).to_be_bytes());
+    p[10] = 0;
+    p[11] = 0;
+    let ck = conntrack::wire::checksum::data(&p);
+    p[10..12].copy_from_slice(&ck.to_be_bytes());
+    p.extend_from_slice(&payload[off..end]);
+    p
+}
+
+#[test]
+fn a_pattern_split_across_fragments_is_found_in_the_reassembled_datagram() {
+    let rules = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -p udp -m string --string \"GET /admin\" --algo kmp --to 65535 -j DROP
+COMMIT
+";
+    let sc = Scenario::gateway("string-frag", rules, "");
+    // UDP payload: 36 filler bytes, then the pattern; the first fragment
+    // carries 8 (UDP header) + 32 bytes, so the pattern starts 4 bytes
+    // before the boundary and ends 6 bytes after it.
+    let mut payload = vec![b'.'; 36];
+    payload.extend_from_slice(b"GET /admin");
+    payload.extend_from_slice(&[b'.'; 30]);
+    let bad = udp("192.0.2.2", 4000, "203.0.113.10", 9, &payload);
+    let good = udp("192.0.2.2", 4001, "203.0.113.10", 9, &[b'.'; 76]);
+    let mut arr = Vec::new();
+    for (t, whole, id) in [(0.0, &bad, 1u16), (0.1, &good, 2u16)] {
+        for (off, len) in [(0, 40), (40, 48)] {
+            arr.push(at("lan0", t, frag4(whole, off, len, id)));
+        }
+    }
+    let out = sc.run(&arr, None);
+    let sent = out.on("wan0");
+    assert_eq!(
+        sent.len(),
+        2,
+        "only the clean datagram's two fragments leave"
+    );
+    assert!(sent.iter().all(|p| p[4..6] == [0, 2]));
+}

@@ -280,9 +280,10 @@ pub struct PacketCtx<'a> {
     pub local_addr: Option<&'a (dyn Fn(IpAddr) -> bool + 'a)>,
     /// The L3 packet (for later matches such as -m length / string).
     pub packet: &'a [u8],
-    /// The same datagram as a chain of segments when it was reassembled from fragments
+    /// The same datagram as a chain of segments (its header, then each fragment's data in
+    /// offset order, borrowed from the fragments themselves) when it was reassembled
     /// (`None`: `packet` is all of it). Payload matches (`-m string`) search this instead.
-    pub chain: Option<&'a conntrack::SegChain>,
+    pub chain: Option<&'a [&'a [u8]]>,
 }
 
 impl<'a> PacketCtx<'a> {

@@ -171,7 +171,7 @@ impl StringMatch {
             return false;
         };
         let found = match ctx.chain {
-            Some(chain) => s.find_in_chunks(chain.chunks()).is_some(),
+            Some(chain) => s.find_in_chunks(chain.iter().copied()).is_some(),
             None => s.find_in_chunks([ctx.packet]).is_some(),
         };
         found != self.invert
@@ -258,9 +258,7 @@ mod tests {
 
     #[test]
     fn segments_icase_invert_and_save() {
-        let mut chain = conntrack::SegChain::new();
-        chain.push(conntrack::PacketBuf::from_slice(b"...get /ind"));
-        chain.push(conntrack::PacketBuf::from_slice(b"ex.html ..."));
+        let chain: [&[u8]; 2] = [b"...get /ind", b"ex.html ..."];
         let mut c = ctx(b"");
         c.chain = Some(&chain);
         for algo in [

@@ -67,10 +67,7 @@ fn verdicts() {
         Verdict::Accept
     );
     // A reassembled datagram: the pattern straddles two fragments' segments.
-    let mut chain = conntrack::SegChain::new();
-    chain.push(conntrack::PacketBuf::from_slice(&[0u8; 20]));
-    chain.push(conntrack::PacketBuf::from_slice(b"xx GET /ad"));
-    chain.push(conntrack::PacketBuf::from_slice(b"min yy"));
+    let chain: [&[u8]; 3] = [&[0u8; 20], b"xx GET /ad", b"min yy"];
     let mut c = ctx(b"");
     c.chain = Some(&chain);
     assert_eq!(rs.evaluate(Table::Filter, Hook::Input, &c), Verdict::Drop);
