@@ -228,22 +228,43 @@ impl Ct {
     }
 
     fn state(&self, table: &ConnTable<AnyState>) -> CtState {
+        // The virtual states SNAT / DNAT (for `--ctstate`) follow the
+        // connection's NAT status bits, as in xt_conntrack.
+        let nat = |status: Status| {
+            let mut v = CtState::default();
+            if status.contains(Status::SRC_NAT) {
+                v |= CtState::SNAT;
+            }
+            if status.contains(Status::DST_NAT) {
+                v |= CtState::DNAT;
+            }
+            v
+        };
         match self {
             Ct::Untracked => CtState::UNTRACKED,
             Ct::Invalid(_) => CtState::INVALID,
-            Ct::New { related: true, .. } | Ct::Known { related: true, .. } => CtState::RELATED,
-            Ct::New { .. } => CtState::NEW,
-            Ct::Known { id, dir, .. } => {
+            Ct::New { related, conn } => {
+                let base = if *related {
+                    CtState::RELATED
+                } else {
+                    CtState::NEW
+                };
+                base | nat(conn.status)
+            }
+            Ct::Known { id, dir, related } => {
                 let Some(c) = table.get(*id) else {
                     return CtState::INVALID;
                 };
-                if *dir == Dir::Reply || c.status.contains(Status::SEEN_REPLY) {
+                let base = if *related {
+                    CtState::RELATED
+                } else if *dir == Dir::Reply || c.status.contains(Status::SEEN_REPLY) {
                     CtState::ESTABLISHED
                 } else if c.status.contains(Status::EXPECTED) {
                     CtState::RELATED
                 } else {
                     CtState::NEW
-                }
+                };
+                base | nat(c.status)
             }
         }
     }

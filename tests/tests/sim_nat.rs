@@ -310,3 +310,38 @@ fn ipv6_masquerade() {
         .unwrap()
         .verify_checksum_v6(&ip.src_addr(), &ip.dst_addr()));
 }
+
+/// OpenWrt-style forwarding rule: `--ctstate DNAT` admits exactly the
+/// connections a port forward translated (the virtual state follows the
+/// connection's DNAT status, from its first packet on).
+#[test]
+fn ctstate_dnat_admits_port_forwards_only() {
+    let filter = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i wan0 -m conntrack --ctstate DNAT -j ACCEPT
+-A FORWARD -i lan0 -j ACCEPT
+COMMIT
+";
+    let rules = format!("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n{FWD}COMMIT\n{filter}");
+    let sc = Scenario::gateway("ctdnat", &rules, "");
+    let out = sc.run(
+        &[
+            // Through the port forward: accepted.
+            at("wan0", 0.0, tcp(S, 7000, PUB, 8080, 1, 0, SYN, b"")),
+            // Straight at the LAN host: no DNAT, dropped.
+            at("wan0", 0.1, tcp(S, 7001, C, 80, 1, 0, SYN, b"")),
+        ],
+        None,
+    );
+    let lan = out.on("lan0");
+    assert_eq!(lan.len(), 1, "{:#?}", out.events);
+    let ip = Ipv4Packet::new_checked(&lan[0][..]).unwrap();
+    assert_eq!(
+        TcpPacket::new_checked(ip.payload()).unwrap().src_port(),
+        7000
+    );
+    assert_eq!(out.events_with(&["policy: drop", "7001"]).len(), 1);
+}
