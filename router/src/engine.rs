@@ -1280,6 +1280,23 @@ impl Engine {
         };
         let local = &self.local;
         let is_local = |a: IpAddr| local.contains(a);
+        let now_ns = self.now.as_nanos();
+        fn view(c: &Conn<AnyState>, reply: bool, now_ns: u64) -> rules::ConnView<'_> {
+            rules::ConnView {
+                tuples: &c.tuples,
+                status: c.status.0,
+                reply,
+                expires_in: c.expires.as_nanos().saturating_sub(now_ns) / 1_000_000_000,
+            }
+        }
+        let conn = match ct {
+            Some(Ct::Known { id, dir, .. }) => self
+                .ct
+                .get(*id)
+                .map(|c| view(c, *dir == Dir::Reply, now_ns)),
+            Some(Ct::New { conn, .. }) => Some(view(conn, false, now_ns)),
+            _ => None,
+        };
         // A reassembled datagram is shown to payload matches as its fragments'
         // segments (the clone's header, then each fragment's data), not as a copy.
         let segments: Vec<&[u8]> = match &self.frag_pending {
@@ -1307,6 +1324,7 @@ impl Engine {
             local_addr: Some(&is_local),
             packet: pkt.as_slice(),
             chain: (!segments.is_empty()).then_some(&segments[..]),
+            conn,
         };
         let mut out = rules::EvalOutput {
             skip_accept_rule: true,

@@ -30,7 +30,7 @@ impl Net {
         matches!(*self, Net::V4 { mask: 0, .. } | Net::V6 { mask: 0, .. })
     }
 
-    fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut String) {
         match *self {
             Net::V4 { addr, mask } => {
                 let _ = write!(out, "{}", std::net::Ipv4Addr::from(addr));
@@ -325,7 +325,7 @@ pub(crate) fn parse_states(s: &str, allow_nat: bool) -> Result<CtState, (usize, 
     Ok(mask)
 }
 
-fn write_states(mask: CtState, out: &mut String) {
+pub(crate) fn write_states(mask: CtState, out: &mut String) {
     let mut first = true;
     for (name, st) in STATE_NAMES {
         if mask.contains(*st) {
@@ -581,10 +581,8 @@ pub(crate) enum Match {
         src: Option<AddrTypes>,
         dst: Option<AddrTypes>,
     },
-    /// `-m conntrack --ctstate`.
-    Conntrack {
-        state: StateSpec,
-    },
+    /// `-m conntrack`.
+    Conntrack(Box<super::ctmatch::CtMatch>),
     /// `-m state --state`.
     State {
         state: StateSpec,
@@ -640,7 +638,7 @@ impl Match {
                 };
                 ok(sport, s) && ok(dport, d)
             }
-            Match::Conntrack { state } => ctx.ctstate.intersects(state.mask) != state.invert,
+            Match::Conntrack(m) => m.matches(ctx),
             Match::State { state } => {
                 let base = CtState(ctx.ctstate.0 & CtState::BASE.0);
                 base.intersects(state.mask) != state.invert
@@ -768,10 +766,7 @@ impl Match {
                     t.write(out, "--dst-type");
                 }
             }
-            Match::Conntrack { state } => {
-                let _ = write!(out, " -m conntrack{} --ctstate ", not(state.invert));
-                write_states(state.mask, out);
-            }
+            Match::Conntrack(m) => m.write(out),
             Match::State { state } => {
                 let _ = write!(out, " -m state{} --state ", not(state.invert));
                 write_states(state.mask, out);

@@ -67,12 +67,14 @@
 //! POSTROUTING / INPUT, MASQUERADE in POSTROUTING, DNAT / REDIRECT in PREROUTING / OUTPUT, also
 //! for rules in user chains, against every built-in chain that jumps to them.
 
+mod ctmatch;
 mod eval;
 mod ext;
 mod lex;
 mod matches;
 mod nat;
 mod parse;
+pub use ctmatch::ConnView;
 mod save;
 mod string;
 mod target;
@@ -284,6 +286,9 @@ pub struct PacketCtx<'a> {
     /// offset order, borrowed from the fragments themselves) when it was reassembled
     /// (`None`: `packet` is all of it). Payload matches (`-m string`) search this instead.
     pub chain: Option<&'a [&'a [u8]]>,
+    /// The packet's connection, for `-m conntrack` options beyond `--ctstate` (`None` when
+    /// untracked or invalid).
+    pub conn: Option<ConnView<'a>>,
 }
 
 impl<'a> PacketCtx<'a> {
@@ -311,6 +316,7 @@ impl<'a> PacketCtx<'a> {
             local_addr: None,
             packet,
             chain: None,
+            conn: None,
         }
     }
 }

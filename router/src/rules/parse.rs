@@ -1118,9 +1118,44 @@ impl<'p, 't> RuleParser<'p, 't> {
                     .map_err(|_| at(format!("bad TCP option kind {} (0..=255)", v.text)))?;
                 *tcp_option = Some((n as u8, inv));
             }
-            (Match::Conntrack { state } | Match::State { state }, _) => {
-                let mask = parse_states(&v.text, name == "--ctstate").map_err(at_off)?;
+            (Match::State { state }, _) => {
+                let mask = parse_states(&v.text, false).map_err(at_off)?;
                 *state = StateSpec { mask, invert: inv };
+            }
+            (Match::Conntrack(m), _) => {
+                use super::ctmatch::{parse_expire, parse_status, ADDR_OPTS, PORT_OPTS};
+                if let Some(i) = ADDR_OPTS.iter().position(|o| *o == name) {
+                    m.addrs[i] = Some((parse_net(&v.text, family).map_err(at)?, inv));
+                } else if let Some(i) = PORT_OPTS.iter().position(|o| *o == name) {
+                    m.ports[i] = Some((PortRange::parse(&v.text).map_err(at)?, inv));
+                } else {
+                    match name {
+                        "--ctstate" => {
+                            let mask = parse_states(&v.text, true).map_err(at_off)?;
+                            m.state = Some(StateSpec { mask, invert: inv });
+                        }
+                        "--ctproto" => m.proto = Some((parse_proto(&v.text).map_err(at)?, inv)),
+                        "--ctstatus" => {
+                            m.status = Some((parse_status(&v.text).map_err(at_off)?, inv))
+                        }
+                        "--ctexpire" => {
+                            let (lo, hi) = parse_expire(&v.text).map_err(at)?;
+                            m.expire = Some((lo, hi, inv));
+                        }
+                        _ => {
+                            m.dir_reply = Some(match v.text.to_ascii_uppercase().as_str() {
+                                "ORIGINAL" => false,
+                                "REPLY" => true,
+                                _ => {
+                                    return Err(at(format!(
+                                        "bad --ctdir {} (expected ORIGINAL or REPLY)",
+                                        v.text
+                                    )))
+                                }
+                            });
+                        }
+                    }
+                }
             }
             (Match::Icmp { spec } | Match::Icmp6 { spec }, _) => {
                 let mut s = parse_icmp(&v.text, family).map_err(at)?;
@@ -1555,7 +1590,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                     continue;
                 }
                 ModKind::Conntrack => {
-                    required("-m conntrack needs --ctstate")?;
+                    required("-m conntrack needs --ctstate or another --ct option")?;
                     continue;
                 }
                 ModKind::Comment => {
@@ -1724,6 +1759,18 @@ fn module_opt(kind: ModKind, opt: &str) -> Option<(&'static str, &'static str, b
         (ModKind::Ports(6), "--syn") => ("--syn", "flags", true),
         (ModKind::Ports(6), "--tcp-option") => ("--tcp-option", "--tcp-option", true),
         (ModKind::Conntrack, "--ctstate") => ("--ctstate", "--ctstate", true),
+        (ModKind::Conntrack, "--ctproto") => ("--ctproto", "--ctproto", true),
+        (ModKind::Conntrack, "--ctorigsrc") => ("--ctorigsrc", "--ctorigsrc", true),
+        (ModKind::Conntrack, "--ctorigdst") => ("--ctorigdst", "--ctorigdst", true),
+        (ModKind::Conntrack, "--ctreplsrc") => ("--ctreplsrc", "--ctreplsrc", true),
+        (ModKind::Conntrack, "--ctrepldst") => ("--ctrepldst", "--ctrepldst", true),
+        (ModKind::Conntrack, "--ctorigsrcport") => ("--ctorigsrcport", "--ctorigsrcport", true),
+        (ModKind::Conntrack, "--ctorigdstport") => ("--ctorigdstport", "--ctorigdstport", true),
+        (ModKind::Conntrack, "--ctreplsrcport") => ("--ctreplsrcport", "--ctreplsrcport", true),
+        (ModKind::Conntrack, "--ctrepldstport") => ("--ctrepldstport", "--ctrepldstport", true),
+        (ModKind::Conntrack, "--ctstatus") => ("--ctstatus", "--ctstatus", true),
+        (ModKind::Conntrack, "--ctexpire") => ("--ctexpire", "--ctexpire", true),
+        (ModKind::Conntrack, "--ctdir") => ("--ctdir", "--ctdir", false),
         (ModKind::State, "--state") => ("--state", "--state", true),
         (ModKind::Icmp, "--icmp-type") => ("--icmp-type", "--icmp-type", true),
         (ModKind::Icmp6, "--icmpv6-type") => ("--icmpv6-type", "--icmpv6-type", true),
@@ -1774,7 +1821,7 @@ fn new_module(kind: ModKind, col: usize) -> ModInst {
             tcp_flags: None,
             tcp_option: None,
         },
-        ModKind::Conntrack => Match::Conntrack { state: no_state },
+        ModKind::Conntrack => Match::Conntrack(Box::default()),
         ModKind::State => Match::State { state: no_state },
         ModKind::Icmp => Match::Icmp { spec: any_icmp },
         ModKind::Icmp6 => Match::Icmp6 { spec: any_icmp },

@@ -27,8 +27,8 @@ fn unknown_and_unsupported_options() {
         "t.rules:2:13: unsupported match module recent"
     );
     assert_eq!(
-        rule_err("-m conntrack --ctorigsrc 1.2.3.4"),
-        "t.rules:2:23: option --ctorigsrc is not supported"
+        rule_err("-m conntrack --ctzone 1"),
+        "t.rules:2:23: option --ctzone is not supported"
     );
     assert_eq!(
         rule_err("-j DROP extra"),
@@ -187,7 +187,7 @@ fn states_and_modules() {
     );
     assert_eq!(
         rule_err("-m conntrack"),
-        "t.rules:2:13: -m conntrack needs --ctstate"
+        "t.rules:2:13: -m conntrack needs --ctstate or another --ct option"
     );
     assert_eq!(
         rule_err("-m comment"),
