@@ -1708,7 +1708,16 @@ impl Engine {
     }
 
     /// The OUTPUT path for a packet the router originates.
-    fn output(&mut self, mut pkt: PacketBuf, cause: Option<IfaceId>) {
+    fn output(&mut self, pkt: PacketBuf, cause: Option<IfaceId>) {
+        // A packet the router makes (an echo reply, an ICMP error, a RST) while
+        // a reassembled datagram is in flight must not pick up that datagram's
+        // fragments at POSTROUTING: set them aside for its duration.
+        let pending = self.frag_pending.take();
+        self.output_one(pkt, cause);
+        self.frag_pending = pending;
+    }
+
+    fn output_one(&mut self, mut pkt: PacketBuf, cause: Option<IfaceId>) {
         let Ok(mut meta) = Meta::of(pkt.as_slice()) else {
             return;
         };

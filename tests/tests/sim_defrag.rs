@@ -577,3 +577,53 @@ fn headers_before_the_fragment_header_and_next_headers_may_differ_between_fragme
         vec![hop(&rest[2]), hop(&first), hop(&rest[1])]
     );
 }
+
+/// Packets the router makes while a reassembled datagram is being handled
+/// (an echo reply to a fragmented ping, a REJECT) are sent themselves; the
+/// datagram's fragments are not sent in their place.
+#[test]
+fn router_answers_to_reassembled_datagrams_are_not_replaced_by_the_fragments() {
+    let rules = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -p udp -m udp --dport 9000 -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+";
+    let sc = Scenario::gateway("defrag-local", rules, "");
+    // A fragmented ping to the router itself (192.0.2.1), and a fragmented
+    // datagram that the ruleset rejects.
+    let ping = ip(
+        C,
+        "192.0.2.1",
+        1,
+        64,
+        {
+            let mut m = vec![8, 0, 0, 0, 0, 7, 0, 1];
+            m.extend((0..1500u32).map(|i| i as u8));
+            let ck = checksum::data(&m);
+            m[2..4].copy_from_slice(&ck.to_be_bytes());
+            m
+        },
+        None,
+    );
+    let pf = frag4(&ping, &[(0, 1000), (1000, 600)], 41);
+    let rejected = frag4(&big_udp(C, S, 150), &CUTS3, 42);
+    let mut arr: Vec<Arrival> = pf.iter().map(|p| at("lan0", 0.0, p.clone())).collect();
+    arr.extend(rejected.iter().map(|p| at("lan0", 0.1, p.clone())));
+    let out = sc.run(&arr, None);
+    assert!(out.on("wan0").is_empty(), "nothing is forwarded");
+    let back = out.on("lan0");
+    // The echo reply (1528 bytes, fragmented by the router for lan0's MTU of
+    // 1500) and one port unreachable, none of them an original fragment.
+    assert!(back
+        .iter()
+        .all(|p| !pf.contains(p) && !rejected.contains(p)));
+    let icmp: Vec<(u8, u8)> = back
+        .iter()
+        .filter(|p| p[6] & 0x1f == 0 && p[7] == 0)
+        .map(|p| (p[20], p[21]))
+        .collect();
+    assert!(icmp.contains(&(0, 0)), "echo reply: {icmp:?}");
+    assert!(icmp.contains(&(3, 3)), "port unreachable: {icmp:?}");
+}
