@@ -67,6 +67,7 @@
 //! POSTROUTING / INPUT, MASQUERADE in POSTROUTING, DNAT / REDIRECT in PREROUTING / OUTPUT, also
 //! for rules in user chains, against every built-in chain that jumps to them.
 
+mod classify;
 mod eval;
 mod ext;
 mod lex;
@@ -523,6 +524,8 @@ pub(crate) struct TableRules {
     pub(crate) chains: Vec<Chain>,
     /// Chain index of the built-in chain per hook (indexed by `Hook as usize`).
     pub(crate) builtin: [Option<usize>; 5],
+    /// The compiled classifier, one entry per chain (see `classify`).
+    pub(crate) index: classify::TableIndex,
 }
 
 /// A loaded ruleset for one address family. Immutable after load except for counters.
@@ -627,6 +630,28 @@ impl Ruleset {
         };
         match &self.tables[table.index()] {
             Some(t) => eval::run(t, hook, ctx, out),
+            None => Verdict::Accept,
+        }
+    }
+
+    /// [`Ruleset::evaluate_full`] by a plain scan of every rule, without the compiled classifier:
+    /// the reference the classifier is tested against (same results, same counter updates).
+    pub fn evaluate_linear(
+        &self,
+        table: Table,
+        hook: Hook,
+        ctx: &PacketCtx,
+        out: &mut EvalOutput,
+    ) -> Verdict {
+        out.rule = None;
+        out.nat = None;
+        out.logs.clear();
+        out.marks = Marks {
+            mark: ctx.mark,
+            ctmark: ctx.ctmark,
+        };
+        match &self.tables[table.index()] {
+            Some(t) => eval::run_linear(t, hook, ctx, out),
             None => Verdict::Accept,
         }
     }
