@@ -80,11 +80,7 @@ fn key_of(matches: &[Match]) -> Key {
                     return Key::Dst(v6, a, m);
                 }
             }
-            Match::Src { net, invert: false } => {
-                if src.is_none() {
-                    src = prefix(net);
-                }
-            }
+            Match::Src { net, invert: false } if src.is_none() => src = prefix(net),
             Match::Ports { dport: Some(d), .. }
                 if !d.invert && u32::from(d.range.hi) - u32::from(d.range.lo) < MAX_PORT_EXPAND =>
             {

@@ -66,6 +66,18 @@
 //! `crate::nat` picks the tuple and rewrites packets. Hook checks follow the kernel: SNAT in
 //! POSTROUTING / INPUT, MASQUERADE in POSTROUTING, DNAT / REDIRECT in PREROUTING / OUTPUT, also
 //! for rules in user chains, against every built-in chain that jumps to them.
+//!
+//! Rule classification: at load, each chain of 16 rules or more is compiled into an index
+//! (`classify.rs`) that files every rule under one key its matches imply — a non-negated
+//! contiguous `-d` prefix, else `-s` prefix, else a destination port set of at most 16 ports —
+//! or under "always". Prefix keys live in one hash map per (family, prefix length), so a packet
+//! costs a probe per distinct prefix length (tuple-space search) and a merge of the sorted lists
+//! found; the traversal asks for the next candidate at or after its position and checks it with
+//! the full match code. The index only ever drops rules that cannot match, so first-match
+//! semantics, jumps, RETURN, non-terminating targets and counters are exactly those of the
+//! linear scan ([`Ruleset::evaluate_linear`], the reference the differential test compares
+//! against). Matches the index does not know are left to the full check; all-wildcard chains
+//! degrade to the scan with one `u32` per rule of memory. Figures: BENCHMARKS.md, "classifier".
 
 mod classify;
 mod eval;
