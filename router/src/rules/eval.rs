@@ -4,12 +4,37 @@
 //! the end of a user chain pops a frame, and with no frame left the built-in chain's policy
 //! applies (as it does at the end of the built-in chain itself). Load-time loop detection makes
 //! every traversal finite.
+//!
+//! [`run`] asks the chain's compiled index (see `classify`) for the next candidate rule instead of
+//! stepping one rule at a time; [`run_linear`] is the plain scan, kept as the reference the
+//! differential test compares against. Both share this one traversal so they cannot drift.
 
+use super::classify::next_at_least;
 use super::target::Target;
 use super::{EvalOutput, LogRecord, Policy, RuleRef, TableRules, Verdict};
 use super::{Hook, PacketCtx};
 
 pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOutput) -> Verdict {
+    traverse(t, hook, ctx, out, true)
+}
+
+/// The reference evaluator: every rule of every visited chain is checked in order.
+pub(crate) fn run_linear(
+    t: &TableRules,
+    hook: Hook,
+    ctx: &PacketCtx,
+    out: &mut EvalOutput,
+) -> Verdict {
+    traverse(t, hook, ctx, out, false)
+}
+
+fn traverse(
+    t: &TableRules,
+    hook: Hook,
+    ctx: &PacketCtx,
+    out: &mut EvalOutput,
+    compiled: bool,
+) -> Verdict {
     let Some(start) = t.builtin[hook.index()] else {
         return Verdict::Accept;
     };
@@ -18,12 +43,26 @@ pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOut
     let mut stack: Vec<(usize, usize)> = Vec::new();
     let mut notrack = false;
     let (mut chain, mut pos) = (start, 0usize);
+    // Candidate lists of the chain being walked; rebuilt whenever the walk enters another chain
+    // or moves backwards (candidates depend only on header fields, so rebuilding is exact).
+    let mut lists: Vec<&[u32]> = Vec::new();
+    let (mut lists_chain, mut lists_pos) = (usize::MAX, 0usize);
 
     let verdict = loop {
         let Some(c) = t.chains.get(chain) else {
             // Unreachable: chain indices are resolved at load. Fail closed rather than panic.
             break Verdict::Drop;
         };
+        if compiled {
+            if let Some(Some(ix)) = t.index.chains.get(chain) {
+                if lists_chain != chain || pos < lists_pos {
+                    ix.lists(ctx, &mut lists);
+                    lists_chain = chain;
+                }
+                lists_pos = pos;
+                pos = next_at_least(&mut lists, pos).unwrap_or(c.rules.len());
+            }
+        }
         let Some(rule) = c.rules.get(pos) else {
             // End of chain: a built-in chain's policy, or an implicit RETURN.
             if c.policy.is_none() {

@@ -66,7 +66,20 @@
 //! `crate::nat` picks the tuple and rewrites packets. Hook checks follow the kernel: SNAT in
 //! POSTROUTING / INPUT, MASQUERADE in POSTROUTING, DNAT / REDIRECT in PREROUTING / OUTPUT, also
 //! for rules in user chains, against every built-in chain that jumps to them.
+//!
+//! Rule classification: at load, each chain of 16 rules or more is compiled into an index
+//! (`classify.rs`) that files every rule under one key its matches imply — a non-negated
+//! contiguous `-d` prefix, else `-s` prefix, else a destination port set of at most 16 ports —
+//! or under "always". Prefix keys live in one hash map per (family, prefix length), so a packet
+//! costs a probe per distinct prefix length (tuple-space search) and a merge of the sorted lists
+//! found; the traversal asks for the next candidate at or after its position and checks it with
+//! the full match code. The index only ever drops rules that cannot match, so first-match
+//! semantics, jumps, RETURN, non-terminating targets and counters are exactly those of the
+//! linear scan ([`Ruleset::evaluate_linear`], the reference the differential test compares
+//! against). Matches the index does not know are left to the full check; all-wildcard chains
+//! degrade to the scan with one `u32` per rule of memory. Figures: BENCHMARKS.md, "classifier".
 
+mod classify;
 mod ctmatch;
 mod eval;
 mod ext;
@@ -576,6 +589,8 @@ pub(crate) struct TableRules {
     pub(crate) chains: Vec<Chain>,
     /// Chain index of the built-in chain per hook (indexed by `Hook as usize`).
     pub(crate) builtin: [Option<usize>; 5],
+    /// The compiled classifier, one entry per chain (see `classify`).
+    pub(crate) index: classify::TableIndex,
 }
 
 /// A loaded ruleset for one address family. Immutable after load except for counters.
@@ -680,6 +695,28 @@ impl Ruleset {
         };
         match &self.tables[table.index()] {
             Some(t) => eval::run(t, hook, ctx, out),
+            None => Verdict::Accept,
+        }
+    }
+
+    /// [`Ruleset::evaluate_full`] by a plain scan of every rule, without the compiled classifier:
+    /// the reference the classifier is tested against (same results, same counter updates).
+    pub fn evaluate_linear(
+        &self,
+        table: Table,
+        hook: Hook,
+        ctx: &PacketCtx,
+        out: &mut EvalOutput,
+    ) -> Verdict {
+        out.rule = None;
+        out.nat = None;
+        out.logs.clear();
+        out.marks = Marks {
+            mark: ctx.mark,
+            ctmark: ctx.ctmark,
+        };
+        match &self.tables[table.index()] {
+            Some(t) => eval::run_linear(t, hook, ctx, out),
             None => Verdict::Accept,
         }
     }

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::classify::{ChainIndex, TableIndex};
 use super::ext::{
     parse_u16_range, parse_u32, parse_value_mask, AddrRange, AddrTypes, Cmp, Limit, Multiport,
     PortDir, RateUnit, TcpFlags, LIMIT_DEFAULT_BURST,
@@ -538,10 +539,15 @@ impl Parser<'_> {
                 builtin[h.index()] = Some(ci);
             }
         }
+        // Compiled here so a reload swaps rules and index together.
+        let index = TableIndex {
+            chains: chains.iter().map(ChainIndex::build).collect(),
+        };
         self.done[cur.table.index()] = Some(TableRules {
             table: cur.table,
             chains,
             builtin,
+            index,
         });
         Ok(())
     }
