@@ -18,6 +18,7 @@
 #
 # Run as root: sudo scripts/bench-live.sh. Environment: DURATION (seconds per iperf3 run,
 # default 10), REPS (default 3), WORKERS (tunfilter/tun_copy workers, default: one per core),
+# FORWARDERS (default "bare tunfilter linux"), TESTS (default "tcp4 tcp6 udp4"),
 # TUNFILTER / TUN_COPY (prebuilt binaries instead of a release build).
 # Namespaces tfbl-*, devices tfbl-*; everything is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
@@ -225,13 +226,14 @@ measure() {
     wait "$spid" 2>/dev/null || true
     case $test in
         tcp*) jq -r '.end.sum_received.bits_per_second' <<<"$json" ;;
-        # The client's summary carries the server's count of datagrams received.
-        udp4) jq -r '(.end.sum.packets - .end.sum.lost_packets) / .end.sum.seconds' <<<"$json" ;;
+        # sum_received is the server's report: datagrams it got (highest sequence - gaps).
+        udp4) jq -r '(.end.sum_received.packets - .end.sum_received.lost_packets) / .end.sum_received.seconds' <<<"$json" ;;
     esac
 }
 
-FWDS=(bare tunfilter linux)
-TESTS=(tcp4 tcp6 udp4)
+# FORWARDERS / TESTS narrow a run (e.g. for profiling); the bare loop is the reference for ratios.
+read -r -a FWDS <<<"${FORWARDERS:-bare tunfilter linux}"
+read -r -a TESTS <<<"${TESTS:-tcp4 tcp6 udp4}"
 declare -A RES
 for rep in $(seq "$REPS"); do
     for fwd in "${FWDS[@]}"; do
@@ -263,7 +265,7 @@ for fwd in "${FWDS[@]}"; do
     printf '%-10s' "$fwd"
     for t in "${TESTS[@]}"; do
         m=$(median <<<"${RES[$fwd,$t]}")
-        b=$(median <<<"${RES[bare,$t]}")
+        b=$(median <<<"${RES[bare,$t]:-0}")
         r=$(awk -v m="$m" -v b="$b" 'BEGIN {printf "%.2f", b ? m / b : 0}')
         s=$(spread <<<"${RES[$fwd,$t]}")
         printf ' | %-30s' "$(fmt "$t" "$m") ${r}x (±$s)"
