@@ -1133,6 +1133,7 @@ fn reload_during_tcp_transfer_does_not_break_it() {
 struct Capture {
     child: std::process::Child,
     file: PathBuf,
+    log: PathBuf,
 }
 
 impl Capture {
@@ -1158,7 +1159,11 @@ impl Capture {
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn dumpcap");
-        let mut cap = Capture { child, file };
+        let mut cap = Capture {
+            child,
+            file,
+            log: log.clone(),
+        };
         let ready = wait_until(10, || {
             fs::read_to_string(&log).is_ok_and(|t| t.contains("Capturing on"))
         });
@@ -1170,6 +1175,33 @@ impl Capture {
             );
         }
         cap
+    }
+
+    /// The packet count dumpcap last reported (it prints "Packets: N" as the count grows).
+    fn reported(&self) -> u64 {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.rsplit("Packets: ")
+            .next()
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until the count dumpcap reports has not grown for a second (at most 20 s).
+    /// SIGINT stops dumpcap without reading what is still queued in the kernel for it, so
+    /// stopping right after the traffic loses a busy machine's last packets.
+    fn settle(&self) {
+        let t0 = Instant::now();
+        let mut last = (self.reported(), Instant::now());
+        while t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+            let n = self.reported();
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_secs(1) {
+                return;
+            }
+        }
     }
 
     fn stop(&mut self) {
@@ -1184,6 +1216,7 @@ impl Capture {
     /// Stops the capture and returns the TCP segments per direction (source and destination
     /// port), each as "flags seq ack len" with relative sequence numbers, in capture order.
     fn segments(mut self) -> std::collections::BTreeMap<(u16, u16), Vec<String>> {
+        self.settle();
         self.stop();
         let o = Command::new("tshark")
             .arg("-r")
@@ -1253,7 +1286,6 @@ fn two_workers_forward_each_flow_in_order() {
         };
         assert!(curl_get(&lab, &lan, url) == content, "{url}");
     }
-    std::thread::sleep(Duration::from_millis(200));
     let at_lan = cap_lan.segments();
     let at_wan = cap_wan.segments();
     // Every transfer completed intact (asserted above). The kernel may give a later
