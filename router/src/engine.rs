@@ -442,8 +442,11 @@ pub struct Engine {
     last_rule: Option<RuleRef>,
     /// The NAT target the last nat-table traversal chose, if any.
     last_nat: Option<nat::NatTarget>,
-    /// Counter mixed into `--random` port choices (deterministic in the simulator).
+    /// Counter mixed into `--random-fully` port choices (deterministic in the
+    /// simulator).
     nat_salt: u64,
+    /// Per-engine secret keying `--random` port choices (from the hash seed).
+    nat_secret: u64,
     /// Fragment reassembly (`[defrag]`).
     defrag: Defrag,
     defrag_time_exceeded: bool,
@@ -538,6 +541,7 @@ impl Engine {
             last_rule: None,
             last_nat: None,
             nat_salt: 0,
+            nat_secret: hash_seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
             warm_tuples: Vec::new(),
             warm_sink: 0,
             defrag: Defrag::new(config.defrag.limits),
@@ -1398,6 +1402,7 @@ impl Engine {
                         max_addr: Some(a),
                         ports: None,
                         random: false,
+                        random_fully: false,
                         persistent: false,
                     })
                 }
@@ -1406,9 +1411,11 @@ impl Engine {
                     .map(|(_, r)| r),
             };
             if let Some(range) = bound {
-                let salt = if range.random {
+                let salt = if range.random_fully {
                     self.nat_salt = self.nat_salt.wrapping_add(1);
-                    self.nat_salt
+                    self.nat_secret ^ self.nat_salt.wrapping_mul(0x2545_f491_4f6c_dd1d)
+                } else if range.random {
+                    self.nat_secret
                 } else {
                     0
                 };
@@ -1435,6 +1442,7 @@ impl Engine {
                         max_addr: Some(e.addr),
                         ports: Some((e.port, e.port)),
                         random: false,
+                        random_fully: false,
                         persistent: false,
                     };
                     nat::choose(&orig, &conn.tuples[1], manip, &fixed, 0, |c| {

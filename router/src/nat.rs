@@ -27,8 +27,13 @@ pub struct NatRange {
     pub max_addr: Option<IpAddr>,
     /// Inclusive port range (None: keep the port if it is free).
     pub ports: Option<(u16, u16)>,
-    /// `--random`: do not try the original port first.
+    /// `--random`: do not try the original port first; the search starts at
+    /// a port derived from a keyed hash of the addresses and ports (a secret
+    /// per engine), so one flow always starts at the same port.
     pub random: bool,
+    /// `--random-fully`: do not try the original port first; the search
+    /// starts at a fresh pseudo-random port for every connection.
+    pub random_fully: bool,
     /// `--persistent`: the same source always gets the same address.
     pub persistent: bool,
 }
@@ -222,7 +227,7 @@ pub fn choose(
     } else {
         (lo, hi)
     };
-    if !range.random && (lo..=hi).contains(&cur_port) {
+    if !range.random && !range.random_fully && (lo..=hi).contains(&cur_port) {
         set(&mut cand, addr, cur_port);
         if !in_use(&cand) {
             return Some(cand);
@@ -450,6 +455,7 @@ mod tests {
             max_addr: Some(a.parse().unwrap()),
             ports,
             random: false,
+            random_fully: false,
             persistent: false,
         }
     }
@@ -492,6 +498,31 @@ mod tests {
             |_| true
         )
         .is_none());
+    }
+
+    #[test]
+    fn random_skips_the_original_port_and_random_fully_varies_the_start() {
+        let o = t("192.0.2.2", 40000, "203.0.113.9", 80, 6);
+        let pick = |r: &NatRange, salt: u64| {
+            choose(&o, &o.invert(), Manip::Src, r, salt, |_| false)
+                .unwrap()
+                .dst_id
+        };
+        let mut random = range("198.51.100.1", Some((1024, 65535)));
+        random.random = true;
+        // --random never keeps the free original port and, keyed by the same
+        // secret, starts one flow at the same port every time.
+        let secret = 0x1234_5678;
+        assert_ne!(pick(&random, secret), 40000);
+        assert_eq!(pick(&random, secret), pick(&random, secret));
+        // --random-fully: the engine passes a fresh salt per connection, so
+        // the same flow lands on many different ports.
+        let mut fully = range("198.51.100.1", Some((1024, 65535)));
+        fully.random_fully = true;
+        let ports: std::collections::HashSet<u16> =
+            (0..64).map(|i| pick(&fully, secret ^ i * 0x9e37)).collect();
+        assert!(!ports.contains(&40000) || ports.len() > 1);
+        assert!(ports.len() > 50, "only {} distinct ports", ports.len());
     }
 
     #[test]
@@ -614,6 +645,7 @@ mod tests {
             max_addr: None,
             ports: Some((1024, 2048)),
             random: true,
+            random_fully: false,
             persistent: false,
         };
         let local: IpAddr = "198.51.100.1".parse().unwrap();

@@ -182,6 +182,7 @@ fn nat_targets_reach_the_engine_as_nat_types() {
             max_addr: Some(to),
             ports: Some((80, 80)),
             random: false,
+            random_fully: false,
             persistent: false,
         }))
     );

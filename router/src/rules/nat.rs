@@ -16,8 +16,7 @@
 //! IPv6 addresses take brackets when a port follows: `[2001:db8::1]:80`, and a range either as
 //! ip6tables-save prints it, `[2001:db8::1-2001:db8::9]:80`, or as `[2001:db8::1]-[2001:db8::9]:80`.
 //! `--to` is accepted for `--to-source` / `--to-destination` (it is the unique abbreviation
-//! getopt lets iptables take). `--random-fully` is kept as `--random` (one flag in
-//! [`NatRange`]). One range per rule: several `--to-source` were only ever honoured by kernels
+//! getopt lets iptables take). `--random-fully` is its own flag (see [`NatRange`] for how it differs). One range per rule: several `--to-source` were only ever honoured by kernels
 //! before 2.6.11 and are rejected.
 //!
 //! A rule in a user chain is checked when the table is committed, against every built-in chain
@@ -105,11 +104,18 @@ pub(crate) type BuildError = (usize, String);
 
 /// Builds a NAT target from its options. `to` is the range option's value and column; `ports_ok`
 /// says whether the rule has `-p` of a port protocol.
+/// The flag options of a NAT target.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Flags {
+    pub random: bool,
+    pub random_fully: bool,
+    pub persistent: bool,
+}
+
 pub(crate) fn build(
     kind: &str,
     to: Option<(&str, usize)>,
-    random: bool,
-    persistent: bool,
+    flags: Flags,
     ports_ok: bool,
     family: Family,
 ) -> Result<NatTarget, BuildError> {
@@ -128,8 +134,9 @@ pub(crate) fn build(
         min_addr: None,
         max_addr: None,
         ports: None,
-        random,
-        persistent,
+        random: flags.random,
+        random_fully: flags.random_fully,
+        persistent: flags.persistent,
     };
     match kind {
         "SNAT" | "DNAT" => {
@@ -355,6 +362,9 @@ pub(crate) fn write(t: &NatTarget, out: &mut String) {
         if r.random {
             out.push_str(" --random");
         }
+        if r.random_fully {
+            out.push_str(" --random-fully");
+        }
         if r.persistent {
             out.push_str(" --persistent");
         }
@@ -389,12 +399,13 @@ mod tests {
             max_addr: Some(max.parse().unwrap()),
             ports,
             random: false,
+            random_fully: false,
             persistent: false,
         }
     }
 
     fn dnat(text: &str, family: Family) -> Result<NatTarget, BuildError> {
-        build("DNAT", Some((text, 7)), false, false, true, family)
+        build("DNAT", Some((text, 7)), Flags::default(), true, family)
     }
 
     fn saved(t: &NatTarget) -> String {
@@ -421,6 +432,7 @@ mod tests {
                 max_addr: None,
                 ports: Some((8080, 8090)),
                 random: false,
+                random_fully: false,
                 persistent: false,
             })
         );
@@ -502,7 +514,7 @@ mod tests {
 
     #[test]
     fn netmap_takes_a_prefix_or_a_host() {
-        let nm = |t: &str| build("NETMAP", Some((t, 1)), false, false, false, Family::V4);
+        let nm = |t: &str| build("NETMAP", Some((t, 1)), Flags::default(), false, Family::V4);
         assert_eq!(
             nm("192.0.2.77/24").unwrap(),
             NatTarget::Netmap {

@@ -741,6 +741,7 @@ enum TgtBuild {
         kind: &'static str,
         to: Option<(String, usize)>,
         random: bool,
+        random_fully: bool,
         persistent: bool,
     },
 }
@@ -1343,6 +1344,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                     kind,
                     to: None,
                     random: false,
+                    random_fully: false,
                     persistent: false,
                 }
             }
@@ -1441,15 +1443,18 @@ impl<'p, 't> RuleParser<'p, 't> {
             "--random" | "--random-fully" | "--persistent" => {
                 if let Some((
                     TgtBuild::Nat {
-                        random, persistent, ..
+                        random,
+                        random_fully,
+                        persistent,
+                        ..
                     },
                     _,
                 )) = &mut self.target
                 {
-                    let flag = if o == "--persistent" {
-                        persistent
-                    } else {
-                        random
+                    let flag = match o {
+                        "--persistent" => persistent,
+                        "--random-fully" => random_fully,
+                        _ => random,
                     };
                     *flag = true;
                 }
@@ -1734,11 +1739,17 @@ impl<'p, 't> RuleParser<'p, 't> {
                     kind,
                     to,
                     random,
+                    random_fully,
                     persistent,
                 } => {
                     let ports_ok = matches!(self.proto, Some((6 | 17 | 33 | 132 | 136, false)));
                     let to = to.as_ref().map(|(t, c)| (t.as_str(), *c));
-                    let t = nat::build(kind, to, random, persistent, ports_ok, p.family)
+                    let flags = nat::Flags {
+                        random,
+                        random_fully,
+                        persistent,
+                    };
+                    let t = nat::build(kind, to, flags, ports_ok, p.family)
                         .map_err(|(c, e)| p.err(if c == 0 { col } else { c }, e))?;
                     PendingTarget::Ready(Target::Nat(Arc::new(t)))
                 }

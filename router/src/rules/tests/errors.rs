@@ -552,6 +552,7 @@ fn nat_targets_round_trip_and_evaluate() {
             max_addr: Some("192.0.2.2".parse().unwrap()),
             ports: Some((80, 80)),
             random: false,
+            random_fully: false,
             persistent: false,
         }))
     );

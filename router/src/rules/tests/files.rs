@@ -281,6 +281,7 @@ fn to(addr: Option<&str>, ports: Option<(u16, u16)>) -> NatRange {
         max_addr: addr.map(|a| a.parse().unwrap()),
         ports,
         random: false,
+        random_fully: false,
         persistent: false,
     }
 }
@@ -372,6 +373,7 @@ fn home_gateway_nat_v6() {
         max_addr: Some("2001:db8:ffff::7".parse().unwrap()),
         ports: Some((1024, 65535)),
         random: false,
+        random_fully: false,
         persistent: true,
     };
     assert_eq!(

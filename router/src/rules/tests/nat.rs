@@ -14,6 +14,7 @@ fn range(min: Option<&str>, max: Option<&str>, ports: Option<(u16, u16)>) -> Nat
         max_addr: max.map(|a| a.parse().unwrap()),
         ports,
         random: false,
+        random_fully: false,
         persistent: false,
     }
 }
@@ -50,6 +51,10 @@ fn every_form_parses_and_saves_canonically() {
     };
     let persistent = |mut r: NatRange| {
         r.persistent = true;
+        r
+    };
+    let fully = |mut r: NatRange| {
+        r.random_fully = true;
         r
     };
     // (chain, rule tail as iptables-save prints it, expected target)
@@ -109,6 +114,20 @@ fn every_form_parses_and_saves_canonically() {
             "POSTROUTING",
             "-j MASQUERADE",
             NatTarget::Masquerade(range(None, None, None)),
+        ),
+        (
+            "POSTROUTING",
+            "-p tcp -j SNAT --to-source 198.51.100.1:1000-2000 --random --random-fully --persistent",
+            NatTarget::Snat(fully(persistent(random(range(
+                Some("198.51.100.1"),
+                Some("198.51.100.1"),
+                Some((1000, 2000)),
+            ))))),
+        ),
+        (
+            "POSTROUTING",
+            "-j MASQUERADE --random-fully",
+            NatTarget::Masquerade(fully(range(None, None, None))),
         ),
         (
             "POSTROUTING",
@@ -215,7 +234,7 @@ fn every_form_parses_and_saves_canonically() {
             n += 1;
         }
     }
-    assert_eq!(n, 21);
+    assert_eq!(n, 23);
 }
 
 #[test]
@@ -229,12 +248,12 @@ fn other_spellings_save_canonically() {
         (
             Family::V4,
             "-A POSTROUTING -p tcp -j SNAT --to-source 198.51.100.1-198.51.100.1:80-80 --random-fully",
-            "-A POSTROUTING -p tcp -j SNAT --to-source 198.51.100.1:80 --random",
+            "-A POSTROUTING -p tcp -j SNAT --to-source 198.51.100.1:80 --random-fully",
         ),
         (
             Family::V4,
-            "-A POSTROUTING -j MASQUERADE --random-fully",
-            "-A POSTROUTING -j MASQUERADE --random",
+            "-A POSTROUTING -j MASQUERADE --random-fully --random",
+            "-A POSTROUTING -j MASQUERADE --random --random-fully",
         ),
         (
             Family::V4,
