@@ -16,7 +16,7 @@ use crate::nat::{self, Manip};
 use crate::nat_eim::{self, Endpoint, MappingTable};
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
-use crate::{local, stats::DropCounters};
+use crate::{local, stats::DropCounters, tcpmss};
 use conntrack::buf::PacketBuf;
 use conntrack::conn::{Conn, Status};
 use conntrack::event::Event as CtEvent;
@@ -78,6 +78,8 @@ pub enum Event {
     Conntrack(CtEvent),
     /// A dropped packet.
     Drop(DropEvent),
+    /// A rule, user-chain return or policy a TRACEd packet hit.
+    Trace(TraceEvent),
     /// A LOG target hit.
     Log {
         /// When.
@@ -87,6 +89,31 @@ pub enum Event {
         /// `--log-prefix` and packet summary.
         line: String,
     },
+}
+
+/// One step of a TRACEd packet ([`Event::Trace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// When.
+    pub at: Instant,
+    /// Which packet: every step of one packet shares it (from 1, per engine).
+    pub id: u64,
+    /// The table, chain, rule number, kind and verdict.
+    pub step: rules::TraceStep,
+    /// The rule as iptables-save prints it (empty for returns and policies).
+    pub rule_text: String,
+    /// The packet as the step saw it, with its interfaces.
+    pub packet: String,
+}
+
+/// What travels with one packet through the hooks besides its bytes, as in
+/// the kernel's skb: the mark, the trace id once TRACE marked it, and the
+/// MSS that TCPMSS rules chose.
+#[derive(Debug, Clone, Copy, Default)]
+struct Skb {
+    mark: u32,
+    trace: Option<u64>,
+    mss: Option<u16>,
 }
 
 impl Event {
@@ -113,6 +140,18 @@ impl Event {
                 s.push_str(&format!(",\"packet\":\"{}\"}}", json_escape(&d.packet)));
                 s
             }
+            Event::Trace(t) => format!(
+                "{{\"time\":{},\"type\":\"trace\",\"id\":{},\"table\":\"{}\",\"chain\":\"{}\",\"kind\":\"{}\",\"rule\":{},\"verdict\":\"{}\",\"text\":\"{}\",\"packet\":\"{}\"}}",
+                t.at.as_nanos(),
+                t.id,
+                t.step.rule.table,
+                json_escape(&t.step.rule.chain),
+                t.step.kind.name(),
+                t.step.rule.rule_num,
+                json_escape(&t.step.verdict),
+                json_escape(&t.rule_text),
+                json_escape(&t.packet)
+            ),
             Event::Log { at, rule, line } => format!(
                 "{{\"time\":{},\"type\":\"log\",\"table\":\"{}\",\"chain\":\"{}\",\"rule\":{},\"line\":\"{}\"}}",
                 at.as_nanos(),
@@ -135,6 +174,7 @@ impl Event {
                 conntrack::EventKind::ExpectDestroy => "expect-destroy",
             },
             Event::Drop(_) => "drop",
+            Event::Trace(_) => "trace",
             Event::Log { .. } => "log",
         }
     }
@@ -154,6 +194,18 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
+            Event::Trace(t) => write!(
+                f,
+                "   [TRACE] {} {}:{}:{}:{} {} {} | {}",
+                t.id,
+                t.step.rule.table,
+                t.step.rule.chain,
+                t.step.kind.name(),
+                t.step.rule.rule_num,
+                t.step.verdict,
+                t.rule_text,
+                t.packet
+            ),
             Event::Log { line, .. } => write!(f, "     [LOG] {line}"),
         }
     }
@@ -458,6 +510,8 @@ pub struct Engine {
     /// Endpoint-independent mappings (empty unless `nat_cfg.udp_eim`).
     eim: MappingTable,
     next_eim_gc: Instant,
+    /// The last trace id given to a TRACEd packet.
+    next_trace_id: u64,
     /// Scratch space of `handle_batch` (kept to avoid an allocation per batch).
     warm_tuples: Vec<Tuple>,
     /// Keeps the cache-warming reads observable so they are not optimised away.
@@ -541,6 +595,7 @@ impl Engine {
             last_rule: None,
             last_nat: None,
             nat_salt: 0,
+            next_trace_id: 0,
             nat_secret: hash_seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
             warm_tuples: Vec::new(),
             warm_sink: 0,
@@ -679,7 +734,7 @@ impl Engine {
         }
 
         // PREROUTING: raw
-        let mut mark = 0u32;
+        let mut skb = Skb::default();
         let mut ct = Ct::Untracked;
         let mut notrack = false;
         match self.run_table(
@@ -690,7 +745,7 @@ impl Engine {
             Some(ingress),
             None,
             CtState::UNTRACKED,
-            &mut mark,
+            &mut skb,
             None,
         ) {
             Verdict::Accept => {}
@@ -718,7 +773,7 @@ impl Engine {
                 Some(ingress),
                 None,
                 st,
-                &mut mark,
+                &mut skb,
                 Some(&ct),
             );
             if v != Verdict::Accept {
@@ -753,7 +808,7 @@ impl Engine {
                     Some(ingress),
                     None,
                     st,
-                    &mut mark,
+                    &mut skb,
                     Some(&ct),
                 );
                 match v {
@@ -851,7 +906,7 @@ impl Engine {
                 Some(ingress),
                 Some(route.iface),
                 st,
-                &mut mark,
+                &mut skb,
                 Some(&ct),
             );
             match v {
@@ -863,7 +918,7 @@ impl Engine {
                 v => return self.verdict_drop(v, Hook::Forward, &meta, &pkt, Some(ingress)),
             }
         }
-        self.postrouting(ct, meta, pkt, Some(ingress), route.iface, route.via, mark);
+        self.postrouting(ct, meta, pkt, Some(ingress), route.iface, route.via, skb);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -875,7 +930,7 @@ impl Engine {
         ingress: Option<IfaceId>,
         egress: IfaceId,
         via: Option<IpAddr>,
-        mut mark: u32,
+        mut skb: Skb,
     ) {
         let st = ct.state(&self.ct);
         for table in [Table::Mangle, Table::Nat] {
@@ -890,11 +945,19 @@ impl Engine {
                 ingress,
                 Some(egress),
                 st,
-                &mut mark,
+                &mut skb,
                 Some(&ct),
             );
             if v != Verdict::Accept {
                 return self.verdict_drop(v, Hook::Postrouting, &meta, &pkt, ingress);
+            }
+        }
+        // TCPMSS, after every table had its say (the rules only choose the value). A
+        // reassembled SYN keeps its options: its fragments, not the clone, are sent.
+        if let (Some(mss), None) = (skb.mss, &self.frag_pending) {
+            match tcpmss::apply(&mut pkt, meta.family == Family::V6, meta.l4_offset, mss) {
+                Ok(()) => meta.len = pkt.len(),
+                Err(why) => return self.count_drop_hook(why, Hook::Postrouting, &meta, ingress),
             }
         }
         if !self.nat_step(
@@ -1254,6 +1317,52 @@ impl Engine {
 
     // ---------------------------------------------------------------- rules
 
+    /// Reports a traced packet's steps through one table: an event each (the
+    /// simulator's event log, the control socket's trace stream) and a log
+    /// line, like `xtables-monitor --trace`. The packet gets its trace id at
+    /// its first step.
+    fn trace_steps(
+        &mut self,
+        skb: &mut Skb,
+        steps: &[rules::TraceStep],
+        texts: Vec<String>,
+        meta: &Meta,
+        in_iface: Option<IfaceId>,
+        out_iface: Option<IfaceId>,
+    ) {
+        let id = *skb.trace.get_or_insert_with(|| {
+            self.next_trace_id += 1;
+            self.next_trace_id
+        });
+        if steps.is_empty() {
+            return;
+        }
+        let packet = format!(
+            "{} IN={} OUT={}",
+            meta.describe(),
+            self.iface_name_opt(in_iface),
+            self.iface_name_opt(out_iface)
+        );
+        for (st, text) in steps.iter().zip(texts) {
+            tracing::info!(
+                target: "tunfilter::trace",
+                "TRACE: {id} {}:{}:{}:{} {} {text} {packet}",
+                st.rule.table,
+                st.rule.chain,
+                st.kind.name(),
+                st.rule.rule_num,
+                st.verdict
+            );
+            self.push_event(Event::Trace(TraceEvent {
+                at: self.now,
+                id,
+                step: st.clone(),
+                rule_text: text,
+                packet: packet.clone(),
+            }));
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_table(
         &mut self,
@@ -1264,7 +1373,7 @@ impl Engine {
         in_iface: Option<IfaceId>,
         out_iface: Option<IfaceId>,
         ctstate: CtState,
-        mark: &mut u32,
+        skb: &mut Skb,
         ct: Option<&Ct>,
     ) -> Verdict {
         // Borrowed, not cloned: an Arc clone per hook was a measurable share
@@ -1322,20 +1431,50 @@ impl Engine {
             fragment: meta.frag == Frag::Later,
             len: meta.len as u32,
             ttl: meta.ttl,
-            mark: *mark,
+            mark: skb.mark,
             ctmark,
             now_ns: self.now.as_nanos(),
             local_addr: Some(&is_local),
             packet: pkt.as_slice(),
             chain: (!segments.is_empty()).then_some(&segments[..]),
             conn,
+            trace: skb.trace.is_some(),
         };
         let mut out = rules::EvalOutput {
             skip_accept_rule: true,
             ..Default::default()
         };
         let v = rs.evaluate_full(table, hook, &ctx, &mut out);
-        *mark = out.marks.mark;
+        skb.mark = out.marks.mark;
+        if out.trace {
+            let texts: Vec<String> = out
+                .trace_steps
+                .iter()
+                .map(|st| match st.kind {
+                    rules::TraceKind::Rule => rs.rule_text(&st.rule).unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .collect();
+            self.trace_steps(skb, &out.trace_steps, texts, meta, in_iface, out_iface);
+        }
+        if !out.tcpmss.is_empty() && meta.tcp_flags.is_some_and(|f| f & 0x02 != 0) {
+            let hdr = if meta.family == Family::V6 { 60 } else { 40 };
+            let mtu = |i: Option<IfaceId>| i.and_then(|i| self.ifaces.get(i)).map(|i| i.mtu);
+            for m in &out.tcpmss {
+                let want = match m {
+                    rules::TcpMss::Set(n) => Some(*n),
+                    // The kernel takes the smaller of the route's MTU and the MTU back
+                    // towards the sender.
+                    rules::TcpMss::ClampToPmtu => mtu(out_iface)
+                        .map(|o| mtu(in_iface).map_or(o, |i| i.min(o)))
+                        .filter(|&m| m > hdr)
+                        .map(|m| u16::try_from(m - hdr).unwrap_or(u16::MAX)),
+                };
+                if let Some(w) = want {
+                    skb.mss = Some(skb.mss.map_or(w, |cur| cur.min(w)));
+                }
+            }
+        }
         if out.marks.ctmark != ctmark {
             if let Some(Ct::Known { id, .. }) = ct {
                 if let Some(c) = self.ct.get_mut(*id) {
@@ -1729,7 +1868,7 @@ impl Engine {
         let Ok(mut meta) = Meta::of(pkt.as_slice()) else {
             return;
         };
-        let mut mark = 0;
+        let mut skb = Skb::default();
         let mut notrack = false;
         match self.run_table(
             Table::Raw,
@@ -1739,7 +1878,7 @@ impl Engine {
             None,
             None,
             CtState::UNTRACKED,
-            &mut mark,
+            &mut skb,
             None,
         ) {
             Verdict::Accept => {}
@@ -1768,7 +1907,7 @@ impl Engine {
                 None,
                 Some(route.iface),
                 st,
-                &mut mark,
+                &mut skb,
                 Some(&ct),
             );
             if v != Verdict::Accept {
@@ -1807,7 +1946,7 @@ impl Engine {
         } else {
             route
         };
-        self.postrouting(ct, meta, pkt, None, route.iface, route.via, mark);
+        self.postrouting(ct, meta, pkt, None, route.iface, route.via, skb);
     }
 
     // --------------------------------------------------------------- timers

@@ -42,3 +42,4 @@ pub mod route;
 pub mod rules;
 pub mod sim;
 pub mod stats;
+pub mod tcpmss;

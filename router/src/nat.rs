@@ -519,8 +519,9 @@ mod tests {
         // the same flow lands on many different ports.
         let mut fully = range("198.51.100.1", Some((1024, 65535)));
         fully.random_fully = true;
-        let ports: std::collections::HashSet<u16> =
-            (0..64).map(|i| pick(&fully, secret ^ (i * 0x9e37))).collect();
+        let ports: std::collections::HashSet<u16> = (0..64)
+            .map(|i| pick(&fully, secret ^ (i * 0x9e37)))
+            .collect();
         assert!(!ports.contains(&40000) || ports.len() > 1);
         assert!(ports.len() > 50, "only {} distinct ports", ports.len());
     }

@@ -11,7 +11,7 @@
 
 use super::classify::next_at_least;
 use super::target::Target;
-use super::{EvalOutput, LogRecord, Policy, RuleRef, TableRules, Verdict};
+use super::{EvalOutput, LogRecord, Policy, RuleRef, TableRules, TraceKind, TraceStep, Verdict};
 use super::{Hook, PacketCtx};
 
 pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOutput) -> Verdict {
@@ -47,6 +47,12 @@ fn traverse(
     // or moves backwards (candidates depend only on header fields, so rebuilding is exact).
     let mut lists: Vec<&[u32]> = Vec::new();
     let (mut lists_chain, mut lists_pos) = (usize::MAX, 0usize);
+    out.trace |= ctx.trace;
+    let chain_name = |i: usize| {
+        t.chains
+            .get(i)
+            .map_or_else(|| "?".to_string(), |c| c.name.to_string())
+    };
 
     let verdict = loop {
         let Some(c) = t.chains.get(chain) else {
@@ -66,6 +72,17 @@ fn traverse(
         let Some(rule) = c.rules.get(pos) else {
             // End of chain: a built-in chain's policy, or an implicit RETURN.
             if c.policy.is_none() {
+                if out.trace {
+                    out.trace_steps.push(TraceStep {
+                        rule: RuleRef {
+                            table: t.table,
+                            chain: c.name.clone(),
+                            rule_num: c.rules.len() + 1,
+                        },
+                        kind: TraceKind::Return,
+                        verdict: "RETURN".into(),
+                    });
+                }
                 if let Some((ch, next)) = stack.pop() {
                     (chain, pos) = (ch, next);
                     continue;
@@ -84,6 +101,15 @@ fn traverse(
             chain: c.name.clone(),
             rule_num: here + 1,
         };
+        // As in the kernel, a rule is traced when it matched, before its target runs: the
+        // TRACE rule itself is not reported, the rules after it are.
+        if out.trace {
+            out.trace_steps.push(TraceStep {
+                rule: rule_ref(),
+                kind: TraceKind::Rule,
+                verdict: rule.target.trace_verdict(&chain_name),
+            });
+        }
         match &rule.target {
             Target::Continue => {}
             Target::Log(log) => out.logs.push(LogRecord {
@@ -94,6 +120,8 @@ fn traverse(
             Target::NoTrack { .. } => notrack = true,
             Target::Mark { value, mask } => out.marks.mark = (out.marks.mark & !mask) ^ value,
             Target::Connmark(op) => op.apply(&mut out.marks),
+            Target::Trace => out.trace = true,
+            Target::TcpMss(m) => out.tcpmss.push(*m),
             Target::Accept => {
                 if !out.skip_accept_rule {
                     out.rule = Some(rule_ref());
@@ -135,6 +163,21 @@ fn policy(t: &TableRules, start: usize, ctx: &PacketCtx, out: &mut EvalOutput) -
         return Verdict::Drop;
     };
     c.policy_counters.add(ctx.len);
+    if out.trace {
+        out.trace_steps.push(TraceStep {
+            rule: RuleRef {
+                table: t.table,
+                chain: c.name.clone(),
+                rule_num: 0,
+            },
+            kind: TraceKind::Policy,
+            verdict: match c.policy {
+                Some(Policy::Drop) => "DROP",
+                _ => "ACCEPT",
+            }
+            .into(),
+        });
+    }
     if !(out.skip_accept_rule && c.policy != Some(Policy::Drop)) {
         out.rule = Some(RuleRef {
             table: t.table,

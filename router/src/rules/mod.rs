@@ -102,7 +102,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use nat::{NatRange, NatTarget};
-pub use target::RejectWith;
+pub use target::{RejectWith, TcpMss};
 
 pub(crate) use matches::Match;
 pub(crate) use target::Target;
@@ -302,6 +302,9 @@ pub struct PacketCtx<'a> {
     /// The packet's connection, for `-m conntrack` options beyond `--ctstate` (`None` when
     /// untracked or invalid).
     pub conn: Option<ConnView<'a>>,
+    /// The packet is traced (a TRACE rule marked it in an earlier table or hook): every rule
+    /// it hits is reported in [`EvalOutput::trace_steps`].
+    pub trace: bool,
 }
 
 impl<'a> PacketCtx<'a> {
@@ -330,6 +333,7 @@ impl<'a> PacketCtx<'a> {
             packet,
             chain: None,
             conn: None,
+            trace: false,
         }
     }
 }
@@ -435,6 +439,42 @@ pub struct EvalOutput {
     /// Set by the caller: leave `rule` at `None` when a rule or policy ACCEPTs. The pipeline
     /// needs the deciding rule only for drops, and naming it costs a reference count per packet.
     pub skip_accept_rule: bool,
+    /// Whether the packet is traced after this traversal (`ctx.trace`, or a TRACE rule hit).
+    pub trace: bool,
+    /// What a traced packet hit, in order (empty unless traced).
+    pub trace_steps: Vec<TraceStep>,
+    /// TCPMSS hits in traversal order; the pipeline rewrites the SYN's MSS option.
+    pub tcpmss: Vec<TcpMss>,
+}
+
+/// What a traced packet hit: a rule, the implicit return at the end of a user chain, or a
+/// built-in chain's policy — the `rule` / `return` / `policy` lines of `xtables-monitor --trace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceKind {
+    Rule,
+    Return,
+    Policy,
+}
+
+impl TraceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceKind::Rule => "rule",
+            TraceKind::Return => "return",
+            TraceKind::Policy => "policy",
+        }
+    }
+}
+
+/// One step of a traced packet ([`EvalOutput::trace_steps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceStep {
+    /// The rule (1-based), the end of a user chain (its rule count + 1), or the policy (0).
+    pub rule: RuleRef,
+    pub kind: TraceKind,
+    /// What happened: ACCEPT, DROP, REJECT, RETURN, `JUMP chain`, `GOTO chain`, a NAT target's
+    /// name, or CONTINUE for non-terminating targets and rules without one.
+    pub verdict: String,
 }
 
 /// A load error pointing at the offending token.
@@ -724,6 +764,12 @@ impl Ruleset {
     /// iptables-save text of the ruleset, with counters `[pkts:bytes]` when `counters`.
     pub fn save(&self, counters: bool) -> String {
         save::save(self, counters)
+    }
+
+    /// A rule as iptables-save prints it (`-A CHAIN ...`), for traces; `None` for a policy
+    /// or a reference into another ruleset.
+    pub fn rule_text(&self, rule: &RuleRef) -> Option<String> {
+        save::rule_text(self, rule)
     }
 
     /// Zeroes every rule and policy counter (`iptables -Z`).

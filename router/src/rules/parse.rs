@@ -29,7 +29,8 @@ use super::matches::{
 };
 use super::nat::{self, NAT_TARGETS};
 use super::target::{
-    parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, LOG_DEFAULT_LEVEL, LOG_FLAGS,
+    parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, TcpMss, LOG_DEFAULT_LEVEL,
+    LOG_FLAGS,
 };
 use super::{
     Chain, Counters, CtState, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset,
@@ -530,7 +531,7 @@ impl Parser<'_> {
                 message: format!("chain loop: {}", names.join(" -> ")),
             });
         }
-        if let Some(e) = self.check_nat_hooks(&cur, &edges) {
+        if let Some(e) = self.check_target_hooks(&cur, &edges) {
             return Err(e);
         }
         let mut builtin = [None; 5];
@@ -554,15 +555,20 @@ impl Parser<'_> {
 }
 
 impl Parser<'_> {
-    /// NAT targets in user chains: every built-in chain reaching the rule (through `-j` and
+    /// NAT targets and TCPMSS --clamp-mss-to-pmtu in user chains: every built-in chain reaching the rule (through `-j` and
     /// `-g`, the table being loop-free) must be a hook the target works in, as the kernel checks
     /// when the table is loaded. Built-in chains were checked while parsing.
-    fn check_nat_hooks(
+    fn check_target_hooks(
         &self,
         cur: &TableBuilder,
         edges: &[Vec<(usize, usize, usize)>],
     ) -> Option<RuleError> {
-        if cur.table != Table::Nat {
+        let limited = |c: &ChainBuilder| {
+            c.rules
+                .iter()
+                .any(|r| matches!(&r.target, PendingTarget::Ready(t) if hook_limited(t).is_some()))
+        };
+        if !cur.chains.iter().any(|c| c.hook.is_none() && limited(c)) {
             return None;
         }
         // For each chain, the first path found from each hook (chain indices, hook's chain
@@ -589,11 +595,12 @@ impl Parser<'_> {
                 continue;
             }
             for r in &c.rules {
-                let PendingTarget::Ready(Target::Nat(t)) = &r.target else {
+                let PendingTarget::Ready(t) = &r.target else {
                     continue;
                 };
-                let kind = nat::kind(t);
-                let ok = nat::valid_hooks(kind);
+                let Some((kind, ok)) = hook_limited(t) else {
+                    continue;
+                };
                 if let Some((hook, path)) = reached[ci].iter().find(|(h, _)| !ok.contains(h)) {
                     let names: Vec<&str> =
                         path.iter().map(|&i| cur.chains[i].name.as_str()).collect();
@@ -614,6 +621,23 @@ impl Parser<'_> {
             }
         }
         None
+    }
+}
+
+/// Hooks where `-j TCPMSS --clamp-mss-to-pmtu` knows the egress route.
+const MSS_CLAMP_HOOKS: &[Hook] = &[Hook::Forward, Hook::Output, Hook::Postrouting];
+
+/// A target that works only in some hooks: its name and those hooks.
+fn hook_limited(t: &Target) -> Option<(&'static str, &'static [Hook])> {
+    match t {
+        Target::Nat(n) => {
+            let kind = nat::kind(n);
+            Some((kind, nat::valid_hooks(kind)))
+        }
+        Target::TcpMss(TcpMss::ClampToPmtu) => {
+            Some(("TCPMSS --clamp-mss-to-pmtu", MSS_CLAMP_HOOKS))
+        }
+        _ => None,
     }
 }
 
@@ -744,6 +768,8 @@ enum TgtBuild {
         random_fully: bool,
         persistent: bool,
     },
+    /// `-j TCPMSS` and its one option with the option's column.
+    TcpMss(Option<(TcpMss, usize)>),
 }
 
 /// Parses the options of one rule.
@@ -1313,6 +1339,11 @@ impl<'p, 't> RuleParser<'p, 't> {
                 TgtBuild::Ct { notrack: false }
             }
             "MARK" => TgtBuild::Mark { op: None },
+            "TRACE" => {
+                only(Table::Raw)?;
+                TgtBuild::Ready(Target::Trace)
+            }
+            "TCPMSS" => TgtBuild::TcpMss(None),
             "CONNMARK" => TgtBuild::Connmark {
                 op: None,
                 nfmask: None,
@@ -1398,6 +1429,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                 }
             }
             TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
+            TgtBuild::TcpMss(_) => matches!(o, "--set-mss" | "--clamp-mss-to-pmtu"),
             TgtBuild::Nat { kind, .. } => nat::takes_option(kind, o),
             TgtBuild::Connmark { .. } => {
                 MARK_OPS.contains(&o)
@@ -1457,6 +1489,26 @@ impl<'p, 't> RuleParser<'p, 't> {
                         _ => random,
                     };
                     *flag = true;
+                }
+            }
+            "--set-mss" | "--clamp-mss-to-pmtu" => {
+                let m = if o == "--set-mss" {
+                    let v = self.value(opt)?;
+                    let mss = v.text.parse::<u16>().map_err(|_| {
+                        p.err(v.col, format!("--set-mss needs 0-65535, not {:?}", v.text))
+                    })?;
+                    TcpMss::Set(mss)
+                } else {
+                    TcpMss::ClampToPmtu
+                };
+                if let Some((TgtBuild::TcpMss(cur), _)) = &mut self.target {
+                    if cur.is_some() {
+                        return Err(p.err(
+                            opt.col,
+                            "TCPMSS takes one of --set-mss and --clamp-mss-to-pmtu",
+                        ));
+                    }
+                    *cur = Some((m, opt.col));
                 }
             }
             "--reject-with" => {
@@ -1735,6 +1787,39 @@ impl<'p, 't> RuleParser<'p, 't> {
                     PendingTarget::Ready(Target::Connmark(op))
                 }
                 TgtBuild::Chain { name, goto } => PendingTarget::Chain { name, goto, col },
+                TgtBuild::TcpMss(None) => {
+                    return Err(p.err(col, "TCPMSS needs --set-mss or --clamp-mss-to-pmtu"))
+                }
+                TgtBuild::TcpMss(Some((m, ocol))) => {
+                    if self.proto != tcp {
+                        return Err(p.err(col, "TCPMSS needs -p tcp (not negated)"));
+                    }
+                    // The kernel refuses TCPMSS on rules that can see other than SYNs.
+                    let syn_only = self.mods.iter().any(|mi| {
+                        matches!(&mi.m, Match::Ports { module: 6, tcp_flags: Some(f), .. }
+                            if !f.invert && f.mask & f.comp & 0x02 != 0)
+                    });
+                    if !syn_only {
+                        return Err(p.err(
+                            col,
+                            "TCPMSS only works on TCP SYN packets: add --syn or --tcp-flags \
+                             with SYN set",
+                        ));
+                    }
+                    if m == TcpMss::ClampToPmtu {
+                        if let Some(h) = self.hook.filter(|h| !MSS_CLAMP_HOOKS.contains(h)) {
+                            return Err(p.err(
+                                ocol,
+                                format!(
+                                    "--clamp-mss-to-pmtu is not valid in chain {} (only in {})",
+                                    h.chain_name(),
+                                    hook_list(MSS_CLAMP_HOOKS)
+                                ),
+                            ));
+                        }
+                    }
+                    PendingTarget::Ready(Target::TcpMss(m))
+                }
                 TgtBuild::Nat {
                     kind,
                     to,

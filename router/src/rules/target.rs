@@ -179,6 +179,23 @@ pub(crate) enum Target {
     /// nat table: SNAT/DNAT/MASQUERADE/REDIRECT/NETMAP; terminal like ACCEPT,
     /// the engine binds the mapping.
     Nat(Arc<super::nat::NatTarget>),
+    /// raw table: trace the packet through every later rule it hits, in every table and
+    /// hook; continue.
+    Trace,
+    /// `-j TCPMSS`: lower the MSS option of TCP SYNs (the pipeline rewrites the packet);
+    /// continue.
+    TcpMss(TcpMss),
+}
+
+/// What `-j TCPMSS` sets the MSS option to. Either way the option is only ever lowered, as
+/// the kernel does; a SYN without the option gets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TcpMss {
+    /// `--set-mss N`.
+    Set(u16),
+    /// `--clamp-mss-to-pmtu`: the path MTU (the smaller of the egress and ingress MTUs) less
+    /// the IP and TCP headers (40 bytes for IPv4, 60 for IPv6).
+    ClampToPmtu,
 }
 
 /// What CONNMARK does to the connection mark (`ctmark`) or, for restore, the packet mark.
@@ -221,6 +238,26 @@ pub(crate) fn xmark_of(opt: &str, value: u32, mask: u32) -> Option<(u32, u32)> {
 }
 
 impl Target {
+    /// How a trace names what this target did (xtables-monitor's verdict column).
+    pub(crate) fn trace_verdict(&self, chain_name: &dyn Fn(usize) -> String) -> String {
+        match self {
+            Target::Accept => "ACCEPT".into(),
+            Target::Drop => "DROP".into(),
+            Target::Reject(_) => "REJECT".into(),
+            Target::Return => "RETURN".into(),
+            Target::Jump(c) => format!("JUMP {}", chain_name(*c)),
+            Target::Goto(c) => format!("GOTO {}", chain_name(*c)),
+            Target::Nat(t) => super::nat::kind(t).to_string(),
+            Target::Continue
+            | Target::NoTrack { .. }
+            | Target::Log(_)
+            | Target::Mark { .. }
+            | Target::Connmark(_)
+            | Target::Trace
+            | Target::TcpMss(_) => "CONTINUE".into(),
+        }
+    }
+
     /// Appends the iptables-save form (with a leading space); `chain_name` resolves jumps.
     pub(crate) fn write(&self, out: &mut String, chain_name: &dyn Fn(usize) -> String) {
         match self {
@@ -254,6 +291,11 @@ impl Target {
                 }
             }
             Target::Nat(t) => super::nat::write(t, out),
+            Target::Trace => out.push_str(" -j TRACE"),
+            Target::TcpMss(TcpMss::Set(mss)) => {
+                let _ = write!(out, " -j TCPMSS --set-mss {mss}");
+            }
+            Target::TcpMss(TcpMss::ClampToPmtu) => out.push_str(" -j TCPMSS --clamp-mss-to-pmtu"),
             Target::Mark { value, mask } => {
                 let _ = write!(out, " -j MARK --set-xmark {value:#x}/{mask:#x}");
             }
