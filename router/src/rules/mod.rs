@@ -53,6 +53,7 @@
 //!   `-m addrtype`, each negatable with a leading `!` where iptables allows it (the old
 //!   `-s ! x` form is rejected with a hint);
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, LOG, MARK, CONNMARK,
+//!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
 //!   `-j chain`, `-g chain`, and in the nat table SNAT, DNAT, MASQUERADE, REDIRECT and NETMAP
 //!   (see `nat.rs` for their forms and checks).
 //!
@@ -729,6 +730,9 @@ impl Ruleset {
         out.rule = None;
         out.nat = None;
         out.logs.clear();
+        out.trace = false;
+        out.trace_steps.clear();
+        out.tcpmss.clear();
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,
@@ -751,6 +755,9 @@ impl Ruleset {
         out.rule = None;
         out.nat = None;
         out.logs.clear();
+        out.trace = false;
+        out.trace_steps.clear();
+        out.tcpmss.clear();
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,

@@ -1339,10 +1339,10 @@ impl<'p, 't> RuleParser<'p, 't> {
                 TgtBuild::Ct { notrack: false }
             }
             "MARK" => TgtBuild::Mark { op: None },
-            "TRACE" => {
-                only(Table::Raw)?;
-                TgtBuild::Ready(Target::Trace)
-            }
+            // iptables-legacy allows TRACE only in raw; iptables-nft (Debian's default, whose
+            // saves users bring) allows it in every table, and tracing from a later table on
+            // is well defined, so it loads anywhere.
+            "TRACE" => TgtBuild::Ready(Target::Trace),
             "TCPMSS" => TgtBuild::TcpMss(None),
             "CONNMARK" => TgtBuild::Connmark {
                 op: None,
@@ -1794,18 +1794,9 @@ impl<'p, 't> RuleParser<'p, 't> {
                     if self.proto != tcp {
                         return Err(p.err(col, "TCPMSS needs -p tcp (not negated)"));
                     }
-                    // The kernel refuses TCPMSS on rules that can see other than SYNs.
-                    let syn_only = self.mods.iter().any(|mi| {
-                        matches!(&mi.m, Match::Ports { module: 6, tcp_flags: Some(f), .. }
-                            if !f.invert && f.mask & f.comp & 0x02 != 0)
-                    });
-                    if !syn_only {
-                        return Err(p.err(
-                            col,
-                            "TCPMSS only works on TCP SYN packets: add --syn or --tcp-flags \
-                             with SYN set",
-                        ));
-                    }
+                    // iptables-legacy also demands a SYN-only tcp match; iptables-nft cannot check
+                    // that and accepts the rule. The pipeline rewrites SYNs only, so the rule is
+                    // safe either way and loads as iptables-nft saves it.
                     if m == TcpMss::ClampToPmtu {
                         if let Some(h) = self.hook.filter(|h| !MSS_CLAMP_HOOKS.contains(h)) {
                             return Err(p.err(

@@ -8,6 +8,7 @@ mod files;
 mod nat;
 mod parse;
 mod string;
+mod targets;
 
 use super::*;
 
