@@ -91,6 +91,9 @@ impl ConnInfo {
         s.push_str(",\"reply\":");
         tuple_json(&mut s, &self.tuples[1], &self.counters[1]);
         let _ = write!(s, ",\"mark\":{}", self.mark);
+        if self.tuples[0].zone != 0 {
+            let _ = write!(s, ",\"zone\":{}", self.tuples[0].zone);
+        }
         if let Some(h) = self.helper {
             let _ = write!(s, ",\"helper\":\"{h}\"");
         }
@@ -133,6 +136,9 @@ impl fmt::Display for ConnInfo {
             f.write_str(" [ASSURED]")?;
         }
         write!(f, " mark={}", self.mark)?;
+        if self.tuples[0].zone != 0 {
+            write!(f, " zone={}", self.tuples[0].zone)?;
+        }
         if let Some(h) = self.helper {
             write!(f, " helper={h}")?;
         }

@@ -34,6 +34,7 @@
 //!     src_id: 40000,
 //!     dst_id: 53,
 //!     proto: 17,
+//!     zone: 0,
 //! };
 //! let now = Instant::from_secs(1);
 //! let conn = Conn::new(t, t.invert(), NoState, now + std::time::Duration::from_secs(30));

@@ -737,6 +737,7 @@ mod tests {
             src_id: n,
             dst_id: 80,
             proto: 6,
+            zone: 0,
         }
     }
 

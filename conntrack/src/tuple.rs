@@ -66,6 +66,11 @@ pub struct Tuple {
     pub dst_id: u16,
     /// L4 protocol number (after IPv6 extension headers).
     pub proto: u8,
+    /// Conntrack zone (`-j CT --zone`): connections in different zones never
+    /// match each other even with equal addresses and ports, so overlapping
+    /// address spaces behind different interfaces are tracked apart. 0 is the
+    /// default zone.
+    pub zone: u16,
 }
 
 /// Hashes the tuple as two or three machine words instead of field by field
@@ -73,8 +78,10 @@ pub struct Tuple {
 /// every lookup). Consistent with `Eq`: equal tuples write equal words.
 impl Hash for Tuple {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        let rest =
-            u64::from(self.src_id) << 24 | u64::from(self.dst_id) << 8 | u64::from(self.proto);
+        let rest = u64::from(self.zone) << 40
+            | u64::from(self.src_id) << 24
+            | u64::from(self.dst_id) << 8
+            | u64::from(self.proto);
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
                 h.write_u64(u64::from(u32::from(s)) << 32 | u64::from(u32::from(d)));
@@ -103,6 +110,7 @@ impl Tuple {
             src_id: self.dst_id,
             dst_id: self.src_id,
             proto: self.proto,
+            zone: self.zone,
         }
     }
 
@@ -152,6 +160,7 @@ impl TupleMask {
     /// and the protocol always have to match.
     pub fn matches(&self, pattern: &Tuple, t: &Tuple) -> bool {
         pattern.proto == t.proto
+            && pattern.zone == t.zone
             && pattern.dst == t.dst
             && (pattern.src_id ^ t.src_id) & self.src_id == 0
             && (pattern.dst_id ^ t.dst_id) & self.dst_id == 0
@@ -187,6 +196,7 @@ mod tests {
             src_id: sp,
             dst_id: dp,
             proto: 6,
+            zone: 0,
         }
     }
 
@@ -233,7 +243,7 @@ mod props {
     proptest! {
         #[test]
         fn invert_twice_is_identity(s in addr(), d in addr(), sp: u16, dp: u16, proto: u8) {
-            let t = Tuple { src: s, dst: d, src_id: sp, dst_id: dp, proto };
+            let t = Tuple { src: s, dst: d, src_id: sp, dst_id: dp, proto, zone: 0 };
             prop_assert_eq!(t.invert().invert(), t);
             let i = t.invert();
             prop_assert_eq!((i.src, i.dst, i.src_id, i.dst_id), (d, s, dp, sp));
@@ -241,7 +251,7 @@ mod props {
 
         #[test]
         fn exact_mask_matches_only_itself(a in addr(), b in addr(), sp: u16, dp: u16, sp2: u16) {
-            let t = Tuple { src: a, dst: b, src_id: sp, dst_id: dp, proto: 6 };
+            let t = Tuple { src: a, dst: b, src_id: sp, dst_id: dp, proto: 6, zone: 0 };
             let mut u = t;
             u.src_id = sp2;
             prop_assert!(TupleMask::EXACT.matches(&t, &t));

@@ -81,6 +81,7 @@ pub fn icmp_error_tuple<L: L4Proto>(
         src_id,
         dst_id,
         proto,
+        zone: 0,
     })
 }
 

@@ -32,7 +32,7 @@
 //! let (src_id, dst_id) = l4.ids(&pkt)?;
 //! let now = Instant::from_secs(1);
 //! let mut state = l4.new_conn(&pkt, now)?;
-//! let orig = Tuple { src, dst, src_id, dst_id, proto: 6 };
+//! let orig = Tuple { src, dst, src_id, dst_id, proto: 6, zone: 0 };
 //! let tuples = [orig, orig.invert()];
 //! let mut status = Status::default();
 //! let mut ctx = ConnCtx { dir: Dir::Original, status: &mut status, now, tuples: &tuples };

@@ -24,6 +24,7 @@ fn run(l4: &L4Modules, proto: u8, v6: bool, verify: bool, pkts: &[(bool, Vec<u8>
         src_id: 1,
         dst_id: 2,
         proto,
+        zone: 0,
     };
     let tuples = [tuple, tuple.invert()];
     let mut status = Status::default();

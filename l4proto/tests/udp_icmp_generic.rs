@@ -228,6 +228,7 @@ fn state_of_another_protocol_is_invalid() {
         src_id: 0,
         dst_id: 0,
         proto: 17,
+        zone: 0,
     }; 2];
     let mut status = conntrack::Status::default();
     let mut ctx = conntrack::ConnCtx {

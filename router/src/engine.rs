@@ -112,6 +112,8 @@ pub struct TraceEvent {
 #[derive(Debug, Clone, Copy, Default)]
 struct Skb {
     mark: u32,
+    /// Conntrack zone chosen by `-j CT --zone` in the raw table.
+    zone: u16,
     trace: Option<u64>,
     mss: Option<u16>,
 }
@@ -754,7 +756,7 @@ impl Engine {
         }
         // PREROUTING: conntrack in
         if !notrack {
-            ct = self.conntrack_in(&meta, pkt.as_slice(), self.verify_checksum);
+            ct = self.conntrack_in(&meta, pkt.as_slice(), self.verify_checksum, skb.zone);
             if let Ct::Invalid(why) = ct {
                 self.invalid.add(why);
             }
@@ -1101,7 +1103,7 @@ impl Engine {
 
     // ------------------------------------------------------------ conntrack
 
-    fn conntrack_in(&mut self, meta: &Meta, pkt: &[u8], verify: bool) -> Ct {
+    fn conntrack_in(&mut self, meta: &Meta, pkt: &[u8], verify: bool, zone: u16) -> Ct {
         if meta.frag != Frag::None {
             // Reassembly is not there yet: fragments are not tracked.
             return Ct::Untracked;
@@ -1140,7 +1142,13 @@ impl Engine {
                 // The error travels opposite to the quoted packet: look up the
                 // inverse, which (unlike the quote itself after NAT) is one of
                 // the connection's two tuples.
-                Ok(inner) => match self.ct.lookup(&inner.invert(), now) {
+                Ok(inner) => match self.ct.lookup(
+                    &Tuple {
+                        zone,
+                        ..inner.invert()
+                    },
+                    now,
+                ) {
                     Some((id, d)) => {
                         let dir = d;
                         if let Some(c) = self.ct.get_mut(id) {
@@ -1167,6 +1175,7 @@ impl Engine {
             src_id,
             dst_id,
             proto: l3.proto,
+            zone,
         };
         // Two rounds at most: a TCP SYN that reopens a closed connection
         // destroys it and is then handled as new.
@@ -1268,6 +1277,7 @@ impl Engine {
                         src_id: internal.port,
                         dst_id: tuple.src_id,
                         proto: tuple.proto,
+                        zone: tuple.zone,
                     };
                     conn.status.insert(Status::EXPECTED);
                     conn.status.insert(Status::DST_NAT | Status::DST_NAT_DONE);
@@ -1446,6 +1456,9 @@ impl Engine {
         };
         let v = rs.evaluate_full(table, hook, &ctx, &mut out);
         skb.mark = out.marks.mark;
+        if let Some(z) = out.ct_zone {
+            skb.zone = z;
+        }
         if out.trace {
             let texts: Vec<String> = out
                 .trace_steps
@@ -1889,7 +1902,7 @@ impl Engine {
             Ct::Untracked
         } else {
             // Locally generated packets are not checksum-verified (netfilter neither).
-            self.conntrack_in(&meta, pkt.as_slice(), false)
+            self.conntrack_in(&meta, pkt.as_slice(), false, skb.zone)
         };
         let Some(route) = self.routes.lookup(meta.dst).cloned() else {
             return self.count_drop_hook("route: no route", Hook::Output, &meta, None);
@@ -2174,6 +2187,7 @@ fn quick_tuple(p: &[u8]) -> Option<Tuple> {
         src_id,
         dst_id,
         proto,
+        zone: 0,
     })
 }
 

@@ -29,6 +29,7 @@
 //!     src_id: 40000,
 //!     dst_id: 21,
 //!     proto: 6,
+//!     zone: 0,
 //! };
 //! let mut conn = Conn::new(t, t.invert(), (), Instant::ZERO);
 //! let s = Arc::new(
@@ -205,6 +206,7 @@ mod tests {
             src_id: 40000,
             dst_id: 21,
             proto: 6,
+            zone: 0,
         };
         Conn::new(t, t.invert(), (), Instant::ZERO)
     }

@@ -446,6 +446,7 @@ mod tests {
             src_id: sp,
             dst_id: dp,
             proto,
+            zone: 0,
         }
     }
 

@@ -265,3 +265,83 @@ fn a_traced_packet_reports_its_path_through_every_table() {
         "the 443 SYN crosses, the ssh SYN is dropped"
     );
 }
+
+/// `-j CT --zone`: connections live in the zone the raw table gives their packets. Replies
+/// from port 53 are put in the LAN's zone 1 and find their connection; replies from port 123
+/// stay in zone 0, miss the zone-1 connection and are dropped as NEW — unless the zone rules
+/// are removed, which proves the zone is what separated them.
+#[test]
+fn conntrack_zones_separate_connections() {
+    let filter = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -i lan0 -j ACCEPT
+COMMIT
+";
+    let zoned = format!(
+        "*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -i lan0 -j CT --zone 1
+-A PREROUTING -i wan0 -p udp -m udp --sport 53 -j CT --zone 1
+COMMIT
+{filter}"
+    );
+    let c = "192.0.2.2";
+    let s = "203.0.113.10";
+    let traffic = [
+        at("lan0", 0.0, udp(c, 5000, s, 53, b"query")),
+        at("wan0", 0.1, udp(s, 53, c, 5000, b"answer")),
+        at("lan0", 0.2, udp(c, 5001, s, 123, b"ntp request")),
+        at("wan0", 0.3, udp(s, 123, c, 5001, b"ntp reply")),
+    ];
+    let out = Scenario::with_config("ctzone", CFG, &zoned, "").run(&traffic, None);
+    assert_eq!(out.on("wan0").len(), 2, "both requests leave");
+    let back = out.on("lan0");
+    assert_eq!(
+        back.len(),
+        1,
+        "only the zone-1 reply returns: {:#?}",
+        out.events
+    );
+    assert!(back[0].ends_with(b"answer"));
+    let zone1: Vec<&str> = out
+        .conntrack
+        .lines()
+        .filter(|l| l.contains(" zone=1 "))
+        .collect();
+    assert_eq!(zone1.len(), 2, "conntrack:\n{}", out.conntrack);
+    assert!(
+        zone1
+            .iter()
+            .any(|l| l.contains("dport=53") && !l.contains("[UNREPLIED]")),
+        "{}",
+        out.conntrack
+    );
+    assert!(
+        zone1
+            .iter()
+            .any(|l| l.contains("dport=123") && l.contains("[UNREPLIED]")),
+        "{}",
+        out.conntrack
+    );
+    assert!(
+        !out.conntrack.lines().any(|l| !l.contains(" zone=")),
+        "the zone-0 reply was dropped before it was confirmed:\n{}",
+        out.conntrack
+    );
+    let drops = out.events_with(&["\"type\":\"drop\"", "\"chain\":\"FORWARD\"", "\"rule\":0,"]);
+    assert_eq!(
+        drops.len(),
+        1,
+        "the policy dropped the ntp reply: {:#?}",
+        out.events
+    );
+
+    // The same traffic without zones: both replies return.
+    let out = Scenario::with_config("ctzone0", CFG, filter, "").run(&traffic, None);
+    assert_eq!(out.on("lan0").len(), 2);
+    assert!(!out.conntrack.contains("zone="), "{}", out.conntrack);
+}

@@ -127,6 +127,7 @@ impl Flow {
                 src_id: a,
                 dst_id: b,
                 proto: self.proto,
+                zone: 0,
             }
         } else {
             let (src, dst) = self.addrs(ORIG);
@@ -137,6 +138,7 @@ impl Flow {
                 src_id: sa,
                 dst_id: sb,
                 proto: self.proto,
+                zone: 0,
             }
         };
         let tuples = [orig, orig.invert()];

@@ -118,6 +118,7 @@ fn traverse(
                 level: log.level,
             }),
             Target::NoTrack { .. } => notrack = true,
+            Target::CtZone(z) => out.ct_zone = Some(*z),
             Target::Mark { value, mask } => out.marks.mark = (out.marks.mark & !mask) ^ value,
             Target::Connmark(op) => op.apply(&mut out.marks),
             Target::Trace => out.trace = true,

@@ -52,7 +52,7 @@
 //!   `-m mark`, `-m connmark`, `-m iprange`, `-m length`, `-m ttl`, `-m hl`, `-m limit`,
 //!   `-m addrtype`, each negatable with a leading `!` where iptables allows it (the old
 //!   `-s ! x` form is rejected with a hint);
-//! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, LOG, MARK, CONNMARK,
+//! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, CT --zone, LOG, MARK, CONNMARK,
 //!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
 //!   `-j chain`, `-g chain`, and in the nat table SNAT, DNAT, MASQUERADE, REDIRECT and NETMAP
 //!   (see `nat.rs` for their forms and checks).
@@ -446,6 +446,8 @@ pub struct EvalOutput {
     pub trace_steps: Vec<TraceStep>,
     /// TCPMSS hits in traversal order; the pipeline rewrites the SYN's MSS option.
     pub tcpmss: Vec<TcpMss>,
+    /// raw table: the conntrack zone of the last `-j CT --zone` hit (`None`: the default).
+    pub ct_zone: Option<u16>,
 }
 
 /// What a traced packet hit: a rule, the implicit return at the end of a user chain, or a
@@ -733,6 +735,7 @@ impl Ruleset {
         out.trace = false;
         out.trace_steps.clear();
         out.tcpmss.clear();
+        out.ct_zone = None;
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,
@@ -758,6 +761,7 @@ impl Ruleset {
         out.trace = false;
         out.trace_steps.clear();
         out.tcpmss.clear();
+        out.ct_zone = None;
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,

@@ -746,6 +746,8 @@ enum TgtBuild {
     NoTrack,
     Ct {
         notrack: bool,
+        /// `--zone N` with the option's column.
+        zone: Option<(u16, usize)>,
     },
     Mark {
         op: Option<(u32, u32)>,
@@ -1336,7 +1338,10 @@ impl<'p, 't> RuleParser<'p, 't> {
             }
             "CT" => {
                 only(Table::Raw)?;
-                TgtBuild::Ct { notrack: false }
+                TgtBuild::Ct {
+                    notrack: false,
+                    zone: None,
+                }
             }
             "MARK" => TgtBuild::Mark { op: None },
             // iptables-legacy allows TRACE only in raw; iptables-nft (Debian's default, whose
@@ -1407,27 +1412,25 @@ impl<'p, 't> RuleParser<'p, 't> {
         let known = match t {
             TgtBuild::Reject { .. } => o == "--reject-with",
             TgtBuild::Log { .. } => o.starts_with("--log-"),
-            TgtBuild::Ct { .. } => {
-                if o == "--notrack" {
-                    true
-                } else if matches!(
-                    o,
-                    "--zone"
-                        | "--zone-orig"
-                        | "--zone-reply"
-                        | "--helper"
-                        | "--ctevents"
-                        | "--expevents"
-                        | "--timeout"
-                ) {
+            TgtBuild::Ct { .. } => match o {
+                "--notrack" | "--zone" | "--helper" => true,
+                "--zone-orig" | "--zone-reply" => {
                     return Err(p.err(
                         opt.col,
-                        format!("CT option {o} is not supported (only --notrack)"),
-                    ));
-                } else {
-                    false
+                        format!(
+                            "CT option {o} is not supported (one zone for both directions: \
+                             --zone N)"
+                        ),
+                    ))
                 }
-            }
+                "--ctevents" | "--expevents" | "--timeout" => {
+                    return Err(p.err(
+                        opt.col,
+                        format!("CT option {o} is not supported (only --notrack and --zone)"),
+                    ))
+                }
+                _ => false,
+            },
             TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
             TgtBuild::TcpMss(_) => matches!(o, "--set-mss" | "--clamp-mss-to-pmtu"),
             TgtBuild::Nat { kind, .. } => nat::takes_option(kind, o),
@@ -1522,12 +1525,46 @@ impl<'p, 't> RuleParser<'p, 't> {
                 }
             }
             "--notrack" => {
-                if let Some((TgtBuild::Ct { notrack }, _)) = &mut self.target {
+                if let Some((TgtBuild::Ct { notrack, .. }, _)) = &mut self.target {
                     if *notrack {
                         return Err(dup());
                     }
                     *notrack = true;
                 }
+            }
+            "--zone" => {
+                let v = self.value(opt)?;
+                let z = match v.text.parse::<u16>() {
+                    Ok(z) => z,
+                    Err(_) if v.text == "mark" || v.text.starts_with("mark/") => {
+                        return Err(p.err(
+                            v.col,
+                            "CT --zone mark is not supported (a numeric zone 0-65535 only)",
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(p.err(v.col, format!("--zone needs 0-65535, not {:?}", v.text)))
+                    }
+                };
+                if let Some((TgtBuild::Ct { zone, .. }, _)) = &mut self.target {
+                    if zone.is_some() {
+                        return Err(dup());
+                    }
+                    *zone = Some((z, opt.col));
+                }
+            }
+            "--helper" => {
+                // The kernel refuses a helper it does not have (ENOENT); tunfilter has no
+                // application helpers, so every name is refused the same way, at load time.
+                let v = self.value(opt)?;
+                return Err(p.err(
+                    v.col,
+                    format!(
+                        "CT --helper: no conntrack helper named {:?} (tunfilter has no \
+                         application helpers)",
+                        v.text
+                    ),
+                ));
             }
             "--log-prefix" => {
                 let v = self.value(opt)?;
@@ -1746,12 +1783,22 @@ impl<'p, 't> RuleParser<'p, 't> {
                     flags,
                 })),
                 TgtBuild::NoTrack => PendingTarget::Ready(Target::NoTrack { ct: false }),
-                TgtBuild::Ct { notrack: true } => {
-                    PendingTarget::Ready(Target::NoTrack { ct: true })
-                }
-                TgtBuild::Ct { notrack: false } => {
-                    return Err(p.err(col, "CT is only supported with --notrack"))
-                }
+                TgtBuild::Ct {
+                    notrack: true,
+                    zone: None,
+                } => PendingTarget::Ready(Target::NoTrack { ct: true }),
+                TgtBuild::Ct {
+                    notrack: true,
+                    zone: Some((_, zcol)),
+                } => return Err(p.err(zcol, "CT --notrack cannot be combined with --zone")),
+                TgtBuild::Ct {
+                    notrack: false,
+                    zone: Some((z, _)),
+                } => PendingTarget::Ready(Target::CtZone(z)),
+                TgtBuild::Ct {
+                    notrack: false,
+                    zone: None,
+                } => return Err(p.err(col, "CT needs --notrack or --zone")),
                 TgtBuild::Mark {
                     op: Some((value, mask)),
                 } => PendingTarget::Ready(Target::Mark { value, mask }),

@@ -166,6 +166,8 @@ pub(crate) enum Target {
     NoTrack {
         ct: bool,
     },
+    /// raw table `-j CT --zone N`: the packet is tracked in conntrack zone N; continue.
+    CtZone(u16),
     /// Non-terminating: report and continue.
     Log(LogTarget),
     /// `-j MARK`: `mark = (mark & !mask) ^ value` (every MARK option reduces to this
@@ -250,6 +252,7 @@ impl Target {
             Target::Nat(t) => super::nat::kind(t).to_string(),
             Target::Continue
             | Target::NoTrack { .. }
+            | Target::CtZone(_)
             | Target::Log(_)
             | Target::Mark { .. }
             | Target::Connmark(_)
@@ -276,6 +279,9 @@ impl Target {
             }
             Target::NoTrack { ct: true } => out.push_str(" -j CT --notrack"),
             Target::NoTrack { ct: false } => out.push_str(" -j NOTRACK"),
+            Target::CtZone(z) => {
+                let _ = write!(out, " -j CT --zone {z}");
+            }
             Target::Log(log) => {
                 out.push_str(" -j LOG");
                 if !log.prefix.is_empty() {

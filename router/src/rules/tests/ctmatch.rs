@@ -60,6 +60,7 @@ fn tuple(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
         src_id: sport,
         dst_id: dport,
         proto: 6,
+        zone: 0,
     }
 }
 

@@ -44,12 +44,13 @@ fn unknown_and_unsupported_options() {
         "t.rules:2:10: unknown or unsupported option --reject-with"
     );
     assert_eq!(
-        err4("*raw\n-A PREROUTING -j CT --zone 1\nCOMMIT\n"),
-        "t.rules:2:21: CT option --zone is not supported (only --notrack)"
+        err4("*raw\n-A PREROUTING -j CT --zone-orig 1\nCOMMIT\n"),
+        "t.rules:2:21: CT option --zone-orig is not supported (one zone for both directions: \
+         --zone N)"
     );
     assert_eq!(
         err4("*raw\n-A PREROUTING -j CT\nCOMMIT\n"),
-        "t.rules:2:18: CT is only supported with --notrack"
+        "t.rules:2:18: CT needs --notrack or --zone"
     );
 }
 

@@ -207,3 +207,92 @@ fn tcpmss_hits_are_collected_in_order() {
     rs.evaluate_full(Table::Mangle, Hook::Forward, &ack, &mut out);
     assert!(out.tcpmss.is_empty());
 }
+
+#[test]
+fn ct_zone_and_helper() {
+    let raw =
+        |l: &str| format!("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{l}\nCOMMIT\n");
+    // Save forms as iptables-save 1.8.9 printed them.
+    let rs = v4(&raw(
+        "-A PREROUTING -i lan1 -j CT --zone 1\n-A PREROUTING -i lan2 -j CT --zone 65535\n\
+         -A OUTPUT -j CT --zone 0\n-A PREROUTING -j CT --notrack",
+    ));
+    round_trip(&rs);
+    assert_eq!(
+        rules_of(&rs),
+        [
+            "-A PREROUTING -i lan1 -j CT --zone 1",
+            "-A PREROUTING -i lan2 -j CT --zone 65535",
+            "-A PREROUTING -j CT --notrack",
+            "-A OUTPUT -j CT --zone 0",
+        ]
+    );
+    // The last zone hit wins and the traversal goes on (CT does not decide).
+    let rs = v4(&raw(
+        "-A PREROUTING -s 192.0.2.0/24 -j CT --zone 1\n-A PREROUTING -p tcp -j CT --zone 2\n\
+         -A PREROUTING -p tcp --dport 9 -j DROP",
+    ));
+    let mut out = EvalOutput::default();
+    let udp = {
+        let mut c = tcp4("192.0.2.2", "198.51.100.1", 1, 53);
+        c.proto = 17;
+        c.tcp_flags = None;
+        c
+    };
+    assert_eq!(
+        rs.evaluate_full(Table::Raw, Hook::Prerouting, &udp, &mut out),
+        Verdict::Accept
+    );
+    assert_eq!(out.ct_zone, Some(1));
+    let t = tcp4("192.0.2.2", "198.51.100.1", 1, 9);
+    assert_eq!(
+        rs.evaluate_full(Table::Raw, Hook::Prerouting, &t, &mut out),
+        Verdict::Drop
+    );
+    assert_eq!(out.ct_zone, Some(2));
+    let other = tcp4("203.0.113.2", "198.51.100.1", 1, 80);
+    rs.evaluate_full(Table::Raw, Hook::Prerouting, &other, &mut out);
+    assert_eq!(out.ct_zone, Some(2));
+    let mut o2 = EvalOutput::default();
+    let v6rs = v6(&raw("-A PREROUTING -s 2001:db8::/32 -j CT --zone 7"));
+    v6rs.evaluate_full(
+        Table::Raw,
+        Hook::Prerouting,
+        &tcp6("2001:db8:9::1", "2001:db8::2", 1, 2),
+        &mut o2,
+    );
+    assert_eq!(o2.ct_zone, Some(7));
+    rs.evaluate_full(Table::Raw, Hook::Prerouting, &udp, &mut o2);
+    assert_eq!(o2.ct_zone, Some(1), "reset between evaluations");
+
+    let e = |l: &str| err4(&raw(l));
+    assert_eq!(
+        e("-A PREROUTING -j CT --zone 65536"),
+        "t.rules:4:28: --zone needs 0-65535, not \"65536\""
+    );
+    assert_eq!(
+        e("-A PREROUTING -j CT --zone mark"),
+        "t.rules:4:28: CT --zone mark is not supported (a numeric zone 0-65535 only)"
+    );
+    assert_eq!(
+        e("-A PREROUTING -j CT --zone 1 --zone 2"),
+        "t.rules:4:30: --zone given twice"
+    );
+    assert_eq!(
+        e("-A PREROUTING -j CT --notrack --zone 1"),
+        "t.rules:4:31: CT --notrack cannot be combined with --zone"
+    );
+    assert_eq!(
+        e("-A PREROUTING -p tcp --dport 21 -j CT --helper ftp"),
+        "t.rules:4:48: CT --helper: no conntrack helper named \"ftp\" (tunfilter has no \
+         application helpers)"
+    );
+    assert_eq!(
+        e("-A PREROUTING -j CT --timeout tcp-slow"),
+        "t.rules:4:21: CT option --timeout is not supported (only --notrack and --zone)"
+    );
+    assert_eq!(
+        err4(&filter("-A INPUT -j CT --zone 1")),
+        "t.rules:2:13: target CT is only valid in the raw table, not filter"
+    );
+}
