@@ -514,6 +514,8 @@ pub struct Engine {
     next_eim_gc: Instant,
     /// The last trace id given to a TRACEd packet.
     next_trace_id: u64,
+    /// Scratch output of rule evaluation, kept between calls (see `run_table`).
+    eval_out: Option<Box<rules::EvalOutput>>,
     /// Scratch space of `handle_batch` (kept to avoid an allocation per batch).
     warm_tuples: Vec<Tuple>,
     /// Keeps the cache-warming reads observable so they are not optimised away.
@@ -598,6 +600,7 @@ impl Engine {
             last_nat: None,
             nat_salt: 0,
             next_trace_id: 0,
+            eval_out: None,
             nat_secret: hash_seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
             warm_tuples: Vec::new(),
             warm_sink: 0,
@@ -1373,6 +1376,63 @@ impl Engine {
         }
     }
 
+    /// The trace steps of one table's evaluation, with each rule's text (cold: tracing is
+    /// rare, and its code stays out of `run_table`).
+    #[cold]
+    #[inline(never)]
+    fn trace_table(
+        &mut self,
+        family: Family,
+        skb: &mut Skb,
+        out: &rules::EvalOutput,
+        meta: &Meta,
+        in_iface: Option<IfaceId>,
+        out_iface: Option<IfaceId>,
+    ) {
+        let rs = match family {
+            Family::V4 => &*self.rules4,
+            Family::V6 => &*self.rules6,
+        };
+        let texts: Vec<String> = out
+            .trace_steps
+            .iter()
+            .map(|st| match st.kind {
+                rules::TraceKind::Rule => rs.rule_text(&st.rule).unwrap_or_default(),
+                _ => String::new(),
+            })
+            .collect();
+        self.trace_steps(skb, &out.trace_steps, texts, meta, in_iface, out_iface);
+    }
+
+    /// The MSS a SYN should leave with after this table's TCPMSS hits: the lowest asked for.
+    #[cold]
+    #[inline(never)]
+    fn tcpmss_want(
+        &self,
+        skb: &mut Skb,
+        hits: &[rules::TcpMss],
+        family: Family,
+        in_iface: Option<IfaceId>,
+        out_iface: Option<IfaceId>,
+    ) {
+        let hdr = if family == Family::V6 { 60 } else { 40 };
+        let mtu = |i: Option<IfaceId>| i.and_then(|i| self.ifaces.get(i)).map(|i| i.mtu);
+        for m in hits {
+            let want = match m {
+                rules::TcpMss::Set(n) => Some(*n),
+                // The kernel takes the smaller of the route's MTU and the MTU back
+                // towards the sender.
+                rules::TcpMss::ClampToPmtu => mtu(out_iface)
+                    .map(|o| mtu(in_iface).map_or(o, |i| i.min(o)))
+                    .filter(|&m| m > hdr)
+                    .map(|m| u16::try_from(m - hdr).unwrap_or(u16::MAX)),
+            };
+            if let Some(w) = want {
+                skb.mss = Some(skb.mss.map_or(w, |cur| cur.min(w)));
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_table(
         &mut self,
@@ -1450,43 +1510,20 @@ impl Engine {
             conn,
             trace: skb.trace.is_some(),
         };
-        let mut out = rules::EvalOutput {
-            skip_accept_rule: true,
-            ..Default::default()
-        };
+        // Reused across calls: the output is a few cache lines, and building and dropping it
+        // per table was a visible share of a forwarded packet's cost.
+        let mut out = self.eval_out.take().unwrap_or_default();
+        out.skip_accept_rule = true;
         let v = rs.evaluate_full(table, hook, &ctx, &mut out);
         skb.mark = out.marks.mark;
         if let Some(z) = out.ct_zone {
             skb.zone = z;
         }
         if out.trace {
-            let texts: Vec<String> = out
-                .trace_steps
-                .iter()
-                .map(|st| match st.kind {
-                    rules::TraceKind::Rule => rs.rule_text(&st.rule).unwrap_or_default(),
-                    _ => String::new(),
-                })
-                .collect();
-            self.trace_steps(skb, &out.trace_steps, texts, meta, in_iface, out_iface);
+            self.trace_table(meta.family, skb, &out, meta, in_iface, out_iface);
         }
         if !out.tcpmss.is_empty() && meta.tcp_flags.is_some_and(|f| f & 0x02 != 0) {
-            let hdr = if meta.family == Family::V6 { 60 } else { 40 };
-            let mtu = |i: Option<IfaceId>| i.and_then(|i| self.ifaces.get(i)).map(|i| i.mtu);
-            for m in &out.tcpmss {
-                let want = match m {
-                    rules::TcpMss::Set(n) => Some(*n),
-                    // The kernel takes the smaller of the route's MTU and the MTU back
-                    // towards the sender.
-                    rules::TcpMss::ClampToPmtu => mtu(out_iface)
-                        .map(|o| mtu(in_iface).map_or(o, |i| i.min(o)))
-                        .filter(|&m| m > hdr)
-                        .map(|m| u16::try_from(m - hdr).unwrap_or(u16::MAX)),
-                };
-                if let Some(w) = want {
-                    skb.mss = Some(skb.mss.map_or(w, |cur| cur.min(w)));
-                }
-            }
+            self.tcpmss_want(skb, &out.tcpmss, meta.family, in_iface, out_iface);
         }
         if out.marks.ctmark != ctmark {
             if let Some(Ct::Known { id, .. }) = ct {
@@ -1495,7 +1532,7 @@ impl Engine {
                 }
             }
         }
-        for l in out.logs {
+        for l in out.logs.drain(..) {
             let line = format!(
                 "{}{} IN={} OUT={}",
                 l.prefix,
@@ -1511,11 +1548,12 @@ impl Engine {
             });
         }
         if matches!(v, Verdict::Drop | Verdict::Reject(_)) {
-            self.last_rule = out.rule;
+            self.last_rule = out.rule.take();
         }
         if table == Table::Nat {
             self.last_nat = out.nat.take();
         }
+        self.eval_out = Some(out);
         v
     }
 

@@ -11,7 +11,9 @@
 
 use super::classify::next_at_least;
 use super::target::Target;
-use super::{EvalOutput, LogRecord, Policy, RuleRef, TableRules, TraceKind, TraceStep, Verdict};
+use super::{
+    Chain, EvalOutput, LogRecord, Policy, RuleRef, TableRules, TraceKind, TraceStep, Verdict,
+};
 use super::{Hook, PacketCtx};
 
 pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOutput) -> Verdict {
@@ -48,11 +50,6 @@ fn traverse(
     let mut lists: Vec<&[u32]> = Vec::new();
     let (mut lists_chain, mut lists_pos) = (usize::MAX, 0usize);
     out.trace |= ctx.trace;
-    let chain_name = |i: usize| {
-        t.chains
-            .get(i)
-            .map_or_else(|| "?".to_string(), |c| c.name.to_string())
-    };
 
     let verdict = loop {
         let Some(c) = t.chains.get(chain) else {
@@ -73,15 +70,7 @@ fn traverse(
             // End of chain: a built-in chain's policy, or an implicit RETURN.
             if c.policy.is_none() {
                 if out.trace {
-                    out.trace_steps.push(TraceStep {
-                        rule: RuleRef {
-                            table: t.table,
-                            chain: c.name.clone(),
-                            rule_num: c.rules.len() + 1,
-                        },
-                        kind: TraceKind::Return,
-                        verdict: "RETURN".into(),
-                    });
+                    trace_return(t, c, out);
                 }
                 if let Some((ch, next)) = stack.pop() {
                     (chain, pos) = (ch, next);
@@ -104,11 +93,7 @@ fn traverse(
         // As in the kernel, a rule is traced when it matched, before its target runs: the
         // TRACE rule itself is not reported, the rules after it are.
         if out.trace {
-            out.trace_steps.push(TraceStep {
-                rule: rule_ref(),
-                kind: TraceKind::Rule,
-                verdict: rule.target.trace_verdict(&chain_name),
-            });
+            trace_rule(t, &rule.target, rule_ref(), out);
         }
         match &rule.target {
             Target::Continue => {}
@@ -165,19 +150,7 @@ fn policy(t: &TableRules, start: usize, ctx: &PacketCtx, out: &mut EvalOutput) -
     };
     c.policy_counters.add(ctx.len);
     if out.trace {
-        out.trace_steps.push(TraceStep {
-            rule: RuleRef {
-                table: t.table,
-                chain: c.name.clone(),
-                rule_num: 0,
-            },
-            kind: TraceKind::Policy,
-            verdict: match c.policy {
-                Some(Policy::Drop) => "DROP",
-                _ => "ACCEPT",
-            }
-            .into(),
-        });
+        trace_policy(t, c, out);
     }
     if !(out.skip_accept_rule && c.policy != Some(Policy::Drop)) {
         out.rule = Some(RuleRef {
@@ -190,4 +163,53 @@ fn policy(t: &TableRules, start: usize, ctx: &PacketCtx, out: &mut EvalOutput) -
         Some(Policy::Drop) => Verdict::Drop,
         Some(Policy::Accept) | None => Verdict::Accept,
     }
+}
+
+// Tracing is rare: its bookkeeping stays out of the hot loop's code.
+
+#[cold]
+#[inline(never)]
+fn trace_rule(t: &TableRules, target: &Target, rule: RuleRef, out: &mut EvalOutput) {
+    let chain_name = |i: usize| {
+        t.chains
+            .get(i)
+            .map_or_else(|| "?".to_string(), |c| c.name.to_string())
+    };
+    out.trace_steps.push(TraceStep {
+        rule,
+        kind: TraceKind::Rule,
+        verdict: target.trace_verdict(&chain_name),
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn trace_return(t: &TableRules, c: &Chain, out: &mut EvalOutput) {
+    out.trace_steps.push(TraceStep {
+        rule: RuleRef {
+            table: t.table,
+            chain: c.name.clone(),
+            rule_num: c.rules.len() + 1,
+        },
+        kind: TraceKind::Return,
+        verdict: "RETURN".into(),
+    });
+}
+
+#[cold]
+#[inline(never)]
+fn trace_policy(t: &TableRules, c: &Chain, out: &mut EvalOutput) {
+    out.trace_steps.push(TraceStep {
+        rule: RuleRef {
+            table: t.table,
+            chain: c.name.clone(),
+            rule_num: 0,
+        },
+        kind: TraceKind::Policy,
+        verdict: match c.policy {
+            Some(Policy::Drop) => "DROP",
+            _ => "ACCEPT",
+        }
+        .into(),
+    });
 }

@@ -722,6 +722,7 @@ impl Ruleset {
     /// marks as MARK/CONNMARK targets left them (starting from `ctx.mark` / `ctx.ctmark`; the
     /// caller writes them back to the packet and connection), and the NAT target of a deciding
     /// nat-table rule (`None` otherwise).
+    #[inline]
     pub fn evaluate_full(
         &self,
         table: Table,
