@@ -1470,8 +1470,23 @@ impl Engine {
                 status: c.status.0,
                 reply,
                 expires_in: c.expires.as_nanos().saturating_sub(now_ns) / 1_000_000_000,
+                counters: [
+                    (c.counters[0].packets, c.counters[0].bytes),
+                    (c.counters[1].packets, c.counters[1].bytes),
+                ],
             }
         }
+        // For -m connlimit: a listed connection counts while it is tracked, unexpired and,
+        // for TCP, not closing (as the kernel's nf_conncount).
+        let cts = &self.ct;
+        let conn_alive = |t: &Tuple| {
+            cts.peek(t)
+                .and_then(|(id, _)| cts.get(id))
+                .is_some_and(|c| {
+                    c.expires.as_nanos() > now_ns
+                        && !matches!(c.l4.state_name(), "TIME_WAIT" | "CLOSE")
+                })
+        };
         let conn = match ct {
             Some(Ct::Known { id, dir, .. }) => self
                 .ct
@@ -1508,6 +1523,7 @@ impl Engine {
             packet: pkt.as_slice(),
             chain: (!segments.is_empty()).then_some(&segments[..]),
             conn,
+            conn_alive: Some(&conn_alive),
             trace: skb.trace.is_some(),
         };
         // Reused across calls: the output is a few cache lines, and building and dropping it

@@ -24,6 +24,9 @@ pub struct ConnView<'a> {
     pub reply: bool,
     /// Seconds until the connection expires.
     pub expires_in: u64,
+    /// (packets, bytes) seen in the original and reply directions, the current packet
+    /// included.
+    pub counters: [(u64, u64); 2],
 }
 
 /// `--ctstatus` names in the order iptables-save prints them.

@@ -601,6 +601,10 @@ pub(crate) enum Match {
     },
     /// `-m string`.
     String(Box<super::string::StringMatch>),
+    /// `-m connbytes`.
+    Connbytes(super::connstat::Connbytes),
+    /// `-m connlimit`.
+    Connlimit(Box<super::connstat::Connlimit>),
 }
 
 impl Match {
@@ -665,6 +669,8 @@ impl Match {
             }
             Match::Ttl { cmp, value, .. } => cmp.test(ctx.ttl, *value),
             Match::Limit(limit) => limit.hit(ctx.now_ns),
+            Match::Connbytes(m) => m.matches(ctx),
+            Match::Connlimit(m) => m.matches(ctx),
             Match::AddrType { src, dst } => {
                 src.is_none_or(|t| t.matches(ctx.src, ctx))
                     && dst.is_none_or(|t| t.matches(ctx.dst, ctx))
@@ -783,6 +789,8 @@ impl Match {
                 let _ = write!(out, " -m comment --comment {}", quote(text));
             }
             Match::String(m) => m.write(out),
+            Match::Connbytes(m) => m.write(out),
+            Match::Connlimit(m) => m.write(out),
         }
     }
 }

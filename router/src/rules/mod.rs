@@ -50,7 +50,7 @@
 //!   `--tcp-flags`, `--syn`, `--tcp-option`), `-m multiport`, `-m conntrack --ctstate`,
 //!   `-m state --state`, `-m icmp --icmp-type`, `-m icmp6 --icmpv6-type`, `-m comment`,
 //!   `-m mark`, `-m connmark`, `-m iprange`, `-m length`, `-m ttl`, `-m hl`, `-m limit`,
-//!   `-m addrtype`, each negatable with a leading `!` where iptables allows it (the old
+//!   `-m addrtype`, `-m connbytes`, `-m connlimit` (`connstat.rs`), each negatable with a leading `!` where iptables allows it (the old
 //!   `-s ! x` form is rejected with a hint);
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, CT --zone, LOG, MARK, CONNMARK,
 //!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
@@ -81,6 +81,7 @@
 //! degrade to the scan with one `u32` per rule of memory. Figures: BENCHMARKS.md, "classifier".
 
 mod classify;
+mod connstat;
 mod ctmatch;
 mod eval;
 mod ext;
@@ -303,6 +304,9 @@ pub struct PacketCtx<'a> {
     /// The packet's connection, for `-m conntrack` options beyond `--ctstate` (`None` when
     /// untracked or invalid).
     pub conn: Option<ConnView<'a>>,
+    /// Whether a connection with this original tuple is still tracked and not closing, for
+    /// `-m connlimit` to prune its lists (`None`: count only the packet's own connection).
+    pub conn_alive: Option<&'a (dyn Fn(&conntrack::tuple::Tuple) -> bool + 'a)>,
     /// The packet is traced (a TRACE rule marked it in an earlier table or hook): every rule
     /// it hits is reported in [`EvalOutput::trace_steps`].
     pub trace: bool,
@@ -334,6 +338,7 @@ impl<'a> PacketCtx<'a> {
             packet,
             chain: None,
             conn: None,
+            conn_alive: None,
             trace: false,
         }
     }

@@ -723,6 +723,8 @@ enum ModKind {
     Limit,
     AddrType,
     String,
+    Connbytes,
+    Connlimit,
 }
 
 /// A CONNMARK action being built.
@@ -1009,7 +1011,7 @@ impl<'p, 't> RuleParser<'p, 't> {
             };
             if let Some(kind) = implicit {
                 if !self.mods.iter().any(|m| m.kind == kind) {
-                    self.mods.push(new_module(kind, opt.col));
+                    self.mods.push(new_module(kind, opt.col, self.p.family));
                     let k = self.mods.len() - 1;
                     if self.module_option(k, opt, not)? {
                         return Ok(());
@@ -1064,11 +1066,13 @@ impl<'p, 't> RuleParser<'p, 't> {
             "limit" => ModKind::Limit,
             "addrtype" => ModKind::AddrType,
             "string" => ModKind::String,
+            "connbytes" => ModKind::Connbytes,
+            "connlimit" => ModKind::Connlimit,
             other => {
                 return Err(self.err(col, format!("unsupported match module {other}")));
             }
         };
-        self.mods.push(new_module(kind, col));
+        self.mods.push(new_module(kind, col, family));
         Ok(())
     }
 
@@ -1114,7 +1118,7 @@ impl<'p, 't> RuleParser<'p, 't> {
         self.mods[k].seen.push((group, name));
         let inv = not.is_some();
         let vals: Vec<&'t Tok> = match name {
-            "--syn" | "--icase" => Vec::new(),
+            "--syn" | "--icase" | "--connlimit-saddr" | "--connlimit-daddr" => Vec::new(),
             "--tcp-flags" => vec![self.value(opt)?, self.value(opt)?],
             _ => vec![self.value(opt)?],
         };
@@ -1279,6 +1283,31 @@ impl<'p, 't> RuleParser<'p, 't> {
                     _ => Cmp::Gt,
                 };
             }
+            (Match::Connbytes(m), "--connbytes") => {
+                (m.from, m.to) = super::connstat::Connbytes::parse_range(&v.text).map_err(at)?;
+                m.invert = inv;
+            }
+            (Match::Connbytes(m), "--connbytes-mode") => {
+                m.mode = super::connstat::ConnbytesMode::parse(&v.text).map_err(at)?;
+            }
+            (Match::Connbytes(m), _) => {
+                m.dir = super::connstat::ConnbytesDir::parse(&v.text).map_err(at)?;
+            }
+            (Match::Connlimit(m), "--connlimit-above" | "--connlimit-upto") => {
+                m.limit = v
+                    .text
+                    .parse::<u32>()
+                    .map_err(|_| at(format!("bad {name} value {} (0..=4294967295)", v.text)))?;
+                // `! --connlimit-above N` is `--connlimit-upto N` and the other way round.
+                m.upto = (name == "--connlimit-upto") != inv;
+            }
+            (Match::Connlimit(m), "--connlimit-mask") => {
+                let full = if family == Family::V6 { 128 } else { 32 };
+                m.mask = parse_uint(&v.text, full)
+                    .map_err(|_| at(format!("bad --connlimit-mask {} (0..={full})", v.text)))?
+                    as u8;
+            }
+            (Match::Connlimit(m), _) => m.daddr = name == "--connlimit-daddr",
             (Match::Limit(limit), "--limit") => {
                 (limit.rate, limit.unit) = Limit::parse_rate(&v.text).map_err(at)?;
             }
@@ -1746,6 +1775,28 @@ impl<'p, 't> RuleParser<'p, 't> {
                     continue;
                 }
                 ModKind::Limit => continue,
+                ModKind::Connbytes => {
+                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
+                    for (opt, what) in [
+                        ("--connbytes", "-m connbytes needs --connbytes"),
+                        ("--connbytes-dir", "-m connbytes needs --connbytes-dir"),
+                        ("--connbytes-mode", "-m connbytes needs --connbytes-mode"),
+                    ] {
+                        if !has(opt) {
+                            return Err(p.err(m.col, what));
+                        }
+                    }
+                    continue;
+                }
+                ModKind::Connlimit => {
+                    if !m.seen.iter().any(|(group, _)| *group == "connlimit") {
+                        return Err(p.err(
+                            m.col,
+                            "-m connlimit needs --connlimit-above or --connlimit-upto",
+                        ));
+                    }
+                    continue;
+                }
             };
             if self.proto != Some((need, false)) {
                 let name = match m.kind {
@@ -1938,11 +1989,19 @@ fn module_opt(kind: ModKind, opt: &str) -> Option<(&'static str, &'static str, b
         (ModKind::String, "--from") => ("--from", "--from", false),
         (ModKind::String, "--to") => ("--to", "--to", false),
         (ModKind::String, "--icase") => ("--icase", "--icase", false),
+        (ModKind::Connbytes, "--connbytes") => ("--connbytes", "--connbytes", true),
+        (ModKind::Connbytes, "--connbytes-dir") => ("--connbytes-dir", "--connbytes-dir", false),
+        (ModKind::Connbytes, "--connbytes-mode") => ("--connbytes-mode", "--connbytes-mode", false),
+        (ModKind::Connlimit, "--connlimit-above") => ("--connlimit-above", "connlimit", true),
+        (ModKind::Connlimit, "--connlimit-upto") => ("--connlimit-upto", "connlimit", true),
+        (ModKind::Connlimit, "--connlimit-mask") => ("--connlimit-mask", "--connlimit-mask", false),
+        (ModKind::Connlimit, "--connlimit-saddr") => ("--connlimit-saddr", "side", false),
+        (ModKind::Connlimit, "--connlimit-daddr") => ("--connlimit-daddr", "side", false),
         _ => return None,
     })
 }
 
-fn new_module(kind: ModKind, col: usize) -> ModInst {
+fn new_module(kind: ModKind, col: usize, family: Family) -> ModInst {
     let no_state = StateSpec {
         mask: CtState::default(),
         invert: false,
@@ -2003,6 +2062,13 @@ fn new_module(kind: ModKind, col: usize) -> ModInst {
             dst: None,
         },
         ModKind::String => Match::String(Box::default()),
+        ModKind::Connbytes => Match::Connbytes(super::connstat::Connbytes::default()),
+        ModKind::Connlimit => Match::Connlimit(Box::new(super::connstat::Connlimit::new(
+            0,
+            false,
+            if family == Family::V6 { 128 } else { 32 },
+            false,
+        ))),
     };
     ModInst {
         kind,

@@ -92,6 +92,7 @@ fn evaluation_against_the_connection() {
         status: Status::DST_NAT,
         reply: false,
         expires_in: 100,
+        counters: [(1, 60), (0, 0)],
     });
     assert_eq!(
         rs.evaluate(Table::Filter, Hook::Forward, &c),
@@ -104,6 +105,7 @@ fn evaluation_against_the_connection() {
         status: Status::ASSURED | Status::SEEN_REPLY,
         reply: true,
         expires_in: 100,
+        counters: [(1, 60), (0, 0)],
     });
     assert_eq!(
         rs.evaluate_traced(Table::Filter, Hook::Forward, &c)
@@ -119,6 +121,7 @@ fn evaluation_against_the_connection() {
         status: Status::CONFIRMED,
         reply: false,
         expires_in: 3,
+        counters: [(1, 60), (0, 0)],
     });
     assert!(matches!(
         rs.evaluate(Table::Filter, Hook::Forward, &c),

@@ -1,5 +1,6 @@
 //! Tests of the ruleset: parsing, errors, evaluation, save round-trips, realistic files.
 
+mod connstat;
 mod ctmatch;
 mod errors;
 mod eval;

@@ -1,0 +1,275 @@
+//! Matches on the packet's connection as a whole: `-m connbytes` (its packet and byte
+//! counters) and `-m connlimit` (how many connections share the packet's masked address).
+//!
+//! `connbytes` reads the per-direction counters the pipeline puts in [`ConnView`]; they
+//! already count the current packet (conntrack accounts a packet before the tables see it,
+//! as the kernel's does). Untracked packets never match, negated or not.
+//!
+//! `connlimit` keeps, per masked address, the original tuples of the connections whose
+//! packets reached the match — the design of the kernel's nf_conncount — instead of scanning
+//! the connection table: each packet that reaches the rule prunes its own key's list through
+//! [`PacketCtx::conn_alive`] (a tuple whose connection is gone, or closing, is dropped),
+//! adds its connection's tuple if it is new to the list, and compares the list's length
+//! with the limit. Memory is bounded: at most [`CONNLIMIT_MAX_KEYS`] addresses, each list
+//! only as long as its live connections; when the key table is full a visit first drops the
+//! keys whose lists have emptied, and an address that still finds no room counts only its
+//! own connection.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use parking_lot::Mutex;
+
+use conntrack::tuple::Tuple;
+
+use super::PacketCtx;
+
+/// What `--connbytes` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnbytesMode {
+    Packets,
+    Bytes,
+    AvgPkt,
+}
+
+/// Which direction's counters `--connbytes` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnbytesDir {
+    Original,
+    Reply,
+    Both,
+}
+
+impl ConnbytesMode {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "packets" => Ok(Self::Packets),
+            "bytes" => Ok(Self::Bytes),
+            "avgpkt" => Ok(Self::AvgPkt),
+            _ => Err(format!(
+                "bad --connbytes-mode {s} (packets, bytes or avgpkt)"
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Packets => "packets",
+            Self::Bytes => "bytes",
+            Self::AvgPkt => "avgpkt",
+        }
+    }
+}
+
+impl ConnbytesDir {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "original" => Ok(Self::Original),
+            "reply" => Ok(Self::Reply),
+            "both" => Ok(Self::Both),
+            _ => Err(format!("bad --connbytes-dir {s} (original, reply or both)")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Original => "original",
+            Self::Reply => "reply",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// `-m connbytes [!] --connbytes from[:to] --connbytes-mode M --connbytes-dir D`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Connbytes {
+    pub(crate) from: u64,
+    /// `u64::MAX` when no upper bound was given.
+    pub(crate) to: u64,
+    pub(crate) invert: bool,
+    pub(crate) mode: ConnbytesMode,
+    pub(crate) dir: ConnbytesDir,
+}
+
+impl Default for Connbytes {
+    fn default() -> Self {
+        Connbytes {
+            from: 0,
+            to: u64::MAX,
+            invert: false,
+            mode: ConnbytesMode::Packets,
+            dir: ConnbytesDir::Both,
+        }
+    }
+}
+
+impl Connbytes {
+    /// Parses `from`, `from:`, `:to` or `from:to`.
+    pub(crate) fn parse_range(s: &str) -> Result<(u64, u64), String> {
+        let num = |t: &str, dflt: u64| -> Result<u64, String> {
+            if t.is_empty() {
+                Ok(dflt)
+            } else {
+                t.parse::<u64>()
+                    .map_err(|_| format!("bad --connbytes value {s} (N, N: or N:M)"))
+            }
+        };
+        let (from, to) = match s.split_once(':') {
+            Some((a, b)) => (num(a, 0)?, num(b, u64::MAX)?),
+            None => (num(s, 0)?, u64::MAX),
+        };
+        if s.is_empty() || s == ":" {
+            return Err(format!("bad --connbytes value {s:?} (N, N: or N:M)"));
+        }
+        if from > to {
+            return Err(format!("bad --connbytes range {s} ({from} is above {to})"));
+        }
+        Ok((from, to))
+    }
+
+    pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
+        let Some(c) = &ctx.conn else {
+            return false;
+        };
+        let [o, r] = c.counters;
+        let (pk, by) = match self.dir {
+            ConnbytesDir::Original => (o.0, o.1),
+            ConnbytesDir::Reply => (r.0, r.1),
+            ConnbytesDir::Both => (o.0.saturating_add(r.0), o.1.saturating_add(r.1)),
+        };
+        let what = match self.mode {
+            ConnbytesMode::Packets => pk,
+            ConnbytesMode::Bytes => by,
+            ConnbytesMode::AvgPkt => by.checked_div(pk).unwrap_or(0),
+        };
+        (self.from <= what && what <= self.to) != self.invert
+    }
+
+    pub(crate) fn write(&self, out: &mut String) {
+        let not = if self.invert { " !" } else { "" };
+        let _ = write!(out, " -m connbytes{not} --connbytes {}", self.from);
+        if self.to != u64::MAX {
+            let _ = write!(out, ":{}", self.to);
+        }
+        let _ = write!(
+            out,
+            " --connbytes-mode {} --connbytes-dir {}",
+            self.mode.name(),
+            self.dir.name()
+        );
+    }
+}
+
+/// Addresses a connlimit match keeps lists for, at most.
+pub const CONNLIMIT_MAX_KEYS: usize = 65_536;
+
+/// `-m connlimit --connlimit-above|--connlimit-upto N --connlimit-mask L
+/// --connlimit-saddr|--connlimit-daddr`.
+#[derive(Debug)]
+pub(crate) struct Connlimit {
+    pub(crate) limit: u32,
+    /// `--connlimit-upto` (match while at most `limit`), else `--connlimit-above`.
+    pub(crate) upto: bool,
+    /// Prefix length of the address key (iptables' default: 32 / 128).
+    pub(crate) mask: u8,
+    pub(crate) daddr: bool,
+    lists: Mutex<HashMap<IpAddr, Vec<Tuple>>>,
+}
+
+impl Clone for Connlimit {
+    /// A copy (a reloaded ruleset) starts with empty lists; they refill from the live
+    /// connections as their packets reach the rule.
+    fn clone(&self) -> Self {
+        Connlimit::new(self.limit, self.upto, self.mask, self.daddr)
+    }
+}
+
+impl PartialEq for Connlimit {
+    fn eq(&self, o: &Self) -> bool {
+        (self.limit, self.upto, self.mask, self.daddr) == (o.limit, o.upto, o.mask, o.daddr)
+    }
+}
+
+impl Eq for Connlimit {}
+
+impl Connlimit {
+    pub(crate) fn new(limit: u32, upto: bool, mask: u8, daddr: bool) -> Self {
+        Connlimit {
+            limit,
+            upto,
+            mask,
+            daddr,
+            lists: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, a: IpAddr) -> IpAddr {
+        let full = if a.is_ipv6() { 128 } else { 32 };
+        let len = u32::from(self.mask).min(full);
+        match a {
+            IpAddr::V4(a) => {
+                let m = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & m).into())
+            }
+            IpAddr::V6(a) => {
+                let m = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & m).into())
+            }
+        }
+    }
+
+    /// The packet's connection count under its key, its own connection included.
+    fn count(&self, ctx: &PacketCtx) -> usize {
+        let key = self.key(if self.daddr { ctx.dst } else { ctx.src });
+        // The tuple the connection is known by; without conntrack, the packet's own.
+        let own = match &ctx.conn {
+            Some(c) => c.tuples[0],
+            None => Tuple {
+                src: ctx.src,
+                dst: ctx.dst,
+                src_id: ctx.sport.unwrap_or(0),
+                dst_id: ctx.dport.unwrap_or(0),
+                proto: ctx.proto,
+                zone: 0,
+            },
+        };
+        let alive = |t: &Tuple| *t == own || ctx.conn_alive.is_some_and(|f| f(t));
+        let mut lists = self.lists.lock();
+        if !lists.contains_key(&key) && lists.len() >= CONNLIMIT_MAX_KEYS {
+            lists.retain(|_, l| {
+                l.retain(alive);
+                !l.is_empty()
+            });
+            if lists.len() >= CONNLIMIT_MAX_KEYS {
+                return 1;
+            }
+        }
+        let list = lists.entry(key).or_default();
+        list.retain(alive);
+        if !list.contains(&own) {
+            list.push(own);
+        }
+        list.len()
+    }
+
+    pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
+        let n = self.count(ctx) as u64;
+        if self.upto {
+            n <= u64::from(self.limit)
+        } else {
+            n > u64::from(self.limit)
+        }
+    }
+
+    pub(crate) fn write(&self, out: &mut String) {
+        let kind = if self.upto { "upto" } else { "above" };
+        let mask = self.mask;
+        let side = if self.daddr { "daddr" } else { "saddr" };
+        let _ = write!(
+            out,
+            " -m connlimit --connlimit-{kind} {} --connlimit-mask {mask} --connlimit-{side}",
+            self.limit
+        );
+    }
+}
