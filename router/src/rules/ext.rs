@@ -351,7 +351,7 @@ pub(crate) enum RateUnit {
 }
 
 impl RateUnit {
-    fn nanos(self) -> u64 {
+    pub(crate) fn nanos(self) -> u64 {
         match self {
             RateUnit::Second => 1_000_000_000,
             RateUnit::Minute => 60_000_000_000,
@@ -360,7 +360,7 @@ impl RateUnit {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RateUnit::Second => "sec",
             RateUnit::Minute => "min",

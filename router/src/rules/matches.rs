@@ -605,6 +605,10 @@ pub(crate) enum Match {
     Connbytes(super::connstat::Connbytes),
     /// `-m connlimit`.
     Connlimit(Box<super::connstat::Connlimit>),
+    /// `-m recent`.
+    Recent(Box<super::stateful::Recent>),
+    /// `-m hashlimit`.
+    Hashlimit(Box<super::stateful::Hashlimit>),
 }
 
 impl Match {
@@ -671,6 +675,8 @@ impl Match {
             Match::Limit(limit) => limit.hit(ctx.now_ns),
             Match::Connbytes(m) => m.matches(ctx),
             Match::Connlimit(m) => m.matches(ctx),
+            Match::Recent(m) => m.matches(ctx),
+            Match::Hashlimit(m) => m.matches(ctx),
             Match::AddrType { src, dst } => {
                 src.is_none_or(|t| t.matches(ctx.src, ctx))
                     && dst.is_none_or(|t| t.matches(ctx.dst, ctx))
@@ -791,6 +797,8 @@ impl Match {
             Match::String(m) => m.write(out),
             Match::Connbytes(m) => m.write(out),
             Match::Connlimit(m) => m.write(out),
+            Match::Recent(m) => m.write(out),
+            Match::Hashlimit(m) => m.write(out),
         }
     }
 }

@@ -50,7 +50,8 @@
 //!   `--tcp-flags`, `--syn`, `--tcp-option`), `-m multiport`, `-m conntrack --ctstate`,
 //!   `-m state --state`, `-m icmp --icmp-type`, `-m icmp6 --icmpv6-type`, `-m comment`,
 //!   `-m mark`, `-m connmark`, `-m iprange`, `-m length`, `-m ttl`, `-m hl`, `-m limit`,
-//!   `-m addrtype`, `-m connbytes`, `-m connlimit` (`connstat.rs`), each negatable with a leading `!` where iptables allows it (the old
+//!   `-m addrtype`, `-m connbytes`, `-m connlimit` (`connstat.rs`), `-m recent`, `-m hashlimit`
+//!   (`stateful.rs`), each negatable with a leading `!` where iptables allows it (the old
 //!   `-s ! x` form is rejected with a hint);
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, CT --zone, LOG, MARK, CONNMARK,
 //!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
@@ -89,6 +90,7 @@ mod lex;
 mod matches;
 mod nat;
 mod parse;
+mod stateful;
 pub use ctmatch::ConnView;
 mod save;
 mod string;

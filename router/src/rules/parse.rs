@@ -14,6 +14,7 @@
 //! - a rule with `-4` in an IPv6 file or `-6` in an IPv4 file is skipped unchecked from that
 //!   option on, as iptables-restore does, so one file can serve both tools.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use super::matches::{
     PortRange, PortSpec, StateSpec, PORT_PROTOCOLS,
 };
 use super::nat::{self, NAT_TARGETS};
+use super::stateful::{self, RecentCmd};
 use super::target::{
     parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, TcpMss, LOG_DEFAULT_LEVEL,
     LOG_FLAGS,
@@ -92,6 +94,8 @@ pub(crate) fn parse(
         done: [None, None, None, None],
         cur: None,
         line: 0,
+        recent: RefCell::default(),
+        hashlimit: RefCell::default(),
     };
     for (i, line) in text.lines().enumerate() {
         p.line = i + 1;
@@ -118,6 +122,9 @@ struct Parser<'a> {
     cur: Option<TableBuilder>,
     /// The line being parsed, for errors.
     line: usize,
+    /// `-m recent` lists and `-m hashlimit` tables by name: rules naming the same one share it.
+    recent: RefCell<HashMap<String, Arc<parking_lot::Mutex<stateful::RecentList>>>>,
+    hashlimit: RefCell<HashMap<String, Arc<parking_lot::Mutex<stateful::HashlimitTable>>>>,
 }
 
 struct TableBuilder {
@@ -725,6 +732,8 @@ enum ModKind {
     String,
     Connbytes,
     Connlimit,
+    Recent,
+    Hashlimit,
 }
 
 /// A CONNMARK action being built.
@@ -1068,6 +1077,8 @@ impl<'p, 't> RuleParser<'p, 't> {
             "string" => ModKind::String,
             "connbytes" => ModKind::Connbytes,
             "connlimit" => ModKind::Connlimit,
+            "recent" => ModKind::Recent,
+            "hashlimit" => ModKind::Hashlimit,
             other => {
                 return Err(self.err(col, format!("unsupported match module {other}")));
             }
@@ -1118,7 +1129,9 @@ impl<'p, 't> RuleParser<'p, 't> {
         self.mods[k].seen.push((group, name));
         let inv = not.is_some();
         let vals: Vec<&'t Tok> = match name {
-            "--syn" | "--icase" | "--connlimit-saddr" | "--connlimit-daddr" => Vec::new(),
+            "--syn" | "--icase" | "--connlimit-saddr" | "--connlimit-daddr" | "--set"
+            | "--rcheck" | "--update" | "--remove" | "--reap" | "--rttl" | "--rsource"
+            | "--rdest" => Vec::new(),
             "--tcp-flags" => vec![self.value(opt)?, self.value(opt)?],
             _ => vec![self.value(opt)?],
         };
@@ -1308,6 +1321,105 @@ impl<'p, 't> RuleParser<'p, 't> {
                     as u8;
             }
             (Match::Connlimit(m), _) => m.daddr = name == "--connlimit-daddr",
+            (Match::Recent(m), "--set" | "--rcheck" | "--update" | "--remove") => {
+                m.cmd = match name {
+                    "--set" => RecentCmd::Set,
+                    "--rcheck" => RecentCmd::Rcheck,
+                    "--update" => RecentCmd::Update,
+                    _ => RecentCmd::Remove,
+                };
+                m.invert = inv;
+            }
+            (Match::Recent(m), "--seconds") => {
+                m.seconds = v
+                    .text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| at(format!("bad --seconds {} (1..=4294967295)", v.text)))?;
+            }
+            (Match::Recent(m), "--hitcount") => {
+                m.hitcount = v
+                    .text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&h| h > 0)
+                    .ok_or_else(|| at(format!("bad --hitcount {}", v.text)))?;
+                if m.hitcount as usize > stateful::RECENT_MAX_STAMPS {
+                    return Err(at(format!(
+                        "--hitcount {} is above the {} times a recent list keeps per address",
+                        m.hitcount,
+                        stateful::RECENT_MAX_STAMPS
+                    )));
+                }
+            }
+            (Match::Recent(m), "--name") => {
+                if v.text.is_empty() || v.text.len() > 200 || v.text.contains('/') {
+                    return Err(at(format!(
+                        "bad --name {:?} (1 to 200 characters, no /)",
+                        v.text
+                    )));
+                }
+                m.name = v.text.clone();
+            }
+            (Match::Recent(m), "--mask") => {
+                m.mask = stateful::parse_mask(&v.text, family).map_err(at)?
+            }
+            (Match::Recent(m), "--reap") => m.reap = true,
+            (Match::Recent(m), "--rttl") => m.rttl = true,
+            (Match::Recent(m), _) => m.rdest = name == "--rdest",
+            (Match::Hashlimit(m), "--hashlimit-upto" | "--hashlimit-above") => {
+                if v.text.contains("b/") || v.text.ends_with('b') {
+                    return Err(at(format!(
+                        "byte-based rates ({}) are not supported: give packets per unit",
+                        v.text
+                    )));
+                }
+                (m.cfg.rate, m.cfg.unit) = Limit::parse_rate(&v.text).map_err(at)?;
+                m.above = name == "--hashlimit-above";
+            }
+            (Match::Hashlimit(m), "--hashlimit-burst") => {
+                m.cfg.burst = parse_uint(&v.text, 10_000)
+                    .ok()
+                    .filter(|&b| b >= 1)
+                    .ok_or_else(|| at(format!("bad burst {} (1..=10000)", v.text)))?
+                    as u32;
+            }
+            (Match::Hashlimit(m), "--hashlimit-mode") => {
+                m.cfg.mode = stateful::parse_hashlimit_mode(&v.text).map_err(at)?;
+            }
+            (Match::Hashlimit(m), "--hashlimit-name") => {
+                if v.text.is_empty() || v.text.len() > 255 || v.text.contains('/') {
+                    return Err(at(format!(
+                        "bad --hashlimit-name {:?} (1 to 255 characters, no /)",
+                        v.text
+                    )));
+                }
+                m.name = v.text.clone();
+            }
+            (Match::Hashlimit(m), "--hashlimit-srcmask" | "--hashlimit-dstmask") => {
+                let full = if family == Family::V6 { 128 } else { 32 };
+                let n = parse_uint(&v.text, full)
+                    .map_err(|_| at(format!("bad {name} {} (0..={full})", v.text)))?
+                    as u8;
+                if name == "--hashlimit-srcmask" {
+                    m.cfg.srcmask = n;
+                } else {
+                    m.cfg.dstmask = n;
+                }
+            }
+            (Match::Hashlimit(m), _) => {
+                let n = v
+                    .text
+                    .parse::<u32>()
+                    .map_err(|_| at(format!("bad {name} {} (0..=4294967295)", v.text)))?;
+                match name {
+                    "--hashlimit-htable-size" => m.cfg.size = n,
+                    "--hashlimit-htable-max" => m.cfg.max = n,
+                    "--hashlimit-htable-expire" => m.cfg.expire_ms = n,
+                    _ => m.cfg.gc_ms = n.max(1),
+                }
+            }
             (Match::Limit(limit), "--limit") => {
                 (limit.rate, limit.unit) = Limit::parse_rate(&v.text).map_err(at)?;
             }
@@ -1695,6 +1807,29 @@ impl<'p, 't> RuleParser<'p, 't> {
                     s.compile().map_err(|e| p.err(m.col, e))?;
                 }
             }
+            // Rules naming the same list or table share it, as in the kernel.
+            match &mut m.m {
+                Match::Recent(r) => {
+                    r.list = p
+                        .recent
+                        .borrow_mut()
+                        .entry(r.name.clone())
+                        .or_default()
+                        .clone();
+                }
+                Match::Hashlimit(h) if !h.name.is_empty() => {
+                    let cfg = h.cfg;
+                    h.table = p
+                        .hashlimit
+                        .borrow_mut()
+                        .entry(h.name.clone())
+                        .or_insert_with(|| {
+                            Arc::new(parking_lot::Mutex::new(stateful::HashlimitTable::new(cfg)))
+                        })
+                        .clone();
+                }
+                _ => {}
+            }
         }
         let tcp = Some((6, false));
         let port_proto =
@@ -1785,6 +1920,43 @@ impl<'p, 't> RuleParser<'p, 't> {
                         if !has(opt) {
                             return Err(p.err(m.col, what));
                         }
+                    }
+                    continue;
+                }
+                ModKind::Recent => {
+                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
+                    if !has("cmd") {
+                        return Err(p.err(
+                            m.col,
+                            "-m recent needs one of --set, --rcheck, --update or --remove",
+                        ));
+                    }
+                    if let Match::Recent(r) = &m.m {
+                        let checks = matches!(r.cmd, RecentCmd::Rcheck | RecentCmd::Update);
+                        for opt in ["--seconds", "--hitcount", "--reap", "--rttl"] {
+                            if has(opt) && !checks {
+                                return Err(p.err(
+                                    m.col,
+                                    format!("-m recent {opt} needs --rcheck or --update"),
+                                ));
+                            }
+                        }
+                        if r.reap && r.seconds == 0 {
+                            return Err(p.err(m.col, "-m recent --reap needs --seconds"));
+                        }
+                    }
+                    continue;
+                }
+                ModKind::Hashlimit => {
+                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
+                    if !has("rate") {
+                        return Err(p.err(
+                            m.col,
+                            "-m hashlimit needs --hashlimit-upto or --hashlimit-above",
+                        ));
+                    }
+                    if !has("--hashlimit-name") {
+                        return Err(p.err(m.col, "-m hashlimit needs --hashlimit-name"));
                     }
                     continue;
                 }
@@ -1997,6 +2169,49 @@ fn module_opt(kind: ModKind, opt: &str) -> Option<(&'static str, &'static str, b
         (ModKind::Connlimit, "--connlimit-mask") => ("--connlimit-mask", "--connlimit-mask", false),
         (ModKind::Connlimit, "--connlimit-saddr") => ("--connlimit-saddr", "side", false),
         (ModKind::Connlimit, "--connlimit-daddr") => ("--connlimit-daddr", "side", false),
+        (ModKind::Recent, "--set") => ("--set", "cmd", true),
+        (ModKind::Recent, "--rcheck") => ("--rcheck", "cmd", true),
+        (ModKind::Recent, "--update") => ("--update", "cmd", true),
+        (ModKind::Recent, "--remove") => ("--remove", "cmd", true),
+        (ModKind::Recent, "--seconds") => ("--seconds", "--seconds", false),
+        (ModKind::Recent, "--reap") => ("--reap", "--reap", false),
+        (ModKind::Recent, "--hitcount") => ("--hitcount", "--hitcount", false),
+        (ModKind::Recent, "--rttl") => ("--rttl", "--rttl", false),
+        (ModKind::Recent, "--name") => ("--name", "--name", false),
+        (ModKind::Recent, "--mask") => ("--mask", "--mask", false),
+        (ModKind::Recent, "--rsource") => ("--rsource", "side", false),
+        (ModKind::Recent, "--rdest") => ("--rdest", "side", false),
+        (ModKind::Hashlimit, "--hashlimit-upto" | "--hashlimit") => {
+            ("--hashlimit-upto", "rate", false)
+        }
+        (ModKind::Hashlimit, "--hashlimit-above") => ("--hashlimit-above", "rate", false),
+        (ModKind::Hashlimit, "--hashlimit-burst") => {
+            ("--hashlimit-burst", "--hashlimit-burst", false)
+        }
+        (ModKind::Hashlimit, "--hashlimit-mode") => ("--hashlimit-mode", "--hashlimit-mode", false),
+        (ModKind::Hashlimit, "--hashlimit-name") => ("--hashlimit-name", "--hashlimit-name", false),
+        (ModKind::Hashlimit, "--hashlimit-srcmask") => {
+            ("--hashlimit-srcmask", "--hashlimit-srcmask", false)
+        }
+        (ModKind::Hashlimit, "--hashlimit-dstmask") => {
+            ("--hashlimit-dstmask", "--hashlimit-dstmask", false)
+        }
+        (ModKind::Hashlimit, "--hashlimit-htable-size") => {
+            ("--hashlimit-htable-size", "--hashlimit-htable-size", false)
+        }
+        (ModKind::Hashlimit, "--hashlimit-htable-max") => {
+            ("--hashlimit-htable-max", "--hashlimit-htable-max", false)
+        }
+        (ModKind::Hashlimit, "--hashlimit-htable-expire") => (
+            "--hashlimit-htable-expire",
+            "--hashlimit-htable-expire",
+            false,
+        ),
+        (ModKind::Hashlimit, "--hashlimit-htable-gcinterval") => (
+            "--hashlimit-htable-gcinterval",
+            "--hashlimit-htable-gcinterval",
+            false,
+        ),
         _ => return None,
     })
 }
@@ -2063,6 +2278,16 @@ fn new_module(kind: ModKind, col: usize, family: Family) -> ModInst {
         },
         ModKind::String => Match::String(Box::default()),
         ModKind::Connbytes => Match::Connbytes(super::connstat::Connbytes::default()),
+        ModKind::Recent => Match::Recent(Box::new(stateful::Recent::new(family))),
+        ModKind::Hashlimit => Match::Hashlimit(Box::new(stateful::Hashlimit {
+            cfg: stateful::Hashlimit::default_cfg(family),
+            above: false,
+            name: String::new(),
+            family,
+            table: Arc::new(parking_lot::Mutex::new(stateful::HashlimitTable::new(
+                stateful::Hashlimit::default_cfg(family),
+            ))),
+        })),
         ModKind::Connlimit => Match::Connlimit(Box::new(super::connstat::Connlimit::new(
             0,
             false,

@@ -8,6 +8,7 @@ mod ext;
 mod files;
 mod nat;
 mod parse;
+mod stateful;
 mod string;
 mod targets;
 
