@@ -23,8 +23,8 @@ fn unknown_and_unsupported_options() {
         "t.rules:2:28: unknown or unsupported option --bar"
     );
     assert_eq!(
-        rule_err("-m recent --set"),
-        "t.rules:2:13: unsupported match module recent"
+        rule_err("-m set --match-set blocked src"),
+        "t.rules:2:13: unsupported match module set"
     );
     assert_eq!(
         rule_err("-m conntrack --ctzone 1"),
