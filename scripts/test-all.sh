@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 for pair in tshark:tshark ip:iproute2 socat:socat curl:curl ping:iputils-ping \
             tracepath:iputils-tracepath traceroute:traceroute dumpcap:tshark \
-            python3:python3; do
+            python3:python3 iptables-restore:iptables ip6tables-restore:iptables; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
