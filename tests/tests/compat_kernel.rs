@@ -3,19 +3,22 @@
 //! tunfilter's simulator, the same packets are sent to both, and what each forwards or
 //! answers on either side is compared field by field.
 //!
-//! Topology (names carry the process id; all namespaces are deleted on drop):
-//! client ns (c0: 192.0.2.50 and 192.0.2.10) — router ns (lan0 192.0.2.1, wan0
-//! 198.51.100.1 at MTU 1400, forwarding on, the file loaded with iptables-restore) — server
-//! ns (s0: 198.51.100.254 and 203.0.113.7, the router's default gateway). Test frames are
-//! injected with AF_PACKET on c0 / s0, so the endpoints' own stacks do not take part; their
-//! IPv4 OUTPUT is dropped so they do not answer what reaches them (ARP still works).
-//! Captures on c0 and s0 (dumpcap) hold what the router sent on lan0 and wan0.
+//! Topology (names carry the process id; all namespaces are deleted on drop): client ns
+//! (c0: the LAN hosts, 192.0.2.0/24 or 2001:db8:1::/64) — router ns (the file's LAN
+//! interface and wan0 at MTU 1400, forwarding on, the file loaded with iptables-restore or
+//! ip6tables-restore) — server ns (s0: the router's default gateway and 203.0.113.7 /
+//! 2001:db8:3::7). Test frames are injected with AF_PACKET on c0 / s0, so the endpoints'
+//! own stacks do not take part; their output is dropped (all of IPv4, IPv6 but neighbour
+//! discovery) so they do not answer what reaches them. Captures on c0 and s0 (dumpcap) hold
+//! what the router sent on its two interfaces. The server-role files are not compared here:
+//! they filter the router's own INPUT, where the answers come from each stack's TCP/UDP.
 //!
-//! Ignored, with the reason: the IPv4 identification and header checksum of packets a router
-//! generates itself (each stack numbers its own packets; the checksum follows the id), and
-//! the quoted packet's length beyond its first 28 bytes in ICMP errors (RFC 1812 lets a
-//! router quote more; the headers that identify the flow are compared). Everything else —
-//! addresses, ports after NAT, TTL, TCP flags and MSS, ICMP type/code/id, which packets were
+//! Ignored, with the reason: the IPv4 identification of ICMP errors a router makes itself
+//! (each stack numbers its own packets); the quote of an ICMP error beyond its first 28
+//! (IPv4) / 48 (IPv6) bytes (RFC 1812 and RFC 4443 let a router quote more; the headers that
+//! identify the flow are compared); link-local control traffic (neighbour discovery, MLD,
+//! router solicitations), which each stack sends on its own. Everything else — addresses,
+//! ports after NAT, TTL / hop limit, TCP flags and MSS, ICMP type/code/id, which packets were
 //! dropped — must agree.
 
 use router::pcap;
@@ -381,8 +384,7 @@ impl Lab {
     }
 }
 
-/// A packet as compared: every field that must agree. `generated`: made by a router itself
-/// (an ICMP error), whose IPv4 identification is its own.
+/// A packet as compared: every field that must agree (an ICMP error's IPv4 id excepted).
 fn describe(p: &[u8]) -> String {
     let v6 = p[0] >> 4 == 6;
     let (src, dst, ttl, proto, l4, id): (std::net::IpAddr, std::net::IpAddr, u8, u8, &[u8], u16) =
