@@ -14,6 +14,7 @@
 use crate::config::{Config, IfaceKind};
 use crate::nat::{self, Manip};
 use crate::nat_eim::{self, Endpoint, MappingTable};
+use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
 use crate::{local, stats::DropCounters, tcpmss};
@@ -52,6 +53,9 @@ pub struct Transmit {
     pub next_hop: IpAddr,
     /// The IP packet.
     pub packet: PacketBuf,
+    /// The offload header it arrived with (`handle_packet_offload`), handed on with it:
+    /// `None` for packets the router made and for packets that arrived without one.
+    pub offload: Option<Offload>,
 }
 
 /// A packet drop, with where and why.
@@ -491,6 +495,8 @@ pub struct Engine {
     next_gc: Instant,
     now: Instant,
     packets_in: u64,
+    /// Offloaded super-packets handled (each counts once in `packets_in`).
+    gso_in: u64,
     packets_out: u64,
     /// The rule that decided the last DROP/REJECT verdict, for the drop event.
     last_rule: Option<RuleRef>,
@@ -516,6 +522,8 @@ pub struct Engine {
     next_trace_id: u64,
     /// Scratch output of rule evaluation, kept between calls (see `run_table`).
     eval_out: Option<Box<rules::EvalOutput>>,
+    /// The offload header of the packet being handled (see `handle_packet_offload`).
+    offload: Option<Offload>,
     /// Scratch space of `handle_batch` (kept to avoid an allocation per batch).
     warm_tuples: Vec<Tuple>,
     /// Keeps the cache-warming reads observable so they are not optimised away.
@@ -595,12 +603,14 @@ impl Engine {
             next_gc: Instant::ZERO,
             now: Instant::ZERO,
             packets_in: 0,
+            gso_in: 0,
             packets_out: 0,
             last_rule: None,
             last_nat: None,
             nat_salt: 0,
             next_trace_id: 0,
             eval_out: None,
+            offload: None,
             nat_secret: hash_seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
             warm_tuples: Vec::new(),
             warm_sink: 0,
@@ -662,6 +672,56 @@ impl Engine {
         for (iface, pkt) in batch.drain(..) {
             self.handle_packet(now, iface, pkt);
         }
+    }
+
+    /// Handles a packet that arrived with an offload header (a TUN device with
+    /// `IFF_VNET_HDR`): a TCP super-packet of several segments and/or a partial checksum. It
+    /// goes through the pipeline once, as one packet; the header leaves with it in
+    /// [`Transmit::offload`]. See [`crate::offload`].
+    pub fn handle_packet_offload(
+        &mut self,
+        now: Instant,
+        ingress: IfaceId,
+        pkt: PacketBuf,
+        offload: Offload,
+    ) {
+        if offload.is_gso() {
+            self.gso_in += 1;
+        }
+        self.offload = Some(offload);
+        self.handle_packet(now, ingress, pkt);
+        self.offload = None;
+    }
+
+    /// [`Engine::handle_batch`] for packets with offload headers.
+    pub fn handle_batch_offload(
+        &mut self,
+        now: Instant,
+        batch: &mut Vec<(IfaceId, PacketBuf, Offload)>,
+    ) {
+        if batch.len() > 1 {
+            self.warm_tuples.clear();
+            self.warm_tuples.extend(
+                batch
+                    .iter()
+                    .filter_map(|(_, p, _)| quick_tuple(p.as_slice())),
+            );
+            self.warm_sink ^= self.ct.warm(&self.warm_tuples);
+        }
+        for (iface, pkt, off) in batch.drain(..) {
+            self.handle_packet_offload(now, iface, pkt, off);
+        }
+    }
+
+    /// Whether the current packet's L4 checksum is partial (offloaded).
+    fn partial_csum(&self) -> bool {
+        self.offload.is_some_and(|o| o.needs_csum)
+    }
+
+    /// The largest packet the current one becomes on the wire: itself, or one segment of an
+    /// offloaded super-packet.
+    fn wire_len(&self, len: usize) -> usize {
+        self.offload.map_or(len, |o| o.segment_len(len))
     }
 
     /// Handles one IP packet received on `ingress`.
@@ -759,7 +819,9 @@ impl Engine {
         }
         // PREROUTING: conntrack in
         if !notrack {
-            ct = self.conntrack_in(&meta, pkt.as_slice(), self.verify_checksum, skb.zone);
+            // A partial checksum is the sender's to complete: trusted, as Linux does.
+            let verify = self.verify_checksum && !self.partial_csum();
+            ct = self.conntrack_in(&meta, pkt.as_slice(), verify, skb.zone);
             if let Ct::Invalid(why) = ct {
                 self.invalid.add(why);
             }
@@ -878,7 +940,7 @@ impl Engine {
         }
         let mtu = self.ifaces[route.iface].mtu;
         // A reassembled clone is never sent: its fragments are checked one by one.
-        if meta.len > mtu && self.frag_pending.is_none() {
+        if self.wire_len(meta.len) > mtu && self.frag_pending.is_none() {
             let df =
                 meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
             if df {
@@ -960,7 +1022,8 @@ impl Engine {
         // TCPMSS, after every table had its say (the rules only choose the value). A
         // reassembled SYN keeps its options: its fragments, not the clone, are sent.
         if let (Some(mss), None) = (skb.mss, &self.frag_pending) {
-            match tcpmss::apply(&mut pkt, meta.family == Family::V6, meta.l4_offset, mss) {
+            let (v6, partial) = (meta.family == Family::V6, self.partial_csum());
+            match tcpmss::apply_with(&mut pkt, v6, meta.l4_offset, mss, partial) {
                 Ok(()) => meta.len = pkt.len(),
                 Err(why) => return self.count_drop_hook(why, Hook::Postrouting, &meta, ingress),
             }
@@ -982,7 +1045,16 @@ impl Engine {
         if let Some(f) = self.frag_pending.take() {
             return self.forward_fragments(f, &meta, egress, via, ingress);
         }
-        if meta.len > self.ifaces[egress].mtu {
+        if self.wire_len(meta.len) > self.ifaces[egress].mtu {
+            if self.offload.is_some_and(|o| o.is_gso()) {
+                // Segments without DF would have to be segmented, then fragmented.
+                return self.count_drop_hook(
+                    "offload: segment above egress MTU",
+                    Hook::Postrouting,
+                    &meta,
+                    ingress,
+                );
+            }
             // Only IPv4 without DF gets here (the rest got an ICMP error).
             match fragment_v4(pkt.as_slice(), self.ifaces[egress].mtu) {
                 Some(frags) => {
@@ -1101,6 +1173,7 @@ impl Engine {
             iface,
             next_hop,
             packet,
+            offload: self.offload,
         });
     }
 
@@ -1725,7 +1798,7 @@ impl Engine {
             if !query && cur_a == addr && (cur_p == Some(port) || cur_p.is_none()) {
                 return true;
             }
-            nat::rewrite(
+            nat::rewrite_with(
                 pkt.as_mut_slice(),
                 meta.l4_offset,
                 meta.proto,
@@ -1733,6 +1806,7 @@ impl Engine {
                 manip,
                 addr,
                 Some(port),
+                self.partial_csum(),
             )
         };
         if !ok {
@@ -1926,9 +2000,12 @@ impl Engine {
         // A packet the router makes (an echo reply, an ICMP error, a RST) while
         // a reassembled datagram is in flight must not pick up that datagram's
         // fragments at POSTROUTING: set them aside for its duration.
+        // Nor the offload header of the packet that caused it.
         let pending = self.frag_pending.take();
+        let offload = self.offload.take();
         self.output_one(pkt, cause);
         self.frag_pending = pending;
+        self.offload = offload;
     }
 
     fn output_one(&mut self, mut pkt: PacketBuf, cause: Option<IfaceId>) {
@@ -2074,10 +2151,11 @@ impl Engine {
     pub fn ct_stats(&self) -> String {
         let s = self.ct.stats();
         let mut o = format!(
-            "entries={} max={} packets_in={} packets_out={} insert={} insert_failed={} drop={} early_drop={} expired={} expect_create={} expect_new={} expect_delete={} events_dropped={}\n",
+            "entries={} max={} packets_in={} gso_in={} packets_out={} insert={} insert_failed={} drop={} early_drop={} expired={} expect_create={} expect_new={} expect_delete={} events_dropped={}\n",
             self.ct.len(),
             self.ct.config().max,
             self.packets_in,
+            self.gso_in,
             self.packets_out,
             s.insert,
             s.insert_failed,

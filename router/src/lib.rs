@@ -37,6 +37,7 @@ pub mod live;
 pub mod local;
 pub mod nat;
 pub mod nat_eim;
+pub mod offload;
 pub mod pcap;
 pub mod route;
 pub mod rules;

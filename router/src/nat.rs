@@ -285,6 +285,24 @@ pub fn rewrite(
     addr: IpAddr,
     port: Option<u16>,
 ) -> bool {
+    rewrite_with(pkt, l4_off, proto, first, manip, addr, port, false)
+}
+
+/// [`rewrite`] for a packet whose L4 checksum is partial (offloaded: it holds only the
+/// pseudo-header sum, see [`crate::offload`]) when `partial` is true: address changes update
+/// it as a pseudo-header sum, port changes leave it alone (the completed checksum covers
+/// them).
+#[allow(clippy::too_many_arguments)]
+pub fn rewrite_with(
+    pkt: &mut [u8],
+    l4_off: usize,
+    proto: u8,
+    first: bool,
+    manip: Manip,
+    addr: IpAddr,
+    port: Option<u16>,
+    partial: bool,
+) -> bool {
     let v4 = pkt.first().map(|b| b >> 4) == Some(4);
     let (a_off, a_len) = match (v4, manip) {
         (true, Manip::Src) => (12, 4),
@@ -315,7 +333,9 @@ pub fn rewrite(
                 let at = l4_off + at;
                 if let Some(ck) = rd16(pkt, at) {
                     // UDP over IPv4 without a checksum stays without one.
-                    if !(proto == 17 && v4 && ck == 0) {
+                    if partial {
+                        wr16(pkt, at, crate::offload::update_partial(ck, &old, &new));
+                    } else if !(proto == 17 && v4 && ck == 0) {
                         let mut n = checksum::update_bytes(ck, &old, &new);
                         if proto == 17 && n == 0 {
                             n = 0xffff;
@@ -346,6 +366,9 @@ pub fn rewrite(
         return true;
     }
     wr16(pkt, port_at, p);
+    if partial {
+        return true;
+    }
     if proto == 132 {
         // SCTP: CRC32c over the whole SCTP packet, checksum field zeroed.
         if let Some(sctp) = pkt.get_mut(l4_off..) {

@@ -34,6 +34,19 @@ const MSS_LEN: usize = 4;
 /// Lowers the MSS option of the TCP segment at `l4` to `mss` (or adds one).
 /// `Err` is a drop reason for a header the option walk cannot trust.
 pub fn apply(pkt: &mut PacketBuf, v6: bool, l4: usize, mss: u16) -> Result<(), &'static str> {
+    apply_with(pkt, v6, l4, mss, false)
+}
+
+/// [`apply`] for a SYN whose TCP checksum is partial (offloaded, see [`crate::offload`]) when
+/// `partial` is true: only the pseudo-header's length enters it, the rest is summed when the
+/// checksum is completed.
+pub fn apply_with(
+    pkt: &mut PacketBuf,
+    v6: bool,
+    l4: usize,
+    mss: u16,
+    partial: bool,
+) -> Result<(), &'static str> {
     let bytes = pkt.as_mut_slice();
     let Some(tcp) = bytes.get_mut(l4..) else {
         return Err("tcpmss: truncated tcp header");
@@ -65,6 +78,9 @@ pub fn apply(pkt: &mut PacketBuf, v6: bool, l4: usize, mss: u16) -> Result<(), &
                     let span = if at == i + 2 { 2 } else { 4 };
                     let before = tcp[at..at + span].to_vec();
                     tcp[i + 2..i + 4].copy_from_slice(&mss.to_be_bytes());
+                    if partial {
+                        return Ok(());
+                    }
                     let check = u16::from_be_bytes([tcp[16], tcp[17]]);
                     let check = checksum::update_bytes(check, &before, &tcp[at..at + span]);
                     tcp[16..18].copy_from_slice(&check.to_be_bytes());
@@ -96,7 +112,12 @@ pub fn apply(pkt: &mut PacketBuf, v6: bool, l4: usize, mss: u16) -> Result<(), &
         + u32::from(mss)
         + u32::from(!len_old)
         + u32::from(len_new);
-    let check = checksum::fold(acc);
+    let check = if partial {
+        // Not complemented: the pseudo-header sum with the new length.
+        !checksum::fold(u32::from(check) + u32::from(!len_old) + u32::from(len_new))
+    } else {
+        checksum::fold(acc)
+    };
     tcp[12..14].copy_from_slice(&new_word.to_be_bytes());
     tcp[16..18].copy_from_slice(&check.to_be_bytes());
     let [hi, lo] = mss.to_be_bytes();
