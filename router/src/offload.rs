@@ -82,7 +82,8 @@ impl Offload {
     /// The header bytes.
     pub fn to_bytes(&self) -> [u8; VNET_HDR_LEN] {
         let mut b = [0u8; VNET_HDR_LEN];
-        b[0] = u8::from(self.needs_csum) * F_NEEDS_CSUM | u8::from(self.data_valid) * F_DATA_VALID;
+        b[0] =
+            (u8::from(self.needs_csum) * F_NEEDS_CSUM) | (u8::from(self.data_valid) * F_DATA_VALID);
         b[1] = self.gso_type;
         b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
         b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
