@@ -73,8 +73,15 @@ fn prefix(net: &Net) -> Option<(bool, u128, u128)> {
 fn key_of(matches: &[Match]) -> Key {
     let mut src = None;
     let mut ports = None;
+    // A port key from a module after a match with side effects (a limit bucket, a recent
+    // list, a connlimit list) would skip that side effect for packets to other ports, which
+    // the linear scan performs: no port key from there on.
+    let mut effects = false;
     for m in matches {
         match m {
+            Match::Limit(_) | Match::Recent(_) | Match::Hashlimit(_) | Match::Connlimit(_) => {
+                effects = true
+            }
             Match::Dst { net, invert: false } => {
                 if let Some((v6, a, m)) = prefix(net) {
                     return Key::Dst(v6, a, m);
@@ -82,7 +89,9 @@ fn key_of(matches: &[Match]) -> Key {
             }
             Match::Src { net, invert: false } if src.is_none() => src = prefix(net),
             Match::Ports { dport: Some(d), .. }
-                if !d.invert && u32::from(d.range.hi) - u32::from(d.range.lo) < MAX_PORT_EXPAND =>
+                if !effects
+                    && !d.invert
+                    && u32::from(d.range.hi) - u32::from(d.range.lo) < MAX_PORT_EXPAND =>
             {
                 ports.get_or_insert((d.range.lo, d.range.hi));
             }

@@ -329,3 +329,27 @@ fn hashlimit_table_is_bounded_and_expires_idle_keys() {
         Verdict::Reject(_)
     ));
 }
+
+#[test]
+fn the_classifier_keeps_side_effects_that_come_before_a_port_match() {
+    // 20 rules: the chain is indexed. Rule 1 adds every source to "seen" before its port test
+    // fails for port 80; the linear scan does that, so must the compiled classifier.
+    let mut lines = String::from(
+        ":INPUT ACCEPT\n-A INPUT -m recent --name seen --set -p tcp -m tcp --dport 22 -j ACCEPT\n",
+    );
+    for i in 0..18 {
+        lines.push_str(&format!("-A INPUT -s 203.0.113.{i} -j ACCEPT\n"));
+    }
+    lines.push_str("-A INPUT -m recent --name seen --rcheck -j DROP");
+    for linear in [false, true] {
+        let rs = v4(&filter(&lines));
+        let c = tcp4("192.0.2.9", "198.51.100.1", 1, 80);
+        let mut out = EvalOutput::default();
+        let v = if linear {
+            rs.evaluate_linear(Table::Filter, Hook::Input, &c, &mut out)
+        } else {
+            rs.evaluate_full(Table::Filter, Hook::Input, &c, &mut out)
+        };
+        assert_eq!(v, Verdict::Drop, "linear: {linear}");
+    }
+}
