@@ -175,7 +175,14 @@ impl Recent {
 
     pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
         let addr = masked(if self.rdest { ctx.dst } else { ctx.src }, self.mask);
-        let ttl = ctx.ttl;
+        // The TTL as the packet arrived: forwarded packets have already lost one when FORWARD
+        // and POSTROUTING see them (xt_recent adds it back the same way).
+        let forwarded = ctx.in_iface.is_some() && ctx.out_iface.is_some();
+        let ttl = if forwarded {
+            ctx.ttl.saturating_add(1)
+        } else {
+            ctx.ttl
+        };
         let now = ctx.now_ns;
         let mut list = self.list.lock();
         let found = list

@@ -353,3 +353,23 @@ fn the_classifier_keeps_side_effects_that_come_before_a_port_match() {
         assert_eq!(v, Verdict::Drop, "linear: {linear}");
     }
 }
+
+#[test]
+fn recent_rttl_compares_the_ttl_before_forwarding() {
+    // Set in PREROUTING (TTL as received), checked in FORWARD (one lower by then).
+    let rs = v4("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n\
+         -A PREROUTING -m recent --name fw --set\n\
+         -A FORWARD -m recent --name fw --rcheck --rttl -j DROP\nCOMMIT\n");
+    let mut c = tcp4("192.0.2.9", "198.51.100.1", 1, 80);
+    c.in_iface = Some("lan0");
+    c.ttl = 64;
+    rs.evaluate(Table::Mangle, Hook::Prerouting, &c);
+    c.out_iface = Some("wan0");
+    c.ttl = 63;
+    assert_eq!(rs.evaluate(Table::Mangle, Hook::Forward, &c), Verdict::Drop);
+    c.ttl = 62; // a different sender's TTL
+    assert_eq!(
+        rs.evaluate(Table::Mangle, Hook::Forward, &c),
+        Verdict::Accept
+    );
+}
