@@ -1818,6 +1818,10 @@ impl<'p, 't> RuleParser<'p, 't> {
                         .clone();
                 }
                 Match::Hashlimit(h) if !h.name.is_empty() => {
+                    // iptables' default expiry is the rate's unit (1 s for N/sec, ...).
+                    if !seen("--hashlimit-htable-expire") {
+                        h.cfg.expire_ms = (h.cfg.unit.nanos() / 1_000_000) as u32;
+                    }
                     let cfg = h.cfg;
                     h.table = p
                         .hashlimit

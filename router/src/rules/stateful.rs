@@ -12,7 +12,8 @@
 //!   `ip_list_tot`; the least recently seen is forgotten first) and the last
 //!   [`RECENT_MAX_STAMPS`] times per address (`ip_pkt_list_tot`);
 //! - a hashlimit table holds at most `--hashlimit-htable-max` keys (default
-//!   [`HASHLIMIT_DEFAULT_MAX`]); idle keys expire after `--hashlimit-htable-expire` ms.
+//!   [`HASHLIMIT_DEFAULT_MAX`]); idle keys expire after `--hashlimit-htable-expire` ms (by
+//!   default the rate's unit, as in iptables).
 //!   When it is full even after expiry, a new key is not added and its packet counts as
 //!   over the limit (the kernel drops such a packet outright; here the rule's own target
 //!   decides, which for the usual `--hashlimit-above ... -j DROP` is the same).
@@ -281,8 +282,9 @@ pub(crate) fn parse_mask(s: &str, family: Family) -> Result<u128, String> {
 
 /// `--hashlimit-htable-max` when not given.
 pub const HASHLIMIT_DEFAULT_MAX: u32 = 65_536;
-/// iptables' defaults, in milliseconds.
-pub(crate) const HASHLIMIT_DEFAULT_EXPIRE_MS: u32 = 10_000;
+/// iptables' defaults, in milliseconds (the expiry's default is the rate's unit; this one
+/// stands until the rate is known).
+pub(crate) const HASHLIMIT_DEFAULT_EXPIRE_MS: u32 = 1_000;
 pub(crate) const HASHLIMIT_DEFAULT_GC_MS: u32 = 1_000;
 
 /// `--hashlimit-mode` bits, in the order iptables-save prints them.
@@ -503,7 +505,7 @@ impl Hashlimit {
         if c.gc_ms != HASHLIMIT_DEFAULT_GC_MS {
             let _ = write!(out, " --hashlimit-htable-gcinterval {}", c.gc_ms);
         }
-        if c.expire_ms != HASHLIMIT_DEFAULT_EXPIRE_MS {
+        if u64::from(c.expire_ms) != c.unit.nanos() / 1_000_000 {
             let _ = write!(out, " --hashlimit-htable-expire {}", c.expire_ms);
         }
         let full = if family == Family::V6 { 128 } else { 32 };

@@ -373,3 +373,23 @@ fn recent_rttl_compares_the_ttl_before_forwarding() {
         Verdict::Accept
     );
 }
+
+#[test]
+fn hashlimit_expiry_defaults_to_the_rate_unit() {
+    // What iptables-save 1.8.9 printed for these inputs.
+    let rs = v4(&filter(
+        "-A INPUT -m hashlimit --hashlimit-upto 5/min --hashlimit-name x --hashlimit-htable-expire 10000 -j ACCEPT\n\
+         -A INPUT -m hashlimit --hashlimit-upto 5/min --hashlimit-name y --hashlimit-htable-expire 60000 -j ACCEPT\n\
+         -A INPUT -m hashlimit --hashlimit-upto 5/sec --hashlimit-name z --hashlimit-htable-expire 1000 -j ACCEPT\n\
+         -A INPUT -m hashlimit --hashlimit-upto 5/hour --hashlimit-name v --hashlimit-htable-expire 3600000 -j ACCEPT",
+    ));
+    assert_eq!(
+        saved(&rs),
+        [
+            "-A INPUT -m hashlimit --hashlimit-upto 5/min --hashlimit-burst 5 --hashlimit-name x --hashlimit-htable-expire 10000 -j ACCEPT",
+            "-A INPUT -m hashlimit --hashlimit-upto 5/min --hashlimit-burst 5 --hashlimit-name y -j ACCEPT",
+            "-A INPUT -m hashlimit --hashlimit-upto 5/sec --hashlimit-burst 5 --hashlimit-name z -j ACCEPT",
+            "-A INPUT -m hashlimit --hashlimit-upto 5/hour --hashlimit-burst 5 --hashlimit-name v -j ACCEPT",
+        ]
+    );
+}
