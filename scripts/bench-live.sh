@@ -9,6 +9,8 @@
 #   tunfilter  the same two TUN devices, with conntrack + MASQUERADE on the WAN side (v4 and v6)
 #            and a generated 100-rule FORWARD chain: ESTABLISHED first, the rule that accepts a new
 #            LAN->WAN flow at position 99.
+#   tunfilter-offload  the same, with `offload = true` on both TUNs (IFF_VNET_HDR: the
+#            endpoints' kernels hand over TCP super-packets of up to 64 KiB with partial checksums).
 #   linux    kernel forwarding in a router namespace between two veth pairs, nftables conntrack
 #            + masquerade (the kernel path with GRO/GSO offloads).
 # For each: iperf3 single-flow TCP over IPv4 and IPv6, and UDP with 64-byte payloads at full
@@ -18,7 +20,7 @@
 #
 # Run as root: sudo scripts/bench-live.sh. Environment: DURATION (seconds per iperf3 run,
 # default 10), REPS (default 3), WORKERS (tunfilter/tun_copy workers, default: one per core),
-# FORWARDERS (default "bare tunfilter linux"), TESTS (default "tcp4 tcp6 udp4"),
+# FORWARDERS (default "bare tunfilter tunfilter-offload linux"), TESTS (default "tcp4 tcp6 udp4"),
 # TUNFILTER / TUN_COPY (prebuilt binaries instead of a release build).
 # Namespaces tfbl-*, devices tfbl-*; everything is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
@@ -135,6 +137,9 @@ done
 [ "$(grep -c '^-A FORWARD' "$DIR/bench.rules")" = 100 ] || tf_die "generated IPv4 ruleset is not 100 rules"
 [ "$(grep -c '^-A FORWARD' "$DIR/bench6.rules")" = 100 ] || tf_die "generated IPv6 ruleset is not 100 rules"
 "$TF" check --config "$DIR/gateway.toml" >/dev/null || tf_die "tunfilter refuses the benchmark config"
+sed 's/^peer_routes = \["default"\]$/peer_routes = ["default"]\noffload = true/' "$DIR/gateway.toml" >"$DIR/gateway-offload.toml"
+[ "$(grep -c '^offload = true' "$DIR/gateway-offload.toml")" = 2 ] || tf_die "offload config not generated"
+"$TF" check --config "$DIR/gateway-offload.toml" >/dev/null || tf_die "tunfilter refuses the offload config"
 
 # ---- namespaces ---------------------------------------------------------------------------------
 tf_log "creating namespaces"
@@ -181,7 +186,7 @@ EOF
 
 # ---- forwarders ----------------------------------------------------------------------------------
 FWD_PID=
-start_forwarder() { # bare | tunfilter | linux
+start_forwarder() { # bare | tunfilter | tunfilter-offload | linux
     FWD_PID=
     case $1 in
         bare)
@@ -190,6 +195,10 @@ start_forwarder() { # bare | tunfilter | linux
         tunfilter)
             rm -f "$SOCK"
             RUST_LOG=warn tf_bg "$TF" run --config "$DIR/gateway.toml" --socket "$SOCK" --workers "$WORKERS" 2>>"$DIR/tunfilter.log"
+            FWD_PID=$TF_LAST_PID ;;
+        tunfilter-offload)
+            rm -f "$SOCK"
+            RUST_LOG=warn tf_bg "$TF" run --config "$DIR/gateway-offload.toml" --socket "$SOCK" --workers "$WORKERS" 2>>"$DIR/tunfilter.log"
             FWD_PID=$TF_LAST_PID ;;
         linux) return 0 ;;
     esac
@@ -232,7 +241,7 @@ measure() {
 }
 
 # FORWARDERS / TESTS narrow a run (e.g. for profiling); the bare loop is the reference for ratios.
-read -r -a FWDS <<<"${FORWARDERS:-bare tunfilter linux}"
+read -r -a FWDS <<<"${FORWARDERS:-bare tunfilter tunfilter-offload linux}"
 read -r -a TESTS <<<"${TESTS:-tcp4 tcp6 udp4}"
 declare -A RES
 for rep in $(seq "$REPS"); do
@@ -258,11 +267,11 @@ fmt() { # test value
 }
 echo
 echo "live gateway throughput, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${DURATION}s per run, median of $REPS"
-printf '%-10s' ""
+printf '%-18s' ""
 for t in "${TESTS[@]}"; do printf ' | %-30s' "$t"; done
 echo
 for fwd in "${FWDS[@]}"; do
-    printf '%-10s' "$fwd"
+    printf '%-18s' "$fwd"
     for t in "${TESTS[@]}"; do
         m=$(median <<<"${RES[$fwd,$t]}")
         b=$(median <<<"${RES[bare,$t]:-0}")

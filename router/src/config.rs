@@ -37,6 +37,10 @@ pub struct InterfaceConfig {
     pub peer_addresses: Vec<IpNet>,
     /// Kernel-side routes via this device ("default" or a prefix).
     pub peer_routes: Vec<String>,
+    /// Segmentation and checksum offload (`IFF_VNET_HDR`, TSO and checksum offload towards
+    /// the kernel): TCP travels as super-packets of up to 64 KiB. TUN only; all interfaces or
+    /// none.
+    pub offload: bool,
 }
 
 /// One `[[route]]`.
@@ -225,6 +229,8 @@ struct RawInterface {
     peer_addresses: Vec<Spanned<String>>,
     #[serde(default)]
     peer_routes: Vec<Spanned<String>>,
+    #[serde(default)]
+    offload: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +404,23 @@ impl Config {
                 Some(n) => Some(n.get_ref().clone()),
                 None => None,
             };
+            let offload = i.offload.as_ref().is_some_and(|o| *o.get_ref());
+            if let Some(o) = &i.offload {
+                if offload && kind != IfaceKind::Tun {
+                    return Err(cx.at(o, "offload is supported on tun interfaces only"));
+                }
+                if interfaces.first().is_some_and(|f| f.offload != offload) {
+                    return Err(cx.at(
+                        o,
+                        "offload must be set on every interface or on none (a segmented packet may leave by any of them)",
+                    ));
+                }
+            } else if offload_seen(&interfaces) {
+                return Err(cx.at(
+                    &i.name,
+                    "offload must be set on every interface or on none (a segmented packet may leave by any of them)",
+                ));
+            }
             interfaces.push(InterfaceConfig {
                 name,
                 kind,
@@ -406,6 +429,7 @@ impl Config {
                 netns,
                 peer_addresses,
                 peer_routes,
+                offload,
             });
         }
         let mut routes = Vec::new();
@@ -582,6 +606,11 @@ impl Config {
     }
 }
 
+/// Whether an interface parsed so far has offload on.
+fn offload_seen(interfaces: &[InterfaceConfig]) -> bool {
+    interfaces.iter().any(|i| i.offload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,5 +704,51 @@ timeouts = { tcp_established = 3600 }
         let bad = GOOD.replace("via = \"198.51.100.254\"", "via = \"2001:db8::1\"");
         assert!(err(&bad).contains("different address families"));
         assert!(err("[[interface]]\nname = \"x\"\n").contains("missing field `kind`"));
+    }
+}
+
+#[cfg(test)]
+mod offload_tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, "gw.toml", Path::new("."))
+    }
+
+    const TWO_TUNS: &str = "[[interface]]\nname = \"lan0\"\nkind = \"tun\"\noffload = true\n\
+                            [[interface]]\nname = \"wan0\"\nkind = \"tun\"\noffload = true\n";
+
+    #[test]
+    fn offload_is_all_or_nothing_and_tun_only() {
+        let c = parse(TWO_TUNS).unwrap();
+        assert!(c.interfaces.iter().all(|i| i.offload));
+        assert!(
+            !parse("[[interface]]\nname = \"a\"\nkind = \"tun\"\n")
+                .unwrap()
+                .interfaces[0]
+                .offload
+        );
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        assert_eq!(
+            e(&TWO_TUNS.replacen("offload = true\n", "", 2).replacen(
+                "kind = \"tun\"\n",
+                "kind = \"tun\"\noffload = true\n",
+                1
+            )),
+            "gw.toml:6:8: offload must be set on every interface or on none (a segmented packet \
+             may leave by any of them)"
+        );
+        assert_eq!(
+            e(&TWO_TUNS.replace(
+                "name = \"wan0\"\nkind = \"tun\"\noffload = true",
+                "name = \"wan0\"\nkind = \"tun\"\noffload = false"
+            )),
+            "gw.toml:8:11: offload must be set on every interface or on none (a segmented packet \
+             may leave by any of them)"
+        );
+        assert_eq!(
+            e(&TWO_TUNS.replace("kind = \"tun\"\noffload", "kind = \"tap\"\noffload")),
+            "gw.toml:4:11: offload is supported on tun interfaces only"
+        );
     }
 }

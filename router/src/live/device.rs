@@ -1,8 +1,9 @@
 //! TUN/TAP devices: creation, kernel-side configuration, and teardown.
 //!
 //! Every configured interface becomes a TUN (raw IP) or TAP (Ethernet) device with one queue per
-//! worker. A single queue comes from the `tun-tap` crate; several queues need `IFF_MULTI_QUEUE`,
-//! which that crate cannot ask for, so [`open_multi_queue`] does the `TUNSETIFF` ioctl itself.
+//! worker. A single queue comes from the `tun-tap` crate; several queues need `IFF_MULTI_QUEUE`
+//! and offload needs `IFF_VNET_HDR` and `TUNSETOFFLOAD`, which that crate cannot ask for, so
+//! [`open_multi_queue`] and [`open_offload_queue`] do those ioctls themselves.
 //!
 //! Kernel-side configuration (MTU, moving the device into a namespace, the peer's addresses and
 //! routes, link up) runs the `ip` command of iproute2: it is always installed where TUN devices
@@ -37,6 +38,8 @@ enum QueueFd {
     TunTap(tun_tap::Iface),
     /// One queue of a multi-queue device opened by [`open_multi_queue`].
     Multi(File),
+    /// A queue with offload headers ([`open_offload_queue`]).
+    Offload(File),
 }
 
 impl Queue {
@@ -44,15 +47,20 @@ impl Queue {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.0 {
             QueueFd::TunTap(i) => i.recv(buf),
-            QueueFd::Multi(f) => (&*f).read(buf),
+            QueueFd::Multi(f) | QueueFd::Offload(f) => (&*f).read(buf),
         }
+    }
+
+    /// Whether every packet read or written carries a `virtio_net_hdr` first.
+    pub fn offload(&self) -> bool {
+        matches!(self.0, QueueFd::Offload(_))
     }
 
     /// Writes one packet (TUN) or frame (TAP).
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.0 {
             QueueFd::TunTap(i) => i.send(buf),
-            QueueFd::Multi(f) => (&*f).write(buf),
+            QueueFd::Multi(f) | QueueFd::Offload(f) => (&*f).write(buf),
         }
     }
 
@@ -60,7 +68,7 @@ impl Queue {
     pub fn fd(&self) -> BorrowedFd<'_> {
         match &self.0 {
             QueueFd::TunTap(i) => borrow_iface_fd(i),
-            QueueFd::Multi(f) => f.as_fd(),
+            QueueFd::Multi(f) | QueueFd::Offload(f) => f.as_fd(),
         }
     }
 }
@@ -79,13 +87,40 @@ const IFF_TUN: i16 = 0x0001;
 const IFF_TAP: i16 = 0x0002;
 const IFF_MULTI_QUEUE: i16 = 0x0100;
 const IFF_NO_PI: i16 = 0x1000;
+const IFF_VNET_HDR: i16 = 0x4000;
+const TUNSETOFFLOAD: u64 = 0x4004_54d0;
+const TUN_F_CSUM: u32 = 0x01;
+const TUN_F_TSO4: u32 = 0x02;
+const TUN_F_TSO6: u32 = 0x04;
 const IFNAMSIZ: usize = 16;
 
 /// Opens one queue of the multi-queue device `name` (creating the device with the first queue),
-/// without packet information. The `tun-tap` crate cannot set `IFF_MULTI_QUEUE`, so this is the
-/// one place that issues the ioctl itself.
-#[allow(unsafe_code)]
+/// without packet information. The `tun-tap` crate cannot set `IFF_MULTI_QUEUE`, so this issues
+/// the ioctl itself.
 pub fn open_multi_queue(name: &str, kind: IfaceKind) -> io::Result<File> {
+    open_tun(name, kind, IFF_MULTI_QUEUE)
+}
+
+/// Opens one queue of `name` with `IFF_VNET_HDR` (every packet is preceded by a
+/// `virtio_net_hdr`, see [`crate::offload`]) and lets the kernel hand over TCP super-packets
+/// with partial checksums (`TUNSETOFFLOAD`: checksum, TSO for IPv4 and IPv6). The `tun-tap`
+/// crate cannot ask for either.
+#[allow(unsafe_code)]
+pub fn open_offload_queue(name: &str, kind: IfaceKind, multi: bool) -> io::Result<File> {
+    let extra = if multi { IFF_MULTI_QUEUE } else { 0 };
+    let file = open_tun(name, kind, IFF_VNET_HDR | extra)?;
+    let features = u64::from(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
+    // SAFETY: TUNSETOFFLOAD takes its argument by value (an unsigned long of feature bits) on
+    // an open, attached TUN descriptor.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD as _, features) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+#[allow(unsafe_code)]
+fn open_tun(name: &str, kind: IfaceKind, extra: i16) -> io::Result<File> {
     if name.is_empty() || name.len() >= IFNAMSIZ {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -105,7 +140,7 @@ pub fn open_multi_queue(name: &str, kind: IfaceKind) -> io::Result<File> {
     // TUNSETIFF. The zeroed tail provides the NUL terminator (the name is < IFNAMSIZ bytes).
     let mut ifreq = [0u8; 40];
     ifreq[..name.len()].copy_from_slice(name.as_bytes());
-    let flags = mode | IFF_NO_PI | IFF_MULTI_QUEUE;
+    let flags = mode | IFF_NO_PI | extra;
     ifreq[IFNAMSIZ..IFNAMSIZ + 2].copy_from_slice(&flags.to_ne_bytes());
     // SAFETY: `file` is an open /dev/net/tun descriptor and `ifreq` is a live, writable buffer
     // at least as large as struct ifreq; TUNSETIFF reads and writes only within it.
@@ -180,7 +215,14 @@ fn setup_one(c: &InterfaceConfig, queues: usize) -> Result<Device, LiveError> {
 
     let mut qs = Vec::with_capacity(queues);
     for _ in 0..queues {
-        let q = open_queue(name, c.kind, queues > 1).map_err(|e| err(open_error(c.kind, &e)))?;
+        let q = if c.offload {
+            let f = open_offload_queue(name, c.kind, queues > 1)
+                .map_err(|e| err(open_error(c.kind, &e)))?;
+            rustix::io::ioctl_fionbio(&f, true).map_err(|e| err(open_error(c.kind, &e.into())))?;
+            Queue(QueueFd::Offload(f))
+        } else {
+            open_queue(name, c.kind, queues > 1).map_err(|e| err(open_error(c.kind, &e)))?
+        };
         qs.push(q);
     }
     let dev = Device {
@@ -437,6 +479,7 @@ mod tests {
             netns: netns.map(str::to_owned),
             peer_addresses: peer.iter().map(|a| a.parse().unwrap()).collect(),
             peer_routes: routes.iter().map(|r| (*r).to_owned()).collect(),
+            offload: false,
         }
     }
 

@@ -30,6 +30,7 @@ use super::l2::{self, L2Iface, L2Limits, Rx};
 use super::LiveError;
 use crate::config::{Config, IfaceKind};
 use crate::engine::{Engine, Transmit};
+use crate::offload::{Offload, VNET_HDR_LEN};
 
 /// Packets read from one queue before the batch goes to the engine.
 const BATCH: usize = 64;
@@ -144,6 +145,9 @@ impl Shared {
             0
         } else {
             let ip = match dev.kind {
+                IfaceKind::Tun if dev.queues.first().is_some_and(Queue::offload) => {
+                    frame.get(VNET_HDR_LEN..)
+                }
                 IfaceKind::Tun => Some(frame),
                 IfaceKind::Tap => match frame.get(12..14) {
                     Some([0x08, 0x00]) | Some([0x86, 0xdd]) => frame.get(14..),
@@ -477,6 +481,7 @@ fn worker(sh: &Shared, w: usize) {
     let n = sh.links.len();
     let mut buf = vec![0u8; RX_BUF];
     let mut batch: Vec<(usize, PacketBuf)> = Vec::with_capacity(BATCH * n.max(1));
+    let mut obatch: Vec<(usize, PacketBuf, Offload)> = Vec::new();
     let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
     let mut tx: Vec<Transmit> = Vec::new();
     let mut events = Vec::new();
@@ -542,6 +547,16 @@ fn worker(sh: &Shared, w: usize) {
                 add(&link.stats.rx_packets, 1);
                 add(&link.stats.rx_bytes, len as u64);
                 let data = &buf[..len];
+                if q.offload() {
+                    // The virtio-net header, then the packet (TUN only: config checks that).
+                    match Offload::parse(data) {
+                        Some(o) => {
+                            obatch.push((i, PacketBuf::from_slice(&data[VNET_HDR_LEN..]), o))
+                        }
+                        None => add(&link.stats.rx_errors, 1),
+                    }
+                    continue;
+                }
                 match &link.l2 {
                     None => batch.push((i, PacketBuf::from_slice(data))),
                     Some(l2) => {
@@ -566,6 +581,7 @@ fn worker(sh: &Shared, w: usize) {
                 eng.set_events(want);
             }
             eng.handle_batch(now, &mut batch);
+            eng.handle_batch_offload(now, &mut obatch);
             if eng.poll_timeout().is_some_and(|t| t <= now) {
                 eng.handle_timeout(now);
             }
@@ -595,7 +611,16 @@ fn worker(sh: &Shared, w: usize) {
             let Some(link) = sh.links.get(t.iface) else {
                 continue;
             };
+            let offload_dev = sh.queue(t.iface, w).is_some_and(Queue::offload);
             match &link.l2 {
+                None if offload_dev => {
+                    // Packets the router made, or that came without one, get an empty header.
+                    let hdr = t.offload.unwrap_or_default().to_bytes();
+                    let mut f = Vec::with_capacity(VNET_HDR_LEN + t.packet.len());
+                    f.extend_from_slice(&hdr);
+                    f.extend_from_slice(t.packet.as_slice());
+                    frames.push((t.iface, f));
+                }
                 None => frames.push((t.iface, t.packet.into_vec())),
                 Some(l2) => {
                     let mut l2 = l2.lock();
