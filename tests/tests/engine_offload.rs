@@ -319,3 +319,62 @@ fn ipv6_super_packets_and_partial_syns() {
         (58, 2)
     );
 }
+
+/// Arbitrary offload headers on arbitrary (and on valid) packets never panic the engine, and
+/// whatever it sends carries the packet's own header or none.
+#[test]
+fn arbitrary_offload_headers_never_panic() {
+    let mut e = engine(1400);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (c, s) = ("192.0.2.2", "203.0.113.7");
+    handshake(&mut e, c, s, "198.51.100.1");
+    for i in 0..20_000u32 {
+        let r = rnd();
+        let o = Offload::parse(&r.to_le_bytes()[..].repeat(2)[..10]).unwrap_or_default();
+        let mut p = match i % 4 {
+            0 => tcp(
+                c,
+                40000,
+                s,
+                443,
+                101,
+                901,
+                ACK,
+                &vec![0x5a; (r % 3000) as usize],
+            ),
+            1 => tcp_opts(
+                c,
+                40001 + (i % 50) as u16,
+                s,
+                80,
+                1,
+                0,
+                SYN,
+                65535,
+                &[2, 4, 5, 180],
+                b"",
+            ),
+            2 => tcp("2001:db8:1::2", 1, "2001:db8:3::7", 2, 1, 0, SYN, b""),
+            _ => (0..(r % 120) as usize).map(|_| rnd() as u8).collect(),
+        };
+        if i % 7 == 0 && p.len() > 30 {
+            let at = (rnd() as usize) % p.len();
+            p[at] ^= rnd() as u8;
+        }
+        e.handle_packet_offload(
+            Instant::from_secs(2),
+            (i % 2) as usize,
+            PacketBuf::from_slice(&p),
+            o,
+        );
+        for t in out(&mut e) {
+            assert!(t.offload.is_none() || t.offload == Some(o));
+        }
+    }
+}
