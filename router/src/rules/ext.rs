@@ -400,6 +400,11 @@ impl Limit {
 
     /// Parses `N`, `N/second`, `N/min`, ... (any prefix of second, minute, hour, day).
     pub(crate) fn parse_rate(s: &str) -> Result<(u32, RateUnit), String> {
+        Self::parse_rate_max(s, MAX_RATE_PER_SEC)
+    }
+
+    /// [`Limit::parse_rate`] with another ceiling (hashlimit allows 1,000,000/sec).
+    pub(crate) fn parse_rate_max(s: &str, max_per_sec: u64) -> Result<(u32, RateUnit), String> {
         let bad = || format!("bad rate {s} (N/sec, N/min, N/hour or N/day)");
         let (n, unit) = match s.split_once('/') {
             Some((n, u)) => {
@@ -423,10 +428,8 @@ impl Limit {
             return Err(format!("rate {s} must be at least 1"));
         }
         // Compare per-second rates without overflow: n / unit_secs > MAX.
-        if n > MAX_RATE_PER_SEC * (unit.nanos() / 1_000_000_000) {
-            return Err(format!(
-                "rate {s} too fast (at most {MAX_RATE_PER_SEC}/sec)"
-            ));
+        if n > max_per_sec * (unit.nanos() / 1_000_000_000) {
+            return Err(format!("rate {s} too fast (at most {max_per_sec}/sec)"));
         }
         Ok((n as u32, unit))
     }

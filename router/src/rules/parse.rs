@@ -1375,7 +1375,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                         v.text
                     )));
                 }
-                (m.cfg.rate, m.cfg.unit) = Limit::parse_rate(&v.text).map_err(at)?;
+                (m.cfg.rate, m.cfg.unit) = Limit::parse_rate_max(&v.text, 1_000_000).map_err(at)?;
                 m.above = name == "--hashlimit-above";
             }
             (Match::Hashlimit(m), "--hashlimit-burst") => {

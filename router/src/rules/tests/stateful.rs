@@ -195,6 +195,11 @@ fn recent_rttl_and_rdest() {
     assert_eq!(pkt("192.0.2.3", "198.51.100.9", 83, 60), Verdict::Drop);
 }
 
+fn rules_hl(r: &str) -> String {
+    let rs = v4(&filter(&format!("-A INPUT -m hashlimit {r} -j ACCEPT")));
+    saved(&rs).pop().unwrap()
+}
+
 #[test]
 fn hashlimit_save_forms_and_errors() {
     // The expected lines are what iptables-save 1.8.9 printed for the same input.
@@ -241,6 +246,14 @@ fn hashlimit_save_forms_and_errors() {
     assert_eq!(
         e("--hashlimit-upto 1/sec --hashlimit-srcmask 33 --hashlimit-name b"),
         "t.rules:2:66: bad --hashlimit-srcmask 33 (0..=32)"
+    );
+    assert_eq!(
+        e("--hashlimit-upto 2000000/sec --hashlimit-name b"),
+        "t.rules:2:40: rate 2000000/sec too fast (at most 1000000/sec)"
+    );
+    assert_eq!(
+        rules_hl("--hashlimit-upto 1000000/sec --hashlimit-name b"),
+        "-A INPUT -m hashlimit --hashlimit-upto 1000000/sec --hashlimit-burst 5 --hashlimit-name b -j ACCEPT"
     );
     assert_eq!(
         e("--hashlimit-upto 1/fortnight --hashlimit-name b"),
