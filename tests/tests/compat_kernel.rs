@@ -522,6 +522,43 @@ fn sorted(packets: &[Vec<u8>]) -> Vec<String> {
 /// Runs the same packets through the Linux router (loaded with `file`) and tunfilter's
 /// simulator and compares what each sent on its LAN and WAN interfaces.
 fn differential(file: &str, lan: &str, v6: bool, from_lan: &[Vec<u8>], from_wan: &[Vec<u8>]) {
+    let Some(run) = compare(file, |r| r.to_string(), lan, v6, from_lan, from_wan) else {
+        return;
+    };
+    assert!(
+        !run.kernel_wan.is_empty() && !run.kernel_lan.is_empty(),
+        "the kernel router sent nothing: capture broken?"
+    );
+    assert_eq!(
+        run.sim_lan, run.kernel_lan,
+        "{file}: {lan} differs\n tunfilter: {:#?}\n kernel:   {:#?}",
+        run.sim_lan, run.kernel_lan
+    );
+    assert_eq!(
+        run.sim_wan, run.kernel_wan,
+        "{file}: wan0 differs\n tunfilter: {:#?}\n kernel:   {:#?}",
+        run.sim_wan, run.kernel_wan
+    );
+}
+
+/// What each router sent on its LAN and WAN interfaces, described and sorted.
+struct Run {
+    kernel_lan: Vec<String>,
+    kernel_wan: Vec<String>,
+    sim_lan: Vec<String>,
+    sim_wan: Vec<String>,
+}
+
+/// Feeds the packets to the kernel router loaded with `file` and to the simulator loaded with
+/// `sim_rules(file's text)`; `None` when the test cannot run here (see `require`).
+fn compare(
+    file: &str,
+    sim_rules: impl Fn(&str) -> String,
+    lan: &str,
+    v6: bool,
+    from_lan: &[Vec<u8>],
+    from_wan: &[Vec<u8>],
+) -> Option<Run> {
     if !require(
         is_root()
             && have("iptables-restore", "--version")
@@ -529,7 +566,7 @@ fn differential(file: &str, lan: &str, v6: bool, from_lan: &[Vec<u8>], from_wan:
             && have("python3", "--version"),
         "root with iptables-restore, dumpcap and python3",
     ) {
-        return;
+        return None;
     }
     let rules = std::fs::read_to_string(
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -604,10 +641,11 @@ ipv6 = "v6.rules"
 "#,
         default.0, default.1
     );
+    let sim = sim_rules(&rules);
     let (r4, r6) = if v6 {
-        ("", rules.as_str())
+        ("", sim.as_str())
     } else {
-        (rules.as_str(), "")
+        (sim.as_str(), "")
     };
     let sc = Scenario::with_config(&format!("compat-kernel-{file}"), &cfg, r4, r6);
     let lan_static: &'static str = if lan == "lan0" { "lan0" } else { "docker0" };
@@ -629,19 +667,12 @@ ipv6 = "v6.rules"
     let out = sc.run(&arrivals, None);
     let sim_lan = sorted(&out.on(lan));
     let sim_wan = sorted(&out.on("wan0"));
-
-    assert!(
-        !kernel_wan.is_empty() && !kernel_lan.is_empty(),
-        "the kernel router sent nothing: capture broken?"
-    );
-    assert_eq!(
-        sim_lan, kernel_lan,
-        "{file}: {lan} differs\n tunfilter: {sim_lan:#?}\n kernel:   {kernel_lan:#?}"
-    );
-    assert_eq!(
-        sim_wan, kernel_wan,
-        "{file}: wan0 differs\n tunfilter: {sim_wan:#?}\n kernel:   {kernel_wan:#?}"
-    );
+    Some(Run {
+        kernel_lan,
+        kernel_wan,
+        sim_lan,
+        sim_wan,
+    })
 }
 
 /// Masquerade (TCP with MSS clamping, UDP, ICMP echo), the two port forwards, an
@@ -705,4 +736,31 @@ fn docker_v4_matches_the_linux_router() {
             udp(peer, 53, "198.51.100.1", 5000, b"a"),
         ],
     );
+}
+
+/// The comparison can fail: the simulator without the MASQUERADE rule forwards the client's
+/// packets with their private source, and the difference shows.
+#[test]
+fn a_ruleset_difference_shows_up_as_a_difference() {
+    let (cl, peer) = ("192.0.2.50", "203.0.113.7");
+    let Some(run) = compare(
+        "home-gateway.v4.rules",
+        |r| r.replace("-A POSTROUTING -o wan0 -j MASQUERADE\n", ""),
+        "lan0",
+        false,
+        &[udp(cl, 5353, peer, 53, b"query")],
+        &[tcp(peer, 50000, "198.51.100.1", 8080, 7, 0, SYN, b"")],
+    ) else {
+        return;
+    };
+    assert_eq!(run.sim_lan, run.kernel_lan, "the port forward is in both");
+    assert_ne!(run.sim_wan, run.kernel_wan);
+    assert!(run
+        .kernel_wan
+        .iter()
+        .any(|d| d.starts_with("udp 198.51.100.1:5353 > ")));
+    assert!(run
+        .sim_wan
+        .iter()
+        .any(|d| d.starts_with("udp 192.0.2.50:5353 > ")));
 }
