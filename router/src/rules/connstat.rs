@@ -10,10 +10,11 @@
 //! the connection table: each packet that reaches the rule prunes its own key's list through
 //! [`PacketCtx::conn_alive`] (a tuple whose connection is gone, or closing, is dropped),
 //! adds its connection's tuple if it is new to the list, and compares the list's length
-//! with the limit. Memory is bounded: at most [`CONNLIMIT_MAX_KEYS`] addresses, each list
-//! only as long as its live connections; when the key table is full a visit first drops the
-//! keys whose lists have emptied, and an address that still finds no room counts only its
-//! own connection.
+//! with the limit. Memory is bounded: at most [`CONNLIMIT_MAX_KEYS`] addresses and
+//! [`CONNLIMIT_MAX_ENTRIES`] tuples in all (lists of addresses that stop sending keep their
+//! ended connections until then). When either is reached, one sweep drops every ended
+//! connection and emptied address; if there is still no room, the packet's own connection is
+//! counted without being stored.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -163,6 +164,15 @@ impl Connbytes {
 
 /// Addresses a connlimit match keeps lists for, at most.
 pub const CONNLIMIT_MAX_KEYS: usize = 65_536;
+/// Tuples a connlimit match keeps in all, at most.
+pub const CONNLIMIT_MAX_ENTRIES: usize = 262_144;
+
+/// The lists and their total length.
+#[derive(Debug, Default)]
+struct Lists {
+    by_key: HashMap<IpAddr, Vec<Tuple>>,
+    entries: usize,
+}
 
 /// `-m connlimit --connlimit-above|--connlimit-upto N --connlimit-mask L
 /// --connlimit-saddr|--connlimit-daddr`.
@@ -174,7 +184,7 @@ pub(crate) struct Connlimit {
     /// Prefix length of the address key (iptables' default: 32 / 128).
     pub(crate) mask: u8,
     pub(crate) daddr: bool,
-    lists: Mutex<HashMap<IpAddr, Vec<Tuple>>>,
+    lists: Mutex<Lists>,
 }
 
 impl Clone for Connlimit {
@@ -200,7 +210,7 @@ impl Connlimit {
             upto,
             mask,
             daddr,
-            lists: Mutex::new(HashMap::new()),
+            lists: Mutex::new(Lists::default()),
         }
     }
 
@@ -235,22 +245,41 @@ impl Connlimit {
             },
         };
         let alive = |t: &Tuple| *t == own || ctx.conn_alive.is_some_and(|f| f(t));
-        let mut lists = self.lists.lock();
-        if !lists.contains_key(&key) && lists.len() >= CONNLIMIT_MAX_KEYS {
-            lists.retain(|_, l| {
+        let mut guard = self.lists.lock();
+        let lists = &mut *guard;
+        let full = |l: &Lists| {
+            (!l.by_key.contains_key(&key) && l.by_key.len() >= CONNLIMIT_MAX_KEYS)
+                || l.entries >= CONNLIMIT_MAX_ENTRIES
+        };
+        if full(lists) {
+            lists.by_key.retain(|_, l| {
                 l.retain(alive);
                 !l.is_empty()
             });
-            if lists.len() >= CONNLIMIT_MAX_KEYS {
-                return 1;
-            }
+            lists.entries = lists.by_key.values().map(Vec::len).sum();
         }
-        let list = lists.entry(key).or_default();
+        let room = !full(lists);
+        let Some(list) = (if room {
+            Some(lists.by_key.entry(key).or_default())
+        } else {
+            lists.by_key.get_mut(&key)
+        }) else {
+            return 1;
+        };
+        let before = list.len();
         list.retain(alive);
+        let mut n = list.len();
+        let removed = before - n;
+        let mut added = 0;
         if !list.contains(&own) {
-            list.push(own);
+            if room {
+                list.push(own);
+                added = 1;
+            }
+            n += 1;
         }
-        list.len()
+        lists.entries = (lists.entries + added).saturating_sub(removed);
+        n
     }
 
     pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
@@ -271,5 +300,57 @@ impl Connlimit {
             " -m connlimit --connlimit-{kind} {} --connlimit-mask {mask} --connlimit-{side}",
             self.limit
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{ConnView, Family, PacketCtx};
+
+    fn tuple(src: u32, sport: u16) -> Tuple {
+        Tuple {
+            src: IpAddr::V4(src.into()),
+            dst: "198.51.100.1".parse().unwrap(),
+            src_id: sport,
+            dst_id: 22,
+            proto: 6,
+            zone: 0,
+        }
+    }
+
+    /// Counts connection (src, sport) with every listed connection alive.
+    fn count(m: &Connlimit, src: u32, sport: u16) -> usize {
+        let t = tuple(src, sport);
+        let tuples = [t, t.invert()];
+        let mut c = PacketCtx::new(Family::V4, t.src, t.dst, 6, &[]);
+        c.conn = Some(ConnView {
+            tuples: &tuples,
+            status: 0,
+            reply: false,
+            expires_in: 100,
+            counters: [(1, 60), (0, 0)],
+        });
+        let alive = |_: &Tuple| true;
+        c.conn_alive = Some(&alive);
+        m.count(&c)
+    }
+
+    #[test]
+    fn the_lists_are_bounded_in_keys_and_in_entries() {
+        let m = Connlimit::new(4, false, 32, false);
+        // Fill: 65,536 sources with 4 live connections each = the entry limit.
+        for src in 0..CONNLIMIT_MAX_KEYS as u32 {
+            for sport in 0..4u16 {
+                count(&m, 0xc000_0000 + src, sport);
+            }
+        }
+        assert_eq!(m.lists.lock().entries, CONNLIMIT_MAX_ENTRIES);
+        // A fifth connection is still counted, but not stored: no room, nothing ended.
+        assert_eq!(count(&m, 0xc000_0000, 9), 5);
+        assert_eq!(m.lists.lock().entries, CONNLIMIT_MAX_ENTRIES);
+        // A new address finds no room either and counts only itself.
+        assert_eq!(count(&m, 0xcb00_7100, 1), 1);
+        assert_eq!(m.lists.lock().by_key.len(), CONNLIMIT_MAX_KEYS);
     }
 }
