@@ -663,12 +663,7 @@ impl Engine {
     /// the conntrack lookups of the batch are warmed first so their cache
     /// misses overlap instead of being paid one after another.
     pub fn handle_batch(&mut self, now: Instant, batch: &mut Vec<(IfaceId, PacketBuf)>) {
-        if batch.len() > 1 {
-            self.warm_tuples.clear();
-            self.warm_tuples
-                .extend(batch.iter().filter_map(|(_, p)| quick_tuple(p.as_slice())));
-            self.warm_sink ^= self.ct.warm(&self.warm_tuples);
-        }
+        self.warm(batch.iter().map(|(_, p)| p));
         for (iface, pkt) in batch.drain(..) {
             self.handle_packet(now, iface, pkt);
         }
@@ -699,17 +694,20 @@ impl Engine {
         now: Instant,
         batch: &mut Vec<(IfaceId, PacketBuf, Offload)>,
     ) {
-        if batch.len() > 1 {
-            self.warm_tuples.clear();
-            self.warm_tuples.extend(
-                batch
-                    .iter()
-                    .filter_map(|(_, p, _)| quick_tuple(p.as_slice())),
-            );
-            self.warm_sink ^= self.ct.warm(&self.warm_tuples);
-        }
+        self.warm(batch.iter().map(|(_, p, _)| p));
         for (iface, pkt, off) in batch.drain(..) {
             self.handle_packet_offload(now, iface, pkt, off);
+        }
+    }
+
+    /// Warms the conntrack lookups of a batch (see `ConnTable::warm`); a single packet is
+    /// not worth it.
+    fn warm<'a>(&mut self, pkts: impl ExactSizeIterator<Item = &'a PacketBuf>) {
+        if pkts.len() > 1 {
+            self.warm_tuples.clear();
+            self.warm_tuples
+                .extend(pkts.filter_map(|p| quick_tuple(p.as_slice())));
+            self.warm_sink ^= self.ct.warm(&self.warm_tuples);
         }
     }
 

@@ -215,18 +215,7 @@ impl Connlimit {
     }
 
     fn key(&self, a: IpAddr) -> IpAddr {
-        let full = if a.is_ipv6() { 128 } else { 32 };
-        let len = u32::from(self.mask).min(full);
-        match a {
-            IpAddr::V4(a) => {
-                let m = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-                IpAddr::V4((u32::from(a) & m).into())
-            }
-            IpAddr::V6(a) => {
-                let m = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-                IpAddr::V6((u128::from(a) & m).into())
-            }
-        }
+        super::matches::prefix_addr(a, self.mask)
     }
 
     /// The packet's connection count under its key, its own connection included.

@@ -117,6 +117,16 @@ fn prefix_mask128(len: u64) -> u128 {
     u128::MAX.checked_shl(128 - len as u32).unwrap_or(0)
 }
 
+/// `a` with all but its first `len` bits cleared (`len` capped at the address's length).
+pub(crate) fn prefix_addr(a: IpAddr, len: u8) -> IpAddr {
+    match a {
+        IpAddr::V4(v) => IpAddr::V4((u32::from(v) & prefix_mask32(u64::from(len.min(32)))).into()),
+        IpAddr::V6(v) => {
+            IpAddr::V6((u128::from(v) & prefix_mask128(u64::from(len.min(128)))).into())
+        }
+    }
+}
+
 /// Parses a decimal integer no larger than `max` (no sign, no spaces).
 pub(crate) fn parse_uint(s: &str, max: u64) -> Result<u64, ()> {
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {

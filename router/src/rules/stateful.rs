@@ -28,6 +28,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::ext::RateUnit;
+use super::matches::prefix_addr as prefix;
 use super::{Family, PacketCtx};
 
 /// `ip_list_tot`: addresses per recent list.
@@ -420,20 +421,6 @@ pub(crate) struct Hashlimit {
 impl PartialEq for Hashlimit {
     fn eq(&self, o: &Self) -> bool {
         (self.cfg, self.above, &self.name) == (o.cfg, o.above, &o.name)
-    }
-}
-
-fn prefix(a: IpAddr, len: u8) -> IpAddr {
-    let len = u32::from(len);
-    match a {
-        IpAddr::V4(v) => {
-            let m = u32::MAX.checked_shl(32 - len.min(32)).unwrap_or(0);
-            IpAddr::V4((u32::from(v) & m).into())
-        }
-        IpAddr::V6(v) => {
-            let m = u128::MAX.checked_shl(128 - len.min(128)).unwrap_or(0);
-            IpAddr::V6((u128::from(v) & m).into())
-        }
     }
 }
 
