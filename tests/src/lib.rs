@@ -361,6 +361,47 @@ pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<String> 
         .collect()
 }
 
+/// The MSS option's value in TCP options bytes (`None` without one or when they are broken).
+pub fn tcp_mss(mut o: &[u8]) -> Option<u16> {
+    while let [kind, rest @ ..] = o {
+        match kind {
+            0 => return None,
+            1 => o = rest,
+            _ => {
+                let len = *rest.first()? as usize;
+                if len < 2 || len > o.len() {
+                    return None;
+                }
+                if *kind == 2 && len == 4 {
+                    return Some(u16::from_be_bytes([o[2], o[3]]));
+                }
+                o = &o[len..];
+            }
+        }
+    }
+    None
+}
+
+/// Whether the test runs as root (effective uid 0, read from /proc).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// Whether `cmd arg` runs and succeeds (a tool is installed).
+pub fn have(cmd: &str, arg: &str) -> bool {
+    std::process::Command::new(cmd)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Fails loudly under CI, skips elsewhere, when a tool a test needs is missing.
 pub fn require(tool_ok: bool, what: &str) -> bool {
     if tool_ok {

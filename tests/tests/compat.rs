@@ -67,13 +67,6 @@ fn corpus_loads_unchanged_and_saves_as_the_kernel_tool_did() {
     }
 }
 
-fn tool_ok(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// A network namespace deleted on drop.
 struct Netns(String);
 
@@ -97,9 +90,10 @@ impl Drop for Netns {
 
 #[test]
 fn the_kernel_tool_accepts_what_tunfilter_saves() {
-    let root = rustix_is_root();
     if !require(
-        root && tool_ok("iptables-restore") && tool_ok("ip6tables-restore"),
+        is_root()
+            && have("iptables-restore", "--version")
+            && have("ip6tables-restore", "--version"),
         "root with iptables-restore and ip6tables-restore",
     ) {
         return;
@@ -132,16 +126,6 @@ fn the_kernel_tool_accepts_what_tunfilter_saves() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-fn rustix_is_root() -> bool {
-    // SAFETY-free: read the effective uid from /proc instead of calling libc.
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
 }
 
 fn at(iface: &'static str, at: f64, packet: Vec<u8>) -> Arrival {
@@ -198,8 +182,7 @@ fn tcp4_of(p: &[u8]) -> (String, String, u16, u16, u8) {
 fn mss_of(p: &[u8]) -> Option<u16> {
     let ip = Ipv4Packet::new_checked(p).ok()?;
     let t = TcpPacket::new_checked(ip.payload()).ok()?;
-    let o = t.options();
-    (o.len() >= 4 && o[0] == 2).then(|| u16::from_be_bytes([o[2], o[3]]))
+    tcp_mss(t.options())
 }
 
 #[test]

@@ -94,7 +94,7 @@ fn mss_v4(p: &[u8]) -> Option<u16> {
         t.verify_checksum_v4(ip.src_addr(), ip.dst_addr()),
         "TCP checksum"
     );
-    mss_of(t.options())
+    tcp_mss(t.options())
 }
 
 fn mss_v6(p: &[u8]) -> Option<u16> {
@@ -109,27 +109,7 @@ fn mss_v6(p: &[u8]) -> Option<u16> {
         t.verify_checksum_v6(&ip.src_addr(), &ip.dst_addr()),
         "TCP checksum"
     );
-    mss_of(t.options())
-}
-
-fn mss_of(mut o: &[u8]) -> Option<u16> {
-    while let [kind, rest @ ..] = o {
-        match kind {
-            0 => return None,
-            1 => o = rest,
-            _ => {
-                let len = *rest.first()? as usize;
-                if len < 2 || len > o.len() {
-                    return None;
-                }
-                if *kind == 2 && len == 4 {
-                    return Some(u16::from_be_bytes([o[2], o[3]]));
-                }
-                o = &o[len..];
-            }
-        }
-    }
-    None
+    tcp_mss(t.options())
 }
 
 #[test]
