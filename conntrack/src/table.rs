@@ -170,7 +170,12 @@ pub struct ConnTable<S> {
     events: VecDeque<Event>,
     events_enabled: bool,
     stats: TableStats,
+    /// Told about every connection that leaves the table (see [`ConnTable::set_on_remove`]).
+    on_remove: Option<RemoveHook<S>>,
 }
+
+/// A callback run for each connection as it leaves the table.
+pub type RemoveHook<S> = Box<dyn FnMut(&Conn<S>) + Send>;
 
 impl<S> core::fmt::Debug for ConnTable<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -209,7 +214,16 @@ impl<S: ProtoState> ConnTable<S> {
             events: VecDeque::new(),
             events_enabled: true,
             stats: TableStats::default(),
+            on_remove: None,
         }
+    }
+
+    /// Runs `hook` for every connection that leaves the table, whatever the
+    /// reason (timeout, early drop, flush, delete). A router that spreads
+    /// connections over several tables uses it to forget what it published
+    /// about a connection elsewhere.
+    pub fn set_on_remove(&mut self, hook: RemoveHook<S>) {
+        self.on_remove = Some(hook);
     }
 
     /// Turns event generation on or off (benchmarks turn it off).
@@ -451,6 +465,9 @@ impl<S: ProtoState> ConnTable<S> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.count -= 1;
+        if let Some(hook) = self.on_remove.as_mut() {
+            hook(&conn);
+        }
         if self.events_enabled {
             self.push_event(Event {
                 at: now,

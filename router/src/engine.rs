@@ -17,6 +17,7 @@ use crate::nat_eim::{self, Endpoint, MappingTable};
 use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
+use crate::shard::ShardCtx;
 use crate::{local, stats::DropCounters, tcpmss};
 use conntrack::buf::PacketBuf;
 use conntrack::conn::{Conn, Status};
@@ -471,6 +472,71 @@ impl LocalAddrs {
     }
 }
 
+/// Counters of one engine (or, merged, of all shards): `conntrack -S` plus drops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub entries: u64,
+    pub max: u64,
+    pub packets_in: u64,
+    pub gso_in: u64,
+    pub packets_out: u64,
+    pub table: conntrack::table::TableStats,
+    pub drops: DropCounters,
+    pub invalid: DropCounters,
+}
+
+impl EngineStats {
+    /// Adds another engine's counters to these.
+    pub fn merge(&mut self, o: &EngineStats) {
+        self.entries += o.entries;
+        self.max += o.max;
+        self.packets_in += o.packets_in;
+        self.gso_in += o.gso_in;
+        self.packets_out += o.packets_out;
+        let (t, u) = (&mut self.table, &o.table);
+        t.insert += u.insert;
+        t.insert_failed += u.insert_failed;
+        t.drop += u.drop;
+        t.early_drop += u.early_drop;
+        t.expired += u.expired;
+        t.expect_create += u.expect_create;
+        t.expect_new += u.expect_new;
+        t.expect_delete += u.expect_delete;
+        t.events_dropped += u.events_dropped;
+        self.drops.merge(&o.drops);
+        self.invalid.merge(&o.invalid);
+    }
+
+    /// The `ct stats` text: one summary line, then one line per drop and invalid reason.
+    pub fn render(&self) -> String {
+        let s = &self.table;
+        let mut o = format!(
+            "entries={} max={} packets_in={} gso_in={} packets_out={} insert={} insert_failed={} drop={} early_drop={} expired={} expect_create={} expect_new={} expect_delete={} events_dropped={}\n",
+            self.entries,
+            self.max,
+            self.packets_in,
+            self.gso_in,
+            self.packets_out,
+            s.insert,
+            s.insert_failed,
+            s.drop,
+            s.early_drop,
+            s.expired,
+            s.expect_create,
+            s.expect_new,
+            s.expect_delete,
+            s.events_dropped
+        );
+        for (reason, n) in self.drops.iter() {
+            o.push_str(&format!("drop reason=\"{reason}\" count={n}\n"));
+        }
+        for (reason, n) in self.invalid.iter() {
+            o.push_str(&format!("invalid reason=\"{reason}\" count={n}\n"));
+        }
+        o
+    }
+}
+
 /// The router core.
 pub struct Engine {
     ifaces: Vec<Iface>,
@@ -516,7 +582,8 @@ pub struct Engine {
     /// RFC 4787 behaviour for UDP (`[nat]`).
     nat_cfg: crate::config::NatConfig,
     /// Endpoint-independent mappings (empty unless `nat_cfg.udp_eim`).
-    eim: MappingTable,
+    /// Shared by all shards of a sharded router: a mapping holds whatever the destination.
+    eim: Arc<parking_lot::Mutex<MappingTable>>,
     next_eim_gc: Instant,
     /// The last trace id given to a TRACEd packet.
     next_trace_id: u64,
@@ -528,6 +595,24 @@ pub struct Engine {
     warm_tuples: Vec<Tuple>,
     /// Keeps the cache-warming reads observable so they are not optimised away.
     warm_sink: u64,
+    /// Set when this engine is one shard of a [`crate::shard::ShardSet`].
+    shard: Option<ShardCtx>,
+    /// Reassembled datagrams that belong to other shards (bounded by `MAX_HANDOFFS`).
+    handoffs: Vec<Handoff>,
+}
+
+/// Most reassembled datagrams a shard holds for others between two
+/// [`Engine::take_handoffs`] calls (the live driver drains them after every batch).
+const MAX_HANDOFFS: usize = 1024;
+
+/// A datagram one shard reassembled for another (see [`crate::shard`]).
+#[derive(Debug)]
+pub struct Handoff {
+    /// The shard that owns the datagram's flow.
+    pub owner: usize,
+    ingress: IfaceId,
+    datagram: l3proto::defrag::Datagram,
+    describe: String,
 }
 
 impl fmt::Debug for Engine {
@@ -562,6 +647,17 @@ impl Engine {
         rules4: Ruleset,
         rules6: Ruleset,
     ) -> Result<Engine, EngineError> {
+        Engine::with_shared_rules(config, hash_seed, Arc::new(rules4), Arc::new(rules6))
+    }
+
+    /// Builds the engine with rulesets that other engines may share: rule evaluation is
+    /// `&self`, and counters and match state live in the ruleset (see [`crate::shard`]).
+    pub fn with_shared_rules(
+        config: &Config,
+        hash_seed: u64,
+        rules4: Arc<Ruleset>,
+        rules6: Arc<Ruleset>,
+    ) -> Result<Engine, EngineError> {
         let mut timeouts = l4proto::Timeouts::default();
         for (k, v) in &config.conntrack.timeouts {
             timeouts.set(k, *v).map_err(EngineError::Config)?;
@@ -584,8 +680,8 @@ impl Engine {
             local: LocalAddrs::new(config.interfaces.iter().flat_map(|i| i.addresses.iter())),
             kinds: config.interfaces.iter().map(|i| i.kind).collect(),
             routes: RouteTable::from_config(config),
-            rules4: Arc::new(rules4),
-            rules6: Arc::new(rules6),
+            rules4,
+            rules6,
             rule_paths: (None, None),
             ct: ConnTable::new(TableConfig {
                 max: config.conntrack.max,
@@ -614,11 +710,15 @@ impl Engine {
             nat_secret: hash_seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
             warm_tuples: Vec::new(),
             warm_sink: 0,
+            shard: None,
+            handoffs: Vec::new(),
             defrag: Defrag::new(config.defrag.limits),
             defrag_time_exceeded: config.defrag.time_exceeded,
             frag_pending: None,
             nat_cfg: config.nat,
-            eim: MappingTable::new(config.conntrack.max),
+            eim: Arc::new(parking_lot::Mutex::new(MappingTable::new(
+                config.conntrack.max,
+            ))),
             next_eim_gc: Instant::ZERO,
         })
     }
@@ -627,6 +727,40 @@ impl Engine {
     pub fn set_events(&mut self, on: bool) {
         self.events_enabled = on;
         self.ct.set_events(on);
+    }
+
+    /// Whether events are generated.
+    pub fn events_enabled(&self) -> bool {
+        self.events_enabled
+    }
+
+    /// Makes this engine one shard of a [`crate::shard::ShardSet`]: it learns the directory
+    /// and the other shards, shares the endpoint-independent NAT mappings, and withdraws
+    /// the reply tuples it published when their connections leave the table.
+    pub(crate) fn attach_shard(
+        &mut self,
+        ctx: ShardCtx,
+        eim: Arc<parking_lot::Mutex<MappingTable>>,
+    ) {
+        let dir = ctx.directory();
+        let index = ctx.index;
+        self.ct.set_on_remove(Box::new(move |c| {
+            if c.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0 {
+                dir.release(&c.tuples[1], index);
+            }
+        }));
+        self.eim = eim;
+        self.shard = Some(ctx);
+    }
+
+    /// Whether `t` is either tuple of a connection in this engine's table.
+    pub(crate) fn tuple_in_use(&self, t: &Tuple) -> bool {
+        self.ct.peek(t).is_some()
+    }
+
+    /// connlimit's test on this engine's table (see `conn_alive_in`).
+    pub(crate) fn conn_alive_local(&self, t: &Tuple, now_ns: u64) -> bool {
+        conn_alive_in(&self.ct, t, now_ns)
     }
 
     /// Interface names, by id.
@@ -772,30 +906,92 @@ impl Engine {
                     self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), describe);
                     return;
                 }
-                Outcome::Complete(d) => match Meta::of(d.clone.as_slice()) {
-                    Ok(m) if m.frag == Frag::None => {
-                        self.frag_pending = Some(FragPending {
-                            fragments: d.fragments,
-                            first: d.first,
-                            before: (m.src, m.dst, m.sport, m.dport),
-                        });
-                        meta = m;
-                        pkt = d.clone;
+                Outcome::Complete(d) => {
+                    // In a sharded router the datagram belongs to the shard of its flow,
+                    // which is not necessarily the one that gathered its fragments.
+                    if let Some(sh) = &self.shard {
+                        let owner = sh.owner_of_packet(d.clone.as_slice());
+                        if owner.is_some_and(|o| o != sh.index) {
+                            if self.handoffs.len() < MAX_HANDOFFS {
+                                self.handoffs.push(Handoff {
+                                    owner: owner.unwrap_or(sh.index),
+                                    ingress,
+                                    datagram: d,
+                                    describe,
+                                });
+                            } else {
+                                self.drop_packet(
+                                    "shard: hand-off queue full",
+                                    Some(Hook::Prerouting),
+                                    None,
+                                    Some(ingress),
+                                    describe,
+                                );
+                            }
+                            return;
+                        }
                     }
-                    _ => {
-                        self.drop_packet(
-                            "frag: reassembled datagram malformed",
-                            Some(Hook::Prerouting),
-                            None,
-                            Some(ingress),
-                            describe,
-                        );
-                        return;
+                    match self.adopt_datagram(d, ingress, describe) {
+                        Some((m, p)) => {
+                            meta = m;
+                            pkt = p;
+                        }
+                        None => return,
                     }
-                },
+                }
             }
         }
+        self.pipeline(ingress, pkt, meta);
+    }
 
+    /// Takes a reassembled datagram as the packet to process: its originals wait in
+    /// `frag_pending` for the verdict. `None` (counted) if the clone does not parse.
+    fn adopt_datagram(
+        &mut self,
+        d: l3proto::defrag::Datagram,
+        ingress: IfaceId,
+        describe: String,
+    ) -> Option<(Meta, PacketBuf)> {
+        match Meta::of(d.clone.as_slice()) {
+            Ok(m) if m.frag == Frag::None => {
+                self.frag_pending = Some(FragPending {
+                    fragments: d.fragments,
+                    first: d.first,
+                    before: (m.src, m.dst, m.sport, m.dport),
+                });
+                Some((m, d.clone))
+            }
+            _ => {
+                self.drop_packet(
+                    "frag: reassembled datagram malformed",
+                    Some(Hook::Prerouting),
+                    None,
+                    Some(ingress),
+                    describe,
+                );
+                None
+            }
+        }
+    }
+
+    /// Reassembled datagrams this shard gathered for other shards (see [`Handoff`]); the
+    /// caller gives each to [`Engine::handle_handoff`] of its owner.
+    pub fn take_handoffs(&mut self, out: &mut Vec<Handoff>) {
+        out.append(&mut self.handoffs);
+    }
+
+    /// Processes a datagram another shard reassembled for this one.
+    pub fn handle_handoff(&mut self, now: Instant, h: Handoff) {
+        self.now = now;
+        self.frag_pending = None;
+        if let Some((meta, pkt)) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
+            self.pipeline(h.ingress, pkt, meta);
+        }
+        self.frag_pending = None;
+    }
+
+    /// The hooks, from PREROUTING on, for a whole (or reassembled) packet.
+    fn pipeline(&mut self, ingress: IfaceId, mut pkt: PacketBuf, mut meta: Meta) {
         // PREROUTING: raw
         let mut skb = Skb::default();
         let mut ct = Ct::Untracked;
@@ -899,7 +1095,7 @@ impl Engine {
             if !self.confirm(ct, &meta, Some(ingress), Hook::Input) {
                 return;
             }
-            self.local_deliver(now, &meta, pkt, ingress);
+            self.local_deliver(self.now, &meta, pkt, ingress);
             return;
         }
 
@@ -1290,7 +1486,7 @@ impl Engine {
                             c.expires = now + timeout;
                         }
                         if let Some((internal, _)) = eim.filter(|_| refresh) {
-                            self.eim.refresh(&internal, c.expires);
+                            self.eim.lock().refresh(&internal, c.expires);
                         }
                         c.account(dir, meta.len);
                         let changed = before != (c.l4.state_id(), c.status);
@@ -1342,7 +1538,8 @@ impl Engine {
                 addr: tuple.dst,
                 port: tuple.dst_id,
             };
-            if let Some(internal) = self.eim.internal(&external, now) {
+            let mapped = self.eim.lock().internal(&external, now);
+            if let Some(internal) = mapped {
                 if internal.addr != tuple.src {
                     related = true;
                     conn.tuples[1] = Tuple {
@@ -1385,7 +1582,28 @@ impl Engine {
         let Ct::New { conn, .. } = ct else {
             return true;
         };
-        match self.ct.confirm(*conn, self.now) {
+        // A NATed reply tuple is published for the other shards: it routes the replies here
+        // and keeps them from choosing it (released by the table's remove hook).
+        let published = match &self.shard {
+            Some(sh) if conn.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0 => {
+                if !sh.publish(&conn.tuples[1]) {
+                    self.count_drop_hook(
+                        "nat: reply tuple taken by another shard",
+                        hook,
+                        meta,
+                        ingress,
+                    );
+                    return false;
+                }
+                Some(conn.tuples[1])
+            }
+            _ => None,
+        };
+        let r = self.ct.confirm(*conn, self.now);
+        if let (Err(_), Some(t), Some(sh)) = (&r, published, &self.shard) {
+            sh.unpublish(&t);
+        }
+        match r {
             Ok(_) => true,
             Err(ConfirmError::TableFull) => {
                 self.ct.count_drop();
@@ -1550,13 +1768,10 @@ impl Engine {
         // For -m connlimit: a listed connection counts while it is tracked, unexpired and,
         // for TCP, not closing (as the kernel's nf_conncount).
         let cts = &self.ct;
-        let conn_alive = |t: &Tuple| {
-            cts.peek(t)
-                .and_then(|(id, _)| cts.get(id))
-                .is_some_and(|c| {
-                    c.expires.as_nanos() > now_ns
-                        && !matches!(c.l4.state_name(), "TIME_WAIT" | "CLOSE")
-                })
+        let shard = self.shard.as_ref();
+        let conn_alive = |t: &Tuple| match shard.and_then(|sh| sh.alive_elsewhere(t, now_ns)) {
+            Some(alive) => alive,
+            None => conn_alive_in(cts, t, now_ns),
         };
         let conn = match ct {
             Some(Ct::Known { id, dir, .. }) => self
@@ -1708,11 +1923,13 @@ impl Engine {
                 // RFC 4787 REQ-1: reuse the endpoint's mapping whatever the
                 // destination; a fresh choice must avoid other mappings.
                 let mapped = if eim_on {
-                    self.eim.external(&internal, now)
+                    self.eim.lock().external(&internal, now)
                 } else {
                     None
                 };
                 let eim = &self.eim;
+                // A reply tuple must be unique across shards too (see `crate::shard`).
+                let shard = self.shard.as_ref();
                 let reuse = mapped.and_then(|e| {
                     let fixed = nat::NatRange {
                         min_addr: Some(e.addr),
@@ -1723,13 +1940,13 @@ impl Engine {
                         persistent: false,
                     };
                     nat::choose(&orig, &conn.tuples[1], manip, &fixed, 0, |c| {
-                        table.peek(c).is_some()
+                        table.peek(c).is_some() || shard.is_some_and(|sh| sh.taken_elsewhere(c))
                     })
                 });
                 let chosen = reuse.or_else(|| {
                     nat::choose(&orig, &conn.tuples[1], manip, &range, salt, |c| {
                         let other = eim_on
-                            && eim.taken_by_other(
+                            && eim.lock().taken_by_other(
                                 &Endpoint {
                                     proto: c.proto,
                                     addr: c.dst,
@@ -1738,7 +1955,9 @@ impl Engine {
                                 &internal,
                                 now,
                             );
-                        other || table.peek(c).is_some()
+                        other
+                            || table.peek(c).is_some()
+                            || shard.is_some_and(|sh| sh.taken_elsewhere(c))
                     })
                 });
                 if let (true, Some(reply)) = (eim_on, chosen) {
@@ -1747,7 +1966,7 @@ impl Engine {
                         addr: reply.dst,
                         port: reply.dst_id,
                     };
-                    self.eim.record(internal, external, conn.expires);
+                    self.eim.lock().record(internal, external, conn.expires);
                 }
                 match chosen {
                     Some(reply) => {
@@ -2112,7 +2331,7 @@ impl Engine {
         }
         // A full pass, so far less often; lookups check expiry themselves.
         if self.nat_cfg.udp_eim && now >= self.next_eim_gc {
-            self.eim.gc(now);
+            self.eim.lock().gc(now);
             self.next_eim_gc = now + EIM_GC_INTERVAL;
         }
     }
@@ -2147,31 +2366,21 @@ impl Engine {
 
     /// Statistics like `conntrack -S`, plus drop counters per reason.
     pub fn ct_stats(&self) -> String {
-        let s = self.ct.stats();
-        let mut o = format!(
-            "entries={} max={} packets_in={} gso_in={} packets_out={} insert={} insert_failed={} drop={} early_drop={} expired={} expect_create={} expect_new={} expect_delete={} events_dropped={}\n",
-            self.ct.len(),
-            self.ct.config().max,
-            self.packets_in,
-            self.gso_in,
-            self.packets_out,
-            s.insert,
-            s.insert_failed,
-            s.drop,
-            s.early_drop,
-            s.expired,
-            s.expect_create,
-            s.expect_new,
-            s.expect_delete,
-            s.events_dropped
-        );
-        for (reason, n) in self.drops.iter() {
-            o.push_str(&format!("drop reason=\"{reason}\" count={n}\n"));
+        self.stats().render()
+    }
+
+    /// The counters behind [`Engine::ct_stats`].
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            entries: self.ct.len() as u64,
+            max: self.ct.config().max as u64,
+            packets_in: self.packets_in,
+            gso_in: self.gso_in,
+            packets_out: self.packets_out,
+            table: *self.ct.stats(),
+            drops: self.drops.clone(),
+            invalid: self.invalid.clone(),
         }
-        for (reason, n) in self.invalid.iter() {
-            o.push_str(&format!("invalid reason=\"{reason}\" count={n}\n"));
-        }
-        o
     }
 
     /// Drop counters per reason.
@@ -2216,8 +2425,13 @@ impl Engine {
 
     /// Replaces the rulesets directly (tests, benchmarks).
     pub fn set_rules(&mut self, r4: Ruleset, r6: Ruleset) {
-        self.rules4 = Arc::new(r4);
-        self.rules6 = Arc::new(r6);
+        self.set_shared_rules(Arc::new(r4), Arc::new(r6));
+    }
+
+    /// Replaces the rulesets with ones other engines may share.
+    pub fn set_shared_rules(&mut self, r4: Arc<Ruleset>, r6: Arc<Ruleset>) {
+        self.rules4 = r4;
+        self.rules6 = r6;
     }
 
     /// The rulesets in iptables-save format; `family` None = both.
@@ -2258,6 +2472,16 @@ fn l3_reason(what: &'static str) -> &'static str {
 /// mapping, and the direction its packets travel in ("outbound"): the
 /// original source of a source-NATed connection, or the reply source of one
 /// let in through the mapping (endpoint-independent filtering).
+/// For -m connlimit: whether `t` is a connection of `cts` that still counts: tracked,
+/// unexpired and, for TCP, not closing (as the kernel's nf_conncount).
+fn conn_alive_in(cts: &ConnTable<AnyState>, t: &Tuple, now_ns: u64) -> bool {
+    cts.peek(t)
+        .and_then(|(id, _)| cts.get(id))
+        .is_some_and(|c| {
+            c.expires.as_nanos() > now_ns && !matches!(c.l4.state_name(), "TIME_WAIT" | "CLOSE")
+        })
+}
+
 fn eim_internal(tuples: &[Tuple; 2], status: Status) -> Option<(Endpoint, Dir)> {
     let (t, dir) = if status.contains(Status::SRC_NAT) {
         (tuples[0], Dir::Original)

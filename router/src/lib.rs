@@ -41,6 +41,7 @@ pub mod offload;
 pub mod pcap;
 pub mod route;
 pub mod rules;
+pub mod shard;
 pub mod sim;
 pub mod stats;
 pub mod tcpmss;

@@ -18,6 +18,13 @@ impl DropCounters {
         self.0.get(reason).copied().unwrap_or(0)
     }
 
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &DropCounters) {
+        for (k, v) in other.iter() {
+            *self.0.entry(k).or_insert(0) += v;
+        }
+    }
+
     /// All counters, by reason.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         self.0.iter().map(|(k, v)| (*k, *v))

@@ -1294,6 +1294,17 @@ fn two_workers_forward_each_flow_in_order() {
         };
         assert!(curl_get(&lab, &lan, url) == content, "{url}");
     }
+    // Two shards, and both did work: the flows were spread over them.
+    let stats = String::from_utf8_lossy(&lab.ctl(&["ct", "stats"]).stdout).into_owned();
+    assert!(stats.contains("shards count=2 "), "{stats}");
+    for i in 0..2 {
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with(&format!("shard index={i} ")))
+            .unwrap_or_else(|| panic!("no line for shard {i}: {stats}"));
+        let n: u64 = values(line, "packets_in")[0].parse().unwrap();
+        assert!(n > 0, "shard {i} handled no packet: {stats}");
+    }
     let at_lan = cap_lan.segments();
     let at_wan = cap_wan.segments();
     // Every transfer completed intact (asserted above). The kernel may give a later

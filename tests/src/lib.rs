@@ -154,6 +154,30 @@ pub fn icmp_error(src: &str, offending: &[u8], ty: u8, code: u8) -> Vec<u8> {
     ip(src, &dst, if v6 { 58 } else { 1 }, 64, m, Some(2))
 }
 
+/// Splits an IPv4 packet into fragments at the given (offset, length) of
+/// its payload; `id` goes into every fragment.
+pub fn frag4(whole: &[u8], cuts: &[(usize, usize)], id: u16) -> Vec<Vec<u8>> {
+    let ihl = usize::from(whole[0] & 0x0f) * 4;
+    let payload = &whole[ihl..];
+    cuts.iter()
+        .map(|&(off, len)| {
+            let mut p = whole[..ihl].to_vec();
+            let end = (off + len).min(payload.len());
+            let more = end < payload.len();
+            p[2..4].copy_from_slice(&((ihl + end - off) as u16).to_be_bytes());
+            p[4..6].copy_from_slice(&id.to_be_bytes());
+            let f = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+            p[6..8].copy_from_slice(&f.to_be_bytes());
+            p[10] = 0;
+            p[11] = 0;
+            let ck = checksum::data(&p);
+            p[10..12].copy_from_slice(&ck.to_be_bytes());
+            p.extend_from_slice(&payload[off..end]);
+            p
+        })
+        .collect()
+}
+
 /// A packet arriving on an interface at a time (seconds from the start).
 #[derive(Clone, Debug)]
 pub struct Arrival {

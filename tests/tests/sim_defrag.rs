@@ -41,30 +41,6 @@ fn big_udp(src: &str, dst: &str, n: usize) -> Vec<u8> {
     udp(src, 40000, dst, 9000, &payload)
 }
 
-/// Splits an IPv4 packet into fragments at the given (offset, length) of
-/// its payload; `id` goes into every fragment.
-fn frag4(whole: &[u8], cuts: &[(usize, usize)], id: u16) -> Vec<Vec<u8>> {
-    let ihl = usize::from(whole[0] & 0x0f) * 4;
-    let payload = &whole[ihl..];
-    cuts.iter()
-        .map(|&(off, len)| {
-            let mut p = whole[..ihl].to_vec();
-            let end = (off + len).min(payload.len());
-            let more = end < payload.len();
-            p[2..4].copy_from_slice(&((ihl + end - off) as u16).to_be_bytes());
-            p[4..6].copy_from_slice(&id.to_be_bytes());
-            let f = (off / 8) as u16 | if more { 0x2000 } else { 0 };
-            p[6..8].copy_from_slice(&f.to_be_bytes());
-            p[10] = 0;
-            p[11] = 0;
-            let ck = checksum::data(&p);
-            p[10..12].copy_from_slice(&ck.to_be_bytes());
-            p.extend_from_slice(&payload[off..end]);
-            p
-        })
-        .collect()
-}
-
 /// Splits an IPv6 packet (no extension headers) into fragments with a
 /// Fragment header; `ext` is inserted before the Fragment header (its first
 /// byte's Next Header is patched to 44).

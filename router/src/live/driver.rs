@@ -1,16 +1,19 @@
-//! The run loop: worker threads around the shared engine, signals, and shutdown.
+//! The run loop: worker threads around the sharded engine, signals, and shutdown.
 //!
-//! Each worker owns one queue of every device (multi-queue devices spread flows over workers;
-//! with one worker, one queue is shared) and reads only from it; it writes each packet to the
-//! queue that a hash of the packet's flow picks, because the kernel steers a flow to the queue
-//! it was last written to (see `Shared::tx_queue`). A worker polls its queues, reads a batch,
-//! takes the engine lock once for the whole batch (packets in, due timers, transmits and events
-//! out), releases it, and only then writes and formats: the lock is never held across a syscall.
-//! Every queue between threads is bounded; what does not fit is dropped and counted.
+//! The engine is a [`ShardSet`]: one shard (an engine with its part of the connection table)
+//! per worker, each behind its own lock, and every packet owned by one shard (see
+//! [`crate::shard`]). Each worker owns one queue of every device (multi-queue devices spread
+//! flows over workers; with one worker, one queue is shared) and reads only from it. A worker
+//! polls its queues, reads a batch, sorts it by owning shard and locks each shard involved
+//! once (packets in, due timers, transmits and events out); it writes what shard `s` sent to
+//! queue `s`, because the kernel steers a flow to the queue it was last written to (see
+//! `Shared::tx_queue`), so the flow's next packets reach the worker of its shard. No lock is
+//! held across a syscall. Every queue between threads is bounded; what does not fit is
+//! dropped and counted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -29,8 +32,8 @@ use super::device::{self, Devices, Queue};
 use super::l2::{self, L2Iface, L2Limits, Rx};
 use super::LiveError;
 use crate::config::{Config, IfaceKind};
-use crate::engine::{Engine, Transmit};
 use crate::offload::{Offload, VNET_HDR_LEN};
+use crate::shard::{ShardSet, Work};
 
 /// Packets read from one queue before the batch goes to the engine.
 const BATCH: usize = 64;
@@ -101,7 +104,7 @@ struct Link {
 }
 
 struct Shared {
-    engine: Mutex<Engine>,
+    set: Arc<ShardSet>,
     devices: Devices,
     links: Vec<Link>,
     clock: Clock,
@@ -109,8 +112,6 @@ struct Shared {
     hub: Arc<EventHub>,
     fatal: Mutex<Option<LiveError>>,
     signals: Mutex<Option<signal_hook::iterator::Handle>>,
-    /// Whether the engine currently generates events; only changed under the engine lock.
-    events_on: AtomicBool,
 }
 
 impl Shared {
@@ -129,37 +130,18 @@ impl Shared {
         qs.get(worker % qs.len().max(1))
     }
 
-    /// The queue of `iface` that `frame` is written to.
+    /// The queue of `iface` that a frame from `shard` is written to.
     ///
     /// A multi-queue TUN/TAP device steers the kernel's packets of a flow to the queue where
     /// userspace last wrote that flow (tun's automatic flow steering). Writing from whichever
     /// worker happened to read the packet made that steering flip back and forth between
     /// workers, so both raced within one flow and reordered it (late duplicate ACKs drew RSTs
-    /// from the endpoints). Choosing the queue by a hash of the flow keeps the steering, and
-    /// so each direction of a flow, on one worker. Frames that are not IP (ARP, ...) use the
-    /// worker's own queue.
-    fn tx_queue(&self, iface: usize, frame: &[u8], worker: usize) -> Option<&Queue> {
+    /// from the endpoints). Writing what shard `s` sent to queue `s` keeps each flow on one
+    /// queue, and that queue is read by the worker whose own shard owns the flow. Frames no
+    /// shard sent (ARP, ND) use the worker's own queue.
+    fn tx_queue(&self, iface: usize, shard: usize) -> Option<&Queue> {
         let dev = self.devices.devices.get(iface)?;
-        let n = dev.queues.len().max(1);
-        let idx = if n == 1 {
-            0
-        } else {
-            let ip = match dev.kind {
-                IfaceKind::Tun if dev.queues.first().is_some_and(Queue::offload) => {
-                    frame.get(VNET_HDR_LEN..)
-                }
-                IfaceKind::Tun => Some(frame),
-                IfaceKind::Tap => match frame.get(12..14) {
-                    Some([0x08, 0x00]) | Some([0x86, 0xdd]) => frame.get(14..),
-                    _ => None,
-                },
-            };
-            match ip.and_then(flow_hash) {
-                Some(h) => (h % n as u64) as usize,
-                None => worker % n,
-            }
-        };
-        dev.queues.get(idx)
+        dev.queues.get(shard % dev.queues.len().max(1))
     }
 
     fn driver_stats(&self) -> Vec<String> {
@@ -216,7 +198,7 @@ impl Backend for Shared {
     fn execute(&self, req: &Request) -> Result<Reply, String> {
         match req {
             Request::CtList { filter } => {
-                let snaps = self.engine.lock().ct_list();
+                let snaps = self.set.ct_list();
                 let lines: Vec<String> = snaps
                     .iter()
                     .map(|s| s.to_string())
@@ -229,13 +211,13 @@ impl Backend for Shared {
                 })
             }
             Request::CtStats => {
-                let text = self.engine.lock().ct_stats();
+                let text = self.set.ct_stats();
                 let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
                 lines.extend(self.driver_stats());
                 Ok(Reply { lines, note: None })
             }
             Request::CtFlush => {
-                self.engine.lock().ct_flush();
+                self.set.ct_flush();
                 Ok(Reply {
                     lines: Vec::new(),
                     note: Some("tunfilter: connection tracking table has been emptied.".into()),
@@ -247,17 +229,14 @@ impl Backend for Shared {
                         "ct delete needs a filter (use `ct flush` to delete every entry)".into(),
                     );
                 }
-                let n = self
-                    .engine
-                    .lock()
-                    .ct_delete(|c| filter.matches_line(&c.to_string()));
+                let n = self.set.ct_delete(|c| filter.matches_line(&c.to_string()));
                 Ok(Reply {
                     lines: Vec::new(),
                     note: Some(format!("tunfilter: {n} flow entries have been deleted.")),
                 })
             }
             Request::RulesList { counters } => {
-                let text = self.engine.lock().rules_save(None, *counters);
+                let text = self.set.rules_save(*counters);
                 Ok(Reply {
                     lines: text.lines().map(str::to_owned).collect(),
                     note: None,
@@ -290,7 +269,7 @@ impl Backend for Shared {
 }
 
 fn reload(sh: &Shared) -> Result<(), String> {
-    let r = sh.engine.lock().reload_rules();
+    let r = sh.set.reload();
     match &r {
         Ok(()) => tracing::info!("rules reloaded"),
         Err(e) => {
@@ -359,8 +338,8 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
     }
     .clamp(1, 64);
     // The engine first: a bad ruleset must fail before anything is created on the system.
-    let engine =
-        Engine::new(config, random_seed()).map_err(|e| LiveError::Engine(e.to_string()))?;
+    let set = ShardSet::new(config, random_seed(), workers)
+        .map_err(|e| LiveError::Engine(e.to_string()))?;
     // Signals before devices: a Ctrl-C during setup is then handled as a clean stop.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| LiveError::System(format!("cannot install signal handlers: {e}")))?;
@@ -393,7 +372,7 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
         drop_privileges();
     }
     let shared = Arc::new(Shared {
-        engine: Mutex::new(engine),
+        set,
         devices,
         links,
         clock: Clock(std::time::Instant::now()),
@@ -401,7 +380,6 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
         hub: Arc::new(EventHub::default()),
         fatal: Mutex::new(None),
         signals: Mutex::new(Some(signals.handle())),
-        events_on: AtomicBool::new(true),
     });
 
     let mut threads = Vec::new();
@@ -480,14 +458,13 @@ fn device_gone(e: &std::io::Error) -> bool {
 fn worker(sh: &Shared, w: usize) {
     let n = sh.links.len();
     let mut buf = vec![0u8; RX_BUF];
-    let mut batch: Vec<(usize, PacketBuf)> = Vec::with_capacity(BATCH * n.max(1));
-    let mut obatch: Vec<(usize, PacketBuf, Offload)> = Vec::new();
-    let mut frames: Vec<(usize, Vec<u8>)> = Vec::new();
-    let mut tx: Vec<Transmit> = Vec::new();
-    let mut events = Vec::new();
+    let mut work = Work::default();
+    work.batch.reserve(BATCH * n.max(1));
+    // (interface, frame, queue): queue is the sending shard, or this worker's own.
+    let mut frames: Vec<(usize, Vec<u8>, usize)> = Vec::new();
     let mut readable = vec![false; n];
     while !sh.stop.is_stopped() {
-        let timeout = next_wakeup(sh);
+        let timeout = next_wakeup(sh, w);
         {
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(n + 1);
             for i in 0..n {
@@ -551,47 +528,32 @@ fn worker(sh: &Shared, w: usize) {
                     // The virtio-net header, then the packet (TUN only: config checks that).
                     match Offload::parse(data) {
                         Some(o) => {
-                            obatch.push((i, PacketBuf::from_slice(&data[VNET_HDR_LEN..]), o))
+                            work.obatch
+                                .push((i, PacketBuf::from_slice(&data[VNET_HDR_LEN..]), o))
                         }
                         None => add(&link.stats.rx_errors, 1),
                     }
                     continue;
                 }
                 match &link.l2 {
-                    None => batch.push((i, PacketBuf::from_slice(data))),
+                    None => work.batch.push((i, PacketBuf::from_slice(data))),
                     Some(l2) => {
                         let mut l2 = l2.lock();
                         if let Rx::Ip(p) = l2.handle_frame(now, data) {
-                            batch.push((i, PacketBuf::from_slice(p)));
+                            work.batch.push((i, PacketBuf::from_slice(p)));
                         }
                         while let Some(f) = l2.poll_frame() {
-                            frames.push((i, f));
+                            frames.push((i, f, w));
                         }
                     }
                 }
             }
         }
 
-        // One lock for the whole batch: packets in; timers; transmits and events out.
-        {
-            let mut eng = sh.engine.lock();
-            // Events cost formatting and queue space: generate them only while someone listens.
-            let want = sh.hub.subscribers() > 0;
-            if sh.events_on.swap(want, Ordering::Relaxed) != want {
-                eng.set_events(want);
-            }
-            eng.handle_batch(now, &mut batch);
-            eng.handle_batch_offload(now, &mut obatch);
-            if eng.poll_timeout().is_some_and(|t| t <= now) {
-                eng.handle_timeout(now);
-            }
-            while let Some(t) = eng.poll_transmit() {
-                tx.push(t);
-            }
-            while let Some(e) = eng.poll_event() {
-                events.push(e);
-            }
-        }
+        // Each owning shard locked once for its packets; this worker's shard also for its
+        // timers. Events cost formatting and queue space: generated only while someone listens.
+        work.want_events = sh.hub.subscribers() > 0;
+        sh.set.handle(w, now, &mut work);
 
         // Layer 2 timers (retransmitted solicitations, ageing).
         for (i, link) in sh.links.iter().enumerate() {
@@ -601,13 +563,13 @@ fn worker(sh: &Shared, w: usize) {
                     l2.handle_timeout(now);
                 }
                 while let Some(f) = l2.poll_frame() {
-                    frames.push((i, f));
+                    frames.push((i, f, w));
                 }
             }
         }
 
         // Transmit: TUN gets the IP packet, TAP gets it framed (or queued while resolving).
-        for t in tx.drain(..) {
+        for (shard, t) in work.tx.drain(..) {
             let Some(link) = sh.links.get(t.iface) else {
                 continue;
             };
@@ -619,20 +581,20 @@ fn worker(sh: &Shared, w: usize) {
                     let mut f = Vec::with_capacity(VNET_HDR_LEN + t.packet.len());
                     f.extend_from_slice(&hdr);
                     f.extend_from_slice(t.packet.as_slice());
-                    frames.push((t.iface, f));
+                    frames.push((t.iface, f, shard));
                 }
-                None => frames.push((t.iface, t.packet.into_vec())),
+                None => frames.push((t.iface, t.packet.into_vec(), shard)),
                 Some(l2) => {
                     let mut l2 = l2.lock();
                     l2.send_ip(now, t.next_hop, t.packet.as_slice());
                     while let Some(f) = l2.poll_frame() {
-                        frames.push((t.iface, f));
+                        frames.push((t.iface, f, shard));
                     }
                 }
             }
         }
-        for (i, f) in frames.drain(..) {
-            let (Some(q), Some(link)) = (sh.tx_queue(i, &f, w), sh.links.get(i)) else {
+        for (i, f, queue) in frames.drain(..) {
+            let (Some(q), Some(link)) = (sh.tx_queue(i, queue), sh.links.get(i)) else {
                 continue;
             };
             match q.send(&f) {
@@ -656,53 +618,25 @@ fn worker(sh: &Shared, w: usize) {
         }
 
         // Events: formatted outside the lock, and only if someone listens.
-        if !events.is_empty() {
+        if !work.events.is_empty() {
             if sh.hub.subscribers() > 0 {
-                sh.hub.publish(events.drain(..).map(|e| EventLine {
+                sh.hub.publish(work.events.drain(..).map(|e| EventLine {
                     text: e.to_string(),
                     json: e.to_json(),
                     trace: is_trace(e.kind()),
                 }));
             } else {
-                events.clear();
+                work.events.clear();
             }
         }
     }
 }
 
-/// A hash of an IP packet's flow that is the same for both directions: addresses, protocol
-/// and, for unfragmented TCP/UDP/UDP-Lite/SCTP/DCCP, the ports. `None` for what is not IP.
-fn flow_hash(ip: &[u8]) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let (src, dst, proto, l4) = match ip.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(ip.first()? & 0x0f) * 4;
-            let frag = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff;
-            let l4 = if frag == 0 { ip.get(ihl..) } else { None };
-            (ip.get(12..16)?, ip.get(16..20)?, *ip.get(9)?, l4)
-        }
-        6 => (ip.get(8..24)?, ip.get(24..40)?, *ip.get(6)?, ip.get(40..)),
-        _ => return None,
-    };
-    let ports = matches!(proto, 6 | 17 | 33 | 132 | 136)
-        .then(|| l4.and_then(|t| t.get(0..4)))
-        .flatten()
-        .map_or(([0u8; 2], [0u8; 2]), |p| ([p[0], p[1]], [p[2], p[3]]));
-    let a = (src, ports.0);
-    let b = (dst, ports.1);
-    // DefaultHasher::new() has fixed keys: the choice is stable for the whole run.
-    let mut h = std::hash::DefaultHasher::new();
-    proto.hash(&mut h);
-    a.min(b).hash(&mut h);
-    a.max(b).hash(&mut h);
-    Some(h.finish())
-}
-
 /// How long a worker may sleep: until the earliest engine or layer-2 deadline, between
 /// [`MIN_SLEEP`] and [`MAX_SLEEP`].
-fn next_wakeup(sh: &Shared) -> Duration {
+fn next_wakeup(sh: &Shared, w: usize) -> Duration {
     let now = sh.clock.now();
-    let mut deadline = sh.engine.lock().poll_timeout();
+    let mut deadline = sh.set.poll_timeout(w);
     for l in &sh.links {
         if let Some(l2) = &l.l2 {
             if let Some(t) = l2.lock().poll_timeout() {
@@ -727,47 +661,6 @@ fn is_trace(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flow_hash_is_symmetric_and_per_flow() {
-        // IPv4 TCP 192.0.2.2:40000 -> 198.51.100.2:80 and its reply.
-        let mut v4 = [0u8; 40];
-        v4[0] = 0x45;
-        v4[9] = 6;
-        v4[12..16].copy_from_slice(&[192, 0, 2, 2]);
-        v4[16..20].copy_from_slice(&[198, 51, 100, 2]);
-        v4[20..24].copy_from_slice(&[0x9c, 0x40, 0, 80]);
-        let mut reply = v4;
-        reply[12..16].copy_from_slice(&[198, 51, 100, 2]);
-        reply[16..20].copy_from_slice(&[192, 0, 2, 2]);
-        reply[20..24].copy_from_slice(&[0, 80, 0x9c, 0x40]);
-        assert_eq!(flow_hash(&v4), flow_hash(&reply));
-        let mut other = v4;
-        other[21] = 0x41;
-        assert_ne!(flow_hash(&v4), flow_hash(&other));
-        // A non-first fragment has no ports: hashed on addresses and protocol only.
-        let mut frag = v4;
-        frag[7] = 10;
-        assert!(flow_hash(&frag).is_some());
-        // IPv6 UDP, both directions.
-        let mut v6 = [0u8; 48];
-        v6[0] = 0x60;
-        v6[6] = 17;
-        v6[8..10].copy_from_slice(&[0x20, 0x01]);
-        v6[23] = 2;
-        v6[24..26].copy_from_slice(&[0x20, 0x01]);
-        v6[39] = 3;
-        v6[40..44].copy_from_slice(&[0x13, 0x88, 0x00, 0x35]);
-        let mut v6r = v6;
-        v6r[8..24].copy_from_slice(&v6[24..40]);
-        v6r[24..40].copy_from_slice(&v6[8..24]);
-        v6r[40..44].copy_from_slice(&[0x00, 0x35, 0x13, 0x88]);
-        assert_eq!(flow_hash(&v6), flow_hash(&v6r));
-        // Not IP, or truncated: no hash, no panic.
-        assert_eq!(flow_hash(&[]), None);
-        assert_eq!(flow_hash(&[0x45, 0, 0]), None);
-        assert_eq!(flow_hash(&[0x20; 60]), None);
-    }
 
     #[test]
     fn trace_stream_takes_drops_logs_and_traces() {

@@ -1,0 +1,630 @@
+//! Flow-affine shards: the engine split so that worker threads share the connection table
+//! without a global lock.
+//!
+//! A [`ShardSet`] holds one [`Engine`] per worker, each behind its own lock, each with its
+//! own part of the connection table. Every packet belongs to exactly one shard, its
+//! *owner*, chosen by [`ShardSet::owner`]:
+//!
+//! * a packet of a flow goes to the shard that holds the flow's connection. Both tuples of
+//!   a connection that NAT did not touch are each other's inverse, and a symmetric hash of
+//!   the tuple (addresses, L4 identifiers, protocol — the same tuple conntrack computes,
+//!   ICMP errors by their quoted packet) sends both directions to one shard, its *home*;
+//! * NAT gives the reply direction a tuple whose home is usually another shard. At confirm,
+//!   the shard publishes that reply tuple in the [`Directory`], a striped map from tuple to
+//!   shard that is consulted before the hash, and the table's remove hook withdraws it when
+//!   the connection ends. The directory is also what keeps NAT choices unique across shards:
+//!   a reply tuple published by one shard is taken for all the others;
+//! * a fragment carries no ports, so fragments go to a shard chosen by addresses and
+//!   protocol, which reassembles them and hands the datagram ([`Handoff`]) to the owner of
+//!   its flow;
+//! * packets that create no state (ICMPv6 neighbour discovery, unparseable packets that
+//!   will be dropped) stay with the worker that read them.
+//!
+//! Workers take one shard lock at a time. When a shard needs a fact held by another (is
+//! this NAT candidate in use, is this connlimit connection alive) it only *tries* that
+//! shard's lock, so no two workers can wait on each other. Writing each shard's output to
+//! the device queue of the same index makes the kernel's flow steering (tun's automatic
+//! queue selection) return a flow's packets to the worker of its shard, so a worker's lock
+//! is normally uncontended. Rules, their counters and their state (limit, recent,
+//! hashlimit, connlimit lists) are one shared [`Ruleset`] whose evaluation is `&self`.
+//!
+//! ```
+//! use router::config::Config;
+//! use router::shard::ShardSet;
+//! use conntrack::{Instant, PacketBuf};
+//!
+//! let cfg = Config::parse(r#"
+//! [[interface]]
+//! name = "lan0"
+//! kind = "tun"
+//! addresses = ["192.0.2.1/24"]
+//! "#, "doc.toml", std::path::Path::new(".")).unwrap();
+//! let set = ShardSet::new(&cfg, 1, 2).unwrap();
+//! let mut ping = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 192, 0, 2, 2, 192, 0, 2, 1,
+//!                     8, 0, 0, 0, 0x12, 0x34, 0, 1];
+//! let ck = conntrack::wire::checksum::data(&ping[..20]);
+//! ping[10..12].copy_from_slice(&ck.to_be_bytes());
+//! let ck = conntrack::wire::checksum::data(&ping[20..]);
+//! ping[22..24].copy_from_slice(&ck.to_be_bytes());
+//! let mut work = router::shard::Work::default();
+//! work.batch.push((0, PacketBuf::from_slice(&ping)));
+//! set.handle(0, Instant::from_secs(1), &mut work);
+//! let (shard, reply) = work.tx.pop().unwrap();
+//! assert_eq!(Some(shard), set.owner(ping.as_slice()));
+//! assert_eq!(reply.packet.as_slice()[20], 0); // echo reply
+//! ```
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use conntrack::buf::PacketBuf;
+use conntrack::proto::{Frag, L4Packet, L4Proto};
+use conntrack::time::Instant;
+use conntrack::tuple::Tuple;
+use l4proto::L4Modules;
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};
+use crate::nat_eim::MappingTable;
+use crate::offload::Offload;
+use crate::route::IfaceId;
+use crate::rules::{self, Ruleset};
+
+/// Most shards (and so workers) a set has.
+pub const MAX_SHARDS: usize = 64;
+/// Stripes of the directory: enough that workers rarely meet on one lock.
+const STRIPES: usize = 64;
+
+/// A 64-bit mix (the finaliser of SplitMix64): every input bit moves every output bit.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn addr_word(a: &IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(a) => u64::from(u32::from(*a)),
+        IpAddr::V6(a) => {
+            let b = u128::from(*a);
+            (b as u64) ^ mix((b >> 64) as u64)
+        }
+    }
+}
+
+/// A keyed hasher for the directory's maps: the key comes from the run's random seed, so a
+/// remote sender cannot aim its tuples at one bucket.
+#[derive(Clone, Copy, Debug)]
+struct Keyed(u64);
+
+impl BuildHasher for Keyed {
+    type Hasher = KeyedHasher;
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher(self.0)
+    }
+}
+
+struct KeyedHasher(u64);
+
+impl Hasher for KeyedHasher {
+    fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = mix(self.0 ^ n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+}
+
+/// Which shard holds each *published* tuple: the reply tuples of NATed connections.
+/// Bounded by the connection table: one entry per live NATed connection.
+#[derive(Debug)]
+pub struct Directory {
+    stripes: Box<[RwLock<HashMap<Tuple, u16, Keyed>>]>,
+    len: AtomicUsize,
+    keyed: Keyed,
+}
+
+/// Directory keys ignore the conntrack zone: packets are steered before the raw table
+/// assigns one, so two zones cannot publish the same tuple from different shards.
+fn key(t: &Tuple) -> Tuple {
+    Tuple { zone: 0, ..*t }
+}
+
+impl Directory {
+    fn new(seed: u64) -> Directory {
+        let keyed = Keyed(mix(seed ^ 0x6469_7265_6374_6f72));
+        Directory {
+            stripes: (0..STRIPES)
+                .map(|_| RwLock::new(HashMap::with_hasher(keyed)))
+                .collect(),
+            len: AtomicUsize::new(0),
+            keyed,
+        }
+    }
+
+    fn stripe(&self, k: &Tuple) -> &RwLock<HashMap<Tuple, u16, Keyed>> {
+        let i = (self.keyed.hash_one(k) >> 58) as usize % STRIPES;
+        &self.stripes[i]
+    }
+
+    /// The shard that published `t`, if any.
+    pub fn lookup(&self, t: &Tuple) -> Option<usize> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let k = key(t);
+        self.stripe(&k).read().get(&k).map(|&s| usize::from(s))
+    }
+
+    /// Publishes `t` for `shard`. False if another shard holds it.
+    pub fn reserve(&self, t: &Tuple, shard: usize) -> bool {
+        let k = key(t);
+        let mut m = self.stripe(&k).write();
+        match m.entry(k) {
+            Entry::Occupied(o) => usize::from(*o.get()) == shard,
+            Entry::Vacant(v) => {
+                v.insert(shard as u16);
+                self.len.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+        }
+    }
+
+    /// Withdraws `t` if `shard` holds it.
+    pub fn release(&self, t: &Tuple, shard: usize) {
+        let k = key(t);
+        let mut m = self.stripe(&k).write();
+        if m.get(&k).is_some_and(|&s| usize::from(s) == shard) {
+            m.remove(&k);
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Number of published tuples.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing is published.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What steering needs to know about a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SteerKey {
+    /// The conntrack tuple of its flow (zone 0; for an ICMP error, the connection's tuple
+    /// in the error's direction).
+    Flow(Tuple),
+    /// A fragment: a symmetric hash of its addresses and protocol.
+    Fragment(u64),
+    /// Creates no connection state (ICMPv6 ND/MLD, or unparseable: it will be dropped).
+    Stateless,
+}
+
+/// The packet-to-shard function (see the module documentation).
+#[derive(Debug)]
+pub struct Steer {
+    l4: L4Modules,
+    shards: usize,
+    seed: u64,
+}
+
+impl Steer {
+    fn new(shards: usize, seed: u64) -> Steer {
+        Steer {
+            l4: L4Modules::default(),
+            shards: shards.max(1),
+            seed: mix(seed ^ 0x0073_7465_6572),
+        }
+    }
+
+    /// The steering key of an IP packet, parsed the way conntrack parses it.
+    pub fn key(&self, pkt: &[u8]) -> SteerKey {
+        let Ok(l3) = l3proto::parse(pkt) else {
+            return SteerKey::Stateless;
+        };
+        if l3.frag != Frag::None {
+            let (a, b) = (addr_word(&l3.src), addr_word(&l3.dst));
+            return SteerKey::Fragment(
+                mix(self.seed ^ u64::from(l3.proto)) ^ mix(a.min(b)) ^ mix(a.max(b)).rotate_left(1),
+            );
+        }
+        let p = L4Packet {
+            family: l3.family,
+            src: l3.src,
+            dst: l3.dst,
+            proto: l3.proto,
+            data: l3.l4,
+            verify_checksum: false,
+        };
+        if self.l4.is_untracked(&p) {
+            return SteerKey::Stateless;
+        }
+        if l3proto::is_icmp_error(&l3) {
+            return match l3proto::icmp_error_tuple(&l3, &self.l4, false) {
+                Ok(inner) => SteerKey::Flow(key(&inner.invert())),
+                Err(_) => SteerKey::Stateless,
+            };
+        }
+        match self.l4.ids(&p) {
+            Ok((src_id, dst_id)) => SteerKey::Flow(Tuple {
+                src: l3.src,
+                dst: l3.dst,
+                src_id,
+                dst_id,
+                proto: l3.proto,
+                zone: 0,
+            }),
+            Err(_) => SteerKey::Stateless,
+        }
+    }
+
+    /// The home shard of a tuple: the same for `t` and `t.invert()`.
+    pub fn home(&self, t: &Tuple) -> usize {
+        let a = mix(addr_word(&t.src) ^ u64::from(t.src_id) << 48);
+        let b = mix(addr_word(&t.dst) ^ u64::from(t.dst_id) << 48);
+        let h = mix(self.seed ^ u64::from(t.proto) ^ a.min(b)) ^ a.max(b);
+        (mix(h) % self.shards as u64) as usize
+    }
+}
+
+/// What an engine that is one shard knows about the others.
+#[derive(Debug)]
+pub(crate) struct ShardCtx {
+    pub(crate) index: usize,
+    dir: Arc<Directory>,
+    steer: Arc<Steer>,
+    set: Weak<ShardSet>,
+}
+
+impl ShardCtx {
+    /// The shard of a tuple: where it is published, else its home.
+    fn owner_of(&self, t: &Tuple) -> usize {
+        self.dir.lookup(t).unwrap_or_else(|| self.steer.home(t))
+    }
+
+    /// The owner of a whole packet (`None`: any shard).
+    pub(crate) fn owner_of_packet(&self, pkt: &[u8]) -> Option<usize> {
+        match self.steer.key(pkt) {
+            SteerKey::Flow(t) => Some(self.owner_of(&t)),
+            SteerKey::Fragment(h) => Some((h % self.steer.shards as u64) as usize),
+            SteerKey::Stateless => None,
+        }
+    }
+
+    /// Whether a candidate reply tuple is held by another shard: published there, or a
+    /// tuple of a connection in its home shard. The home shard's lock is only tried: when it
+    /// is busy the tuple counts as free (a clash then needs a connection of that shard with
+    /// exactly this tuple that NAT did not create — the router's own addresses are not used
+    /// by forwarded flows).
+    pub(crate) fn taken_elsewhere(&self, t: &Tuple) -> bool {
+        if let Some(o) = self.dir.lookup(t) {
+            return o != self.index;
+        }
+        let home = self.steer.home(t);
+        if home == self.index {
+            return false;
+        }
+        let Some(set) = self.set.upgrade() else {
+            return false;
+        };
+        set.shards
+            .get(home)
+            .and_then(|m| m.try_lock())
+            .is_some_and(|e| e.tuple_in_use(t))
+    }
+
+    /// For connlimit: whether `t` is alive in the shard that owns it, or `None` when that is
+    /// this shard. A busy owner counts the connection as alive (it is pruned later, when its
+    /// own shard evaluates the rule).
+    pub(crate) fn alive_elsewhere(&self, t: &Tuple, now_ns: u64) -> Option<bool> {
+        let owner = self.owner_of(t);
+        if owner == self.index {
+            return None;
+        }
+        let set = self.set.upgrade()?;
+        let m = set.shards.get(owner)?;
+        Some(m.try_lock().is_none_or(|e| e.conn_alive_local(t, now_ns)))
+    }
+
+    /// Publishes a NATed connection's reply tuple; false if another shard holds it.
+    pub(crate) fn publish(&self, t: &Tuple) -> bool {
+        self.dir.reserve(t, self.index)
+    }
+
+    /// Withdraws a tuple this shard published.
+    pub(crate) fn unpublish(&self, t: &Tuple) {
+        self.dir.release(t, self.index)
+    }
+
+    pub(crate) fn directory(&self) -> Arc<Directory> {
+        self.dir.clone()
+    }
+}
+
+/// A worker's scratch space and results for [`ShardSet::handle`]: fill `batch`/`obatch`,
+/// call, take `tx` (each with the shard that sent it) and `events`.
+#[derive(Debug, Default)]
+pub struct Work {
+    /// Received packets (interface, packet).
+    pub batch: Vec<(IfaceId, PacketBuf)>,
+    /// Received packets with an offload header.
+    pub obatch: Vec<(IfaceId, PacketBuf, Offload)>,
+    /// Packets to send, with the shard that produced them.
+    pub tx: Vec<(usize, Transmit)>,
+    /// Events of the shards this call locked.
+    pub events: Vec<Event>,
+    /// Whether the engines should generate events (someone listens).
+    pub want_events: bool,
+    bins: Vec<Vec<(IfaceId, PacketBuf)>>,
+    obins: Vec<Vec<(IfaceId, PacketBuf, Offload)>>,
+    handoffs: Vec<Handoff>,
+}
+
+/// The engine as a set of flow-affine shards (see the module documentation).
+#[derive(Debug)]
+pub struct ShardSet {
+    shards: Box<[Mutex<Engine>]>,
+    /// Next timer of each shard in nanoseconds (0: none), readable without its lock.
+    deadlines: Box<[AtomicU64]>,
+    dir: Arc<Directory>,
+    steer: Arc<Steer>,
+    rule_paths: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+}
+
+impl ShardSet {
+    /// Builds `n` shards (clamped to 1..=[`MAX_SHARDS`]) for a configuration, loading its
+    /// rule files once. The connection table maximum is split evenly between the shards.
+    pub fn new(config: &Config, hash_seed: u64, n: usize) -> Result<Arc<ShardSet>, EngineError> {
+        let n = n.clamp(1, MAX_SHARDS);
+        let (r4, r6) =
+            load_rules(&config.rules.ipv4, &config.rules.ipv6).map_err(EngineError::Rules)?;
+        let (r4, r6) = (Arc::new(r4), Arc::new(r6));
+        let mut cfg = config.clone();
+        cfg.conntrack.max = config.conntrack.max.div_ceil(n).max(1);
+        let mut engines = Vec::with_capacity(n);
+        for _ in 0..n {
+            engines.push(Engine::with_shared_rules(
+                &cfg,
+                hash_seed,
+                r4.clone(),
+                r6.clone(),
+            )?);
+        }
+        let dir = Arc::new(Directory::new(hash_seed));
+        let steer = Arc::new(Steer::new(n, hash_seed));
+        let eim = Arc::new(Mutex::new(MappingTable::new(config.conntrack.max)));
+        Ok(Arc::new_cyclic(|weak: &Weak<ShardSet>| {
+            for (i, e) in engines.iter_mut().enumerate() {
+                e.attach_shard(
+                    ShardCtx {
+                        index: i,
+                        dir: dir.clone(),
+                        steer: steer.clone(),
+                        set: weak.clone(),
+                    },
+                    eim.clone(),
+                );
+            }
+            ShardSet {
+                deadlines: (0..n).map(|_| AtomicU64::new(0)).collect(),
+                shards: engines.into_iter().map(Mutex::new).collect(),
+                dir,
+                steer,
+                rule_paths: (config.rules.ipv4.clone(), config.rules.ipv6.clone()),
+            }
+        }))
+    }
+
+    /// Number of shards.
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Always false: a set has at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    /// Locks shard `i` (control operations, tests).
+    pub fn lock(&self, i: usize) -> MutexGuard<'_, Engine> {
+        self.shards[i % self.shards.len()].lock()
+    }
+
+    /// The directory of published tuples.
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+
+    /// The steering function.
+    pub fn steer(&self) -> &Steer {
+        &self.steer
+    }
+
+    /// The shard that owns an IP packet; `None` when any shard may take it.
+    pub fn owner(&self, pkt: &[u8]) -> Option<usize> {
+        match self.steer.key(pkt) {
+            SteerKey::Flow(t) => Some(self.dir.lookup(&t).unwrap_or_else(|| self.steer.home(&t))),
+            SteerKey::Fragment(h) => Some((h % self.shards.len() as u64) as usize),
+            SteerKey::Stateless => None,
+        }
+    }
+
+    /// Handles a worker's batch: each packet by the shard that owns it (packets any shard
+    /// may take go to `home`, the worker's own shard), one lock per shard involved, its own
+    /// first; then the datagrams reassembled for other shards; then the due timers of
+    /// `home`. Transmits and events are appended to `work`.
+    pub fn handle(&self, home: usize, now: Instant, work: &mut Work) {
+        let n = self.shards.len();
+        let home = home % n;
+        if n == 1 {
+            let mut e = self.shards[0].lock();
+            self.drive(&mut e, 0, now, work, true);
+            return;
+        }
+        work.bins.resize_with(n, Vec::new);
+        work.obins.resize_with(n, Vec::new);
+        for (iface, p) in work.batch.drain(..) {
+            let o = self.owner(p.as_slice()).unwrap_or(home);
+            work.bins[o].push((iface, p));
+        }
+        for (iface, p, off) in work.obatch.drain(..) {
+            let o = self.owner(p.as_slice()).unwrap_or(home);
+            work.obins[o].push((iface, p, off));
+        }
+        let mut home_done = false;
+        for k in 0..n {
+            let s = (home + k) % n;
+            if work.bins[s].is_empty() && work.obins[s].is_empty() && s != home {
+                continue;
+            }
+            let mut e = self.shards[s].lock();
+            std::mem::swap(&mut work.batch, &mut work.bins[s]);
+            std::mem::swap(&mut work.obatch, &mut work.obins[s]);
+            self.drive(&mut e, s, now, work, s == home);
+            std::mem::swap(&mut work.batch, &mut work.bins[s]);
+            std::mem::swap(&mut work.obatch, &mut work.obins[s]);
+            home_done |= s == home;
+        }
+        debug_assert!(home_done);
+        // Hand-offs: a reassembled datagram never produces another.
+        while let Some(h) = work.handoffs.pop() {
+            let s = h.owner % n;
+            let mut e = self.shards[s].lock();
+            if e.events_enabled() != work.want_events {
+                e.set_events(work.want_events);
+            }
+            e.handle_handoff(now, h);
+            self.collect(&mut e, s, work);
+        }
+    }
+
+    /// Runs one locked shard over `work.batch`/`work.obatch` and collects its output.
+    fn drive(&self, e: &mut Engine, s: usize, now: Instant, work: &mut Work, timers: bool) {
+        if e.events_enabled() != work.want_events {
+            e.set_events(work.want_events);
+        }
+        e.handle_batch(now, &mut work.batch);
+        e.handle_batch_offload(now, &mut work.obatch);
+        if timers && e.poll_timeout().is_some_and(|t| t <= now) {
+            e.handle_timeout(now);
+        }
+        e.take_handoffs(&mut work.handoffs);
+        self.collect(e, s, work);
+    }
+
+    fn collect(&self, e: &mut Engine, s: usize, work: &mut Work) {
+        while let Some(t) = e.poll_transmit() {
+            work.tx.push((s, t));
+        }
+        while let Some(ev) = e.poll_event() {
+            work.events.push(ev);
+        }
+        self.deadlines[s].store(
+            e.poll_timeout().map_or(0, Instant::as_nanos),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// When shard `i` next needs [`ShardSet::handle`] for its timers, without locking it.
+    pub fn poll_timeout(&self, i: usize) -> Option<Instant> {
+        match self.deadlines.get(i)?.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Instant::from_nanos(ns)),
+        }
+    }
+
+    /// All connections of all shards.
+    pub fn ct_list(&self) -> Vec<conntrack::ConnInfo> {
+        let mut v = Vec::new();
+        for m in self.shards.iter() {
+            v.extend(m.lock().ct_list());
+        }
+        v
+    }
+
+    /// Statistics summed over the shards, like `conntrack -S`.
+    pub fn ct_stats(&self) -> String {
+        let mut total = EngineStats::default();
+        let mut per = String::new();
+        for (i, m) in self.shards.iter().enumerate() {
+            let st = m.lock().stats();
+            per.push_str(&format!(
+                "shard index={i} entries={} packets_in={} packets_out={}\n",
+                st.entries, st.packets_in, st.packets_out
+            ));
+            total.merge(&st);
+        }
+        let mut s = total.render();
+        s.push_str(&format!(
+            "shards count={} published_tuples={}\n",
+            self.shards.len(),
+            self.dir.len()
+        ));
+        s.push_str(&per);
+        s
+    }
+
+    /// Removes every connection.
+    pub fn ct_flush(&self) {
+        for m in self.shards.iter() {
+            m.lock().ct_flush();
+        }
+    }
+
+    /// Removes the connections `pred` selects in every shard; returns how many.
+    pub fn ct_delete(&self, pred: impl Fn(&conntrack::ConnInfo) -> bool) -> usize {
+        self.shards.iter().map(|m| m.lock().ct_delete(&pred)).sum()
+    }
+
+    /// The rules in iptables-save format (shared by every shard).
+    pub fn rules_save(&self, counters: bool) -> String {
+        self.shards[0].lock().rules_save(None, counters)
+    }
+
+    /// Re-reads the rule files and swaps them in every shard at once (all shard locks are
+    /// held, taken in index order, while the new rules go in); on error nothing changes.
+    pub fn reload(&self) -> Result<(), String> {
+        let (r4, r6) =
+            load_rules(&self.rule_paths.0, &self.rule_paths.1).map_err(|e| e.to_string())?;
+        let (r4, r6) = (Arc::new(r4), Arc::new(r6));
+        let mut guards: Vec<_> = self.shards.iter().map(|m| m.lock()).collect();
+        for g in &mut guards {
+            g.set_shared_rules(r4.clone(), r6.clone());
+        }
+        Ok(())
+    }
+}
+
+fn load_rules(
+    v4: &Option<std::path::PathBuf>,
+    v6: &Option<std::path::PathBuf>,
+) -> Result<(Ruleset, Ruleset), rules::RuleError> {
+    let r4 = match v4 {
+        Some(p) => Ruleset::load(p, rules::Family::V4)?,
+        None => Ruleset::empty(rules::Family::V4),
+    };
+    let r6 = match v6 {
+        Some(p) => Ruleset::load(p, rules::Family::V6)?,
+        None => Ruleset::empty(rules::Family::V6),
+    };
+    Ok((r4, r6))
+}

@@ -1,0 +1,486 @@
+//! The sharded engine (`router::shard`): packets of one connection always reach the shard
+//! that holds it — both directions, through masquerade and port forwards, as fragments, as
+//! ICMP errors — NAT choices stay unique across shards, connlimit counts connections of
+//! every shard, and two threads driving the shards at once lose nothing.
+
+use conntrack::{Instant, PacketBuf};
+use router::config::Config;
+use router::engine::Transmit;
+use router::rules::{Family, Ruleset};
+use router::shard::{ShardSet, Work};
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tests::flags::*;
+use tests::*;
+
+const LAN: usize = 0;
+const WAN: usize = 1;
+const ROUTER_WAN: &str = "198.51.100.1";
+const SERVER: &str = "198.51.100.9";
+
+const RULES: &str = "\
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i wan0 -p tcp --dport 8080 -j DNAT --to-destination 192.0.2.80:80
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -i lan0 -p tcp --syn -m connlimit --connlimit-above 2 --connlimit-mask 32 -j DROP
+-A FORWARD -i lan0 -o wan0 -j ACCEPT
+-A FORWARD -i wan0 -o lan0 -p tcp -d 192.0.2.80 --dport 80 -j ACCEPT
+COMMIT
+";
+
+fn shards(n: usize) -> Arc<ShardSet> {
+    let cfg = r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24"]
+[conntrack]
+max = 65536
+"#;
+    let cfg = Config::parse(cfg, "t.toml", Path::new(".")).unwrap();
+    let set = ShardSet::new(&cfg, 11, n).unwrap();
+    let r4 = Arc::new(Ruleset::parse(RULES, "t.rules", Family::V4).unwrap());
+    let r6 = Arc::new(Ruleset::empty(Family::V6));
+    for i in 0..set.len() {
+        set.lock(i).set_shared_rules(r4.clone(), r6.clone());
+    }
+    set
+}
+
+fn t(s: u64) -> Instant {
+    Instant::from_secs(s)
+}
+
+/// Feeds packets (interface, bytes) as one batch read by worker `home`.
+fn feed(
+    set: &ShardSet,
+    home: usize,
+    now: Instant,
+    pkts: &[(usize, Vec<u8>)],
+) -> Vec<(usize, Transmit)> {
+    let mut w = Work::default();
+    for (i, p) in pkts {
+        w.batch.push((*i, PacketBuf::from_slice(p)));
+    }
+    set.handle(home, now, &mut w);
+    w.tx
+}
+
+fn on(tx: &[(usize, Transmit)], iface: usize) -> Vec<(usize, Vec<u8>)> {
+    tx.iter()
+        .filter(|(_, t)| t.iface == iface)
+        .map(|(s, t)| (*s, t.packet.as_slice().to_vec()))
+        .collect()
+}
+
+fn src4(p: &[u8]) -> IpAddr {
+    IpAddr::from(<[u8; 4]>::try_from(&p[12..16]).unwrap())
+}
+fn dst4(p: &[u8]) -> IpAddr {
+    IpAddr::from(<[u8; 4]>::try_from(&p[16..20]).unwrap())
+}
+fn sport(p: &[u8]) -> u16 {
+    u16::from_be_bytes([p[20], p[21]])
+}
+fn dport(p: &[u8]) -> u16 {
+    u16::from_be_bytes([p[22], p[23]])
+}
+/// The client number a test SYN carries in its sequence number.
+fn tcp_seq_client(p: &[u8]) -> u32 {
+    u32::from_be_bytes([p[24], p[25], p[26], p[27]])
+}
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn masquerade_keeps_ports_unique_across_shards_and_replies_reach_the_owner() {
+    let set = shards(2);
+    // 64 clients with the same source port to one server: masquerade would keep port 40000
+    // for every one of them if each shard only looked at its own table.
+    let syns: Vec<(usize, Vec<u8>)> = (0..64u8)
+        .map(|i| {
+            (
+                LAN,
+                tcp(
+                    &format!("192.0.2.{}", 10 + i),
+                    40000,
+                    SERVER,
+                    80,
+                    u32::from(i),
+                    0,
+                    SYN,
+                    b"",
+                ),
+            )
+        })
+        .collect();
+    let tx = feed(&set, 0, t(1), &syns);
+    let out = on(&tx, WAN);
+    assert_eq!(out.len(), 64, "every SYN is forwarded");
+    let ports: BTreeSet<u16> = out.iter().map(|(_, p)| sport(p)).collect();
+    assert_eq!(ports.len(), 64, "NAT gave 64 distinct ports: {ports:?}");
+    assert!(out.iter().all(|(_, p)| src4(p) == ip(ROUTER_WAN)));
+    // Both shards hold connections, and every reply tuple is published.
+    let (a, b) = (set.lock(0).ct_len(), set.lock(1).ct_len());
+    assert!(
+        a > 0 && b > 0 && a + b == 64,
+        "spread over the shards: {a} + {b}"
+    );
+    assert_eq!(set.directory().len(), 64);
+    // Replies, read by the other worker: each reaches the shard that sent its SYN and goes
+    // back to its own client.
+    // The client each NAT port stands for, and the shard that sent its SYN.
+    let syn_of: HashMap<u16, (IpAddr, usize)> = out
+        .iter()
+        .map(|(s, p)| {
+            (
+                sport(p),
+                (ip(&format!("192.0.2.{}", 10 + tcp_seq_client(p))), *s),
+            )
+        })
+        .collect();
+    let replies: Vec<(usize, Vec<u8>)> = out
+        .iter()
+        .map(|(_, p)| {
+            (
+                WAN,
+                tcp(
+                    SERVER,
+                    80,
+                    ROUTER_WAN,
+                    sport(p),
+                    500,
+                    tcp_seq_client(p) + 1,
+                    SYN | ACK,
+                    b"",
+                ),
+            )
+        })
+        .collect();
+    let tx = feed(&set, 1, t(2), &replies);
+    let back = on(&tx, LAN);
+    assert_eq!(back.len(), 64, "every SYN-ACK is delivered");
+    for (_, r) in &replies {
+        let (_, shard) = syn_of[&dport(r)];
+        assert_eq!(
+            set.owner(r),
+            Some(shard),
+            "the reply is owned by the SYN's shard"
+        );
+    }
+    for (shard, p) in &back {
+        assert_eq!(dport(p), 40000);
+        // The SYN-ACK acks seq 1 + client number: it went to the client that sent it.
+        let (client, syn_shard) = syn_of
+            .values()
+            .find(|(c, _)| *c == dst4(p))
+            .copied()
+            .unwrap();
+        assert_eq!(dst4(p), client);
+        assert_eq!(*shard, syn_shard, "reply handled by the SYN's shard");
+    }
+    let clients: BTreeSet<IpAddr> = back.iter().map(|(_, p)| dst4(p)).collect();
+    assert_eq!(clients.len(), 64, "each client got its own reply");
+    let stats = set.ct_stats();
+    assert!(stats.contains("entries=64 "), "{stats}");
+    assert!(
+        stats.contains("shards count=2 published_tuples=64"),
+        "{stats}"
+    );
+}
+
+#[test]
+fn port_forward_replies_find_the_shard_that_forwarded() {
+    let set = shards(2);
+    let clients: Vec<(String, u16)> = (1..=32u16)
+        .map(|i| (format!("198.51.100.{}", 100 + i), 5000 + i))
+        .collect();
+    let syns: Vec<(usize, Vec<u8>)> = clients
+        .iter()
+        .map(|(c, p)| (WAN, tcp(c, *p, ROUTER_WAN, 8080, 7, 0, SYN, b"")))
+        .collect();
+    // Without the directory, a reply whose tuple hashes elsewhere would be lost: make sure
+    // the test has such flows.
+    let misplaced = syns
+        .iter()
+        .zip(&clients)
+        .filter(|((_, s), (c, p))| {
+            let reply = tcp("192.0.2.80", 80, c, *p, 9, 8, SYN | ACK, b"");
+            set.steer().key(s) != set.steer().key(&reply)
+                && steer_home(&set, s) != steer_home(&set, &reply)
+        })
+        .count();
+    assert!(misplaced > 0, "some replies hash to the other shard");
+    let tx = feed(&set, 0, t(1), &syns);
+    let fwd = on(&tx, LAN);
+    assert_eq!(fwd.len(), 32);
+    assert!(fwd
+        .iter()
+        .all(|(_, p)| dst4(p) == ip("192.0.2.80") && dport(p) == 80));
+    let replies: Vec<(usize, Vec<u8>)> = fwd
+        .iter()
+        .map(|(_, p)| {
+            (
+                LAN,
+                tcp(
+                    "192.0.2.80",
+                    80,
+                    &src4(p).to_string(),
+                    sport(p),
+                    9,
+                    8,
+                    SYN | ACK,
+                    b"",
+                ),
+            )
+        })
+        .collect();
+    let tx = feed(&set, 1, t(2), &replies);
+    let back = on(&tx, WAN);
+    assert_eq!(
+        back.len(),
+        32,
+        "every reply leaves un-NATed: {}",
+        set.ct_stats()
+    );
+    for (_, p) in &back {
+        assert_eq!((src4(p), sport(p)), (ip(ROUTER_WAN), 8080));
+    }
+}
+
+fn steer_home(set: &ShardSet, p: &[u8]) -> Option<usize> {
+    match set.steer().key(p) {
+        router::shard::SteerKey::Flow(t) => Some(set.steer().home(&t)),
+        _ => None,
+    }
+}
+
+#[test]
+fn fragments_are_reassembled_anywhere_and_handed_to_the_owner() {
+    let set = shards(2);
+    let mut handed = 0;
+    for i in 0..16u8 {
+        let client = format!("192.0.2.{}", 100 + i);
+        let payload: Vec<u8> = (0..2000).map(|k| (k * 7 + usize::from(i)) as u8).collect();
+        let whole = udp(&client, 41000, SERVER, 9000, &payload);
+        let frags = frag4(
+            &whole,
+            &[(0, 800), (800, 800), (1600, 408)],
+            100 + u16::from(i),
+        );
+        if set.owner(&frags[1]) != set.owner(&whole) {
+            handed += 1;
+        }
+        // Each fragment read by a different worker.
+        let mut out = Vec::new();
+        for (k, f) in frags.iter().enumerate() {
+            out.extend(on(&feed(&set, k % 2, t(1), &[(LAN, f.clone())]), WAN));
+        }
+        assert_eq!(out.len(), 3, "the three fragments leave");
+        assert!(out
+            .iter()
+            .all(|(s, p)| src4(p) == ip(ROUTER_WAN) && Some(*s) == set.owner(&whole)));
+        let nat_port = sport(&out[0].1);
+        // A fragmented reply comes back to the client.
+        let rpay: Vec<u8> = (0..1800).map(|k| (k * 3) as u8).collect();
+        let reply = udp(SERVER, 9000, ROUTER_WAN, nat_port, &rpay);
+        let rfrags = frag4(&reply, &[(0, 1000), (1000, 808)], 900 + u16::from(i));
+        let mut back = Vec::new();
+        for (k, f) in rfrags.iter().enumerate() {
+            back.extend(on(&feed(&set, (k + 1) % 2, t(1), &[(WAN, f.clone())]), LAN));
+        }
+        assert_eq!(back.len(), 2, "both reply fragments reach the client");
+        assert!(back.iter().all(|(_, p)| dst4(p) == ip(&client)));
+        assert_eq!(dport(&back[0].1), 41000);
+    }
+    assert!(
+        handed > 0,
+        "some datagrams were reassembled by a shard that does not own them"
+    );
+}
+
+#[test]
+fn icmp_errors_reach_the_shard_of_the_connection_and_are_translated() {
+    let set = shards(2);
+    for i in 0..16u8 {
+        let client = format!("192.0.2.{}", 20 + i);
+        let syn = tcp(&client, 33000, SERVER, 443, 1, 0, SYN, b"");
+        let out = on(&feed(&set, 0, t(1), &[(LAN, syn)]), WAN);
+        assert_eq!(out.len(), 1);
+        let err = icmp_error("198.51.100.254", &out[0].1, 3, 1);
+        let back = on(&feed(&set, 1, t(1), &[(WAN, err.clone())]), LAN);
+        assert_eq!(back.len(), 1, "the error is RELATED and forwarded");
+        assert_eq!(back[0].0, out[0].0, "handled by the connection's shard");
+        assert_eq!(set.owner(&err), Some(out[0].0));
+        assert_eq!(dst4(&back[0].1), ip(&client));
+        // The quoted packet is translated back: the client's own address and port.
+        let inner = &back[0].1[28..];
+        assert_eq!(src4(inner), ip(&client));
+        assert_eq!(sport(inner), 33000);
+    }
+}
+
+#[test]
+fn connlimit_counts_connections_of_every_shard() {
+    let set = shards(2);
+    let c = "192.0.2.50";
+    // Source ports whose connections live in shard 0 and shard 1.
+    let home = |p: u16| steer_home(&set, &tcp(c, p, SERVER, 80, 1, 0, SYN, b"")).unwrap();
+    let mut ports = [Vec::new(), Vec::new()];
+    for p in 1024..2000u16 {
+        ports[home(p)].push(p);
+    }
+    let (a, b, x, d) = (ports[0][0], ports[1][0], ports[1][1], ports[0][1]);
+    let syn = |p: u16| (LAN, tcp(c, p, SERVER, 80, 1, 0, SYN, b""));
+    assert_eq!(on(&feed(&set, 0, t(1), &[syn(a)]), WAN).len(), 1);
+    assert_eq!(on(&feed(&set, 0, t(1), &[syn(b)]), WAN).len(), 1);
+    // A third connection is over the limit, in either shard.
+    assert_eq!(on(&feed(&set, 0, t(1), &[syn(x)]), WAN).len(), 0);
+    assert_eq!(on(&feed(&set, 1, t(1), &[syn(d)]), WAN).len(), 0);
+    // The client resets b (shard 1): a new connection in shard 0 is allowed again, because
+    // shard 0 asks shard 1 whether b still counts.
+    let rst = tcp(c, b, SERVER, 80, 1, 0, RST, b"");
+    feed(&set, 1, t(2), &[(LAN, rst)]);
+    assert_eq!(on(&feed(&set, 0, t(3), &[syn(d)]), WAN).len(), 1);
+}
+
+#[test]
+fn the_directory_empties_when_connections_end() {
+    let set = shards(2);
+    let syns: Vec<(usize, Vec<u8>)> = (0..40u16)
+        .map(|i| (LAN, udp("192.0.2.10", 50000 + i, SERVER, 53, b"q")))
+        .collect();
+    feed(&set, 0, t(1), &syns);
+    assert_eq!(set.directory().len(), 40);
+    set.ct_flush();
+    assert_eq!(
+        set.directory().len(),
+        0,
+        "flush withdraws every published tuple"
+    );
+    feed(&set, 0, t(2), &syns);
+    assert_eq!(set.directory().len(), 40);
+    // Unreplied UDP expires after 30 s; each worker's call runs its shard's timers.
+    for s in 0..200 {
+        feed(&set, 0, t(40 + s), &[]);
+        feed(&set, 1, t(40 + s), &[]);
+    }
+    assert_eq!(set.lock(0).ct_len() + set.lock(1).ct_len(), 0);
+    assert_eq!(set.directory().len(), 0, "expiry withdraws them too");
+}
+
+#[test]
+fn steering_is_symmetric_and_follows_the_quoted_packet() {
+    let set = shards(4);
+    for p in 1000..1200u16 {
+        let a = tcp("192.0.2.7", p, SERVER, 80, 1, 0, SYN, b"");
+        let b = tcp(SERVER, 80, "192.0.2.7", p, 1, 2, SYN | ACK, b"");
+        assert_eq!(set.owner(&a), set.owner(&b));
+        let e = icmp_error("198.51.100.254", &a, 3, 1);
+        assert_eq!(
+            set.owner(&e),
+            set.owner(&b),
+            "an error goes where the reply goes"
+        );
+        let v6a = udp("2001:db8:1::7", p, "2001:db8:2::9", 53, b"x");
+        let v6b = udp("2001:db8:2::9", 53, "2001:db8:1::7", p, b"y");
+        assert_eq!(set.owner(&v6a), set.owner(&v6b));
+    }
+    let homes: BTreeSet<Option<usize>> = (1000..1200u16)
+        .map(|p| set.owner(&udp("192.0.2.7", p, SERVER, 53, b"x")))
+        .collect();
+    assert_eq!(homes.len(), 4, "flows spread over all four shards");
+    // Garbage belongs to no shard in particular (it is dropped wherever it lands).
+    assert_eq!(set.owner(&[0x45, 0, 0]), None);
+}
+
+#[test]
+fn two_threads_drive_the_shards_at_once_and_lose_nothing() {
+    let set = shards(2);
+    const FLOWS: u16 = 2000;
+    // Phase 1: each thread opens half of the flows, in small batches.
+    let opened: Vec<Vec<(usize, Vec<u8>)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2usize)
+            .map(|w| {
+                let set = &set;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    let mine: Vec<u16> = (0..FLOWS).filter(|i| usize::from(*i) % 2 == w).collect();
+                    for chunk in mine.chunks(16) {
+                        let pkts: Vec<(usize, Vec<u8>)> = chunk
+                            .iter()
+                            .map(|i| {
+                                let c = format!("192.0.2.{}", 10 + i % 200);
+                                (LAN, udp(&c, 20000 + i, SERVER, 53, &i.to_be_bytes()))
+                            })
+                            .collect();
+                        out.extend(on(&feed(set, w, t(1), &pkts), WAN));
+                    }
+                    out
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let out: Vec<(usize, Vec<u8>)> = opened.into_iter().flatten().collect();
+    assert_eq!(out.len(), usize::from(FLOWS), "every request forwarded");
+    let ports: BTreeSet<u16> = out.iter().map(|(_, p)| sport(p)).collect();
+    // Same server and port for all: the NAT port alone must tell the flows apart.
+    assert_eq!(
+        ports.len(),
+        usize::from(FLOWS),
+        "unique NAT ports across both threads"
+    );
+    // Phase 2: the replies, each thread taking the other thread's flows.
+    let back: Vec<Vec<(usize, Vec<u8>)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2usize)
+            .map(|w| {
+                let (set, out) = (&set, &out);
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    let mine: Vec<&(usize, Vec<u8>)> = out
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| k % 2 != w)
+                        .map(|(_, x)| x)
+                        .collect();
+                    for chunk in mine.chunks(16) {
+                        let pkts: Vec<(usize, Vec<u8>)> = chunk
+                            .iter()
+                            .map(|(_, p)| (WAN, udp(SERVER, 53, ROUTER_WAN, sport(p), &p[28..30])))
+                            .collect();
+                        got.extend(on(&feed(set, w, t(2), &pkts), LAN));
+                    }
+                    got
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let back: Vec<(usize, Vec<u8>)> = back.into_iter().flatten().collect();
+    assert_eq!(back.len(), usize::from(FLOWS), "every reply delivered");
+    for (_, p) in &back {
+        // The payload carries the flow number: the reply reached that flow's client port.
+        let i = u16::from_be_bytes([p[28], p[29]]);
+        assert_eq!(dport(p), 20000 + i);
+        assert_eq!(dst4(p), ip(&format!("192.0.2.{}", 10 + i % 200)));
+    }
+}
