@@ -13,7 +13,7 @@
 
 use crate::config::{Config, IfaceKind};
 use crate::nat::{self, Manip};
-use crate::nat_eim::{self, Endpoint, MappingTable};
+use crate::nat_eim::{self, Endpoint, SharedMappings};
 use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
@@ -583,7 +583,7 @@ pub struct Engine {
     nat_cfg: crate::config::NatConfig,
     /// Endpoint-independent mappings (empty unless `nat_cfg.udp_eim`).
     /// Shared by all shards of a sharded router: a mapping holds whatever the destination.
-    eim: Arc<parking_lot::Mutex<MappingTable>>,
+    eim: Arc<SharedMappings>,
     next_eim_gc: Instant,
     /// The last trace id given to a TRACEd packet.
     next_trace_id: u64,
@@ -716,9 +716,7 @@ impl Engine {
             defrag_time_exceeded: config.defrag.time_exceeded,
             frag_pending: None,
             nat_cfg: config.nat,
-            eim: Arc::new(parking_lot::Mutex::new(MappingTable::new(
-                config.conntrack.max,
-            ))),
+            eim: Arc::new(SharedMappings::new(config.conntrack.max)),
             next_eim_gc: Instant::ZERO,
         })
     }
@@ -737,11 +735,7 @@ impl Engine {
     /// Makes this engine one shard of a [`crate::shard::ShardSet`]: it learns the directory
     /// and the other shards, shares the endpoint-independent NAT mappings, and withdraws
     /// the reply tuples it published when their connections leave the table.
-    pub(crate) fn attach_shard(
-        &mut self,
-        ctx: ShardCtx,
-        eim: Arc<parking_lot::Mutex<MappingTable>>,
-    ) {
+    pub(crate) fn attach_shard(&mut self, ctx: ShardCtx, eim: Arc<SharedMappings>) {
         let dir = ctx.directory();
         let index = ctx.index;
         self.ct.set_on_remove(Box::new(move |c| {
@@ -1486,7 +1480,7 @@ impl Engine {
                             c.expires = now + timeout;
                         }
                         if let Some((internal, _)) = eim.filter(|_| refresh) {
-                            self.eim.lock().refresh(&internal, c.expires);
+                            self.eim.refresh(&internal, c.expires);
                         }
                         c.account(dir, meta.len);
                         let changed = before != (c.l4.state_id(), c.status);
@@ -1538,7 +1532,7 @@ impl Engine {
                 addr: tuple.dst,
                 port: tuple.dst_id,
             };
-            let mapped = self.eim.lock().internal(&external, now);
+            let mapped = self.eim.internal(&external, now);
             if let Some(internal) = mapped {
                 if internal.addr != tuple.src {
                     related = true;
@@ -1923,7 +1917,7 @@ impl Engine {
                 // RFC 4787 REQ-1: reuse the endpoint's mapping whatever the
                 // destination; a fresh choice must avoid other mappings.
                 let mapped = if eim_on {
-                    self.eim.lock().external(&internal, now)
+                    self.eim.external(&internal, now)
                 } else {
                     None
                 };
@@ -1946,7 +1940,7 @@ impl Engine {
                 let chosen = reuse.or_else(|| {
                     nat::choose(&orig, &conn.tuples[1], manip, &range, salt, |c| {
                         let other = eim_on
-                            && eim.lock().taken_by_other(
+                            && eim.taken_by_other(
                                 &Endpoint {
                                     proto: c.proto,
                                     addr: c.dst,
@@ -1966,7 +1960,7 @@ impl Engine {
                         addr: reply.dst,
                         port: reply.dst_id,
                     };
-                    self.eim.lock().record(internal, external, conn.expires);
+                    self.eim.record(internal, external, conn.expires);
                 }
                 match chosen {
                     Some(reply) => {
@@ -2331,7 +2325,7 @@ impl Engine {
         }
         // A full pass, so far less often; lookups check expiry themselves.
         if self.nat_cfg.udp_eim && now >= self.next_eim_gc {
-            self.eim.lock().gc(now);
+            self.eim.gc(now);
             self.next_eim_gc = now + EIM_GC_INTERVAL;
         }
     }

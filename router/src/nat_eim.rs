@@ -135,6 +135,16 @@ impl MappingTable {
         }
     }
 
+    /// Drops the mapping holding `external` unless it belongs to `internal` (the caller
+    /// checked with `taken_by_other` that such a holder is expired).
+    fn release_external(&mut self, external: &Endpoint, internal: &Endpoint) {
+        if let Some(holder) = self.by_external.get(external).copied() {
+            if holder != *internal {
+                self.remove(&holder);
+            }
+        }
+    }
+
     /// Drops expired mappings (a full pass; called at the GC interval).
     pub fn gc(&mut self, now: Instant) {
         let dead: Vec<Endpoint> = self
@@ -146,6 +156,96 @@ impl MappingTable {
         for i in dead {
             self.remove(&i);
         }
+    }
+}
+
+/// Stripes of [`SharedMappings`].
+const STRIPES: usize = 16;
+
+/// The mappings shared by every shard of a sharded engine, striped by internal endpoint so
+/// that the per-packet refresh locks one stripe, not the whole table. Lookups by external
+/// endpoint (a new inbound connection, a NAT port candidate) visit every stripe; they happen
+/// once per new connection, and only with endpoint-independent mapping.
+#[derive(Debug)]
+pub struct SharedMappings {
+    stripes: Box<[parking_lot::Mutex<MappingTable>]>,
+}
+
+impl SharedMappings {
+    /// An empty set of stripes holding at most `max` mappings in all.
+    pub fn new(max: usize) -> SharedMappings {
+        let per = max.div_ceil(STRIPES).max(1);
+        SharedMappings {
+            stripes: (0..STRIPES)
+                .map(|_| parking_lot::Mutex::new(MappingTable::new(per)))
+                .collect(),
+        }
+    }
+
+    fn stripe(&self, internal: &Endpoint) -> parking_lot::MutexGuard<'_, MappingTable> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        // Fixed keys: the stripe only spreads locks; each stripe's map is keyed (SipHash).
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(internal);
+        self.stripes[(h % STRIPES as u64) as usize].lock()
+    }
+
+    /// See [`MappingTable::external`].
+    pub fn external(&self, internal: &Endpoint, now: Instant) -> Option<Endpoint> {
+        self.stripe(internal).external(internal, now)
+    }
+
+    /// See [`MappingTable::internal`].
+    pub fn internal(&self, external: &Endpoint, now: Instant) -> Option<Endpoint> {
+        self.stripes
+            .iter()
+            .find_map(|s| s.lock().internal(external, now))
+    }
+
+    /// See [`MappingTable::taken_by_other`].
+    pub fn taken_by_other(&self, external: &Endpoint, internal: &Endpoint, now: Instant) -> bool {
+        self.stripes
+            .iter()
+            .any(|s| s.lock().taken_by_other(external, internal, now))
+    }
+
+    /// See [`MappingTable::record`]. An expired mapping in another stripe that still holds
+    /// `external` is dropped first.
+    pub fn record(&self, internal: Endpoint, external: Endpoint, expires: Instant) -> bool {
+        let home = {
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(internal);
+            (h % STRIPES as u64) as usize
+        };
+        for (i, s) in self.stripes.iter().enumerate() {
+            if i != home {
+                s.lock().release_external(&external, &internal);
+            }
+        }
+        self.stripes[home]
+            .lock()
+            .record(internal, external, expires)
+    }
+
+    /// See [`MappingTable::refresh`].
+    pub fn refresh(&self, internal: &Endpoint, expires: Instant) {
+        self.stripe(internal).refresh(internal, expires)
+    }
+
+    /// See [`MappingTable::gc`].
+    pub fn gc(&self, now: Instant) {
+        for s in self.stripes.iter() {
+            s.lock().gc(now);
+        }
+    }
+
+    /// Number of mappings, live or not yet collected.
+    pub fn len(&self) -> usize {
+        self.stripes.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Whether there is no mapping.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -202,6 +302,28 @@ mod tests {
             ep("198.51.100.1", 3),
             Instant::from_secs(50)
         ));
+    }
+
+    #[test]
+    fn shared_stripes_behave_like_one_table() {
+        let t = SharedMappings::new(64);
+        let e = ep("198.51.100.1", 7000);
+        // Endpoints that land in different stripes.
+        let (a, b) = (ep("192.0.2.1", 1), ep("192.0.2.77", 9));
+        assert!(t.record(a, e, Instant::from_secs(5)));
+        assert_eq!(t.internal(&e, Instant::from_secs(1)), Some(a));
+        assert!(t.taken_by_other(&e, &b, Instant::from_secs(1)));
+        // Once a's mapping expired, b may take the external endpoint; a's is gone.
+        assert!(!t.taken_by_other(&e, &b, Instant::from_secs(6)));
+        assert!(t.record(b, e, Instant::from_secs(50)));
+        assert_eq!(t.internal(&e, Instant::from_secs(6)), Some(b));
+        assert_eq!(t.external(&a, Instant::from_secs(1)), None);
+        assert_eq!(t.len(), 1);
+        t.refresh(&b, Instant::from_secs(90));
+        t.gc(Instant::from_secs(60));
+        assert_eq!(t.external(&b, Instant::from_secs(60)), Some(e));
+        t.gc(Instant::from_secs(91));
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -70,7 +70,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};
-use crate::nat_eim::MappingTable;
+use crate::nat_eim::SharedMappings;
 use crate::offload::Offload;
 use crate::route::IfaceId;
 use crate::rules::{self, Ruleset};
@@ -411,7 +411,7 @@ impl ShardSet {
         }
         let dir = Arc::new(Directory::new(hash_seed));
         let steer = Arc::new(Steer::new(n, hash_seed));
-        let eim = Arc::new(Mutex::new(MappingTable::new(config.conntrack.max)));
+        let eim = Arc::new(SharedMappings::new(config.conntrack.max));
         Ok(Arc::new_cyclic(|weak: &Weak<ShardSet>| {
             for (i, e) in engines.iter_mut().enumerate() {
                 e.attach_shard(
