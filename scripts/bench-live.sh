@@ -21,6 +21,7 @@
 # Run as root: sudo scripts/bench-live.sh. Environment: DURATION (seconds per iperf3 run,
 # default 10), REPS (default 3), WORKERS (tunfilter/tun_copy workers, default: one per core),
 # FORWARDERS (default "bare tunfilter tunfilter-offload linux"), TESTS (default "tcp4 tcp6 udp4"),
+# PARALLEL (iperf3 -P: flows per test, default 1; more flows spread over the workers' shards),
 # TUNFILTER / TUN_COPY (prebuilt binaries instead of a release build).
 # Namespaces tfbl-*, devices tfbl-*; everything is removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
@@ -229,8 +230,8 @@ measure() {
     local spid=$!
     tf_wait_for 5 sh -c "ip netns exec $sns ss -ltn | grep -q ':5201'" || tf_die "iperf3 server did not start"
     case $test in
-        tcp*) json=$(ip netns exec "$cns" iperf3 -c "$dst" -t "$DURATION" -J) ;;
-        udp4) json=$(ip netns exec "$cns" iperf3 -c "$dst" -t "$DURATION" -u -l 64 -b 0 -J) ;;
+        tcp*) json=$(ip netns exec "$cns" iperf3 -c "$dst" -t "$DURATION" -P "${PARALLEL:-1}" -J) ;;
+        udp4) json=$(ip netns exec "$cns" iperf3 -c "$dst" -t "$DURATION" -P "${PARALLEL:-1}" -u -l 64 -b 0 -J) ;;
     esac
     wait "$spid" 2>/dev/null || true
     case $test in
@@ -266,7 +267,7 @@ fmt() { # test value
     esac
 }
 echo
-echo "live gateway throughput, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${DURATION}s per run, median of $REPS"
+echo "live gateway throughput, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${DURATION}s per run, median of $REPS, workers=$WORKERS (0: one per core), ${PARALLEL:-1} flow(s) per test"
 printf '%-18s' ""
 for t in "${TESTS[@]}"; do printf ' | %-30s' "$t"; done
 echo

@@ -6,9 +6,10 @@
 //! * `1 shard, 2 threads`: one engine behind one lock — what the live driver did before
 //!   shards (a global lock on the packet path);
 //! * `2 shards, 2 threads, steered`: each thread gets the flows its own shard owns, as
-//!   tun's flow steering delivers them once tunfilter has written a flow to queue `s`;
+//!   the device queues deliver them (a flow stays on the queue it arrived on, and tunfilter
+//!   writes it back to that queue);
 //! * `2 shards, 2 threads, mixed`: each thread gets every flow, so every batch locks both
-//!   shards (the worst case: steering not yet learned).
+//!   shards (the worst case).
 //!
 //! Run: `cargo bench -p router --bench shards` (`SHARD_BENCH_SECS`, default 2).
 
@@ -89,13 +90,14 @@ fn udp(n: u32, reply: bool) -> Vec<u8> {
     p
 }
 
-/// Establishes every flow (request and reply), then returns its packets (lan -> wan).
+/// Establishes every flow (request and reply), flow `n` read by worker `n % shards` so that
+/// the connections spread over the shards; then returns the flows' packets (lan -> wan).
 fn established(set: &ShardSet) -> Vec<Vec<u8>> {
     let mut w = Work::default();
     for n in 0..FLOWS {
         w.batch.push((0, PacketBuf::from_slice(&udp(n, false))));
         w.batch.push((1, PacketBuf::from_slice(&udp(n, true))));
-        set.handle(0, Instant::from_secs(1), &mut w);
+        set.handle(n as usize % set.len(), Instant::from_secs(1), &mut w);
         w.tx.clear();
     }
     (0..FLOWS).map(|n| udp(n, false)).collect()

@@ -734,22 +734,16 @@ impl Engine {
 
     /// Makes this engine one shard of a [`crate::shard::ShardSet`]: it learns the directory
     /// and the other shards, shares the endpoint-independent NAT mappings, and withdraws
-    /// the reply tuples it published when their connections leave the table.
+    /// the tuples it published when their connections leave the table.
     pub(crate) fn attach_shard(&mut self, ctx: ShardCtx, eim: Arc<SharedMappings>) {
         let dir = ctx.directory();
         let index = ctx.index;
         self.ct.set_on_remove(Box::new(move |c| {
-            if c.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0 {
-                dir.release(&c.tuples[1], index);
-            }
+            dir.release(&c.tuples[0], index);
+            dir.release(&c.tuples[1], index);
         }));
         self.eim = eim;
         self.shard = Some(ctx);
-    }
-
-    /// Whether `t` is either tuple of a connection in this engine's table.
-    pub(crate) fn tuple_in_use(&self, t: &Tuple) -> bool {
-        self.ct.peek(t).is_some()
     }
 
     /// connlimit's test on this engine's table (see `conn_alive_in`).
@@ -1576,26 +1570,30 @@ impl Engine {
         let Ct::New { conn, .. } = ct else {
             return true;
         };
-        // A NATed reply tuple is published for the other shards: it routes the replies here
-        // and keeps them from choosing it (released by the table's remove hook).
-        let published = match &self.shard {
-            Some(sh) if conn.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0 => {
-                if !sh.publish(&conn.tuples[1]) {
-                    self.count_drop_hook(
-                        "nat: reply tuple taken by another shard",
-                        hook,
-                        meta,
-                        ingress,
-                    );
-                    return false;
+        // In a sharded engine both tuples are published: they route the connection's packets
+        // here and keep other shards from using them (withdrawn by the table's remove hook).
+        // Only what this call inserted is withdrawn again if the insertion fails.
+        let mut published: [Option<Tuple>; 2] = [None, None];
+        if let Some(sh) = &self.shard {
+            for (k, t) in conn.tuples.iter().enumerate() {
+                match sh.publish(t) {
+                    Some(inserted) => published[k] = inserted.then_some(*t),
+                    None => {
+                        published.iter().flatten().for_each(|t| sh.unpublish(t));
+                        self.count_drop_hook(
+                            "conntrack: tuple taken by another shard",
+                            hook,
+                            meta,
+                            ingress,
+                        );
+                        return false;
+                    }
                 }
-                Some(conn.tuples[1])
             }
-            _ => None,
-        };
+        }
         let r = self.ct.confirm(*conn, self.now);
-        if let (Err(_), Some(t), Some(sh)) = (&r, published, &self.shard) {
-            sh.unpublish(&t);
+        if let (Err(_), Some(sh)) = (&r, &self.shard) {
+            published.iter().flatten().for_each(|t| sh.unpublish(t));
         }
         match r {
             Ok(_) => true,

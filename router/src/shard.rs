@@ -2,31 +2,33 @@
 //! without a global lock.
 //!
 //! A [`ShardSet`] holds one [`Engine`] per worker, each behind its own lock, each with its
-//! own part of the connection table. Every packet belongs to exactly one shard, its
-//! *owner*, chosen by [`ShardSet::owner`]:
+//! own part of the connection table. What the workers share is the [`Directory`]: a striped
+//! map from every tuple of every connection (original and reply, so NATed replies too) to
+//! the shard that holds it. Every packet belongs to exactly one shard, its *owner*, chosen by
+//! [`ShardSet::owner`]:
 //!
-//! * a packet of a flow goes to the shard that holds the flow's connection. Both tuples of
-//!   a connection that NAT did not touch are each other's inverse, and a symmetric hash of
-//!   the tuple (addresses, L4 identifiers, protocol — the same tuple conntrack computes,
-//!   ICMP errors by their quoted packet) sends both directions to one shard, its *home*;
-//! * NAT gives the reply direction a tuple whose home is usually another shard. At confirm,
-//!   the shard publishes that reply tuple in the [`Directory`], a striped map from tuple to
-//!   shard that is consulted before the hash, and the table's remove hook withdraws it when
-//!   the connection ends. The directory is also what keeps NAT choices unique across shards:
-//!   a reply tuple published by one shard is taken for all the others;
+//! * a packet whose tuple (the one conntrack computes; for an ICMP error, that of the
+//!   connection it quotes) is in the directory goes to that shard;
+//! * any other packet may start a connection, and stays with the worker that read it: the
+//!   kernel spreads flows over a multi-queue device's queues, and that worker's shard is
+//!   where the connection is created. At confirm the shard publishes both tuples
+//!   (insert-if-absent), and the table's remove hook withdraws them when the connection
+//!   ends, whatever the reason;
 //! * a fragment carries no ports, so fragments go to a shard chosen by addresses and
-//!   protocol, which reassembles them and hands the datagram ([`Handoff`]) to the owner of
-//!   its flow;
-//! * packets that create no state (ICMPv6 neighbour discovery, unparseable packets that
-//!   will be dropped) stay with the worker that read them.
+//!   protocol, which reassembles them and hands the datagram ([`Handoff`]) to the shard of
+//!   its flow if that is another one.
 //!
-//! Workers take one shard lock at a time. When a shard needs a fact held by another (is
-//! this NAT candidate in use, is this connlimit connection alive) it only *tries* that
-//! shard's lock, so no two workers can wait on each other. Writing each shard's output to
-//! the device queue of the same index makes the kernel's flow steering (tun's automatic
-//! queue selection) return a flow's packets to the worker of its shard, so a worker's lock
-//! is normally uncontended. Rules, their counters and their state (limit, recent,
-//! hashlimit, connlimit lists) are one shared [`Ruleset`] whose evaluation is `&self`.
+//! Publishing is also what keeps NAT choices unique across shards: a NAT candidate that any
+//! shard published is taken, and two shards that raced for one tuple are told apart at
+//! confirm, where the loser drops its packet as the kernel does on a confirm clash.
+//!
+//! Workers take one shard lock at a time. When a shard needs a fact held by another (is a
+//! connlimit connection alive) it only *tries* that shard's lock, so no two workers can wait
+//! on each other. Writing each shard's output to the device queue of the same index makes
+//! the kernel's flow steering (tun's automatic queue selection) return a flow's packets to
+//! the worker of its shard, so a worker's lock is normally uncontended. Rules, their
+//! counters and their state (limit, recent, hashlimit, connlimit lists) are one shared
+//! [`Ruleset`] whose evaluation is `&self`.
 //!
 //! ```
 //! use router::config::Config;
@@ -54,8 +56,6 @@
 //! assert_eq!(reply.packet.as_slice()[20], 0); // echo reply
 //! ```
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -66,7 +66,7 @@ use conntrack::proto::{Frag, L4Packet, L4Proto};
 use conntrack::time::Instant;
 use conntrack::tuple::Tuple;
 use l4proto::L4Modules;
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};
@@ -77,8 +77,6 @@ use crate::rules::{self, Ruleset};
 
 /// Most shards (and so workers) a set has.
 pub const MAX_SHARDS: usize = 64;
-/// Stripes of the directory: enough that workers rarely meet on one lock.
-const STRIPES: usize = 64;
 
 /// A 64-bit mix (the finaliser of SplitMix64): every input bit moves every output bit.
 fn mix(mut x: u64) -> u64 {
@@ -97,8 +95,8 @@ fn addr_word(a: &IpAddr) -> u64 {
     }
 }
 
-/// A keyed hasher for the directory's maps: the key comes from the run's random seed, so a
-/// remote sender cannot aim its tuples at one bucket.
+/// A keyed hasher for the directory: the key comes from the run's random seed, so a remote
+/// sender cannot aim its tuples at one bucket.
 #[derive(Clone, Copy, Debug)]
 struct Keyed(u64);
 
@@ -131,13 +129,25 @@ impl Hasher for KeyedHasher {
     }
 }
 
-/// Which shard holds each *published* tuple: the reply tuples of NATed connections.
-/// Bounded by the connection table: one entry per live NATed connection.
-#[derive(Debug)]
+/// Which shard holds each tuple: both tuples of every confirmed connection. Bounded by the
+/// connection tables: at most two entries per connection.
+///
+/// Every packet of a sharded engine reads it, from every worker, so reads must not write
+/// shared memory: a striped `RwLock` made both cores bounce each stripe's lock word and two
+/// shards ran slower than one (BENCHMARKS.md). papaya's reads are lock-free and touch only
+/// thread-local reclamation state.
 pub struct Directory {
-    stripes: Box<[RwLock<HashMap<Tuple, u16, Keyed>>]>,
+    map: papaya::HashMap<Tuple, u16, Keyed>,
+    /// Kept apart from the map so that `len` is one load (control and tests only).
     len: AtomicUsize,
-    keyed: Keyed,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("len", &self.len())
+            .finish()
+    }
 }
 
 /// Directory keys ignore the conntrack zone: packets are steered before the raw table
@@ -148,57 +158,43 @@ fn key(t: &Tuple) -> Tuple {
 
 impl Directory {
     fn new(seed: u64) -> Directory {
-        let keyed = Keyed(mix(seed ^ 0x6469_7265_6374_6f72));
         Directory {
-            stripes: (0..STRIPES)
-                .map(|_| RwLock::new(HashMap::with_hasher(keyed)))
-                .collect(),
+            map: papaya::HashMap::with_hasher(Keyed(mix(seed ^ 0x6469_7265_6374_6f72))),
             len: AtomicUsize::new(0),
-            keyed,
         }
     }
 
-    fn stripe(&self, k: &Tuple) -> &RwLock<HashMap<Tuple, u16, Keyed>> {
-        let i = (self.keyed.hash_one(k) >> 58) as usize % STRIPES;
-        &self.stripes[i]
-    }
-
-    /// The shard that published `t`, if any.
+    /// The shard holding a connection with tuple `t`, if any.
     pub fn lookup(&self, t: &Tuple) -> Option<usize> {
-        if self.len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let k = key(t);
-        self.stripe(&k).read().get(&k).map(|&s| usize::from(s))
+        self.map.pin().get(&key(t)).map(|&s| usize::from(s))
     }
 
-    /// Publishes `t` for `shard`. False if another shard holds it.
-    pub fn reserve(&self, t: &Tuple, shard: usize) -> bool {
-        let k = key(t);
-        let mut m = self.stripe(&k).write();
-        match m.entry(k) {
-            Entry::Occupied(o) => usize::from(*o.get()) == shard,
-            Entry::Vacant(v) => {
-                v.insert(shard as u16);
-                self.len.fetch_add(1, Ordering::AcqRel);
-                true
+    /// Publishes `t` for `shard`: `None` if another shard holds it, else whether it was
+    /// inserted now (`Some(false)`: `shard` held it already).
+    pub fn reserve(&self, t: &Tuple, shard: usize) -> Option<bool> {
+        match self.map.pin().try_insert(key(t), shard as u16) {
+            Ok(_) => {
+                self.len.fetch_add(1, Ordering::Relaxed);
+                Some(true)
             }
+            Err(e) => (usize::from(*e.current) == shard).then_some(false),
         }
     }
 
     /// Withdraws `t` if `shard` holds it.
     pub fn release(&self, t: &Tuple, shard: usize) {
-        let k = key(t);
-        let mut m = self.stripe(&k).write();
-        if m.get(&k).is_some_and(|&s| usize::from(s) == shard) {
-            m.remove(&k);
-            self.len.fetch_sub(1, Ordering::AcqRel);
+        let m = self.map.pin();
+        if matches!(
+            m.remove_if(&key(t), |_, &s| usize::from(s) == shard),
+            Ok(Some(_))
+        ) {
+            self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Number of published tuples.
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        self.len.load(Ordering::Relaxed)
     }
 
     /// Whether nothing is published.
@@ -276,14 +272,6 @@ impl Steer {
             Err(_) => SteerKey::Stateless,
         }
     }
-
-    /// The home shard of a tuple: the same for `t` and `t.invert()`.
-    pub fn home(&self, t: &Tuple) -> usize {
-        let a = mix(addr_word(&t.src) ^ u64::from(t.src_id) << 48);
-        let b = mix(addr_word(&t.dst) ^ u64::from(t.dst_id) << 48);
-        let h = mix(self.seed ^ u64::from(t.proto) ^ a.min(b)) ^ a.max(b);
-        (mix(h) % self.shards as u64) as usize
-    }
 }
 
 /// What an engine that is one shard knows about the others.
@@ -296,57 +284,33 @@ pub(crate) struct ShardCtx {
 }
 
 impl ShardCtx {
-    /// The shard of a tuple: where it is published, else its home.
-    fn owner_of(&self, t: &Tuple) -> usize {
-        self.dir.lookup(t).unwrap_or_else(|| self.steer.home(t))
-    }
-
-    /// The owner of a whole packet (`None`: any shard).
+    /// The owner of a whole packet (`None`: no connection yet, any shard may take it).
     pub(crate) fn owner_of_packet(&self, pkt: &[u8]) -> Option<usize> {
         match self.steer.key(pkt) {
-            SteerKey::Flow(t) => Some(self.owner_of(&t)),
+            SteerKey::Flow(t) => self.dir.lookup(&t),
             SteerKey::Fragment(h) => Some((h % self.steer.shards as u64) as usize),
             SteerKey::Stateless => None,
         }
     }
 
-    /// Whether a candidate reply tuple is held by another shard: published there, or a
-    /// tuple of a connection in its home shard. The home shard's lock is only tried: when it
-    /// is busy the tuple counts as free (a clash then needs a connection of that shard with
-    /// exactly this tuple that NAT did not create — the router's own addresses are not used
-    /// by forwarded flows).
+    /// Whether a candidate reply tuple belongs to a connection of another shard.
     pub(crate) fn taken_elsewhere(&self, t: &Tuple) -> bool {
-        if let Some(o) = self.dir.lookup(t) {
-            return o != self.index;
-        }
-        let home = self.steer.home(t);
-        if home == self.index {
-            return false;
-        }
-        let Some(set) = self.set.upgrade() else {
-            return false;
-        };
-        set.shards
-            .get(home)
-            .and_then(|m| m.try_lock())
-            .is_some_and(|e| e.tuple_in_use(t))
+        self.dir.lookup(t).is_some_and(|o| o != self.index)
     }
 
-    /// For connlimit: whether `t` is alive in the shard that owns it, or `None` when that is
-    /// this shard. A busy owner counts the connection as alive (it is pruned later, when its
-    /// own shard evaluates the rule).
+    /// For connlimit: whether `t` is alive in the shard that holds it, or `None` when that is
+    /// this shard or no shard (the local table then answers). A busy owner counts the
+    /// connection as alive (it is pruned later, when its own shard evaluates the rule).
     pub(crate) fn alive_elsewhere(&self, t: &Tuple, now_ns: u64) -> Option<bool> {
-        let owner = self.owner_of(t);
-        if owner == self.index {
-            return None;
-        }
+        let owner = self.dir.lookup(t).filter(|&o| o != self.index)?;
         let set = self.set.upgrade()?;
         let m = set.shards.get(owner)?;
         Some(m.try_lock().is_none_or(|e| e.conn_alive_local(t, now_ns)))
     }
 
-    /// Publishes a NATed connection's reply tuple; false if another shard holds it.
-    pub(crate) fn publish(&self, t: &Tuple) -> bool {
+    /// Publishes a tuple of a connection of this shard: `None` if another shard holds it,
+    /// else whether this call inserted it.
+    pub(crate) fn publish(&self, t: &Tuple) -> Option<bool> {
         self.dir.reserve(t, self.index)
     }
 
@@ -459,19 +423,20 @@ impl ShardSet {
         &self.steer
     }
 
-    /// The shard that owns an IP packet; `None` when any shard may take it.
+    /// The shard that owns an IP packet; `None` when any shard may take it (no connection
+    /// holds its tuple yet, or it creates no state).
     pub fn owner(&self, pkt: &[u8]) -> Option<usize> {
         match self.steer.key(pkt) {
-            SteerKey::Flow(t) => Some(self.dir.lookup(&t).unwrap_or_else(|| self.steer.home(&t))),
+            SteerKey::Flow(t) => self.dir.lookup(&t),
             SteerKey::Fragment(h) => Some((h % self.shards.len() as u64) as usize),
             SteerKey::Stateless => None,
         }
     }
 
     /// Handles a worker's batch: each packet by the shard that owns it (packets any shard
-    /// may take go to `home`, the worker's own shard), one lock per shard involved, its own
-    /// first; then the datagrams reassembled for other shards; then the due timers of
-    /// `home`. Transmits and events are appended to `work`.
+    /// may take, new flows among them, go to `home`, the worker's own shard), one lock per
+    /// shard involved, its own first; then the datagrams reassembled for other shards; then
+    /// the due timers of `home`. Transmits and events are appended to `work`.
     pub fn handle(&self, home: usize, now: Instant, work: &mut Work) {
         let n = self.shards.len();
         let home = home % n;

@@ -1,7 +1,8 @@
-//! The sharded engine (`router::shard`): packets of one connection always reach the shard
-//! that holds it — both directions, through masquerade and port forwards, as fragments, as
-//! ICMP errors — NAT choices stay unique across shards, connlimit counts connections of
-//! every shard, and two threads driving the shards at once lose nothing.
+//! The sharded engine (`router::shard`): a connection lives in the shard of the worker that
+//! read its first packet, and its packets reach that shard afterwards whichever worker reads
+//! them — both directions, through masquerade and port forwards, as fragments, as ICMP
+//! errors. NAT choices stay unique across shards, connlimit counts connections of every
+//! shard, and two threads driving the shards at once lose nothing.
 
 use conntrack::{Instant, PacketBuf};
 use router::config::Config;
@@ -102,8 +103,8 @@ fn sport(p: &[u8]) -> u16 {
 fn dport(p: &[u8]) -> u16 {
     u16::from_be_bytes([p[22], p[23]])
 }
-/// The client number a test SYN carries in its sequence number.
-fn tcp_seq_client(p: &[u8]) -> u32 {
+/// A TCP segment's sequence number (the tests put the client number there).
+fn tcp_seq(p: &[u8]) -> u32 {
     u32::from_be_bytes([p[24], p[25], p[26], p[27]])
 }
 fn ip(s: &str) -> IpAddr {
@@ -117,160 +118,104 @@ fn masquerade_keeps_ports_unique_across_shards_and_replies_reach_the_owner() {
     // for every one of them if each shard only looked at its own table.
     let syns: Vec<(usize, Vec<u8>)> = (0..64u8)
         .map(|i| {
-            (
-                LAN,
-                tcp(
-                    &format!("192.0.2.{}", 10 + i),
-                    40000,
-                    SERVER,
-                    80,
-                    u32::from(i),
-                    0,
-                    SYN,
-                    b"",
-                ),
-            )
+            let c = format!("192.0.2.{}", 10 + i);
+            (LAN, tcp(&c, 40000, SERVER, 80, u32::from(i), 0, SYN, b""))
         })
         .collect();
-    let tx = feed(&set, 0, t(1), &syns);
+    // Read by two workers, half each: each half starts its connections in that worker's shard.
+    let mut tx = feed(&set, 0, t(1), &syns[..32]);
+    tx.extend(feed(&set, 1, t(1), &syns[32..]));
     let out = on(&tx, WAN);
     assert_eq!(out.len(), 64, "every SYN is forwarded");
     let ports: BTreeSet<u16> = out.iter().map(|(_, p)| sport(p)).collect();
     assert_eq!(ports.len(), 64, "NAT gave 64 distinct ports: {ports:?}");
     assert!(out.iter().all(|(_, p)| src4(p) == ip(ROUTER_WAN)));
-    // Both shards hold connections, and every reply tuple is published.
-    let (a, b) = (set.lock(0).ct_len(), set.lock(1).ct_len());
-    assert!(
-        a > 0 && b > 0 && a + b == 64,
-        "spread over the shards: {a} + {b}"
-    );
-    assert_eq!(set.directory().len(), 64);
-    // Replies, read by the other worker: each reaches the shard that sent its SYN and goes
-    // back to its own client.
-    // The client each NAT port stands for, and the shard that sent its SYN.
+    assert_eq!((set.lock(0).ct_len(), set.lock(1).ct_len()), (32, 32));
+    assert_eq!(set.directory().len(), 128, "both tuples of each connection");
+    // The client each NAT port stands for (the SYN's sequence number), and the SYN's shard.
     let syn_of: HashMap<u16, (IpAddr, usize)> = out
         .iter()
         .map(|(s, p)| {
-            (
-                sport(p),
-                (ip(&format!("192.0.2.{}", 10 + tcp_seq_client(p))), *s),
-            )
+            let c = ip(&format!("192.0.2.{}", 10 + tcp_seq(p)));
+            (sport(p), (c, *s))
         })
         .collect();
+    // The replies, all read by worker 1.
     let replies: Vec<(usize, Vec<u8>)> = out
         .iter()
         .map(|(_, p)| {
-            (
-                WAN,
-                tcp(
-                    SERVER,
-                    80,
-                    ROUTER_WAN,
-                    sport(p),
-                    500,
-                    tcp_seq_client(p) + 1,
-                    SYN | ACK,
-                    b"",
-                ),
-            )
+            let r = tcp(
+                SERVER,
+                80,
+                ROUTER_WAN,
+                sport(p),
+                500,
+                tcp_seq(p) + 1,
+                SYN | ACK,
+                b"",
+            );
+            (WAN, r)
         })
         .collect();
-    let tx = feed(&set, 1, t(2), &replies);
-    let back = on(&tx, LAN);
-    assert_eq!(back.len(), 64, "every SYN-ACK is delivered");
     for (_, r) in &replies {
-        let (_, shard) = syn_of[&dport(r)];
         assert_eq!(
             set.owner(r),
-            Some(shard),
-            "the reply is owned by the SYN's shard"
+            Some(syn_of[&dport(r)].1),
+            "owned by the SYN's shard"
         );
     }
+    let back = on(&feed(&set, 1, t(2), &replies), LAN);
+    assert_eq!(back.len(), 64, "every SYN-ACK is delivered");
     for (shard, p) in &back {
         assert_eq!(dport(p), 40000);
-        // The SYN-ACK acks seq 1 + client number: it went to the client that sent it.
-        let (client, syn_shard) = syn_of
-            .values()
-            .find(|(c, _)| *c == dst4(p))
-            .copied()
-            .unwrap();
-        assert_eq!(dst4(p), client);
-        assert_eq!(*shard, syn_shard, "reply handled by the SYN's shard");
+        let (_, syn_shard) = syn_of.values().find(|(c, _)| *c == dst4(p)).unwrap();
+        assert_eq!(shard, syn_shard, "handled by the SYN's shard");
     }
     let clients: BTreeSet<IpAddr> = back.iter().map(|(_, p)| dst4(p)).collect();
     assert_eq!(clients.len(), 64, "each client got its own reply");
     let stats = set.ct_stats();
     assert!(stats.contains("entries=64 "), "{stats}");
     assert!(
-        stats.contains("shards count=2 published_tuples=64"),
+        stats.contains("shards count=2 published_tuples=128"),
         "{stats}"
     );
+    assert!(stats.contains("shard index=1 entries=32 "), "{stats}");
 }
 
 #[test]
 fn port_forward_replies_find_the_shard_that_forwarded() {
     let set = shards(2);
-    let clients: Vec<(String, u16)> = (1..=32u16)
-        .map(|i| (format!("198.51.100.{}", 100 + i), 5000 + i))
-        .collect();
-    let syns: Vec<(usize, Vec<u8>)> = clients
-        .iter()
-        .map(|(c, p)| (WAN, tcp(c, *p, ROUTER_WAN, 8080, 7, 0, SYN, b"")))
-        .collect();
-    // Without the directory, a reply whose tuple hashes elsewhere would be lost: make sure
-    // the test has such flows.
-    let misplaced = syns
-        .iter()
-        .zip(&clients)
-        .filter(|((_, s), (c, p))| {
-            let reply = tcp("192.0.2.80", 80, c, *p, 9, 8, SYN | ACK, b"");
-            set.steer().key(s) != set.steer().key(&reply)
-                && steer_home(&set, s) != steer_home(&set, &reply)
+    let syns: Vec<(usize, Vec<u8>)> = (1..=32u16)
+        .map(|i| {
+            let c = format!("198.51.100.{}", 100 + i);
+            (WAN, tcp(&c, 5000 + i, ROUTER_WAN, 8080, 7, 0, SYN, b""))
         })
-        .count();
-    assert!(misplaced > 0, "some replies hash to the other shard");
-    let tx = feed(&set, 0, t(1), &syns);
+        .collect();
+    let mut tx = feed(&set, 0, t(1), &syns[..16]);
+    tx.extend(feed(&set, 1, t(1), &syns[16..]));
     let fwd = on(&tx, LAN);
     assert_eq!(fwd.len(), 32);
     assert!(fwd
         .iter()
         .all(|(_, p)| dst4(p) == ip("192.0.2.80") && dport(p) == 80));
-    let replies: Vec<(usize, Vec<u8>)> = fwd
-        .iter()
-        .map(|(_, p)| {
-            (
-                LAN,
-                tcp(
-                    "192.0.2.80",
-                    80,
-                    &src4(p).to_string(),
-                    sport(p),
-                    9,
-                    8,
-                    SYN | ACK,
-                    b"",
-                ),
-            )
-        })
-        .collect();
-    let tx = feed(&set, 1, t(2), &replies);
+    // The LAN server's replies, each half read by the other worker.
+    let reply = |p: &[u8]| {
+        let c = src4(p).to_string();
+        (
+            LAN,
+            tcp("192.0.2.80", 80, &c, sport(p), 9, 8, SYN | ACK, b""),
+        )
+    };
+    let replies: Vec<(usize, Vec<u8>)> = fwd.iter().map(|(_, p)| reply(p)).collect();
+    let mut tx = feed(&set, 1, t(2), &replies[..16]);
+    tx.extend(feed(&set, 0, t(2), &replies[16..]));
     let back = on(&tx, WAN);
-    assert_eq!(
-        back.len(),
-        32,
-        "every reply leaves un-NATed: {}",
-        set.ct_stats()
-    );
+    assert_eq!(back.len(), 32, "every reply leaves: {}", set.ct_stats());
     for (_, p) in &back {
-        assert_eq!((src4(p), sport(p)), (ip(ROUTER_WAN), 8080));
+        assert_eq!((src4(p), sport(p)), (ip(ROUTER_WAN), 8080), "un-NATed");
     }
-}
-
-fn steer_home(set: &ShardSet, p: &[u8]) -> Option<usize> {
-    match set.steer().key(p) {
-        router::shard::SteerKey::Flow(t) => Some(set.steer().home(&t)),
-        _ => None,
-    }
+    let by: BTreeSet<usize> = back.iter().map(|(s, _)| *s).collect();
+    assert_eq!(by.len(), 2, "both shards forwarded replies");
 }
 
 #[test]
@@ -286,29 +231,38 @@ fn fragments_are_reassembled_anywhere_and_handed_to_the_owner() {
             &[(0, 800), (800, 800), (1600, 408)],
             100 + u16::from(i),
         );
-        if set.owner(&frags[1]) != set.owner(&whole) {
-            handed += 1;
-        }
         // Each fragment read by a different worker.
         let mut out = Vec::new();
         for (k, f) in frags.iter().enumerate() {
-            out.extend(on(&feed(&set, k % 2, t(1), &[(LAN, f.clone())]), WAN));
+            let w = (k + usize::from(i)) % 2;
+            out.extend(on(&feed(&set, w, t(1), &[(LAN, f.clone())]), WAN));
         }
         assert_eq!(out.len(), 3, "the three fragments leave");
-        assert!(out
-            .iter()
-            .all(|(s, p)| src4(p) == ip(ROUTER_WAN) && Some(*s) == set.owner(&whole)));
+        // A flow's first datagram starts its connection where it was reassembled.
+        assert_eq!(set.owner(&whole), set.owner(&frags[0]));
+        for (s, p) in &out {
+            assert_eq!(src4(p), ip(ROUTER_WAN));
+            assert_eq!(Some(*s), set.owner(&whole));
+        }
         let nat_port = sport(&out[0].1);
         // A fragmented reply comes back to the client.
         let rpay: Vec<u8> = (0..1800).map(|k| (k * 3) as u8).collect();
         let reply = udp(SERVER, 9000, ROUTER_WAN, nat_port, &rpay);
         let rfrags = frag4(&reply, &[(0, 1000), (1000, 808)], 900 + u16::from(i));
+        // Reply fragments are reassembled by the shard of the (server, router) pair, which is
+        // not the shard of every client's connection.
+        if set.owner(&rfrags[0]) != set.owner(&reply) {
+            handed += 1;
+        }
         let mut back = Vec::new();
         for (k, f) in rfrags.iter().enumerate() {
             back.extend(on(&feed(&set, (k + 1) % 2, t(1), &[(WAN, f.clone())]), LAN));
         }
         assert_eq!(back.len(), 2, "both reply fragments reach the client");
-        assert!(back.iter().all(|(_, p)| dst4(p) == ip(&client)));
+        for (s, p) in &back {
+            assert_eq!(dst4(p), ip(&client));
+            assert_eq!(Some(*s), set.owner(&reply));
+        }
         assert_eq!(dport(&back[0].1), 41000);
     }
     assert!(
@@ -323,13 +277,18 @@ fn icmp_errors_reach_the_shard_of_the_connection_and_are_translated() {
     for i in 0..16u8 {
         let client = format!("192.0.2.{}", 20 + i);
         let syn = tcp(&client, 33000, SERVER, 443, 1, 0, SYN, b"");
-        let out = on(&feed(&set, 0, t(1), &[(LAN, syn)]), WAN);
+        let w = usize::from(i) % 2;
+        let out = on(&feed(&set, w, t(1), &[(LAN, syn)]), WAN);
         assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].0, w,
+            "a new connection starts in the reading worker's shard"
+        );
         let err = icmp_error("198.51.100.254", &out[0].1, 3, 1);
-        let back = on(&feed(&set, 1, t(1), &[(WAN, err.clone())]), LAN);
+        assert_eq!(set.owner(&err), Some(w));
+        let back = on(&feed(&set, 1 - w, t(1), &[(WAN, err)]), LAN);
         assert_eq!(back.len(), 1, "the error is RELATED and forwarded");
-        assert_eq!(back[0].0, out[0].0, "handled by the connection's shard");
-        assert_eq!(set.owner(&err), Some(out[0].0));
+        assert_eq!(back[0].0, w, "handled by the connection's shard");
         assert_eq!(dst4(&back[0].1), ip(&client));
         // The quoted packet is translated back: the client's own address and port.
         let inner = &back[0].1[28..];
@@ -342,42 +301,35 @@ fn icmp_errors_reach_the_shard_of_the_connection_and_are_translated() {
 fn connlimit_counts_connections_of_every_shard() {
     let set = shards(2);
     let c = "192.0.2.50";
-    // Source ports whose connections live in shard 0 and shard 1.
-    let home = |p: u16| steer_home(&set, &tcp(c, p, SERVER, 80, 1, 0, SYN, b"")).unwrap();
-    let mut ports = [Vec::new(), Vec::new()];
-    for p in 1024..2000u16 {
-        ports[home(p)].push(p);
-    }
-    let (a, b, x, d) = (ports[0][0], ports[1][0], ports[1][1], ports[0][1]);
     let syn = |p: u16| (LAN, tcp(c, p, SERVER, 80, 1, 0, SYN, b""));
-    assert_eq!(on(&feed(&set, 0, t(1), &[syn(a)]), WAN).len(), 1);
-    assert_eq!(on(&feed(&set, 0, t(1), &[syn(b)]), WAN).len(), 1);
-    // A third connection is over the limit, in either shard.
-    assert_eq!(on(&feed(&set, 0, t(1), &[syn(x)]), WAN).len(), 0);
-    assert_eq!(on(&feed(&set, 1, t(1), &[syn(d)]), WAN).len(), 0);
+    // a in shard 0, b in shard 1.
+    assert_eq!(on(&feed(&set, 0, t(1), &[syn(1024)]), WAN).len(), 1);
+    assert_eq!(on(&feed(&set, 1, t(1), &[syn(1025)]), WAN).len(), 1);
+    assert_eq!((set.lock(0).ct_len(), set.lock(1).ct_len()), (1, 1));
+    // A third connection is over the limit, read by either worker.
+    assert_eq!(on(&feed(&set, 0, t(1), &[syn(1026)]), WAN).len(), 0);
+    assert_eq!(on(&feed(&set, 1, t(1), &[syn(1027)]), WAN).len(), 0);
     // The client resets b (shard 1): a new connection in shard 0 is allowed again, because
     // shard 0 asks shard 1 whether b still counts.
-    let rst = tcp(c, b, SERVER, 80, 1, 0, RST, b"");
-    feed(&set, 1, t(2), &[(LAN, rst)]);
-    assert_eq!(on(&feed(&set, 0, t(3), &[syn(d)]), WAN).len(), 1);
+    let rst = tcp(c, 1025, SERVER, 80, 1, 0, RST, b"");
+    feed(&set, 0, t(2), &[(LAN, rst)]);
+    assert_eq!(on(&feed(&set, 0, t(3), &[syn(1027)]), WAN).len(), 1);
 }
 
 #[test]
 fn the_directory_empties_when_connections_end() {
     let set = shards(2);
-    let syns: Vec<(usize, Vec<u8>)> = (0..40u16)
+    let reqs: Vec<(usize, Vec<u8>)> = (0..40u16)
         .map(|i| (LAN, udp("192.0.2.10", 50000 + i, SERVER, 53, b"q")))
         .collect();
-    feed(&set, 0, t(1), &syns);
-    assert_eq!(set.directory().len(), 40);
+    feed(&set, 0, t(1), &reqs[..20]);
+    feed(&set, 1, t(1), &reqs[20..]);
+    assert_eq!(set.directory().len(), 80, "two tuples per connection");
     set.ct_flush();
-    assert_eq!(
-        set.directory().len(),
-        0,
-        "flush withdraws every published tuple"
-    );
-    feed(&set, 0, t(2), &syns);
-    assert_eq!(set.directory().len(), 40);
+    assert_eq!(set.directory().len(), 0, "flush withdraws every tuple");
+    feed(&set, 1, t(2), &reqs[..20]);
+    feed(&set, 0, t(2), &reqs[20..]);
+    assert_eq!(set.directory().len(), 80);
     // Unreplied UDP expires after 30 s; each worker's call runs its shard's timers.
     for s in 0..200 {
         feed(&set, 0, t(40 + s), &[]);
@@ -388,26 +340,38 @@ fn the_directory_empties_when_connections_end() {
 }
 
 #[test]
-fn steering_is_symmetric_and_follows_the_quoted_packet() {
+fn packets_follow_their_connection_and_new_flows_stay_with_their_reader() {
     let set = shards(4);
-    for p in 1000..1200u16 {
-        let a = tcp("192.0.2.7", p, SERVER, 80, 1, 0, SYN, b"");
-        let b = tcp(SERVER, 80, "192.0.2.7", p, 1, 2, SYN | ACK, b"");
-        assert_eq!(set.owner(&a), set.owner(&b));
-        let e = icmp_error("198.51.100.254", &a, 3, 1);
-        assert_eq!(
-            set.owner(&e),
-            set.owner(&b),
-            "an error goes where the reply goes"
+    for p in 1000..1100u16 {
+        let w = usize::from(p) % 4;
+        // One client per connection: the ruleset's connlimit allows two per client.
+        let c = format!("192.0.2.{}", p - 900);
+        let a = tcp(&c, p, SERVER, 80, 1, 0, SYN, b"");
+        assert_eq!(set.owner(&a), None, "no connection yet: any shard");
+        let out = on(&feed(&set, w, t(1), &[(LAN, a.clone())]), WAN);
+        assert_eq!(out.len(), 1);
+        let b = tcp(
+            SERVER,
+            80,
+            ROUTER_WAN,
+            sport(&out[0].1),
+            1,
+            2,
+            SYN | ACK,
+            b"",
         );
-        let v6a = udp("2001:db8:1::7", p, "2001:db8:2::9", 53, b"x");
-        let v6b = udp("2001:db8:2::9", 53, "2001:db8:1::7", p, b"y");
-        assert_eq!(set.owner(&v6a), set.owner(&v6b));
+        assert_eq!(set.owner(&a), Some(w));
+        assert_eq!(set.owner(&b), Some(w), "and the reply to it");
+        let e = icmp_error("198.51.100.254", &out[0].1, 3, 1);
+        assert_eq!(set.owner(&e), Some(w), "an error goes where the reply goes");
     }
-    let homes: BTreeSet<Option<usize>> = (1000..1200u16)
-        .map(|p| set.owner(&udp("192.0.2.7", p, SERVER, 53, b"x")))
-        .collect();
-    assert_eq!(homes.len(), 4, "flows spread over all four shards");
+    let v6 = udp("2001:db8:1::7", 5353, "2001:db8:2::9", 53, b"x");
+    assert_eq!(set.owner(&v6), None);
+    // Fragments always have an owner (the shard that reassembles them).
+    let whole = udp("192.0.2.7", 4000, SERVER, 9000, &[7u8; 1600]);
+    let frags = frag4(&whole, &[(0, 800), (800, 808)], 5);
+    assert!(set.owner(&frags[0]).is_some());
+    assert_eq!(set.owner(&frags[0]), set.owner(&frags[1]));
     // Garbage belongs to no shard in particular (it is dropped wherever it lands).
     assert_eq!(set.owner(&[0x45, 0, 0]), None);
 }
