@@ -7,9 +7,10 @@
 //!   so that each namespace routes through tunfilter. Dropping the devices undoes all of it.
 //! - [`l2`]: Ethernet, ARP and IPv6 Neighbour Discovery for TAP links (sans-IO, unit-tested):
 //!   the engine never sees a frame, an ARP packet or an NS/NA.
-//! - [`run`]: worker threads (one per core) that read batches of packets, hand them to the
-//!   engine under a short lock, write what the engine transmits, and drive its timers from the
-//!   monotonic clock; SIGINT/SIGTERM stop cleanly, SIGHUP reloads the rules.
+//! - [`run`]: worker threads (one per core) that read batches of packets, hand each to the
+//!   engine shard that owns its flow ([`crate::shard`]: one shard and one lock per worker),
+//!   write what the shards transmit, and drive their timers from the monotonic clock;
+//!   SIGINT/SIGTERM stop cleanly, SIGHUP reloads the rules.
 //! - [`control`]: the Unix control socket (`ct list`, `ct events`, `rules list`, `reload`, ...)
 //!   and the client side that the CLI subcommands call.
 //!
