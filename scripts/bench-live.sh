@@ -11,9 +11,11 @@
 #            LAN->WAN flow at position 99.
 #   tunfilter-offload  the same, with `offload = true` on both TUNs (IFF_VNET_HDR: the
 #            endpoints' kernels hand over TCP super-packets of up to 64 KiB with partial checksums).
+#   tunfilter-1w  `tunfilter` with one worker (one shard, one queue per device), whatever WORKERS
+#            says: beside `tunfilter` with PARALLEL > 1 it shows how the shards scale.
 #   linux    kernel forwarding in a router namespace between two veth pairs, nftables conntrack
 #            + masquerade (the kernel path with GRO/GSO offloads).
-# For each: iperf3 single-flow TCP over IPv4 and IPv6, and UDP with 64-byte payloads at full
+# For each: iperf3 TCP over IPv4 and IPv6 (one flow, or PARALLEL), and UDP with 64-byte payloads at full
 # speed (packets received by the server per second). Each measurement runs REPS times,
 # interleaved across forwarders so that background load hits all of them alike; the table
 # shows medians and the ratio to the bare loop.
@@ -187,7 +189,7 @@ EOF
 
 # ---- forwarders ----------------------------------------------------------------------------------
 FWD_PID=
-start_forwarder() { # bare | tunfilter | tunfilter-offload | linux
+start_forwarder() { # bare | tunfilter | tunfilter-offload | tunfilter-1w | linux
     FWD_PID=
     case $1 in
         bare)
@@ -200,6 +202,10 @@ start_forwarder() { # bare | tunfilter | tunfilter-offload | linux
         tunfilter-offload)
             rm -f "$SOCK"
             RUST_LOG=warn tf_bg "$TF" run --config "$DIR/gateway-offload.toml" --socket "$SOCK" --workers "$WORKERS" 2>>"$DIR/tunfilter.log"
+            FWD_PID=$TF_LAST_PID ;;
+        tunfilter-1w)
+            rm -f "$SOCK"
+            RUST_LOG=warn tf_bg "$TF" run --config "$DIR/gateway.toml" --socket "$SOCK" --workers 1 2>>"$DIR/tunfilter.log"
             FWD_PID=$TF_LAST_PID ;;
         linux) return 0 ;;
     esac
