@@ -1714,8 +1714,37 @@ impl Engine {
         }
     }
 
+    /// Evaluates `table` at `hook`. Inlined so that the common case, a table the ruleset
+    /// does not have, costs one test instead of a call with ten arguments.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn run_table(
+        &mut self,
+        table: Table,
+        hook: Hook,
+        meta: &Meta,
+        pkt: &PacketBuf,
+        in_iface: Option<IfaceId>,
+        out_iface: Option<IfaceId>,
+        ctstate: CtState,
+        skb: &mut Skb,
+        ct: Option<&Ct>,
+    ) -> Verdict {
+        let rs = match meta.family {
+            Family::V4 => &*self.rules4,
+            Family::V6 => &*self.rules6,
+        };
+        if !rs.has_table(table) {
+            return Verdict::Accept;
+        }
+        self.run_table_rules(
+            table, hook, meta, pkt, in_iface, out_iface, ctstate, skb, ct,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn run_table_rules(
         &mut self,
         table: Table,
         hook: Hook,
@@ -1733,9 +1762,6 @@ impl Engine {
             Family::V4 => &*self.rules4,
             Family::V6 => &*self.rules6,
         };
-        if !rs.has_table(table) {
-            return Verdict::Accept;
-        }
         let name = |i: Option<IfaceId>| i.and_then(|i| self.ifaces.get(i)).map(|i| &*i.name);
         let ctmark = match ct {
             Some(Ct::Known { id, .. }) => self.ct.get(*id).map_or(0, |c| c.mark),
@@ -1868,7 +1894,13 @@ impl Engine {
         hook: Hook,
         ingress: Option<IfaceId>,
     ) -> bool {
-        if let (Some(target), Ct::New { conn, .. }) = (self.last_nat.take(), &mut *ct) {
+        // `take` moves the whole (large) target: only pay for it when there is one.
+        let target = if self.last_nat.is_some() {
+            self.last_nat.take()
+        } else {
+            None
+        };
+        if let (Some(target), Ct::New { conn, .. }) = (target, &mut *ct) {
             let orig = conn.tuples[0];
             let local = self.local_addr_on(iface, meta.family);
             let bound = match &target {
