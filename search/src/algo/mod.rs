@@ -6,6 +6,7 @@ use crate::{Algorithm, BuildError, Control, Match, Pattern, PatternKind, SearchO
 
 mod ac;
 pub(crate) mod dfa;
+mod fdr;
 mod kmp;
 mod literal;
 
@@ -200,6 +201,11 @@ fn check(
     Ok(())
 }
 
+/// Unanchored literal sets from this size on use the bucketed shift-or
+/// (`fdr`); smaller ones keep the automaton, whose memchr/Teddy prefilter
+/// wins for a few literals.
+const FDR_MIN_PATTERNS: usize = 4;
+
 /// `auto`: the fastest algorithm able to take the set.
 fn choose(patterns: &[Pattern], opts: &SearchOptions) -> Algorithm {
     let all_literal = patterns.iter().all(|p| p.kind == PatternKind::Literal);
@@ -260,13 +266,17 @@ pub(crate) fn build(
         }
         Algorithm::AhoCorasick => {
             check(algo, patterns, usize::MAX, &[Literal])?;
-            Box::new(ac::Ac::new(
-                patterns,
-                opts.icase,
-                opts.anchored,
-                earliest,
-                opts.from,
-            )?)
+            if !opts.anchored && patterns.len() >= FDR_MIN_PATTERNS {
+                Box::new(fdr::Fdr::new(patterns, opts.icase, earliest))
+            } else {
+                Box::new(ac::Ac::new(
+                    patterns,
+                    opts.icase,
+                    opts.anchored,
+                    earliest,
+                    opts.from,
+                )?)
+            }
         }
         Algorithm::Regex => {
             check(algo, patterns, usize::MAX, &[Literal, Regex, Wildcard])?;
