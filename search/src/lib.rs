@@ -74,8 +74,8 @@
 //!    description, capabilities) and a branch in `algo::build`.
 //! 3. The shared corpus (`tests/data/*.toml`) and the differential property
 //!    test pick it up from [`algorithms`]; add it to the benchmark matrix.
-#![cfg_attr(not(feature = "vectorscan"), forbid(unsafe_code))]
-#![cfg_attr(feature = "vectorscan", deny(unsafe_code))]
+// Unsafe only in the SSE2 loop of `algo::fdr_x86` and the Vectorscan binding.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub(crate) mod algo;

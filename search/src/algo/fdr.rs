@@ -82,7 +82,57 @@ pub(crate) struct Fdr {
     max_len: usize,
     icase: bool,
     earliest: bool,
+    /// Use the SSE2 block loop (always on x86-64 outside tests, which also
+    /// run the portable one).
+    simd: bool,
 }
+
+/// Table index of the gram ending at `cur`: the two bytes as one
+/// little-endian `u16` (one load), masked to the table size.
+#[inline(always)]
+fn gram_index<const N: usize>(prev: u8, cur: u8) -> usize {
+    usize::from(u16::from_le_bytes([prev, cur])) & (N - 1)
+}
+
+/// The portable block loop; same contract as `fdr_x86::blocks`: run
+/// 8-position blocks from `p` (≥ 1) from word `s`, stop at the first block
+/// with a candidate and return `(its start, word after it, hits)`, or
+/// `(next position, word, 0)` when fewer than 8 bytes remain.
+#[inline(always)]
+fn blocks<const N: usize>(
+    table: &[u64; N],
+    hay: &[u8],
+    mut p: usize,
+    mut s: u64,
+) -> (usize, u64, u64) {
+    let gram = |prev: u8, cur: u8| table[gram_index::<N>(prev, cur)];
+    while p + 8 <= hay.len() {
+        let blk: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
+        // Position p + k adds its word shifted up 7 − k lanes: `lo` gets
+        // lanes 0..8, `hi` what crosses into lanes 8..16.
+        let mut lo = gram(blk[7], blk[8]);
+        let mut hi = s;
+        for k in 0..7 {
+            let g = gram(blk[k], blk[k + 1]);
+            lo |= g << (8 * (7 - k));
+            hi |= g >> (8 * (k + 1));
+        }
+        s = lo;
+        // Lanes 7..=14 hold the windows ending at p..p+8 (lane 14 − t for
+        // the one ending at p + t), here as bytes 7 − t.
+        let hits = !(hi << 8 | lo >> 56);
+        if hits != 0 {
+            return (p, s, hits);
+        }
+        p += 8;
+    }
+    (p, s, 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+use super::fdr_x86::blocks as blocks_simd;
+#[cfg(not(target_arch = "x86_64"))]
+use blocks as blocks_simd;
 
 /// ASCII lower-case of eight bytes at once.
 #[inline(always)]
@@ -218,6 +268,7 @@ impl Fdr {
             max_len: patterns.iter().map(|p| p.bytes.len()).max().unwrap_or(1),
             icase,
             earliest,
+            simd: cfg!(target_arch = "x86_64"),
         }
     }
 
@@ -314,8 +365,7 @@ impl Fdr {
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
-        let gram =
-            |prev: u8, cur: u8| table[usize::from(u16::from_le_bytes([prev, cur])) & (N - 1)];
+        let gram = |prev: u8, cur: u8| table[gram_index::<N>(prev, cur)];
         let n = hay.len();
         if n == 0 {
             return Control::Continue;
@@ -329,30 +379,24 @@ impl Fdr {
             return Control::Stop;
         }
         let mut p = 1;
-        while p + 8 <= n {
-            let blk: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
-            // Position p + k adds its word shifted up 7 − k lanes: `lo`
-            // gets lanes 0..8, `hi` what crosses into lanes 8..16.
-            let mut lo = gram(blk[7], blk[8]);
-            let mut hi = s;
-            for k in 0..7 {
-                let g = gram(blk[k], blk[k + 1]);
-                lo |= g << (8 * (7 - k));
-                hi |= g >> (8 * (k + 1));
+        loop {
+            let (at, word, hits) = if self.simd {
+                blocks_simd(table, hay, p, s)
+            } else {
+                blocks(table, hay, p, s)
+            };
+            s = word;
+            if hits == 0 {
+                p = at;
+                break;
             }
-            // Lanes 7..=14 hold the windows ending at p..p+8 (lane 14 − t
-            // for the one ending at p + t).
-            let hits = !(hi << 8 | lo >> 56);
-            if hits != 0 {
-                for t in 0..8 {
-                    let lane = (hits >> (8 * (7 - t))) as u8;
-                    if lane != 0 && self.confirm(carry, hay, p + t + 1, lane, base, sink) {
-                        return Control::Stop;
-                    }
+            for t in 0..8 {
+                let lane = (hits >> (8 * (7 - t))) as u8;
+                if lane != 0 && self.confirm(carry, hay, at + t + 1, lane, base, sink) {
+                    return Control::Stop;
                 }
             }
-            s = lo;
-            p += 8;
+            p = at + 8;
         }
         while p < n {
             s = s << 8 | gram(hay[p - 1], hay[p]);

@@ -7,6 +7,8 @@ use crate::{Algorithm, BuildError, Control, Match, Pattern, PatternKind, SearchO
 mod ac;
 pub(crate) mod dfa;
 mod fdr;
+#[cfg(target_arch = "x86_64")]
+mod fdr_x86;
 mod kmp;
 mod literal;
 
