@@ -312,6 +312,11 @@ impl Fdr {
             u64::from_le_bytes(k)
         };
         let last8 = if self.icase { fold8(last8) } else { last8 };
+        crate::PROBE_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        crate::PROBE_BUCKETS.fetch_add(
+            buckets.count_ones() as usize,
+            core::sync::atomic::Ordering::Relaxed,
+        );
         let avail = carry.len() + end;
         let mut best: Option<Match> = None;
         while buckets != 0 {
@@ -321,6 +326,7 @@ impl Fdr {
             let s = b.first_slot as usize + Self::slot(b, key);
             for &id in &self.ids[self.slots[s] as usize..self.slots[s + 1] as usize] {
                 let lit = self.lits[id as usize];
+                crate::PROBE_LITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 let len = lit.len as usize;
                 if len > avail {
                     continue;

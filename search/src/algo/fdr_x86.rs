@@ -32,6 +32,11 @@ pub(super) fn blocks<const N: usize>(
     unsafe { blocks_sse2(table, hay, p, s) }
 }
 
+/// The table mask repeated in the four 16-bit fields of a word.
+const fn lanes<const N: usize>() -> u64 {
+    (N as u64 - 1) * 0x0001_0001_0001_0001
+}
+
 #[target_feature(enable = "sse2")]
 fn blocks_sse2<const N: usize>(
     table: &[u64; N],
@@ -39,27 +44,30 @@ fn blocks_sse2<const N: usize>(
     mut p: usize,
     s: u64,
 ) -> (usize, u64, u64) {
-    let word = |prev: u8, cur: u8| -> __m128i {
-        let i = usize::from(u16::from_le_bytes([prev, cur])) & (N - 1);
-        _mm_cvtsi64_si128(table[i] as i64)
-    };
+    let word = |i: u64| -> __m128i { _mm_cvtsi64_si128(table[(i as usize) & (N - 1)] as i64) };
     let mut sv = _mm_cvtsi64_si128(s as i64);
     while p + 8 <= hay.len() {
+        // Grams (p − 1 + k, p + k) are the 16-bit fields of two words: the
+        // even k of the one at p − 1, the odd k of the one at p.
         let b: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
+        let even = u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) & lanes::<N>();
+        let odd = u64::from_le_bytes(b[1..].try_into().expect("8 bytes")) & lanes::<N>();
+        let g = [
+            even,
+            odd,
+            even >> 16,
+            odd >> 16,
+            even >> 32,
+            odd >> 32,
+            even >> 48,
+            odd >> 48,
+        ];
+        let word = |k: usize| word(g[k] & 0xffff);
         // Position p + k is shifted up 7 − k lanes; balanced or-tree.
-        let r01 = _mm_or_si128(
-            _mm_slli_si128::<7>(word(b[0], b[1])),
-            _mm_slli_si128::<6>(word(b[1], b[2])),
-        );
-        let r23 = _mm_or_si128(
-            _mm_slli_si128::<5>(word(b[2], b[3])),
-            _mm_slli_si128::<4>(word(b[3], b[4])),
-        );
-        let r45 = _mm_or_si128(
-            _mm_slli_si128::<3>(word(b[4], b[5])),
-            _mm_slli_si128::<2>(word(b[5], b[6])),
-        );
-        let r67 = _mm_or_si128(_mm_slli_si128::<1>(word(b[6], b[7])), word(b[7], b[8]));
+        let r01 = _mm_or_si128(_mm_slli_si128::<7>(word(0)), _mm_slli_si128::<6>(word(1)));
+        let r23 = _mm_or_si128(_mm_slli_si128::<5>(word(2)), _mm_slli_si128::<4>(word(3)));
+        let r45 = _mm_or_si128(_mm_slli_si128::<3>(word(4)), _mm_slli_si128::<2>(word(5)));
+        let r67 = _mm_or_si128(_mm_slli_si128::<1>(word(6)), word(7));
         let r = _mm_or_si128(_mm_or_si128(r01, r23), _mm_or_si128(r45, r67));
         // The previous word moves up 8 lanes; lanes 7..=14 are checked.
         let both = _mm_or_si128(r, _mm_slli_si128::<8>(sv));
