@@ -79,13 +79,6 @@
 #![warn(missing_docs)]
 
 pub(crate) mod algo;
-#[doc(hidden)]
-pub static PROBE_CALLS: AtomicUsize = AtomicUsize::new(0);
-#[doc(hidden)]
-pub static PROBE_BUCKETS: AtomicUsize = AtomicUsize::new(0);
-#[doc(hidden)]
-pub static PROBE_LITS: AtomicUsize = AtomicUsize::new(0);
-use std::sync::atomic::AtomicUsize;
 mod carry;
 mod error;
 #[doc(hidden)]

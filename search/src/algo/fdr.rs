@@ -47,6 +47,9 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// One literal of the set.
 #[derive(Debug, Clone, Copy)]
 struct Lit {
+    /// Its last `key_len` bytes (folded), the bucket key: compared first,
+    /// it rejects most slot neighbours without touching the bytes.
+    key: u64,
     /// Offset of its bytes in `Fdr::bytes` (folded when icase).
     at: u32,
     len: u32,
@@ -181,6 +184,7 @@ impl Fdr {
             let at = bytes.len() as u32;
             bytes.extend(p.bytes.iter().map(|&b| carry::fold(b, icase)));
             lits.push(Lit {
+                key: 0,
                 at,
                 len: p.bytes.len() as u32,
                 pattern: lits.len() as u32,
@@ -246,8 +250,9 @@ impl Fdr {
                 let tail = &bytes[(lit.at + lit.len) as usize - window[b]..][..window[b]];
                 let mut key = [0u8; 8];
                 key[..tail.len()].copy_from_slice(tail);
-                let h = Self::slot(&bucket, u64::from_le_bytes(key));
-                lists[h].push(i as u32);
+                let key = u64::from_le_bytes(key);
+                lits[i].key = key;
+                lists[Self::slot(&bucket, key)].push(i as u32);
             }
             for list in lists {
                 ids.extend(list);
@@ -312,11 +317,6 @@ impl Fdr {
             u64::from_le_bytes(k)
         };
         let last8 = if self.icase { fold8(last8) } else { last8 };
-        crate::PROBE_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        crate::PROBE_BUCKETS.fetch_add(
-            buckets.count_ones() as usize,
-            core::sync::atomic::Ordering::Relaxed,
-        );
         let avail = carry.len() + end;
         let mut best: Option<Match> = None;
         while buckets != 0 {
@@ -326,9 +326,8 @@ impl Fdr {
             let s = b.first_slot as usize + Self::slot(b, key);
             for &id in &self.ids[self.slots[s] as usize..self.slots[s + 1] as usize] {
                 let lit = self.lits[id as usize];
-                crate::PROBE_LITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 let len = lit.len as usize;
-                if len > avail {
+                if lit.key != key || len > avail {
                     continue;
                 }
                 let pat = &self.bytes[lit.at as usize..][..len];
@@ -396,9 +395,14 @@ impl Fdr {
                 p = at;
                 break;
             }
-            for t in 0..8 {
+            // Only the non-zero bytes, in increasing end order (byte 7 − t
+            // is the window ending at at + t).
+            let mut hits = hits;
+            while hits != 0 {
+                let t = (hits.leading_zeros() / 8) as usize;
                 let lane = (hits >> (8 * (7 - t))) as u8;
-                if lane != 0 && self.confirm(carry, hay, at + t + 1, lane, base, sink) {
+                hits &= !(0xff << (8 * (7 - t)));
+                if self.confirm(carry, hay, at + t + 1, lane, base, sink) {
                     return Control::Stop;
                 }
             }
