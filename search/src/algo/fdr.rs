@@ -454,3 +454,93 @@ impl Engine for Fdr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every (pattern, start, end) by brute force, sorted by (end, pattern).
+    fn naive(pats: &[Vec<u8>], hay: &[u8], icase: bool) -> Vec<(usize, u64, u64)> {
+        let mut out = Vec::new();
+        for (i, p) in pats.iter().enumerate() {
+            for s in 0..hay.len().saturating_sub(p.len() - 1) {
+                let w = &hay[s..s + p.len()];
+                if if icase {
+                    w.eq_ignore_ascii_case(p)
+                } else {
+                    w == &p[..]
+                } {
+                    out.push((i, s as u64, (s + p.len()) as u64));
+                }
+            }
+        }
+        out.sort_by_key(|&(i, _, e)| (e, i));
+        out
+    }
+
+    /// Feed `hay` cut at `cuts` through the engine alone, as `feed` would.
+    fn run(f: &Fdr, hay: &[u8], cuts: &[usize]) -> Vec<(usize, u64, u64)> {
+        let mut st = EngineState {
+            sid: 0,
+            mark: 0,
+            carry: Vec::with_capacity(f.carry_capacity()),
+        };
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &c in cuts.iter().chain([&usize::MAX]) {
+            let end = at + c.min(hay.len() - at);
+            f.scan(&mut st, &hay[at..end], at as u64, &mut |m| {
+                out.push((m.pattern, m.start, m.end));
+                Control::Continue
+            });
+            assert!(st.carry.len() <= f.carry_capacity());
+            assert_eq!(st.carry.capacity(), f.carry_capacity(), "no growth");
+            at = end;
+        }
+        assert!(out.windows(2).all(|w| w[0].2 <= w[1].2), "end order");
+        out.sort_by_key(|&(i, _, e)| (e, i));
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The portable and the SSE2 block loops against brute force: sets
+        /// of short and long literals over a small alphabet (dense
+        /// candidates), planted occurrences, random chunkings.
+        #[test]
+        fn both_loops_match_naive(
+            pats in prop::collection::vec(prop::collection::vec(prop::sample::select(&b"abAB\x00\xff"[..]), 1..20), 4..40),
+            noise in prop::collection::vec(prop::sample::select(&b"abAB\x00\xff-"[..]), 0..300),
+            plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..8),
+            cuts in prop::collection::vec(prop_oneof![Just(0usize), Just(1), 0usize..40], 0..30),
+            icase in any::<bool>(),
+        ) {
+            let mut hay = noise;
+            for (which, at) in plants {
+                let p = &pats[which.index(pats.len())];
+                let at = at.index(hay.len() + 1);
+                hay.splice(at..at, p.iter().copied());
+            }
+            let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
+            let want = naive(&pats, &hay, icase);
+            let mut f = Fdr::new(&patterns, icase, false);
+            for simd in [false, true] {
+                f.simd = simd && cfg!(target_arch = "x86_64");
+                prop_assert_eq!(&run(&f, &hay, &cuts), &want, "simd {}", simd);
+                prop_assert_eq!(&run(&f, &hay, &[]), &want, "flat, simd {}", simd);
+            }
+        }
+    }
+
+    #[test]
+    fn fold8_lowers_only_ascii_upper() {
+        let all: Vec<u8> = (0..=255).collect();
+        for c in all.chunks(8) {
+            let x = u64::from_le_bytes(c.try_into().unwrap());
+            let want: Vec<u8> = c.iter().map(|b| b.to_ascii_lowercase()).collect();
+            assert_eq!(fold8(x).to_le_bytes().to_vec(), want);
+        }
+    }
+}

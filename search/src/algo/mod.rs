@@ -103,7 +103,7 @@ static ALGORITHMS: [AlgorithmInfo; 7] = [
     AlgorithmInfo {
         algorithm: Algorithm::Auto,
         name: "auto",
-        description: "best for the set: memmem/bm for one literal, ac for literals, else regex",
+        description: "best for the set: memmem/bm for one literal, ac for literal sets, else regex",
         icase: true,
         regex: true,
         wildcard: true,
@@ -143,12 +143,15 @@ static ALGORITHMS: [AlgorithmInfo; 7] = [
     AlgorithmInfo {
         algorithm: Algorithm::AhoCorasick,
         name: "ac",
-        description: "Aho-Corasick automaton (DFA up to 100 literals, else contiguous NFA)",
+        description: "literal sets: bucketed shift-or (FDR-like) for 4+ unanchored literals, \
+                      else Aho-Corasick automaton",
         icase: true,
         regex: false,
         wildcard: false,
         multi_pattern: true,
-        carry: CarryBytes::None,
+        // The shift-or path confirms matches that began in earlier chunks
+        // against the carried bytes; the automaton path carries none.
+        carry: CarryBytes::LongestMinusOne,
     },
     AlgorithmInfo {
         algorithm: Algorithm::Regex,
