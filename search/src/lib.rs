@@ -13,9 +13,10 @@
 //! * Each flow owns a [`StreamState`], created by [`Searcher::new_state`]. It
 //!   is small and of fixed size: automaton-driven algorithms keep only a state
 //!   number (the whole struct is at most 64 bytes), and algorithms that look
-//!   back (Boyer-Moore-Horspool, memmem, bounded regexes reporting start
-//!   offsets) keep at most *longest pattern − 1* bytes in a buffer allocated
-//!   once when the state is created. Nothing is allocated per packet.
+//!   back (Boyer-Moore-Horspool, memmem, the bucketed shift-or behind `ac` for
+//!   sets of 4+ unanchored literals, bounded regexes reporting start offsets)
+//!   keep at most *longest pattern − 1* bytes in a buffer allocated once when
+//!   the state is created. Nothing is allocated per packet.
 //! * Data is fed one chunk at a time with [`Searcher::feed`]; chunks may be
 //!   empty or one byte long. A match that straddles any number of chunk (or
 //!   packet) boundaries is found, and reported with the pattern index and its
@@ -74,8 +75,8 @@
 //!    description, capabilities) and a branch in `algo::build`.
 //! 3. The shared corpus (`tests/data/*.toml`) and the differential property
 //!    test pick it up from [`algorithms`]; add it to the benchmark matrix.
-#![cfg_attr(not(feature = "vectorscan"), forbid(unsafe_code))]
-#![cfg_attr(feature = "vectorscan", deny(unsafe_code))]
+// Unsafe only in the SSE2 loop of `algo::fdr_x86` and the Vectorscan binding.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub(crate) mod algo;

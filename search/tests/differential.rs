@@ -157,6 +157,49 @@ proptest! {
         }
     }
 
+    /// Sets big enough for the bucketed shift-or (`fdr`, 4+ unanchored
+    /// literals): short and long literals mixed (1 to 24 bytes, windows of
+    /// 1 to 8), planted so that they straddle chunks and packets, under
+    /// every option (icase, from/to windows, earliest, anchored falls back
+    /// to the automaton).
+    #[test]
+    fn shift_or_literal_sets(
+        pats in prop::collection::vec(
+            prop_oneof![
+                1 => prop::collection::vec(byte(), 1..3),
+                3 => prop::collection::vec(byte(), 3..10),
+                2 => prop::collection::vec(byte(), 10..25),
+            ],
+            4..120,
+        ),
+        noise in prop::collection::vec(byte(), 0..300),
+        plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..10),
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let mut hay = noise;
+        for (which, at) in plants {
+            let p = &pats[which.index(pats.len())];
+            let at = at.index(hay.len() + 1);
+            hay.splice(at..at, p.iter().copied());
+        }
+        let opts = SearchOptions { to: opts.to.map(|t| t * 4), ..opts };
+        let want = common::naive_literals(&pats, &opts, &hay);
+        let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
+        let packets = split(&hay, &cuts);
+        let longest = pats.iter().map(Vec::len).max().unwrap_or(1);
+        for algo in [search::Algorithm::AhoCorasick, search::Algorithm::Auto] {
+            let s = Searcher::new(algo, &patterns, opts).expect("literal set builds");
+            prop_assert!(s.carry_capacity() < longest);
+            let got = common::normalise(common::run_packets(&s, &packets));
+            prop_assert_eq!(&got, &want, "{} packets {:?}", algo, packets);
+            // One byte at a time, with empty chunks between.
+            let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
+            let got = common::normalise(common::run_packets(&s, &[bytes]));
+            prop_assert_eq!(&got, &want, "{} byte by byte", algo);
+        }
+    }
+
     #[test]
     fn regex_sets(
         pats in prop::collection::vec(prop::collection::vec(proptest::sample::select(REGEX_ATOMS), 1..4), 1..4),

@@ -39,6 +39,18 @@ fn carriers_keep_longest_minus_one() {
             assert!(st.carried_bytes() <= 9);
         }
     }
+    // Four or more unanchored literals: the shift-or path of `ac`.
+    let set: Vec<Pattern> = ["ab", "0123456789", "xyz", "q"]
+        .iter()
+        .map(Pattern::literal)
+        .collect();
+    let s = searcher(Algorithm::AhoCorasick, &set);
+    assert_eq!(s.carry_capacity(), 9);
+    let mut st = s.new_state();
+    for chunk in [&b"01234"[..], b"56789ab", b"", b"q0123456789xyzq"] {
+        s.feed(&mut st, chunk, |_| Control::Continue);
+        assert!(st.carried_bytes() <= 9);
+    }
     let s = searcher(
         Algorithm::Regex,
         &[Pattern::regex("[a-z]{2,5}x"), Pattern::regex("ab")],

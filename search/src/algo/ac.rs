@@ -1,5 +1,6 @@
 //! Aho-Corasick over the aho-corasick crate's automaton API: the flow state
-//! is one `StateID`, nothing is carried.
+//! is one `StateID`, nothing is carried. Serves anchored sets and sets of
+//! fewer than 4 literals; larger unanchored sets go to `fdr`.
 //!
 //! When the automaton sits in its start state, its prefilter (memchr,
 //! rare bytes, Teddy) skips bytes that cannot start a match. The last

@@ -6,6 +6,9 @@ use crate::{Algorithm, BuildError, Control, Match, Pattern, PatternKind, SearchO
 
 mod ac;
 pub(crate) mod dfa;
+mod fdr;
+#[cfg(target_arch = "x86_64")]
+mod fdr_x86;
 mod kmp;
 mod literal;
 
@@ -100,7 +103,7 @@ static ALGORITHMS: [AlgorithmInfo; 7] = [
     AlgorithmInfo {
         algorithm: Algorithm::Auto,
         name: "auto",
-        description: "best for the set: memmem/bm for one literal, ac for literals, else regex",
+        description: "best for the set: memmem/bm for one literal, ac for literal sets, else regex",
         icase: true,
         regex: true,
         wildcard: true,
@@ -140,12 +143,15 @@ static ALGORITHMS: [AlgorithmInfo; 7] = [
     AlgorithmInfo {
         algorithm: Algorithm::AhoCorasick,
         name: "ac",
-        description: "Aho-Corasick automaton (DFA up to 100 literals, else contiguous NFA)",
+        description: "literal sets: bucketed shift-or (FDR-like) for 4+ unanchored literals, \
+                      else Aho-Corasick automaton",
         icase: true,
         regex: false,
         wildcard: false,
         multi_pattern: true,
-        carry: CarryBytes::None,
+        // The shift-or path confirms matches that began in earlier chunks
+        // against the carried bytes; the automaton path carries none.
+        carry: CarryBytes::LongestMinusOne,
     },
     AlgorithmInfo {
         algorithm: Algorithm::Regex,
@@ -199,6 +205,11 @@ fn check(
     }
     Ok(())
 }
+
+/// Unanchored literal sets from this size on use the bucketed shift-or
+/// (`fdr`); smaller ones keep the automaton, whose memchr/Teddy prefilter
+/// wins for a few literals.
+const FDR_MIN_PATTERNS: usize = 4;
 
 /// `auto`: the fastest algorithm able to take the set.
 fn choose(patterns: &[Pattern], opts: &SearchOptions) -> Algorithm {
@@ -260,13 +271,17 @@ pub(crate) fn build(
         }
         Algorithm::AhoCorasick => {
             check(algo, patterns, usize::MAX, &[Literal])?;
-            Box::new(ac::Ac::new(
-                patterns,
-                opts.icase,
-                opts.anchored,
-                earliest,
-                opts.from,
-            )?)
+            if !opts.anchored && patterns.len() >= FDR_MIN_PATTERNS {
+                Box::new(fdr::Fdr::new(patterns, opts.icase, earliest))
+            } else {
+                Box::new(ac::Ac::new(
+                    patterns,
+                    opts.icase,
+                    opts.anchored,
+                    earliest,
+                    opts.from,
+                )?)
+            }
         }
         Algorithm::Regex => {
             check(algo, patterns, usize::MAX, &[Literal, Regex, Wildcard])?;

@@ -1,0 +1,546 @@
+//! Bucketed shift-or over hashed byte pairs, for unanchored sets of many
+//! literals (the FDR idea of Hyperscan, implemented from its description).
+//!
+//! # Filter
+//!
+//! Literals are split into 8 buckets by length; bucket `b` looks at the last
+//! `m_b = min(8, shortest literal of b)` bytes of its literals, its
+//! *window*. A 64-bit word holds 8 lanes of 8 bucket bits; lane `j` stands
+//! for window byte `j` (windows are right-aligned: lane 7 is the last byte).
+//! The table maps the *gram* at a text position — the byte itself and a few
+//! low bits of the byte before it — to a word whose bit `(j, b)` is 0 when
+//! some literal of bucket `b` has that gram at window byte `j` (and for the
+//! lanes below `8 − m_b`, which bucket `b` does not use).
+//!
+//! Shift-or: `state = state << 8 | table[gram]` per position; lane 7 then
+//! has a zero bit for bucket `b` exactly when every byte of the last `m_b`
+//! matches *some* literal of `b` at its place: a candidate end. Eight
+//! positions are combined at once in a 128-bit word, so the loop-carried
+//! dependency is one shift per 8 bytes instead of per byte.
+//!
+//! # Confirm
+//!
+//! A candidate (end, bucket) hashes the last `min(m_b, 8)` bytes into the
+//! bucket's table of literal lists, and each listed literal is compared in
+//! full. Every literal sits in one bucket and one slot, so a match is
+//! reported once.
+//!
+//! # Streaming
+//!
+//! The flow keeps the shift-or word (in `mark`, xor-ed with the fresh value
+//! so that a reset state reads as fresh) and the last `longest − 1` bytes
+//! (in `carry`): a window or literal that began in an earlier chunk is seen
+//! by the shift-or word and confirmed against the carried bytes, without
+//! copying the chunk.
+
+use super::{Engine, EngineState};
+use crate::carry;
+use crate::{Control, Match, Pattern};
+
+const BUCKETS: usize = 8;
+/// Lanes of the shift-or word: the longest window.
+const LANES: usize = 8;
+/// Low bits of a byte whose eight bits are all set (SWAR helpers).
+const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// One literal of the set.
+#[derive(Debug, Clone, Copy)]
+struct Lit {
+    /// Its last `key_len` bytes (folded), the bucket key: compared first,
+    /// it rejects most slot neighbours without touching the bytes.
+    key: u64,
+    /// Offset of its bytes in `Fdr::bytes` (folded when icase).
+    at: u32,
+    len: u32,
+    pattern: u32,
+}
+
+/// Confirmation table of one bucket: literal lists keyed by a hash of the
+/// last `key_len` bytes.
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    key_len: u32,
+    /// `64 − log2(slots)`.
+    shift: u32,
+    /// Start of this bucket's slots in `Fdr::slots`.
+    first_slot: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Fdr {
+    /// Shift-or table, indexed by `gram_index`.
+    table: Vec<u64>,
+    /// Which low bits of a byte join the previous one in its gram.
+    cur_mask: u16,
+    /// The word of a fresh flow: ones on the lanes each bucket uses, so no
+    /// window reaches before the first byte.
+    fresh: u64,
+    buckets: [Bucket; BUCKETS],
+    /// Slot `s` lists `ids[slots[s]..slots[s + 1]]`.
+    slots: Vec<u32>,
+    ids: Vec<u32>,
+    lits: Vec<Lit>,
+    bytes: Vec<u8>,
+    max_len: usize,
+    icase: bool,
+    earliest: bool,
+    /// Use the SSE2 block loop (always on x86-64 outside tests, which also
+    /// run the portable one).
+    simd: bool,
+}
+
+/// Table index of the gram ending at `cur`: the two bytes as one
+/// little-endian `u16` (one load), masked to the table size.
+#[inline(always)]
+fn gram_index<const N: usize>(prev: u8, cur: u8) -> usize {
+    usize::from(u16::from_le_bytes([prev, cur])) & (N - 1)
+}
+
+/// The portable block loop; same contract as `fdr_x86::blocks`: run
+/// 8-position blocks from `p` (≥ 1) from word `s`, stop at the first block
+/// with a candidate and return `(its start, word after it, hits)`, or
+/// `(next position, word, 0)` when fewer than 8 bytes remain.
+#[inline(always)]
+fn blocks<const N: usize>(
+    table: &[u64; N],
+    hay: &[u8],
+    mut p: usize,
+    mut s: u64,
+) -> (usize, u64, u64) {
+    let gram = |prev: u8, cur: u8| table[gram_index::<N>(prev, cur)];
+    while p + 8 <= hay.len() {
+        let blk: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
+        // Position p + k adds its word shifted up 7 − k lanes: `lo` gets
+        // lanes 0..8, `hi` what crosses into lanes 8..16.
+        let mut lo = gram(blk[7], blk[8]);
+        let mut hi = s;
+        for k in 0..7 {
+            let g = gram(blk[k], blk[k + 1]);
+            lo |= g << (8 * (7 - k));
+            hi |= g >> (8 * (k + 1));
+        }
+        s = lo;
+        // Lanes 7..=14 hold the windows ending at p..p+8 (lane 14 − t for
+        // the one ending at p + t), here as bytes 7 − t.
+        let hits = !(hi << 8 | lo >> 56);
+        if hits != 0 {
+            return (p, s, hits);
+        }
+        p += 8;
+    }
+    (p, s, 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+use super::fdr_x86::blocks as blocks_simd;
+#[cfg(not(target_arch = "x86_64"))]
+use blocks as blocks_simd;
+
+/// ASCII lower-case of eight bytes at once.
+#[inline(always)]
+fn fold8(x: u64) -> u64 {
+    let a = x & LO7;
+    let ge_upper_a = a.wrapping_add(0x3f3f_3f3f_3f3f_3f3f); // ≥ 'A'
+    let gt_upper_z = a.wrapping_add(0x2525_2525_2525_2525); // > 'Z'
+    let upper = ge_upper_a & !gt_upper_z & !x & HI;
+    x | (upper >> 2)
+}
+
+/// All bytes equal to `b` under the search's case rule.
+fn variants(b: u8, icase: bool) -> impl Iterator<Item = u8> {
+    let other = if icase && b.is_ascii_alphabetic() {
+        Some(b ^ 0x20)
+    } else {
+        None
+    };
+    core::iter::once(b).chain(other)
+}
+
+impl Fdr {
+    /// Usable for unanchored literal sets (no empty pattern).
+    pub(crate) fn new(patterns: &[Pattern], icase: bool, earliest: bool) -> Fdr {
+        let n = patterns.len();
+        // Domain: 8 bits of the previous byte plus `cur_bits` of the byte;
+        // more literals need more bits before the table saturates, but the
+        // table must stay in L1/L2 (2^14 × 8 B = 128 KiB at most).
+        let log2n = usize::BITS - n.max(1).leading_zeros();
+        let cur_bits = (log2n as i32 - 5).clamp(1, 6) as u32;
+        let cur_mask = ((1u32 << cur_bits) - 1) as u16;
+
+        // Buckets: literals sorted by length, cut into 8 runs, so that short
+        // (frequently hit) literals do not shorten the windows of long ones.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (patterns[i].bytes.len(), i));
+        let per = n.div_ceil(BUCKETS).max(1);
+        let mut members: [Vec<usize>; BUCKETS] = Default::default();
+        for (rank, &i) in order.iter().enumerate() {
+            members[(rank / per).min(BUCKETS - 1)].push(i);
+        }
+
+        let mut bytes = Vec::new();
+        let mut lits = Vec::with_capacity(n);
+        for p in patterns {
+            let at = bytes.len() as u32;
+            bytes.extend(p.bytes.iter().map(|&b| carry::fold(b, icase)));
+            lits.push(Lit {
+                key: 0,
+                at,
+                len: p.bytes.len() as u32,
+                pattern: lits.len() as u32,
+            });
+        }
+
+        let mut fresh = 0u64;
+        let mut window = [LANES; BUCKETS];
+        for (b, m) in members.iter().enumerate() {
+            let w = m
+                .iter()
+                .map(|&i| patterns[i].bytes.len())
+                .min()
+                .unwrap_or(LANES)
+                .min(LANES);
+            window[b] = w;
+            for lane in LANES - w..LANES {
+                fresh |= 1 << (lane * 8 + b);
+            }
+        }
+
+        let mut table = vec![fresh; 1 << (8 + cur_bits)];
+        for (b, m) in members.iter().enumerate() {
+            let w = window[b];
+            for &i in m {
+                let lit = &patterns[i].bytes;
+                let first = lit.len() - w;
+                for j in 0..w {
+                    let lane = LANES - w + j;
+                    let bit = !(1u64 << (lane * 8 + b));
+                    let at = first + j;
+                    for cur in variants(lit[at], icase) {
+                        let cur = u16::from(cur) & cur_mask;
+                        if at == 0 {
+                            // The literal starts here: any byte may precede.
+                            for prev in 0..=u8::MAX {
+                                table[Self::index(prev, cur)] &= bit;
+                            }
+                        } else {
+                            for prev in variants(lit[at - 1], icase) {
+                                table[Self::index(prev, cur)] &= bit;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Confirmation tables: about two slots per literal.
+        let mut buckets: [Bucket; BUCKETS] = Default::default();
+        let mut slots = vec![0u32];
+        let mut ids = Vec::with_capacity(n);
+        for (b, m) in members.iter().enumerate() {
+            let log2 = (m.len() * 2).next_power_of_two().trailing_zeros().max(1);
+            let bucket = Bucket {
+                key_len: window[b] as u32,
+                shift: 64 - log2,
+                first_slot: (slots.len() - 1) as u32,
+            };
+            let mut lists: Vec<Vec<u32>> = vec![Vec::new(); 1 << log2];
+            for &i in m {
+                let lit = &lits[i];
+                let tail = &bytes[(lit.at + lit.len) as usize - window[b]..][..window[b]];
+                let mut key = [0u8; 8];
+                key[..tail.len()].copy_from_slice(tail);
+                let key = u64::from_le_bytes(key);
+                lits[i].key = key;
+                lists[Self::slot(&bucket, key)].push(i as u32);
+            }
+            for list in lists {
+                ids.extend(list);
+                slots.push(ids.len() as u32);
+            }
+            buckets[b] = bucket;
+        }
+
+        Fdr {
+            table,
+            cur_mask,
+            fresh,
+            buckets,
+            slots,
+            ids,
+            lits,
+            bytes,
+            max_len: patterns.iter().map(|p| p.bytes.len()).max().unwrap_or(1),
+            icase,
+            earliest,
+            simd: cfg!(target_arch = "x86_64"),
+        }
+    }
+
+    /// Table index of the gram (previous byte, masked byte): the two bytes
+    /// read as one little-endian `u16` and masked, one load and one `and`.
+    #[inline(always)]
+    fn index(prev: u8, cur: u16) -> usize {
+        usize::from(u16::from(prev) | cur << 8)
+    }
+
+    /// Slot of a key (the last `key_len` bytes, little-endian, high bytes
+    /// zero) within its bucket.
+    #[inline(always)]
+    fn slot(b: &Bucket, key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> b.shift) as usize
+    }
+
+    /// Confirm the candidates of `buckets` (a bit per bucket) whose window
+    /// ends just before `hay[end]`; `carry` holds the bytes before `hay`.
+    /// True when the sink asked to stop.
+    #[inline(never)]
+    fn confirm(
+        &self,
+        carry: &[u8],
+        hay: &[u8],
+        end: usize,
+        mut buckets: u8,
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> bool {
+        // Eight bytes ending at `end`, taking the carry when short.
+        let last8 = if end >= 8 {
+            u64::from_le_bytes(hay[end - 8..end].try_into().expect("8 bytes"))
+        } else {
+            let mut k = [0u8; 8];
+            let from_hay = &hay[..end];
+            k[8 - end..].copy_from_slice(from_hay);
+            let need = 8 - end;
+            let c = need.min(carry.len());
+            k[8 - end - c..8 - end].copy_from_slice(&carry[carry.len() - c..]);
+            u64::from_le_bytes(k)
+        };
+        let last8 = if self.icase { fold8(last8) } else { last8 };
+        let avail = carry.len() + end;
+        let mut best: Option<Match> = None;
+        while buckets != 0 {
+            let b = &self.buckets[buckets.trailing_zeros() as usize];
+            buckets &= buckets - 1;
+            let key = last8 >> (8 * (8 - b.key_len));
+            let s = b.first_slot as usize + Self::slot(b, key);
+            for &id in &self.ids[self.slots[s] as usize..self.slots[s + 1] as usize] {
+                let lit = self.lits[id as usize];
+                let len = lit.len as usize;
+                if lit.key != key || len > avail {
+                    continue;
+                }
+                let pat = &self.bytes[lit.at as usize..][..len];
+                // The part before `hay` comes from the carry.
+                let before = len.saturating_sub(end);
+                let (pc, ph) = pat.split_at(before);
+                let hit = self.eq(ph, &hay[end - ph.len()..end])
+                    && self.eq(pc, &carry[carry.len() - before..]);
+                if !hit {
+                    continue;
+                }
+                let m = Match {
+                    pattern: lit.pattern as usize,
+                    start: base + end as u64 - len as u64,
+                    end: base + end as u64,
+                };
+                if self.earliest {
+                    // Ties at the earliest end go to the lowest index.
+                    if best.is_none_or(|b| m.pattern < b.pattern) {
+                        best = Some(m);
+                    }
+                } else if sink(m) == Control::Stop {
+                    return true;
+                }
+            }
+        }
+        match best {
+            Some(m) => sink(m) == Control::Stop,
+            None => false,
+        }
+    }
+
+    /// The scan, for a table of `N` entries.
+    #[inline(always)]
+    fn run<const N: usize>(
+        &self,
+        st: &mut EngineState,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
+        let gram = |prev: u8, cur: u8| table[gram_index::<N>(prev, cur)];
+        let n = hay.len();
+        if n == 0 {
+            return Control::Continue;
+        }
+        let mut s = st.mark ^ self.fresh;
+        let carry = &st.carry[..];
+        // First position: its previous byte is the last carried one (any
+        // byte at the flow start, where only whole windows may begin).
+        s = s << 8 | gram(carry.last().copied().unwrap_or(0), hay[0]);
+        if s >> 56 != 0xff && self.confirm(carry, hay, 1, !(s >> 56) as u8, base, sink) {
+            return Control::Stop;
+        }
+        let mut p = 1;
+        loop {
+            let (at, word, hits) = if self.simd {
+                blocks_simd(table, hay, p, s)
+            } else {
+                blocks(table, hay, p, s)
+            };
+            s = word;
+            if hits == 0 {
+                p = at;
+                break;
+            }
+            // Only the non-zero bytes, in increasing end order (byte 7 − t
+            // is the window ending at at + t).
+            let mut hits = hits;
+            while hits != 0 {
+                let t = (hits.leading_zeros() / 8) as usize;
+                let lane = (hits >> (8 * (7 - t))) as u8;
+                hits &= !(0xff << (8 * (7 - t)));
+                if self.confirm(carry, hay, at + t + 1, lane, base, sink) {
+                    return Control::Stop;
+                }
+            }
+            p = at + 8;
+        }
+        while p < n {
+            s = s << 8 | gram(hay[p - 1], hay[p]);
+            if s >> 56 != 0xff && self.confirm(carry, hay, p + 1, !(s >> 56) as u8, base, sink) {
+                return Control::Stop;
+            }
+            p += 1;
+        }
+        st.mark = s ^ self.fresh;
+        carry::push(&mut st.carry, hay, self.max_len - 1);
+        Control::Continue
+    }
+
+    #[inline(always)]
+    fn eq(&self, pat: &[u8], hay: &[u8]) -> bool {
+        if self.icase {
+            pat.eq_ignore_ascii_case(hay)
+        } else {
+            pat == hay
+        }
+    }
+}
+
+impl Engine for Fdr {
+    fn carry_capacity(&self) -> usize {
+        self.max_len - 1
+    }
+
+    fn scan(
+        &self,
+        st: &mut EngineState,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        // One copy of the loop per table size, so that the masked index
+        // needs no bounds check.
+        match self.cur_mask {
+            1 => self.run::<{ 1 << 9 }>(st, hay, base, sink),
+            3 => self.run::<{ 1 << 10 }>(st, hay, base, sink),
+            7 => self.run::<{ 1 << 11 }>(st, hay, base, sink),
+            15 => self.run::<{ 1 << 12 }>(st, hay, base, sink),
+            31 => self.run::<{ 1 << 13 }>(st, hay, base, sink),
+            _ => self.run::<{ 1 << 14 }>(st, hay, base, sink),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every (pattern, start, end) by brute force, sorted by (end, pattern).
+    fn naive(pats: &[Vec<u8>], hay: &[u8], icase: bool) -> Vec<(usize, u64, u64)> {
+        let mut out = Vec::new();
+        for (i, p) in pats.iter().enumerate() {
+            for s in 0..hay.len().saturating_sub(p.len() - 1) {
+                let w = &hay[s..s + p.len()];
+                if if icase {
+                    w.eq_ignore_ascii_case(p)
+                } else {
+                    w == &p[..]
+                } {
+                    out.push((i, s as u64, (s + p.len()) as u64));
+                }
+            }
+        }
+        out.sort_by_key(|&(i, _, e)| (e, i));
+        out
+    }
+
+    /// Feed `hay` cut at `cuts` through the engine alone, as `feed` would.
+    fn run(f: &Fdr, hay: &[u8], cuts: &[usize]) -> Vec<(usize, u64, u64)> {
+        let mut st = EngineState {
+            sid: 0,
+            mark: 0,
+            carry: Vec::with_capacity(f.carry_capacity()),
+        };
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &c in cuts.iter().chain([&usize::MAX]) {
+            let end = at + c.min(hay.len() - at);
+            f.scan(&mut st, &hay[at..end], at as u64, &mut |m| {
+                out.push((m.pattern, m.start, m.end));
+                Control::Continue
+            });
+            assert!(st.carry.len() <= f.carry_capacity());
+            assert_eq!(st.carry.capacity(), f.carry_capacity(), "no growth");
+            at = end;
+        }
+        assert!(out.windows(2).all(|w| w[0].2 <= w[1].2), "end order");
+        out.sort_by_key(|&(i, _, e)| (e, i));
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The portable and the SSE2 block loops against brute force: sets
+        /// of short and long literals over a small alphabet (dense
+        /// candidates), planted occurrences, random chunkings.
+        #[test]
+        fn both_loops_match_naive(
+            pats in prop::collection::vec(prop::collection::vec(prop::sample::select(&b"abAB\x00\xff"[..]), 1..20), 4..40),
+            noise in prop::collection::vec(prop::sample::select(&b"abAB\x00\xff-"[..]), 0..300),
+            plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..8),
+            cuts in prop::collection::vec(prop_oneof![Just(0usize), Just(1), 0usize..40], 0..30),
+            icase in any::<bool>(),
+        ) {
+            let mut hay = noise;
+            for (which, at) in plants {
+                let p = &pats[which.index(pats.len())];
+                let at = at.index(hay.len() + 1);
+                hay.splice(at..at, p.iter().copied());
+            }
+            let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
+            let want = naive(&pats, &hay, icase);
+            let mut f = Fdr::new(&patterns, icase, false);
+            for simd in [false, true] {
+                f.simd = simd && cfg!(target_arch = "x86_64");
+                prop_assert_eq!(&run(&f, &hay, &cuts), &want, "simd {}", simd);
+                prop_assert_eq!(&run(&f, &hay, &[]), &want, "flat, simd {}", simd);
+            }
+        }
+    }
+
+    #[test]
+    fn fold8_lowers_only_ascii_upper() {
+        let all: Vec<u8> = (0..=255).collect();
+        for c in all.chunks(8) {
+            let x = u64::from_le_bytes(c.try_into().unwrap());
+            let want: Vec<u8> = c.iter().map(|b| b.to_ascii_lowercase()).collect();
+            assert_eq!(fold8(x).to_le_bytes().to_vec(), want);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The hot loop of [`fdr`](super::fdr) with SSE2 128-bit shifts.
+//!
+//! The scalar loop spends four integer operations per position to place a
+//! table word at its lane of a 128-bit sum (two shifts, two ors); SSE2 does
+//! it with one byte shift and one or on the vector unit, leaving the integer
+//! unit the index arithmetic. SSE2 is part of every x86-64 CPU, so there is
+//! no detection; the unsafety is only that Rust requires an `unsafe` call to
+//! enter a `#[target_feature]` function.
+//!
+//! This is the only module of the crate (besides the Vectorscan binding)
+//! allowed `unsafe`; it contains no raw pointer: table and input are read
+//! through checked (or provably in-bounds) slice indexing.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::{
+    __m128i, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_or_si128, _mm_slli_si128, _mm_srli_si128,
+};
+
+/// Run 8-position blocks from `p` (≥ 1) while `p + 8 ≤ hay.len()`, starting
+/// from shift-or word `s`. Returns at the first block with a candidate:
+/// `(block start, word after it, hits)` with `hits` as in the scalar loop
+/// (byte `7 − t` = buckets of the window ending at `start + t`); or, when the
+/// blocks run out, `(next position, word, 0)`.
+#[inline]
+pub(super) fn blocks<const N: usize>(
+    table: &[u64; N],
+    hay: &[u8],
+    p: usize,
+    s: u64,
+) -> (usize, u64, u64) {
+    // SAFETY: SSE2 is a baseline feature of x86_64, always present.
+    unsafe { blocks_sse2(table, hay, p, s) }
+}
+
+/// The table mask repeated in the four 16-bit fields of a word.
+const fn lanes<const N: usize>() -> u64 {
+    (N as u64 - 1) * 0x0001_0001_0001_0001
+}
+
+#[target_feature(enable = "sse2")]
+fn blocks_sse2<const N: usize>(
+    table: &[u64; N],
+    hay: &[u8],
+    mut p: usize,
+    s: u64,
+) -> (usize, u64, u64) {
+    let word = |i: u64| -> __m128i { _mm_cvtsi64_si128(table[(i as usize) & (N - 1)] as i64) };
+    let mut sv = _mm_cvtsi64_si128(s as i64);
+    while p + 8 <= hay.len() {
+        // Grams (p − 1 + k, p + k) are the 16-bit fields of two words: the
+        // even k of the one at p − 1, the odd k of the one at p.
+        let b: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
+        let even = u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) & lanes::<N>();
+        let odd = u64::from_le_bytes(b[1..].try_into().expect("8 bytes")) & lanes::<N>();
+        let g = [
+            even,
+            odd,
+            even >> 16,
+            odd >> 16,
+            even >> 32,
+            odd >> 32,
+            even >> 48,
+            odd >> 48,
+        ];
+        let word = |k: usize| word(g[k] & 0xffff);
+        // Position p + k is shifted up 7 − k lanes; balanced or-tree.
+        let r01 = _mm_or_si128(_mm_slli_si128::<7>(word(0)), _mm_slli_si128::<6>(word(1)));
+        let r23 = _mm_or_si128(_mm_slli_si128::<5>(word(2)), _mm_slli_si128::<4>(word(3)));
+        let r45 = _mm_or_si128(_mm_slli_si128::<3>(word(4)), _mm_slli_si128::<2>(word(5)));
+        let r67 = _mm_or_si128(_mm_slli_si128::<1>(word(6)), word(7));
+        let r = _mm_or_si128(_mm_or_si128(r01, r23), _mm_or_si128(r45, r67));
+        // The previous word moves up 8 lanes; lanes 7..=14 are checked.
+        let both = _mm_or_si128(r, _mm_slli_si128::<8>(sv));
+        let check = _mm_cvtsi128_si64(_mm_srli_si128::<7>(both)) as u64;
+        sv = r;
+        if check != u64::MAX {
+            return (p, _mm_cvtsi128_si64(r) as u64, !check);
+        }
+        p += 8;
+    }
+    (p, _mm_cvtsi128_si64(sv) as u64, 0)
+}
