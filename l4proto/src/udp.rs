@@ -44,7 +44,9 @@ impl Udp {
             WireError::BadLength => Invalid("udp: bad length field"),
             _ => Invalid("udp: truncated"),
         })?;
-        let v6 = matches!(addrs(pkt), Some(Addrs::V6(..)));
+        // Only the address tags: copying the addresses out (as `addrs` does) cost a
+        // store-forwarding stall per packet, the packet view having just been built.
+        let v6 = pkt.src.is_ipv6() && pkt.dst.is_ipv6();
         // RFC 8200 §8.1: IPv6 has no "no checksum" value; Linux refuses it
         // even where it does not verify checksums.
         if v6 && udp.checksum() == 0 {

@@ -978,7 +978,10 @@ impl Engine {
         self.frag_pending = None;
     }
 
-    /// The hooks, from PREROUTING on, for a whole (or reassembled) packet.
+    /// The hooks, from PREROUTING on, for a whole (or reassembled) packet. Inlined into
+    /// `handle_one` so that `meta`, just built, is not copied through memory (a wide load
+    /// over narrower stores stalls store-to-load forwarding).
+    #[inline(always)]
     fn pipeline(&mut self, ingress: IfaceId, mut pkt: PacketBuf, mut meta: Meta) {
         // PREROUTING: raw
         let mut skb = Skb::default();
@@ -1170,7 +1173,9 @@ impl Engine {
         self.postrouting(ct, meta, pkt, Some(ingress), route.iface, route.via, skb);
     }
 
+    /// Inlined for the same reason as `pipeline`: its arguments were just built.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn postrouting(
         &mut self,
         mut ct: Ct,
@@ -1361,6 +1366,9 @@ impl Engine {
 
     // ------------------------------------------------------------ conntrack
 
+    /// Inlined: its `Ct` result, returned through memory, was copied out with a wide load
+    /// over the narrower stores that built it (a store-forwarding stall per packet).
+    #[inline(always)]
     fn conntrack_in(&mut self, meta: &Meta, pkt: &[u8], verify: bool, zone: u16) -> Ct {
         if meta.frag != Frag::None {
             // Reassembly is not there yet: fragments are not tracked.
