@@ -348,8 +348,18 @@ struct Meta {
 }
 
 impl Meta {
+    /// Inlined, and IPv4 addresses re-read from the packet: copying them (or the result) out
+    /// of the parser's freshly written return value stalled store-to-load forwarding.
+    #[inline(always)]
     fn of(pkt: &[u8]) -> Result<Meta, conntrack::proto::L3Error> {
         let l3 = l3proto::parse(pkt)?;
+        let (src, dst) = match (l3.family, pkt.get(12..20)) {
+            (Family::V4, Some(a)) => (
+                IpAddr::from([a[0], a[1], a[2], a[3]]),
+                IpAddr::from([a[4], a[5], a[6], a[7]]),
+            ),
+            _ => (l3.src, l3.dst),
+        };
         let first = l3.frag != Frag::Later;
         let l4 = l3.l4;
         let be16 = |o: usize| l4.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
@@ -367,8 +377,8 @@ impl Meta {
             .flatten();
         Ok(Meta {
             family: l3.family,
-            src: l3.src,
-            dst: l3.dst,
+            src,
+            dst,
             proto: l3.proto,
             l4_offset: l3.l4_offset,
             len: l3.len,
