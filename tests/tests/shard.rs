@@ -448,3 +448,72 @@ fn two_threads_drive_the_shards_at_once_and_lose_nothing() {
         assert_eq!(dst4(p), ip(&format!("192.0.2.{}", 10 + i % 200)));
     }
 }
+
+#[test]
+fn mutated_and_garbage_packets_never_panic_and_the_directory_stays_consistent() {
+    let set = shards(2);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let templates = [
+        tcp("192.0.2.10", 4000, SERVER, 80, 1, 0, SYN, b"x"),
+        udp("192.0.2.11", 5000, SERVER, 53, b"query"),
+        echo("192.0.2.12", SERVER, true, 7, 1, 64),
+        udp("2001:db8:1::2", 6000, "2001:db8:2::9", 53, b"v6"),
+        frag4(
+            &udp("192.0.2.13", 7000, SERVER, 9, &[1u8; 1200]),
+            &[(0, 600)],
+            3,
+        )
+        .remove(0),
+    ];
+    for i in 0..20_000u32 {
+        let r = rnd();
+        let mut p = templates[(r % 5) as usize].clone();
+        // Flip one to three bytes, or truncate, or replace with garbage; or send a valid
+        // datagram of a new flow, so that connections keep being made among the garbage.
+        match (r >> 8) % 5 {
+            4 => {
+                let c = format!("192.0.2.{}", 10 + (r >> 16) % 200);
+                p = udp(&c, 1024 + (r >> 24) as u16 % 60000, SERVER, 53, b"ok");
+            }
+            0 => {
+                let k = (r >> 16) as usize % p.len();
+                p[k] ^= (r >> 32) as u8 | 1;
+            }
+            1 => {
+                for j in 0..3 {
+                    let k = (r >> (16 + 8 * j)) as usize % p.len();
+                    p[k] = (r >> (40 + j)) as u8;
+                }
+            }
+            2 => p.truncate((r >> 16) as usize % p.len()),
+            _ => p = (0..(r % 80)).map(|k| (r >> (k % 56)) as u8).collect(),
+        }
+        let iface = if (r >> 8) % 5 == 4 {
+            LAN
+        } else {
+            (r >> 60) as usize % 2
+        };
+        feed(
+            &set,
+            (i % 2) as usize,
+            t(1 + u64::from(i / 4000)),
+            &[(iface, p)],
+        );
+    }
+    let conns = set.lock(0).ct_len() + set.lock(1).ct_len();
+    assert!(conns > 0, "some mutated packets still made connections");
+    // Two tuples per connection (one when a connection's tuples coincide).
+    let dir = set.directory().len();
+    assert!(
+        dir <= 2 * conns && dir >= conns,
+        "{dir} tuples for {conns} connections"
+    );
+    set.ct_flush();
+    assert_eq!(set.directory().len(), 0);
+}
