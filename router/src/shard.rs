@@ -325,7 +325,8 @@ impl ShardCtx {
 }
 
 /// A worker's scratch space and results for [`ShardSet::handle`]: fill `batch`/`obatch`,
-/// call, take `tx` (each with the shard that sent it) and `events`.
+/// call, take `tx` (each with the shard that sent it) and `events` (unless an event sink is
+/// set).
 #[derive(Debug, Default)]
 pub struct Work {
     /// Received packets (interface, packet).
@@ -343,8 +344,10 @@ pub struct Work {
     handoffs: Vec<Handoff>,
 }
 
+/// Receives a shard's events while its lock is held (see [`ShardSet::set_event_sink`]).
+pub type EventSink = Box<dyn Fn(&mut Vec<Event>) + Send + Sync>;
+
 /// The engine as a set of flow-affine shards (see the module documentation).
-#[derive(Debug)]
 pub struct ShardSet {
     shards: Box<[Mutex<Engine>]>,
     /// Next timer of each shard in nanoseconds (0: none), readable without its lock.
@@ -352,6 +355,16 @@ pub struct ShardSet {
     dir: Arc<Directory>,
     steer: Arc<Steer>,
     rule_paths: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    sink: parking_lot::RwLock<Option<EventSink>>,
+}
+
+impl std::fmt::Debug for ShardSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSet")
+            .field("shards", &self.shards.len())
+            .field("directory", &self.dir)
+            .finish()
+    }
 }
 
 impl ShardSet {
@@ -394,6 +407,7 @@ impl ShardSet {
                 dir,
                 steer,
                 rule_paths: (config.rules.ipv4.clone(), config.rules.ipv6.clone()),
+                sink: parking_lot::RwLock::new(None),
             }
         }))
     }
@@ -500,13 +514,29 @@ impl ShardSet {
         while let Some(t) = e.poll_transmit() {
             work.tx.push((s, t));
         }
+        let from = work.events.len();
         while let Some(ev) = e.poll_event() {
             work.events.push(ev);
+        }
+        // Handed over under the shard lock: a connection's events come from one shard, so
+        // they reach the sink in the order the shard made them, whichever worker drained them.
+        if work.events.len() > from {
+            if let Some(sink) = self.sink.read().as_ref() {
+                let mut evs = work.events.split_off(from);
+                sink(&mut evs);
+            }
         }
         self.deadlines[s].store(
             e.poll_timeout().map_or(0, Instant::as_nanos),
             Ordering::Relaxed,
         );
+    }
+
+    /// Sends every shard's events to `sink` as they are drained, under the shard's lock,
+    /// instead of returning them in [`Work::events`]: events of one connection then keep
+    /// their order even when two workers drain its shard one after the other.
+    pub fn set_event_sink(&self, sink: EventSink) {
+        *self.sink.write() = Some(sink);
     }
 
     /// When shard `i` next needs [`ShardSet::handle`] for its timers, without locking it.

@@ -517,3 +517,42 @@ fn mutated_and_garbage_packets_never_panic_and_the_directory_stays_consistent() 
     set.ct_flush();
     assert_eq!(set.directory().len(), 0);
 }
+
+#[test]
+fn the_event_sink_gets_each_connections_events_in_order() {
+    let set = shards(2);
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    set.set_event_sink(Box::new(move |evs| {
+        let mut v = sink.lock().unwrap();
+        v.extend(evs.drain(..).map(|e| e.to_string()));
+    }));
+    for i in 0..8u16 {
+        let c = format!("192.0.2.{}", 30 + i);
+        let mut w = Work::default();
+        w.want_events = true;
+        w.batch.push((
+            LAN,
+            PacketBuf::from_slice(&udp(&c, 3000 + i, SERVER, 53, b"q")),
+        ));
+        set.handle(usize::from(i) % 2, t(1), &mut w);
+        assert!(w.events.is_empty(), "events go to the sink");
+        let nat_port = sport(w.tx[0].1.packet.as_slice());
+        // The reply is drained by the other worker.
+        let mut w = Work::default();
+        w.want_events = true;
+        let r = udp(SERVER, 53, ROUTER_WAN, nat_port, b"a");
+        w.batch.push((WAN, PacketBuf::from_slice(&r)));
+        set.handle(1 - usize::from(i) % 2, t(1), &mut w);
+    }
+    let seen = seen.lock().unwrap();
+    for i in 0..8u16 {
+        let c = format!("src=192.0.2.{} ", 30 + i);
+        let kinds: Vec<&str> = seen
+            .iter()
+            .filter(|l| l.contains(&c))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(kinds, ["[NEW]", "[UPDATE]"], "{seen:#?}");
+    }
+}

@@ -382,6 +382,22 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
         signals: Mutex::new(Some(signals.handle())),
     });
 
+    // Events are formatted and published while their shard is locked, so that a connection's
+    // events keep their order whichever worker drains them; engines only make events while
+    // someone listens, so the cost falls on monitored runs only.
+    let hub = shared.hub.clone();
+    shared.set.set_event_sink(Box::new(move |evs| {
+        if hub.subscribers() > 0 {
+            hub.publish(evs.drain(..).map(|e| EventLine {
+                text: e.to_string(),
+                json: e.to_json(),
+                trace: is_trace(e.kind()),
+            }));
+        } else {
+            evs.clear();
+        }
+    }));
+
     let mut threads = Vec::new();
     for w in 0..workers {
         let sh = shared.clone();
@@ -617,18 +633,8 @@ fn worker(sh: &Shared, w: usize) {
             }
         }
 
-        // Events: formatted outside the lock, and only if someone listens.
-        if !work.events.is_empty() {
-            if sh.hub.subscribers() > 0 {
-                sh.hub.publish(work.events.drain(..).map(|e| EventLine {
-                    text: e.to_string(),
-                    json: e.to_json(),
-                    trace: is_trace(e.kind()),
-                }));
-            } else {
-                work.events.clear();
-            }
-        }
+        // Events went to the hub under their shard's lock (see `run`).
+        work.events.clear();
     }
 }
 
