@@ -1026,6 +1026,9 @@ impl Engine {
             if table == Table::Nat && !ct.nat_due(Manip::Dst) {
                 continue; // the nat table sees only the first packet of a connection
             }
+            if !self.has_rules(meta.family, table) {
+                continue;
+            }
             let st = ct.state(&self.ct);
             let v = self.run_table(
                 table,
@@ -1154,10 +1157,7 @@ impl Engine {
             }
         }
         decrement_ttl(pkt.as_mut_slice());
-        let meta = Meta {
-            ttl: meta.ttl - 1,
-            ..meta
-        };
+        meta.ttl -= 1;
         let st = ct.state(&self.ct);
         for table in [Table::Mangle, Table::Filter] {
             let v = self.run_table(
@@ -1196,11 +1196,14 @@ impl Engine {
         via: Option<IpAddr>,
         mut skb: Skb,
     ) {
-        let st = ct.state(&self.ct);
         for table in [Table::Mangle, Table::Nat] {
             if table == Table::Nat && !ct.nat_due(Manip::Src) {
                 continue;
             }
+            if !self.has_rules(meta.family, table) {
+                continue;
+            }
+            let st = ct.state(&self.ct);
             let v = self.run_table(
                 table,
                 Hook::Postrouting,
@@ -1729,6 +1732,15 @@ impl Engine {
             if let Some(w) = want {
                 skb.mss = Some(skb.mss.map_or(w, |cur| cur.min(w)));
             }
+        }
+    }
+
+    /// Whether the ruleset of `family` has `table` at all (a missing table accepts).
+    #[inline(always)]
+    fn has_rules(&self, family: Family, table: Table) -> bool {
+        match family {
+            Family::V4 => self.rules4.has_table(table),
+            Family::V6 => self.rules6.has_table(table),
         }
     }
 
