@@ -2,8 +2,8 @@
 //! without a global lock.
 //!
 //! A [`ShardSet`] holds one [`Engine`] per worker, each behind its own lock, each with its
-//! own part of the connection table. What the workers share is the [`Directory`]: a striped
-//! map from every tuple of every connection (original and reply, so NATed replies too) to
+//! own part of the connection table. What the workers share is the [`Directory`]: a
+//! concurrent map (lock-free reads) from every tuple of every connection (original and reply, so NATed replies too) to
 //! the shard that holds it. Every packet belongs to exactly one shard, its *owner*, chosen by
 //! [`ShardSet::owner`]:
 //!
