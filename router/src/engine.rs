@@ -411,7 +411,7 @@ fn rules_family(f: Family) -> rules::Family {
 /// A simple token bucket in virtual time (RFC 4443 §2.4 (f) rate limiting of
 /// ICMP errors; the same limit applies to ICMPv4, as Linux does).
 #[derive(Debug)]
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate_per_sec: u64,
     burst: u64,
     tokens_milli: u64,
@@ -419,6 +419,12 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// The router's ICMP error limit: 1,000 per second, bursts of 50 (Linux's defaults,
+    /// `icmp_msgs_per_sec` and `icmp_msgs_burst`).
+    pub(crate) fn icmp_errors() -> Self {
+        TokenBucket::new(1000, 50)
+    }
+
     fn new(rate_per_sec: u64, burst: u64) -> Self {
         TokenBucket {
             rate_per_sec,
@@ -567,7 +573,8 @@ pub struct Engine {
     drops: DropCounters,
     /// Why conntrack called packets INVALID (like `conntrack -S` invalid=, by reason).
     invalid: DropCounters,
-    icmp_limit: TokenBucket,
+    /// Shared by all shards of a sharded router: the limit is the router's, as in Linux.
+    icmp_limit: Arc<parking_lot::Mutex<TokenBucket>>,
     next_gc: Instant,
     now: Instant,
     packets_in: u64,
@@ -705,7 +712,7 @@ impl Engine {
             events_enabled: true,
             drops: DropCounters::default(),
             invalid: DropCounters::default(),
-            icmp_limit: TokenBucket::new(1000, 50),
+            icmp_limit: Arc::new(parking_lot::Mutex::new(TokenBucket::icmp_errors())),
             next_gc: Instant::ZERO,
             now: Instant::ZERO,
             packets_in: 0,
@@ -745,7 +752,13 @@ impl Engine {
     /// Makes this engine one shard of a [`crate::shard::ShardSet`]: it learns the directory
     /// and the other shards, shares the endpoint-independent NAT mappings, and withdraws
     /// the tuples it published when their connections leave the table.
-    pub(crate) fn attach_shard(&mut self, ctx: ShardCtx, eim: Arc<SharedMappings>) {
+    pub(crate) fn attach_shard(
+        &mut self,
+        ctx: ShardCtx,
+        eim: Arc<SharedMappings>,
+        icmp_limit: Arc<parking_lot::Mutex<TokenBucket>>,
+    ) {
+        self.icmp_limit = icmp_limit;
         let dir = ctx.directory();
         let index = ctx.index;
         self.ct.set_on_remove(Box::new(move |c| {
@@ -2222,7 +2235,7 @@ impl Engine {
         if meta.frag == Frag::Later || self.is_error(meta) || meta.src.is_unspecified() {
             return;
         }
-        if !self.icmp_limit.take(self.now) {
+        if !self.icmp_limit.lock().take(self.now) {
             self.drops.add("icmp: rate limited");
             return;
         }

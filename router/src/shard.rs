@@ -389,6 +389,8 @@ impl ShardSet {
         let dir = Arc::new(Directory::new(hash_seed));
         let steer = Arc::new(Steer::new(n, hash_seed));
         let eim = Arc::new(SharedMappings::new(config.conntrack.max));
+        // ICMP errors are rate-limited for the router as a whole (RFC 4443 §2.4), not per shard.
+        let icmp_limit = Arc::new(Mutex::new(crate::engine::TokenBucket::icmp_errors()));
         Ok(Arc::new_cyclic(|weak: &Weak<ShardSet>| {
             for (i, e) in engines.iter_mut().enumerate() {
                 e.attach_shard(
@@ -399,6 +401,7 @@ impl ShardSet {
                         set: weak.clone(),
                     },
                     eim.clone(),
+                    icmp_limit.clone(),
                 );
             }
             ShardSet {

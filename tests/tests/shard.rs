@@ -556,3 +556,22 @@ fn the_event_sink_gets_each_connections_events_in_order() {
         assert_eq!(kinds, ["[NEW]", "[UPDATE]"], "{seen:#?}");
     }
 }
+
+#[test]
+fn the_icmp_error_limit_is_the_routers_not_each_shards() {
+    let set = shards(2);
+    // 200 datagrams whose TTL runs out at the router, read by both workers at one instant:
+    // Time Exceeded is limited to one burst (50) for the router as a whole.
+    let mut sent = 0;
+    for i in 0..200u16 {
+        let mut p = udp("192.0.2.10", 2000 + i, SERVER, 53, b"ttl");
+        p[8] = 1;
+        p[10] = 0;
+        p[11] = 0;
+        let ck = conntrack::wire::checksum::data(&p[..20]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+        let tx = feed(&set, usize::from(i) % 2, t(1), &[(LAN, p)]);
+        sent += on(&tx, LAN).len();
+    }
+    assert_eq!(sent, 50, "one burst of Time Exceeded for the whole router");
+}
