@@ -100,6 +100,8 @@ struct Link {
     name: String,
     kind: IfaceKind,
     l2: Option<Mutex<L2Iface>>,
+    /// The TAP link's MAC (fixed), for the lock-free receive path.
+    mac: l2::Mac,
     stats: LinkStats,
 }
 
@@ -360,6 +362,7 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
             Link {
                 name: i.name.clone(),
                 kind: i.kind,
+                mac: l2::stable_mac(&i.name),
                 l2,
                 stats: LinkStats::default(),
             }
@@ -553,15 +556,19 @@ fn worker(sh: &Shared, w: usize) {
                 }
                 match &link.l2 {
                     None => work.batch.push((i, PacketBuf::from_slice(data))),
-                    Some(l2) => {
-                        let mut l2 = l2.lock();
-                        if let Rx::Ip(p) = l2.handle_frame(now, data) {
-                            work.batch.push((i, PacketBuf::from_slice(p)));
+                    // IP for us needs no layer-2 state: no lock on the receive path.
+                    Some(l2) => match l2::ip_for_us(link.mac, data) {
+                        Some(p) => work.batch.push((i, PacketBuf::from_slice(p))),
+                        None => {
+                            let mut l2 = l2.lock();
+                            if let Rx::Ip(p) = l2.handle_frame(now, data) {
+                                work.batch.push((i, PacketBuf::from_slice(p)));
+                            }
+                            while let Some(f) = l2.poll_frame() {
+                                frames.push((i, f, w));
+                            }
                         }
-                        while let Some(f) = l2.poll_frame() {
-                            frames.push((i, f, w));
-                        }
-                    }
+                    },
                 }
             }
         }
@@ -585,6 +592,9 @@ fn worker(sh: &Shared, w: usize) {
         }
 
         // Transmit: TUN gets the IP packet, TAP gets it framed (or queued while resolving).
+        // A TAP link's neighbour cache is locked once per run of transmits to that link, not
+        // once per frame (the guard is kept while consecutive packets leave by that link).
+        let mut held: Option<(usize, parking_lot::MutexGuard<'_, L2Iface>)> = None;
         for (shard, t) in work.tx.drain(..) {
             let Some(link) = sh.links.get(t.iface) else {
                 continue;
@@ -601,14 +611,21 @@ fn worker(sh: &Shared, w: usize) {
                 }
                 None => frames.push((t.iface, t.packet.into_vec(), shard)),
                 Some(l2) => {
-                    let mut l2 = l2.lock();
-                    l2.send_ip(now, t.next_hop, t.packet.as_slice());
-                    while let Some(f) = l2.poll_frame() {
-                        frames.push((t.iface, f, shard));
+                    if held.as_ref().is_none_or(|(i, _)| *i != t.iface) {
+                        // Never two links' locks at once: release before taking the next.
+                        drop(held.take());
+                        held = Some((t.iface, l2.lock()));
+                    }
+                    if let Some((_, l2)) = held.as_mut() {
+                        l2.send_ip(now, t.next_hop, t.packet.as_slice());
+                        while let Some(f) = l2.poll_frame() {
+                            frames.push((t.iface, f, shard));
+                        }
                     }
                 }
             }
         }
+        drop(held);
         for (i, f, queue) in frames.drain(..) {
             let (Some(q), Some(link)) = (sh.tx_queue(i, queue), sh.links.get(i)) else {
                 continue;

@@ -295,6 +295,9 @@ impl L2Iface {
     }
 
     fn classify<'f>(&mut self, now: Instant, frame: &'f [u8]) -> Rx<'f> {
+        if let Some(p) = ip_for_us(self.mac, frame) {
+            return Rx::Ip(p);
+        }
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Rx::Dropped(RxDrop::Truncated);
         };
@@ -837,6 +840,26 @@ fn ipv6_at(b: &[u8], at: usize) -> Option<Ipv6Addr> {
 }
 
 /// The IPv4 packet without link padding, or None if shorter than its header says.
+/// The IP packet of a frame for `mac` (or multicast/broadcast) that needs no layer-2
+/// state: IPv4, or IPv6 other than neighbour discovery. `None` for everything else, which
+/// [`L2Iface::handle_frame`] must see (ARP, NS/NA, drops it counts). Needs no `&self`, so
+/// workers call it without taking the link's lock for each received frame.
+pub fn ip_for_us(mac: Mac, frame: &[u8]) -> Option<&[u8]> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let dst = eth.dst_addr();
+    if dst != mac && dst[0] & 1 == 0 {
+        return None;
+    }
+    let payload = frame.get(ETH_HEADER_LEN..)?;
+    match eth.ethertype() {
+        ETHERTYPE_IPV4 => ipv4_trimmed(payload),
+        ETHERTYPE_IPV6 => {
+            ipv6_trimmed(payload).filter(|p| !matches!(nd_type(p), Some(ICMPV6_NS | ICMPV6_NA)))
+        }
+        _ => None,
+    }
+}
+
 fn ipv4_trimmed(p: &[u8]) -> Option<&[u8]> {
     let total = usize::from(be16_at(p, 2)?);
     if p.first()? >> 4 != 4 || total < 20 {
@@ -1326,6 +1349,28 @@ mod tests {
             &[0, 1, 0, 1],
         );
         assert!(matches!(l2.handle_frame(t(1), &echo), Rx::Ip(_)));
+        // The lock-free path takes exactly the IP frames and leaves the rest to the cache.
+        let mac = l2.mac();
+        assert_eq!(
+            ip_for_us(mac, &f),
+            Some(&ipv4_packet([192, 0, 2, 1], 7)[..])
+        );
+        assert!(ip_for_us(mac, &echo).is_some());
+        assert_eq!(ip_for_us(mac, &v), None);
+        let ns = nd_frame(135, peer, "2001:db8:1::1".parse().unwrap(), mac, &[0; 4]);
+        assert_eq!(
+            ip_for_us(mac, &ns),
+            None,
+            "neighbour discovery needs the cache"
+        );
+        let other = eth_frame(
+            PEER_MAC,
+            PEER_MAC,
+            ETHERTYPE_IPV4,
+            &ipv4_packet([192, 0, 2, 1], 7),
+        );
+        assert_eq!(ip_for_us(mac, &other), None, "not for us");
+        assert_eq!(ip_for_us(mac, &f[..20]), None, "truncated");
     }
 
     #[test]
