@@ -12,25 +12,29 @@
 //! through checked (or provably in-bounds) slice indexing.
 #![allow(unsafe_code)]
 
+use super::fdr::SHIFT2;
 use core::arch::x86_64::{
     __m128i, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_or_si128, _mm_slli_si128, _mm_srli_si128,
 };
 
-/// Run 8-position blocks from `p` (≥ 1) while `p + 8 ≤ hay.len()`, starting
+/// Run 8-position blocks from `p` (≥ 1, ≥ 2 with three-byte grams `TRI`) while `p + 8 ≤ hay.len()`, starting
 /// from shift-or word `s`. Returns at the first block with a candidate:
 /// `(block start, word after it, hits)` with `hits` as in the scalar loop
 /// (byte `7 − t` = buckets of the window ending at `start + t`); or, when the
 /// blocks run out, `(next position, word, 0)`.
 #[inline]
-pub(super) fn blocks<const N: usize>(
+pub(super) fn blocks<const N: usize, const TRI: bool>(
     table: &[u64; N],
     hay: &[u8],
     p: usize,
     s: u64,
 ) -> (usize, u64, u64) {
     // SAFETY: SSE2 is a baseline feature of x86_64, always present.
-    unsafe { blocks_sse2(table, hay, p, s) }
+    unsafe { blocks_sse2::<N, TRI>(table, hay, p, s) }
 }
+
+/// The low byte of each 16-bit field.
+const LOW_BYTES: u64 = 0x00ff_00ff_00ff_00ff;
 
 /// The table mask repeated in the four 16-bit fields of a word.
 const fn lanes<const N: usize>() -> u64 {
@@ -38,7 +42,7 @@ const fn lanes<const N: usize>() -> u64 {
 }
 
 #[target_feature(enable = "sse2")]
-fn blocks_sse2<const N: usize>(
+fn blocks_sse2<const N: usize, const TRI: bool>(
     table: &[u64; N],
     hay: &[u8],
     mut p: usize,
@@ -50,8 +54,22 @@ fn blocks_sse2<const N: usize>(
         // Grams (p − 1 + k, p + k) are the 16-bit fields of two words: the
         // even k of the one at p − 1, the odd k of the one at p.
         let b: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
-        let even = u64::from_le_bytes(b[..8].try_into().expect("8 bytes")) & lanes::<N>();
-        let odd = u64::from_le_bytes(b[1..].try_into().expect("8 bytes")) & lanes::<N>();
+        let even = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        let odd = u64::from_le_bytes(b[1..].try_into().expect("8 bytes"));
+        let (even, odd) = if TRI {
+            // The byte two before each gram is the low byte of the field
+            // one byte down: of the word at p − 2 for the even k, of
+            // `even` for the odd ones (`gram_index`, no field overflow).
+            let pre: &[u8; 8] = hay[p - 2..p + 6].try_into().expect("8 bytes");
+            let pre = u64::from_le_bytes(*pre);
+            (
+                even ^ (pre & LOW_BYTES) << SHIFT2,
+                odd ^ (even & LOW_BYTES) << SHIFT2,
+            )
+        } else {
+            (even, odd)
+        };
+        let (even, odd) = (even & lanes::<N>(), odd & lanes::<N>());
         let g = [
             even,
             odd,
