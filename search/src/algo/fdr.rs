@@ -10,7 +10,11 @@
 //! The table maps the *gram* at a text position — the byte itself and a few
 //! low bits of the byte before it — to a word whose bit `(j, b)` is 0 when
 //! some literal of bucket `b` has that gram at window byte `j` (and for the
-//! lanes below `8 − m_b`, which bucket `b` does not use).
+//! lanes below `8 − m_b`, which bucket `b` does not use). Sets of 2,048
+//! literals or more hash three-byte grams (the byte two before xor-ed into
+//! the index) into a 2^12–2^14 table: with over 250 literals per bucket,
+//! nearly every pair of letters occurs at every window byte and the buckets
+//! would pass most text.
 //!
 //! Shift-or: `state = state << 8 | table[gram]` per position; lane 7 then
 //! has a zero bit for bucket `b` exactly when every byte of the last `m_b`
@@ -44,9 +48,9 @@ const LANES: usize = 8;
 const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HI: u64 = 0x8080_8080_8080_8080;
 /// Sets from this size on use three-byte grams.
-const TRI_MIN_PATTERNS: usize = 2048;
+const TRI_MIN_PATTERNS: usize = 512;
 /// log2 of the table size with three-byte grams.
-const TRI_TABLE_BITS: u32 = 14;
+const TRI_TABLE_BITS: u32 = 12;
 
 /// One literal of the set.
 #[derive(Debug, Clone, Copy)]
@@ -193,7 +197,7 @@ impl Fdr {
         let log2n = usize::BITS - n.max(1).leading_zeros();
         let tri = n >= TRI_MIN_PATTERNS;
         let table_bits = if tri {
-            TRI_TABLE_BITS
+            (log2n - 2).clamp(TRI_TABLE_BITS, 14)
         } else {
             8 + (log2n as i32 - 5).clamp(1, 6) as u32
         };
@@ -554,7 +558,9 @@ impl Engine for Fdr {
             (false, 12) => self.run::<{ 1 << 12 }, false>(st, hay, base, sink),
             (false, 13) => self.run::<{ 1 << 13 }, false>(st, hay, base, sink),
             (false, _) => self.run::<{ 1 << 14 }, false>(st, hay, base, sink),
-            (true, _) => self.run::<{ 1 << TRI_TABLE_BITS }, true>(st, hay, base, sink),
+            (true, 12) => self.run::<{ 1 << 12 }, true>(st, hay, base, sink),
+            (true, 13) => self.run::<{ 1 << 13 }, true>(st, hay, base, sink),
+            (true, _) => self.run::<{ 1 << 14 }, true>(st, hay, base, sink),
         }
     }
 }
@@ -621,6 +627,7 @@ mod tests {
             plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..8),
             cuts in prop::collection::vec(prop_oneof![Just(0usize), Just(1), 0usize..40], 0..30),
             icase in any::<bool>(),
+            tri_bits in TRI_TABLE_BITS..=14,
         ) {
             let mut hay = noise;
             for (which, at) in plants {
@@ -632,7 +639,7 @@ mod tests {
             let want = naive(&pats, &hay, icase);
             let two = Fdr::new(&patterns, icase, false);
             prop_assert!(!two.tri);
-            let three = Fdr::build(&patterns, icase, false, TRI_TABLE_BITS, true);
+            let three = Fdr::build(&patterns, icase, false, tri_bits, true);
             for mut f in [two, three] {
                 for simd in [false, true] {
                     f.simd = simd && cfg!(target_arch = "x86_64");
