@@ -93,6 +93,7 @@ fn block<const N: usize, const TRI: bool>(
     (r, _mm_cvtsi128_si64(_mm_srli_si128::<7>(both)) as u64)
 }
 
+#[inline]
 #[target_feature(enable = "sse2")]
 fn blocks_sse2<const N: usize, const TRI: bool>(
     table: &[u64; N],
