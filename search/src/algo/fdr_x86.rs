@@ -17,11 +17,12 @@ use core::arch::x86_64::{
     __m128i, _mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_or_si128, _mm_slli_si128, _mm_srli_si128,
 };
 
-/// Run 8-position blocks from `p` (≥ 1, ≥ 2 with three-byte grams `TRI`) while `p + 8 ≤ hay.len()`, starting
-/// from shift-or word `s`. Returns at the first block with a candidate:
-/// `(block start, word after it, hits)` with `hits` as in the scalar loop
-/// (byte `7 − t` = buckets of the window ending at `start + t`); or, when the
-/// blocks run out, `(next position, word, 0)`.
+/// Run 8-position blocks from `p` (≥ 1, ≥ 2 with three-byte grams `TRI`)
+/// while `p + 8 ≤ hay.len()`, starting from shift-or word `s`. Returns at
+/// the first block with a candidate: `(block start, word after it, hits)`
+/// with `hits` as in the scalar loop (byte `7 − t` = buckets of the window
+/// ending at `start + t`); or, when the blocks run out, `(next position,
+/// word, 0)`.
 #[inline]
 pub(super) fn blocks<const N: usize, const TRI: bool>(
     table: &[u64; N],
