@@ -222,3 +222,43 @@ proptest! {
         check(&patterns, opts, &hay, &cuts)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Sets large enough for three-byte grams in the shift-or (2,048+
+    /// literals), over the small alphabet (saturated buckets, dense
+    /// candidates), short literals included (grams reaching before a
+    /// literal's start, and before the flow start), under every option.
+    #[test]
+    fn large_shift_or_literal_sets(
+        pats in prop::collection::vec(
+            prop_oneof![
+                1 => prop::collection::vec(byte(), 1..3),
+                6 => prop::collection::vec(byte(), 3..10),
+                3 => prop::collection::vec(byte(), 10..17),
+            ],
+            2048..2300,
+        ),
+        noise in prop::collection::vec(byte(), 0..400),
+        plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..10),
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let mut hay = noise;
+        for (which, at) in plants {
+            let p = &pats[which.index(pats.len())];
+            let at = at.index(hay.len() + 1);
+            hay.splice(at..at, p.iter().copied());
+        }
+        let opts = SearchOptions { to: opts.to.map(|t| t * 4), ..opts };
+        let want = common::naive_literals(&pats, &opts, &hay);
+        let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
+        let s = Searcher::new(search::Algorithm::AhoCorasick, &patterns, opts).expect("literal set builds");
+        let got = common::normalise(common::run_packets(&s, &split(&hay, &cuts)));
+        prop_assert_eq!(&got, &want);
+        let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
+        let got = common::normalise(common::run_packets(&s, &[bytes]));
+        prop_assert_eq!(&got, &want, "byte by byte");
+    }
+}

@@ -10,7 +10,11 @@
 //! The table maps the *gram* at a text position — the byte itself and a few
 //! low bits of the byte before it — to a word whose bit `(j, b)` is 0 when
 //! some literal of bucket `b` has that gram at window byte `j` (and for the
-//! lanes below `8 − m_b`, which bucket `b` does not use).
+//! lanes below `8 − m_b`, which bucket `b` does not use). Sets of 2,048
+//! literals or more hash three-byte grams (the byte two before xor-ed into
+//! the index) into a 2^12–2^14 table: with over 250 literals per bucket,
+//! nearly every pair of letters occurs at every window byte and the buckets
+//! would pass most text.
 //!
 //! Shift-or: `state = state << 8 | table[gram]` per position; lane 7 then
 //! has a zero bit for bucket `b` exactly when every byte of the last `m_b`
@@ -43,6 +47,16 @@ const LANES: usize = 8;
 /// Low bits of a byte whose eight bits are all set (SWAR helpers).
 const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HI: u64 = 0x8080_8080_8080_8080;
+/// Sets from this size on use three-byte grams. Below it two-byte grams
+/// do not saturate on the bench payload and save the extra index work
+/// (1,000 literals: 11 % fewer cycles; 2,048–5,000: 5 %); from about 7,000
+/// literals two-byte grams pass most text (10,000: 1.6× the cycles).
+const TRI_MIN_PATTERNS: usize = 2048;
+/// log2 of the smallest table with three-byte grams: 32 KiB, inside the
+/// L1 of common cores. 10,000 literals leave about one false candidate
+/// per real match in it (2^13: none; 2^11: 48 per match, a collapse);
+/// larger sets grow it up to 2^14.
+const TRI_TABLE_BITS: u32 = 12;
 
 /// One literal of the set.
 #[derive(Debug, Clone, Copy)]
@@ -71,8 +85,10 @@ struct Bucket {
 pub(crate) struct Fdr {
     /// Shift-or table, indexed by `gram_index`.
     table: Vec<u64>,
-    /// Which low bits of a byte join the previous one in its gram.
-    cur_mask: u16,
+    /// log2 of the table size.
+    table_bits: u32,
+    /// Three-byte grams (large sets), else two-byte.
+    tri: bool,
     /// The word of a fresh flow: ones on the lanes each bucket uses, so no
     /// window reaches before the first byte.
     fresh: u64,
@@ -90,33 +106,50 @@ pub(crate) struct Fdr {
     simd: bool,
 }
 
-/// Table index of the gram ending at `cur`: the two bytes as one
-/// little-endian `u16` (one load), masked to the table size.
+/// Where the byte two before the current one enters a three-byte gram's
+/// index: bits 5..13, inside one 16-bit field of the SWAR index words.
+pub(super) const SHIFT2: u32 = 5;
+
+/// Table index of the gram ending at `cur`: the two last bytes as one
+/// little-endian `u16` (one load), with three-byte grams (`TRI`) the byte
+/// before them xor-ed in at bit `SHIFT2`, masked to the table size. Linear
+/// over xor in each byte, which the table build relies on.
 #[inline(always)]
-fn gram_index<const N: usize>(prev: u8, cur: u8) -> usize {
-    usize::from(u16::from_le_bytes([prev, cur])) & (N - 1)
+fn gram_index<const N: usize, const TRI: bool>(prev2: u8, prev: u8, cur: u8) -> usize {
+    let i = usize::from(u16::from_le_bytes([prev, cur]));
+    let i = if TRI {
+        i ^ usize::from(prev2) << SHIFT2
+    } else {
+        i
+    };
+    i & (N - 1)
 }
 
 /// The portable block loop; same contract as `fdr_x86::blocks`: run
-/// 8-position blocks from `p` (≥ 1) from word `s`, stop at the first block
-/// with a candidate and return `(its start, word after it, hits)`, or
-/// `(next position, word, 0)` when fewer than 8 bytes remain.
+/// 8-position blocks from `p` (≥ 1, ≥ 2 with `TRI`) from word `s`, stop at
+/// the first block with a candidate and return `(its start, word after it,
+/// hits)`, or `(next position, word, 0)` when fewer than 8 bytes remain.
 #[inline(always)]
-fn blocks<const N: usize>(
+fn blocks<const N: usize, const TRI: bool>(
     table: &[u64; N],
     hay: &[u8],
     mut p: usize,
     mut s: u64,
 ) -> (usize, u64, u64) {
-    let gram = |prev: u8, cur: u8| table[gram_index::<N>(prev, cur)];
+    let back = 1 + usize::from(TRI);
     while p + 8 <= hay.len() {
-        let blk: &[u8; 9] = hay[p - 1..p + 8].try_into().expect("9 bytes");
+        // `blk[back + k]` is the byte at p + k.
+        let blk = &hay[p - back..p + 8];
+        let gram = |k: usize| {
+            let prev2 = if TRI { blk[k] } else { 0 };
+            table[gram_index::<N, TRI>(prev2, blk[back + k - 1], blk[back + k])]
+        };
         // Position p + k adds its word shifted up 7 − k lanes: `lo` gets
         // lanes 0..8, `hi` what crosses into lanes 8..16.
-        let mut lo = gram(blk[7], blk[8]);
+        let mut lo = gram(7);
         let mut hi = s;
         for k in 0..7 {
-            let g = gram(blk[k], blk[k + 1]);
+            let g = gram(k);
             lo |= g << (8 * (7 - k));
             hi |= g >> (8 * (k + 1));
         }
@@ -163,10 +196,64 @@ impl Fdr {
         let n = patterns.len();
         // Domain: 8 bits of the previous byte plus `cur_bits` of the byte;
         // more literals need more bits before the table saturates, but the
-        // table must stay in L1/L2 (2^14 × 8 B = 128 KiB at most).
+        // table must stay in L1/L2 (2^14 × 8 B = 128 KiB at most). Large
+        // sets also hash in the byte before (three-byte grams): on text, a
+        // bucket of a thousand literals has nearly every letter pair at
+        // every window byte, but few of the letter triples.
         let log2n = usize::BITS - n.max(1).leading_zeros();
-        let cur_bits = (log2n as i32 - 5).clamp(1, 6) as u32;
-        let cur_mask = ((1u32 << cur_bits) - 1) as u16;
+        let tri = n >= TRI_MIN_PATTERNS;
+        let table_bits = if tri {
+            (log2n - 2).clamp(TRI_TABLE_BITS, 14)
+        } else {
+            8 + (log2n as i32 - 5).clamp(1, 6) as u32
+        };
+        Self::build(patterns, icase, earliest, table_bits, tri)
+    }
+
+    /// [`new`](Self::new) with the table shape chosen by the caller (tests
+    /// run both gram kinds on small sets).
+    fn build(patterns: &[Pattern], icase: bool, earliest: bool, table_bits: u32, tri: bool) -> Fdr {
+        let n = patterns.len();
+        let mask = (1usize << table_bits) - 1;
+        // The index is linear over xor in each byte: h(a, b, c) =
+        // h(a, 0, 0) ^ h(0, b, 0) ^ h(0, 0, c).
+        let h = |prev2: u8, prev: u8, cur: u8| {
+            let i = usize::from(u16::from_le_bytes([prev, cur]));
+            let i = if tri {
+                i ^ usize::from(prev2) << SHIFT2
+            } else {
+                i
+            };
+            i & mask
+        };
+        // Index parts of "any previous byte" (a literal starts at this
+        // byte) and "any byte two before" (it starts at the previous one).
+        let distinct = |f: &dyn Fn(u8) -> usize| {
+            let mut seen = vec![false; mask + 1];
+            let mut out = Vec::new();
+            for x in 0..=u8::MAX {
+                let i = f(x);
+                if !seen[i] {
+                    seen[i] = true;
+                    out.push(i);
+                }
+            }
+            out
+        };
+        let any_prev2 = distinct(&|x| h(x, 0, 0));
+        let any_prev = distinct(&|x| h(0, x, 0));
+        let mut any_both = Vec::new();
+        {
+            let mut seen = vec![false; mask + 1];
+            for &a in &any_prev2 {
+                for &b in &any_prev {
+                    if !seen[a ^ b] {
+                        seen[a ^ b] = true;
+                        any_both.push(a ^ b);
+                    }
+                }
+            }
+        }
 
         // Buckets: literals sorted by length, cut into 8 runs, so that short
         // (frequently hit) literals do not shorten the windows of long ones.
@@ -206,7 +293,10 @@ impl Fdr {
             }
         }
 
-        let mut table = vec![fresh; 1 << (8 + cur_bits)];
+        let mut table = vec![fresh; mask + 1];
+        // (bit, masked current byte) pairs already cleared for a literal
+        // starting at that byte: the same 2^8–2^13 entries each time.
+        let mut started = std::collections::HashSet::new();
         for (b, m) in members.iter().enumerate() {
             let w = window[b];
             for &i in m {
@@ -217,15 +307,29 @@ impl Fdr {
                     let bit = !(1u64 << (lane * 8 + b));
                     let at = first + j;
                     for cur in variants(lit[at], icase) {
-                        let cur = u16::from(cur) & cur_mask;
+                        let hc = h(0, 0, cur);
                         if at == 0 {
-                            // The literal starts here: any byte may precede.
-                            for prev in 0..=u8::MAX {
-                                table[Self::index(prev, cur)] &= bit;
+                            // The literal starts here: any bytes may precede.
+                            if started.insert((lane * 8 + b, hc)) {
+                                for &v in &any_both {
+                                    table[v ^ hc] &= bit;
+                                }
                             }
-                        } else {
-                            for prev in variants(lit[at - 1], icase) {
-                                table[Self::index(prev, cur)] &= bit;
+                            continue;
+                        }
+                        for prev in variants(lit[at - 1], icase) {
+                            let hp = h(0, prev, 0) ^ hc;
+                            if !tri {
+                                table[hp] &= bit;
+                            } else if at == 1 {
+                                // It starts at the previous byte.
+                                for &v in &any_prev2 {
+                                    table[v ^ hp] &= bit;
+                                }
+                            } else {
+                                for prev2 in variants(lit[at - 2], icase) {
+                                    table[h(prev2, 0, 0) ^ hp] &= bit;
+                                }
                             }
                         }
                     }
@@ -263,7 +367,8 @@ impl Fdr {
 
         Fdr {
             table,
-            cur_mask,
+            table_bits,
+            tri,
             fresh,
             buckets,
             slots,
@@ -275,13 +380,6 @@ impl Fdr {
             earliest,
             simd: cfg!(target_arch = "x86_64"),
         }
-    }
-
-    /// Table index of the gram (previous byte, masked byte): the two bytes
-    /// read as one little-endian `u16` and masked, one load and one `and`.
-    #[inline(always)]
-    fn index(prev: u8, cur: u16) -> usize {
-        usize::from(u16::from(prev) | cur << 8)
     }
 
     /// Slot of a key (the last `key_len` bytes, little-endian, high bytes
@@ -360,9 +458,10 @@ impl Fdr {
         }
     }
 
-    /// The scan, for a table of `N` entries.
+    /// The scan, for a table of `N` entries and grams of three (`TRI`) or
+    /// two bytes.
     #[inline(always)]
-    fn run<const N: usize>(
+    fn run<const N: usize, const TRI: bool>(
         &self,
         st: &mut EngineState,
         hay: &[u8],
@@ -370,25 +469,38 @@ impl Fdr {
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
-        let gram = |prev: u8, cur: u8| table[gram_index::<N>(prev, cur)];
+        let gram = |prev2: u8, prev: u8, cur: u8| table[gram_index::<N, TRI>(prev2, prev, cur)];
         let n = hay.len();
         if n == 0 {
             return Control::Continue;
         }
         let mut s = st.mark ^ self.fresh;
         let carry = &st.carry[..];
-        // First position: its previous byte is the last carried one (any
-        // byte at the flow start, where only whole windows may begin).
-        s = s << 8 | gram(carry.last().copied().unwrap_or(0), hay[0]);
-        if s >> 56 != 0xff && self.confirm(carry, hay, 1, !(s >> 56) as u8, base, sink) {
-            return Control::Stop;
+        // First positions, whose gram reaches into the carry: a missing
+        // byte (flow start) reads as 0, where only windows of literals
+        // starting at or after the flow start may end, and their grams
+        // accept any byte before the literal.
+        let head = (1 + usize::from(TRI)).min(n);
+        for p in 0..head {
+            let before = |k: usize| -> u8 {
+                if p >= k {
+                    hay[p - k]
+                } else {
+                    let back = k - p;
+                    carry.len().checked_sub(back).map_or(0, |i| carry[i])
+                }
+            };
+            s = s << 8 | gram(before(2), before(1), hay[p]);
+            if s >> 56 != 0xff && self.confirm(carry, hay, p + 1, !(s >> 56) as u8, base, sink) {
+                return Control::Stop;
+            }
         }
-        let mut p = 1;
+        let mut p = head;
         loop {
             let (at, word, hits) = if self.simd {
-                blocks_simd(table, hay, p, s)
+                blocks_simd::<N, TRI>(table, hay, p, s)
             } else {
-                blocks(table, hay, p, s)
+                blocks::<N, TRI>(table, hay, p, s)
             };
             s = word;
             if hits == 0 {
@@ -409,7 +521,8 @@ impl Fdr {
             p = at + 8;
         }
         while p < n {
-            s = s << 8 | gram(hay[p - 1], hay[p]);
+            let prev2 = if TRI { hay[p - 2] } else { 0 };
+            s = s << 8 | gram(prev2, hay[p - 1], hay[p]);
             if s >> 56 != 0xff && self.confirm(carry, hay, p + 1, !(s >> 56) as u8, base, sink) {
                 return Control::Stop;
             }
@@ -444,13 +557,16 @@ impl Engine for Fdr {
     ) -> Control {
         // One copy of the loop per table size, so that the masked index
         // needs no bounds check.
-        match self.cur_mask {
-            1 => self.run::<{ 1 << 9 }>(st, hay, base, sink),
-            3 => self.run::<{ 1 << 10 }>(st, hay, base, sink),
-            7 => self.run::<{ 1 << 11 }>(st, hay, base, sink),
-            15 => self.run::<{ 1 << 12 }>(st, hay, base, sink),
-            31 => self.run::<{ 1 << 13 }>(st, hay, base, sink),
-            _ => self.run::<{ 1 << 14 }>(st, hay, base, sink),
+        match (self.tri, self.table_bits) {
+            (false, 9) => self.run::<{ 1 << 9 }, false>(st, hay, base, sink),
+            (false, 10) => self.run::<{ 1 << 10 }, false>(st, hay, base, sink),
+            (false, 11) => self.run::<{ 1 << 11 }, false>(st, hay, base, sink),
+            (false, 12) => self.run::<{ 1 << 12 }, false>(st, hay, base, sink),
+            (false, 13) => self.run::<{ 1 << 13 }, false>(st, hay, base, sink),
+            (false, _) => self.run::<{ 1 << 14 }, false>(st, hay, base, sink),
+            (true, 12) => self.run::<{ 1 << 12 }, true>(st, hay, base, sink),
+            (true, 13) => self.run::<{ 1 << 13 }, true>(st, hay, base, sink),
+            (true, _) => self.run::<{ 1 << 14 }, true>(st, hay, base, sink),
         }
     }
 }
@@ -506,7 +622,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
-        /// The portable and the SSE2 block loops against brute force: sets
+        /// The portable and the SSE2 block loops, with two- and three-byte
+        /// grams, against brute force: sets
         /// of short and long literals over a small alphabet (dense
         /// candidates), planted occurrences, random chunkings.
         #[test]
@@ -516,6 +633,7 @@ mod tests {
             plants in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..8),
             cuts in prop::collection::vec(prop_oneof![Just(0usize), Just(1), 0usize..40], 0..30),
             icase in any::<bool>(),
+            tri_bits in TRI_TABLE_BITS..=14,
         ) {
             let mut hay = noise;
             for (which, at) in plants {
@@ -525,11 +643,15 @@ mod tests {
             }
             let patterns: Vec<Pattern> = pats.iter().map(Pattern::literal).collect();
             let want = naive(&pats, &hay, icase);
-            let mut f = Fdr::new(&patterns, icase, false);
-            for simd in [false, true] {
-                f.simd = simd && cfg!(target_arch = "x86_64");
-                prop_assert_eq!(&run(&f, &hay, &cuts), &want, "simd {}", simd);
-                prop_assert_eq!(&run(&f, &hay, &[]), &want, "flat, simd {}", simd);
+            let two = Fdr::new(&patterns, icase, false);
+            prop_assert!(!two.tri);
+            let three = Fdr::build(&patterns, icase, false, tri_bits, true);
+            for mut f in [two, three] {
+                for simd in [false, true] {
+                    f.simd = simd && cfg!(target_arch = "x86_64");
+                    prop_assert_eq!(&run(&f, &hay, &cuts), &want, "simd {} tri {}", simd, f.tri);
+                    prop_assert_eq!(&run(&f, &hay, &[]), &want, "flat, simd {} tri {}", simd, f.tri);
+                }
             }
         }
     }
