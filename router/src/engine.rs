@@ -1780,6 +1780,14 @@ impl Engine {
         if !rs.has_table(table) {
             return Verdict::Accept;
         }
+        // A stateful chain's usual first rule decides established traffic from the state
+        // alone; a traced packet takes the full path, which reports each rule.
+        if skb.trace.is_none() && rs.accept_by_state(table, hook, ctstate, meta.len as u32) {
+            if table == Table::Nat {
+                self.last_nat = None;
+            }
+            return Verdict::Accept;
+        }
         self.run_table_rules(
             table, hook, meta, pkt, in_iface, out_iface, ctstate, skb, ct,
         )

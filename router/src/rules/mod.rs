@@ -641,6 +641,60 @@ pub(crate) struct TableRules {
     pub(crate) builtin: [Option<usize>; 5],
     /// The compiled classifier, one entry per chain (see `classify`).
     pub(crate) index: classify::TableIndex,
+    /// Per hook: the built-in chain starts with a lone state test that accepts (see
+    /// [`StateHead`]).
+    pub(crate) head: [Option<StateHead>; 5],
+}
+
+/// A built-in chain whose first rule is only `-m conntrack --ctstate S` (or `-m state
+/// --state S`) with `-j ACCEPT`, the usual first rule of a stateful firewall. For a packet
+/// in state S the whole evaluation comes down to that rule: [`Ruleset::accept_by_state`]
+/// counts it and accepts without building the packet's match context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StateHead {
+    mask: CtState,
+    invert: bool,
+    /// `-m state` sees only the base states, not the virtual SNAT/DNAT ones.
+    base_only: bool,
+}
+
+impl StateHead {
+    /// The head of `chain`, if its first rule has that form.
+    pub(crate) fn of(chain: &Chain) -> Option<StateHead> {
+        let rule = chain.rules.first()?;
+        if rule.target != Target::Accept {
+            return None;
+        }
+        match rule.matches.as_slice() {
+            [Match::Conntrack(m)] => {
+                let st = m.state.as_ref()?;
+                let only_state = ctmatch::CtMatch {
+                    state: None,
+                    ..(**m).clone()
+                } == ctmatch::CtMatch::default();
+                only_state.then_some(StateHead {
+                    mask: st.mask,
+                    invert: st.invert,
+                    base_only: false,
+                })
+            }
+            [Match::State { state }] => Some(StateHead {
+                mask: state.mask,
+                invert: state.invert,
+                base_only: true,
+            }),
+            _ => None,
+        }
+    }
+
+    fn hits(&self, ctstate: CtState) -> bool {
+        let st = if self.base_only {
+            CtState(ctstate.0 & CtState::BASE.0)
+        } else {
+            ctstate
+        };
+        st.intersects(self.mask) != self.invert
+    }
 }
 
 /// A loaded ruleset for one address family. Immutable after load except for counters.
@@ -703,6 +757,30 @@ impl Ruleset {
 
     pub fn has_table(&self, table: Table) -> bool {
         self.tables[table.index()].is_some()
+    }
+
+    /// For a packet that is not traced: when `table`'s chain for `hook` starts with a lone
+    /// state test that accepts ([`StateHead`]) and `ctstate` passes it, counts that rule
+    /// (`len` bytes) and returns true; the full evaluation would have done exactly that and
+    /// nothing else. False: evaluate normally.
+    #[inline]
+    pub fn accept_by_state(&self, table: Table, hook: Hook, ctstate: CtState, len: u32) -> bool {
+        let Some(t) = &self.tables[table.index()] else {
+            return false;
+        };
+        let (Some(head), Some(ci)) = (t.head[hook.index()], t.builtin[hook.index()]) else {
+            return false;
+        };
+        if !head.hits(ctstate) {
+            return false;
+        }
+        match t.chains.get(ci).and_then(|c| c.rules.first()) {
+            Some(rule) => {
+                rule.counters.add(len);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Evaluates `table`'s built-in chain for `hook`; a missing table or chain accepts.

@@ -36,7 +36,7 @@ use super::target::{
 };
 use super::{
     Chain, Counters, CtState, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset,
-    Table, TableRules, Target,
+    StateHead, Table, TableRules, Target,
 };
 
 /// Longest chain name iptables accepts (XT_EXTENSION_MAXNAMELEN minus the NUL).
@@ -551,11 +551,13 @@ impl Parser<'_> {
         let index = TableIndex {
             chains: chains.iter().map(ChainIndex::build).collect(),
         };
+        let head = builtin.map(|ci| ci.and_then(|ci| chains.get(ci)).and_then(StateHead::of));
         self.done[cur.table.index()] = Some(TableRules {
             table: cur.table,
             chains,
             builtin,
             index,
+            head,
         });
         Ok(())
     }

@@ -412,3 +412,58 @@ fn family_mismatch_never_matches_addresses() {
     // `! -d` of another family's address is "not in the net": true, as for any other address.
     assert_eq!(input(&rs, &c).1, "filter INPUT rule 2");
 }
+
+/// `accept_by_state` is the full evaluation's answer whenever it answers: same verdict (the
+/// first rule accepts), same counters, for every state combination and each head form.
+#[test]
+fn a_lone_state_head_decides_exactly_as_the_full_evaluation() {
+    let heads = [
+        "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A INPUT -m conntrack ! --ctstate NEW,INVALID -j ACCEPT",
+        "-A INPUT -m conntrack --ctstate DNAT -j ACCEPT",
+        "-A INPUT -m state --state ESTABLISHED -j ACCEPT",
+        "-A INPUT -m state ! --state NEW -j ACCEPT",
+    ];
+    for head in heads {
+        let text = filter(&format!(":INPUT DROP\n{head}\n-A INPUT -p tcp -j REJECT"));
+        let (fast, full) = (v4(&text), v4(&text));
+        let mut c = tcp4("192.0.2.2", "192.0.2.1", 1, 80);
+        for bits in 0..=u8::MAX {
+            c.ctstate = CtState(bits);
+            let took = fast.accept_by_state(Table::Filter, Hook::Input, c.ctstate, c.len);
+            let (v, rule) = input(&full, &c);
+            if took {
+                assert_eq!(
+                    (v, rule.as_str()),
+                    (Verdict::Accept, "filter INPUT rule 1"),
+                    "{head} {bits:#x}"
+                );
+            } else {
+                // Not taken: the head rule did not match, so the full path was needed.
+                assert_ne!(rule, "filter INPUT rule 1", "{head} {bits:#x}");
+            }
+        }
+        assert_eq!(
+            fast.counters(Table::Filter, "INPUT", 1),
+            full.counters(Table::Filter, "INPUT", 1),
+            "{head}"
+        );
+        assert!(
+            fast.counters(Table::Filter, "INPUT", 1).unwrap().0 > 0,
+            "{head}"
+        );
+    }
+    // Heads with anything more than the state test are evaluated in full.
+    for head in [
+        "-A INPUT -i lo -m conntrack --ctstate ESTABLISHED -j ACCEPT",
+        "-A INPUT -m conntrack --ctstate ESTABLISHED --ctproto tcp -j ACCEPT",
+        "-A INPUT -m conntrack --ctstate ESTABLISHED -j DROP",
+        "-A INPUT -m conntrack --ctstate ESTABLISHED -m comment --comment x -j ACCEPT",
+    ] {
+        let rs = v4(&filter(&format!(":INPUT DROP\n{head}")));
+        assert!(
+            !rs.accept_by_state(Table::Filter, Hook::Input, CtState::ESTABLISHED, 60),
+            "{head}"
+        );
+    }
+}
