@@ -1935,7 +1935,35 @@ impl Engine {
     /// every packet of a NATed connection, rewrite the `manip` end. Returns
     /// false when the packet was dropped (no free mapping, or unwritable).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn nat_step(
+        &mut self,
+        ct: &mut Ct,
+        manip: Manip,
+        iface: Option<IfaceId>,
+        pkt: &mut PacketBuf,
+        meta: &mut Meta,
+        hook: Hook,
+        ingress: Option<IfaceId>,
+    ) -> bool {
+        // Most packets: nothing to bind and a connection without NAT. Decided inline.
+        if self.last_nat.is_none() {
+            let nat = Status::SRC_NAT | Status::DST_NAT;
+            let plain = match &*ct {
+                Ct::Untracked | Ct::Invalid(_) => true,
+                Ct::Known { id, .. } => self.ct.get(*id).is_none_or(|c| c.status.0 & nat == 0),
+                Ct::New { conn, .. } => conn.status.0 & nat == 0,
+            };
+            if plain {
+                return true;
+            }
+        }
+        self.nat_step_full(ct, manip, iface, pkt, meta, hook, ingress)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn nat_step_full(
         &mut self,
         ct: &mut Ct,
         manip: Manip,
