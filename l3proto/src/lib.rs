@@ -33,6 +33,7 @@ pub use ipv6::Ipv6;
 use conntrack::proto::{L3Error, L3Packet, L3Proto};
 
 /// Parses a packet of either family, chosen by its version nibble.
+#[inline]
 pub fn parse(packet: &[u8]) -> Result<L3Packet<'_>, L3Error> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => Ipv4.parse(packet),

@@ -26,7 +26,6 @@ use conntrack::proto::{ConnCtx, Frag, L4Packet, L4Proto, ProtoState, Verdict as 
 use conntrack::table::{ConfirmError, ConnId, ConnTable, TableConfig};
 use conntrack::time::Instant;
 use conntrack::tuple::{Dir, Family, Tuple};
-use conntrack::wire::checksum;
 use ipnet::IpNet;
 use l3proto::defrag::{Defrag, Outcome};
 use l4proto::{AnyState, L4Modules};
@@ -465,7 +464,14 @@ struct FragPending {
 #[derive(Debug, Default)]
 struct LocalAddrs {
     v4: Vec<u32>,
+    /// Bit `v4_bit(a)` set for every address in `v4`.
+    v4_filter: u64,
     v6: Vec<u128>,
+}
+
+/// One of 64 bits chosen by a multiplicative hash of the address.
+fn v4_bit(a: u32) -> u64 {
+    1 << (a.wrapping_mul(0x9e37_79b1) >> 26)
 }
 
 impl LocalAddrs {
@@ -473,7 +479,10 @@ impl LocalAddrs {
         let mut l = LocalAddrs::default();
         for n in nets {
             match n.addr() {
-                IpAddr::V4(a) => l.v4.push(u32::from(a)),
+                IpAddr::V4(a) => {
+                    l.v4.push(u32::from(a));
+                    l.v4_filter |= v4_bit(u32::from(a));
+                }
                 IpAddr::V6(a) => l.v6.push(u128::from(a)),
             }
         }
@@ -482,7 +491,11 @@ impl LocalAddrs {
 
     fn contains(&self, a: IpAddr) -> bool {
         match a {
-            IpAddr::V4(a) => self.v4.contains(&u32::from(a)),
+            // Asked for every forwarded packet, nearly always "no": a one-word filter first.
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4_filter & v4_bit(a) != 0 && self.v4.contains(&a)
+            }
             IpAddr::V6(a) => self.v6.contains(&u128::from(a)),
         }
     }
@@ -1125,7 +1138,7 @@ impl Engine {
                 Some(ingress),
             );
         }
-        let Some(route) = self.routes.lookup(meta.dst).cloned() else {
+        let Some(route) = self.routes.lookup(meta.dst).copied() else {
             let (t, c) = if meta.family == Family::V4 {
                 (3, 0)
             } else {
@@ -2355,7 +2368,7 @@ impl Engine {
             // Locally generated packets are not checksum-verified (netfilter neither).
             self.conntrack_in(&meta, pkt.as_slice(), false, skb.zone)
         };
-        let Some(route) = self.routes.lookup(meta.dst).cloned() else {
+        let Some(route) = self.routes.lookup(meta.dst).copied() else {
             return self.count_drop_hook("route: no route", Hook::Output, &meta, None);
         };
         let st = ct.state(&self.ct);
@@ -2403,7 +2416,7 @@ impl Engine {
         }
         // A DNAT in OUTPUT re-routes the packet, as ip_route_me_harder does.
         let route = if meta.dst != before {
-            match self.routes.lookup(meta.dst).cloned() {
+            match self.routes.lookup(meta.dst).copied() {
                 Some(r) => r,
                 None => return self.count_drop_hook("route: no route", Hook::Output, &meta, None),
             }
@@ -2741,14 +2754,21 @@ fn is_link_local(a: &IpAddr) -> bool {
 /// Decrements TTL / hop limit in place (IPv4 checksum updated incrementally, RFC 1624).
 fn decrement_ttl(p: &mut [u8]) {
     match p.first().map(|b| b >> 4) {
-        Some(4) if p.len() >= 20 => {
-            let old = u16::from_be_bytes([p[8], p[9]]);
-            p[8] = p[8].saturating_sub(1);
-            let new = u16::from_be_bytes([p[8], p[9]]);
-            let ck = checksum::update16(u16::from_be_bytes([p[10], p[11]]), old, new);
-            p[10..12].copy_from_slice(&ck.to_be_bytes());
+        Some(4) => {
+            if let Some(h) = p.get_mut(..20).filter(|h| h[8] != 0) {
+                h[8] -= 1;
+                // RFC 1624 eqn. 3 with m - m' = 0x0100 (TTL is the high byte of its word):
+                // ~m + m' is the constant 0xfeff, so one add and one fold.
+                let s = u32::from(!u16::from_be_bytes([h[10], h[11]])) + 0xfeff;
+                let ck = !((s & 0xffff) + (s >> 16)) as u16;
+                h[10..12].copy_from_slice(&ck.to_be_bytes());
+            }
         }
-        Some(6) if p.len() >= 40 => p[7] = p[7].saturating_sub(1),
+        Some(6) => {
+            if let Some(h) = p.get_mut(..40) {
+                h[7] = h[7].saturating_sub(1);
+            }
+        }
         _ => {}
     }
 }
@@ -2814,7 +2834,38 @@ fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<PacketBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conntrack::wire::checksum;
     use l3proto::defrag::{DefragConfig, Outcome};
+
+    /// The constant-time checksum update keeps every header valid, whatever the TTL and the
+    /// other fields (a zero TTL is left alone).
+    #[test]
+    fn decrement_ttl_keeps_the_checksum_valid() {
+        let mut seed = 0x9e37_79b9u32;
+        for ttl in 0..=255u8 {
+            for _ in 0..64 {
+                let mut h = [0u8; 20];
+                for b in h.iter_mut() {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    *b = (seed >> 24) as u8;
+                }
+                h[0] = 0x45;
+                h[8] = ttl;
+                h[10] = 0;
+                h[11] = 0;
+                let ck = checksum::data(&h);
+                h[10..12].copy_from_slice(&ck.to_be_bytes());
+                let before = h;
+                decrement_ttl(&mut h);
+                if ttl == 0 {
+                    assert_eq!(h, before);
+                } else {
+                    assert_eq!(h[8], ttl - 1);
+                    assert_eq!(checksum::data(&h), 0, "ttl {ttl}: {before:02x?}");
+                }
+            }
+        }
+    }
 
     fn v4_fragments(id: u16) -> Vec<Vec<u8>> {
         let mut whole = vec![0u8; 20];

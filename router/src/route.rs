@@ -9,7 +9,7 @@ use std::net::IpAddr;
 pub type IfaceId = usize;
 
 /// One route.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
     /// Destination prefix.
     pub prefix: IpNet,
@@ -24,21 +24,16 @@ pub struct Route {
 /// length.
 const LINEAR_MAX: usize = 16;
 
-/// A route with its prefix pre-split into network and mask bits, so a lookup
-/// is integer compares instead of `IpNet::contains`.
-#[derive(Clone, Debug)]
-struct Entry {
-    net: u128,
-    mask: u128,
-    route: Route,
-}
-
 /// Routes of one family, sorted by descending prefix length so the first
 /// match is the longest.
 #[derive(Clone, Debug, Default)]
 struct FamilyTable {
-    entries: Vec<Entry>,
-    /// For large tables: (prefix mask, network → index into `entries`),
+    /// (network bits, mask bits) of `routes[i]`, apart from the routes so a
+    /// linear search reads only the keys, and compares integers instead of
+    /// calling `IpNet::contains`.
+    keys: Vec<(u128, u128)>,
+    routes: Vec<Route>,
+    /// For large tables: (prefix mask, network → index into `routes`),
     /// longest first; the first hit is the longest match.
     by_len: Vec<(u128, HashMap<u128, usize>)>,
 }
@@ -49,41 +44,34 @@ impl FamilyTable {
         let mask = prefix_mask(len, bits);
         let net = addr_bits(r.prefix.network()) & mask;
         let pos = self
-            .entries
-            .partition_point(|o| o.route.prefix.prefix_len() >= r.prefix.prefix_len());
-        self.entries.insert(
-            pos,
-            Entry {
-                net,
-                mask,
-                route: r,
-            },
-        );
+            .routes
+            .partition_point(|o| o.prefix.prefix_len() >= r.prefix.prefix_len());
+        self.routes.insert(pos, r);
+        self.keys.insert(pos, (net, mask));
         self.by_len.clear();
-        if self.entries.len() > LINEAR_MAX {
-            for (i, e) in self.entries.iter().enumerate() {
-                if self.by_len.last().is_none_or(|(m, _)| *m != e.mask) {
-                    self.by_len.push((e.mask, HashMap::new()));
+        if self.routes.len() > LINEAR_MAX {
+            for (i, &(net, mask)) in self.keys.iter().enumerate() {
+                if self.by_len.last().is_none_or(|(m, _)| *m != mask) {
+                    self.by_len.push((mask, HashMap::new()));
                 }
                 if let Some((_, m)) = self.by_len.last_mut() {
                     // Keep the earlier entry on ties, as the linear search does.
-                    m.entry(e.net).or_insert(i);
+                    m.entry(net).or_insert(i);
                 }
             }
         }
     }
 
+    #[inline]
     fn lookup(&self, a: u128) -> Option<&Route> {
-        if self.by_len.is_empty() {
-            return self
-                .entries
+        let i = if self.by_len.is_empty() {
+            self.keys.iter().position(|&(net, mask)| a & mask == net)?
+        } else {
+            self.by_len
                 .iter()
-                .find(|e| a & e.mask == e.net)
-                .map(|e| &e.route);
-        }
-        self.by_len
-            .iter()
-            .find_map(|(mask, m)| m.get(&(a & mask)).map(|&i| &self.entries[i].route))
+                .find_map(|(mask, m)| m.get(&(a & mask)).copied())?
+        };
+        self.routes.get(i)
     }
 }
 
@@ -150,6 +138,7 @@ impl RouteTable {
     }
 
     /// The route for `dst`, if any.
+    #[inline]
     pub fn lookup(&self, dst: IpAddr) -> Option<&Route> {
         let t = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
         t.lookup(addr_bits(dst))
@@ -196,7 +185,7 @@ mod tests {
                 iface: i as usize,
                 via: None,
             };
-            all.push(r.clone());
+            all.push(r);
             t.add(r);
         }
         t.add(Route {
