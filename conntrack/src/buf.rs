@@ -42,26 +42,31 @@ impl PacketBuf {
     }
 
     /// The packet bytes.
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         &self.storage[self.start..]
     }
 
     /// The packet bytes, writable.
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..]
     }
 
     /// Length of the packet (headroom excluded).
+    #[inline]
     pub fn len(&self) -> usize {
         self.storage.len() - self.start
     }
 
     /// Whether the packet has no bytes.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Spare bytes in front of the packet.
+    #[inline]
     pub fn headroom(&self) -> usize {
         self.start
     }

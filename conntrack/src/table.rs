@@ -318,6 +318,25 @@ impl<S: ProtoState> ConnTable<S> {
         Some((id, dir))
     }
 
+    /// [`ConnTable::lookup`] that also hands out the connection, writable: the
+    /// per-packet path, which would otherwise find the slot a second time.
+    /// Tuples must not be changed through it (see [`ConnTable::get_mut`]).
+    #[inline]
+    pub fn lookup_mut(&mut self, t: &Tuple, now: Instant) -> Option<(ConnId, Dir, &mut Conn<S>)> {
+        let (id, dir) = self.peek(t)?;
+        let live = self.slots[id.index as usize]
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.expires > now);
+        if !live {
+            self.stats.expired += 1;
+            self.remove(id, now, "timeout");
+            return None;
+        }
+        let c = self.slots[id.index as usize].conn.as_mut()?;
+        Some((id, dir, c))
+    }
+
     /// Finds the connection with tuple `t` without expiring anything.
     pub fn peek(&self, t: &Tuple) -> Option<(ConnId, Dir)> {
         let h = self.hash(t);

@@ -285,6 +285,7 @@ impl Ct {
         matches!(self, Ct::New { conn, .. } if !conn.status.contains(bound))
     }
 
+    #[inline(always)]
     fn state(&self, table: &ConnTable<AnyState>) -> CtState {
         // The virtual states SNAT / DNAT (for `--ctstate`) follow the
         // connection's NAT status bits, as in xt_conntrack.
@@ -489,6 +490,7 @@ impl LocalAddrs {
         l
     }
 
+    #[inline(always)]
     fn contains(&self, a: IpAddr) -> bool {
         match a {
             // Asked for every forwarded packet, nearly always "no": a one-word filter first.
@@ -863,8 +865,15 @@ impl Engine {
     fn warm<'a>(&mut self, pkts: impl ExactSizeIterator<Item = &'a PacketBuf>) {
         if pkts.len() > 1 {
             self.warm_tuples.clear();
-            self.warm_tuples
-                .extend(pkts.filter_map(|p| quick_tuple(p.as_slice())));
+            // A run of packets of one flow (a TCP burst, a TUN read of one
+            // stream) needs its lines warmed once: the first lookup does it.
+            let mut last = None;
+            for t in pkts.filter_map(|p| quick_tuple(p.as_slice())) {
+                if last != Some(t) {
+                    self.warm_tuples.push(t);
+                    last = Some(t);
+                }
+            }
             self.warm_sink ^= self.ct.warm(&self.warm_tuples);
         }
     }
@@ -1383,6 +1392,7 @@ impl Engine {
         }
     }
 
+    #[inline(always)]
     fn transmit(
         &mut self,
         iface: IfaceId,
@@ -1392,7 +1402,7 @@ impl Engine {
         ingress: Option<IfaceId>,
     ) {
         if self.tx.len() >= TX_QUEUE {
-            return self.count_drop_hook("tx: queue full", Hook::Postrouting, meta, ingress);
+            return self.tx_full(meta, ingress);
         }
         self.packets_out += 1;
         self.tx.push_back(Transmit {
@@ -1401,6 +1411,12 @@ impl Engine {
             packet,
             offload: self.offload,
         });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tx_full(&mut self, meta: &Meta, ingress: Option<IfaceId>) {
+        self.count_drop_hook("tx: queue full", Hook::Postrouting, meta, ingress)
     }
 
     // ------------------------------------------------------------ conntrack
@@ -1485,11 +1501,8 @@ impl Engine {
         // Two rounds at most: a TCP SYN that reopens a closed connection
         // destroys it and is then handled as new.
         for _ in 0..2 {
-            if let Some((id, dir)) = self.ct.lookup(&tuple, now) {
+            if let Some((id, dir, c)) = self.ct.lookup_mut(&tuple, now) {
                 let l4 = &self.l4;
-                let Some(c) = self.ct.get_mut(id) else {
-                    return Ct::Invalid("conntrack: lost connection");
-                };
                 let before = (c.l4.state_id(), c.status);
                 let seen_reply_now = dir == Dir::Reply && !c.status.contains(Status::SEEN_REPLY);
                 if seen_reply_now {

@@ -62,7 +62,7 @@ impl FamilyTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn lookup(&self, a: u128) -> Option<&Route> {
         let i = if self.by_len.is_empty() {
             self.keys.iter().position(|&(net, mask)| a & mask == net)?
@@ -138,7 +138,7 @@ impl RouteTable {
     }
 
     /// The route for `dst`, if any.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, dst: IpAddr) -> Option<&Route> {
         let t = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
         t.lookup(addr_bits(dst))
