@@ -821,6 +821,23 @@ mod tests {
     }
 
     #[test]
+    fn lookup_mut_agrees_with_lookup_and_expires_the_same_way() {
+        let mut t = table(10);
+        let now = Instant::from_secs(1);
+        let id = t.confirm(conn(1, 10), now).unwrap();
+        let (got, dir, c) = t.lookup_mut(&tup(1).invert(), now).unwrap();
+        assert_eq!((got, dir), (id, Dir::Reply));
+        c.mark = 7;
+        assert_eq!(t.get(id).unwrap().mark, 7);
+        assert!(t.lookup_mut(&tup(2), now).is_none());
+        let late = Instant::from_secs(10);
+        assert!(t.lookup_mut(&tup(1), late).is_none());
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.stats().expired, 1);
+        assert!(t.get(id).is_none());
+    }
+
+    #[test]
     fn stale_ids_are_rejected_after_slot_reuse() {
         let mut t = table(10);
         let now = Instant::from_secs(1);
