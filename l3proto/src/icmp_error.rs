@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Whether `l3` carries an ICMP (types 3, 4, 5, 11, 12) or ICMPv6 (types
 /// 1–4) error message.
+#[inline]
 pub fn is_icmp_error(l3: &L3Packet<'_>) -> bool {
     let Some(&ty) = l3.l4.first() else {
         return false;

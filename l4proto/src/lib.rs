@@ -320,6 +320,7 @@ impl L4Proto for L4Modules {
         }
     }
 
+    #[inline]
     fn ids(&self, pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
         match pkt.proto {
             proto::TCP => self.tcp.ids(pkt),
