@@ -1632,12 +1632,13 @@ impl Engine {
         };
         // In a sharded engine both tuples are published: they route the connection's packets
         // here and keep other shards from using them (withdrawn by the table's remove hook).
-        // Only what this call inserted is withdrawn again if the insertion fails.
+        // What this call published is withdrawn again if the insertion fails (entries are
+        // counted per connection: another zone's connection may share one).
         let mut published: [Option<Tuple>; 2] = [None, None];
         if let Some(sh) = &self.shard {
             for (k, t) in conn.tuples.iter().enumerate() {
                 match sh.publish(t) {
-                    Some(inserted) => published[k] = inserted.then_some(*t),
+                    Some(_) => published[k] = Some(*t),
                     None => {
                         published.iter().flatten().for_each(|t| sh.unpublish(t));
                         self.count_drop_hook(

@@ -66,6 +66,7 @@ use conntrack::proto::{Frag, L4Packet, L4Proto};
 use conntrack::time::Instant;
 use conntrack::tuple::Tuple;
 use l4proto::L4Modules;
+use papaya::{Compute, Operation};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::config::Config;
@@ -137,9 +138,18 @@ impl Hasher for KeyedHasher {
 /// shards ran slower than one (BENCHMARKS.md). papaya's reads are lock-free and touch only
 /// thread-local reclamation state.
 pub struct Directory {
-    map: papaya::HashMap<Tuple, u16, Keyed>,
+    map: papaya::HashMap<Tuple, Held, Keyed>,
     /// Kept apart from the map so that `len` is one load (control and tests only).
     len: AtomicUsize,
+}
+
+/// A directory entry: the shard holding a tuple, and how many of its connections did
+/// publish it. Keys ignore the zone (see [`key`]), so connections of different zones with
+/// equal tuples share an entry, in one shard; the entry stays until the last one leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    shard: u16,
+    refs: u32,
 }
 
 impl std::fmt::Debug for Directory {
@@ -151,7 +161,8 @@ impl std::fmt::Debug for Directory {
 }
 
 /// Directory keys ignore the conntrack zone: packets are steered before the raw table
-/// assigns one, so two zones cannot publish the same tuple from different shards.
+/// assigns one. Equal tuples of two zones therefore steer to one shard, and their
+/// connections share the entry (counted in [`Held::refs`]).
 fn key(t: &Tuple) -> Tuple {
     Tuple { zone: 0, ..*t }
 }
@@ -166,28 +177,46 @@ impl Directory {
 
     /// The shard holding a connection with tuple `t`, if any.
     pub fn lookup(&self, t: &Tuple) -> Option<usize> {
-        self.map.pin().get(&key(t)).map(|&s| usize::from(s))
+        self.map.pin().get(&key(t)).map(|h| usize::from(h.shard))
     }
 
-    /// Publishes `t` for `shard`: `None` if another shard holds it, else whether it was
-    /// inserted now (`Some(false)`: `shard` held it already).
+    /// Publishes `t` for one more connection of `shard`: `None` if another shard holds it,
+    /// else whether the entry was created now (`Some(false)`: `shard` held it already).
+    /// Each `Some` must be matched by one [`Directory::release`].
     pub fn reserve(&self, t: &Tuple, shard: usize) -> Option<bool> {
-        match self.map.pin().try_insert(key(t), shard as u16) {
-            Ok(_) => {
+        let shard = shard as u16;
+        let m = self.map.pin();
+        let r = m.compute(key(t), |e| match e {
+            None => Operation::Insert(Held { shard, refs: 1 }),
+            Some((_, h)) if h.shard == shard => Operation::Insert(Held {
+                shard,
+                refs: h.refs.saturating_add(1),
+            }),
+            Some(_) => Operation::Abort(()),
+        });
+        match r {
+            Compute::Inserted(..) => {
                 self.len.fetch_add(1, Ordering::Relaxed);
                 Some(true)
             }
-            Err(e) => (usize::from(*e.current) == shard).then_some(false),
+            Compute::Updated { .. } => Some(false),
+            Compute::Removed(..) | Compute::Aborted(()) => None,
         }
     }
 
-    /// Withdraws `t` if `shard` holds it.
+    /// Withdraws one connection of `shard` from `t`'s entry; the entry goes with the last.
     pub fn release(&self, t: &Tuple, shard: usize) {
+        let shard = shard as u16;
         let m = self.map.pin();
-        if matches!(
-            m.remove_if(&key(t), |_, &s| usize::from(s) == shard),
-            Ok(Some(_))
-        ) {
+        let r = m.compute(key(t), |e| match e {
+            Some((_, h)) if h.shard == shard && h.refs > 1 => Operation::Insert(Held {
+                shard,
+                refs: h.refs - 1,
+            }),
+            Some((_, h)) if h.shard == shard => Operation::Remove,
+            _ => Operation::Abort(()),
+        });
+        if matches!(r, Compute::Removed(..)) {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -575,3 +575,78 @@ fn the_icmp_error_limit_is_the_routers_not_each_shards() {
     }
     assert_eq!(sent, 50, "one burst of Time Exceeded for the whole router");
 }
+
+/// Zones: equal tuples of two zones steer to one shard and share its directory entry; when
+/// one of the two connections ends, the other's packets must still find that shard.
+#[test]
+fn connections_of_two_zones_with_one_tuple_share_the_entry_until_both_end() {
+    let cfg = r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24"]
+[[interface]]
+name = "lan1"
+kind = "tun"
+addresses = ["203.0.113.1/24"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24"]
+[conntrack]
+max = 1024
+"#;
+    let rules = "\
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -i lan0 -j CT --zone 1
+-A PREROUTING -i lan1 -j CT --zone 2
+COMMIT
+";
+    let cfg = Config::parse(cfg, "t.toml", Path::new(".")).unwrap();
+    let set = ShardSet::new(&cfg, 5, 2).unwrap();
+    let r4 = Arc::new(Ruleset::parse(rules, "t.rules", Family::V4).unwrap());
+    let r6 = Arc::new(Ruleset::empty(Family::V6));
+    for i in 0..set.len() {
+        set.lock(i).set_shared_rules(r4.clone(), r6.clone());
+    }
+    let (lan0, lan1, wan) = (0, 1, 2);
+    // The same datagram from two overlapping networks: worker 1 reads the first, so both
+    // connections live in shard 1 (the second is steered to the holder of its tuple).
+    let q = udp("192.0.2.10", 5000, SERVER, 53, b"q");
+    assert_eq!(on(&feed(&set, 1, t(1), &[(lan0, q.clone())]), wan).len(), 1);
+    assert_eq!(on(&feed(&set, 0, t(1), &[(lan1, q.clone())]), wan).len(), 1);
+    assert_eq!(
+        set.lock(1).ct_len(),
+        2,
+        "one connection per zone, in the owner"
+    );
+    assert_eq!(set.lock(0).ct_len(), 0);
+    assert_eq!(
+        set.directory().len(),
+        2,
+        "one entry per tuple, shared by the zones"
+    );
+    // Zone 1's connection ends; zone 2's stays and keeps its shard.
+    let gone = set.ct_delete(|c| c.tuples[0].zone == 1);
+    assert_eq!(gone, 1);
+    assert_eq!(
+        set.owner(&q),
+        Some(1),
+        "the entry outlives one of its connections"
+    );
+    assert_eq!(set.directory().len(), 2);
+    let out = feed(&set, 0, t(2), &[(lan1, q.clone())]);
+    assert!(out.iter().all(|(s, _)| *s == 1), "sent by the owner shard");
+    assert_eq!(on(&out, wan).len(), 1);
+    assert_eq!(
+        set.lock(0).ct_len(),
+        0,
+        "no duplicate connection in the reader's shard"
+    );
+    assert_eq!(set.lock(1).ct_len(), 1);
+    set.ct_flush();
+    assert_eq!(set.directory().len(), 0, "gone with the last connection");
+    assert_eq!(set.owner(&q), None);
+}
