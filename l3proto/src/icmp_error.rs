@@ -14,10 +14,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// 1–4) error message.
 #[inline]
 pub fn is_icmp_error(l3: &L3Packet<'_>) -> bool {
-    let Some(&ty) = l3.l4.first() else {
+    is_icmp_error_parts(l3.family, l3.proto, l3.l4)
+}
+
+/// [`is_icmp_error`] from the parts of an already parsed packet: the family, the L4
+/// protocol and the L4 bytes.
+#[inline]
+pub fn is_icmp_error_parts(family: Family, proto: u8, l4: &[u8]) -> bool {
+    let Some(&ty) = l4.first() else {
         return false;
     };
-    match (l3.family, l3.proto) {
+    match (family, proto) {
         (Family::V4, 1) => matches!(ty, 3 | 4 | 5 | 11 | 12),
         (Family::V6, 58) => (1..=4).contains(&ty),
         _ => false,

@@ -26,7 +26,7 @@ mod icmp_error;
 mod ipv4;
 mod ipv6;
 
-pub use icmp_error::{icmp_error_tuple, is_icmp_error};
+pub use icmp_error::{icmp_error_tuple, is_icmp_error, is_icmp_error_parts};
 pub use ipv4::Ipv4;
 pub use ipv6::Ipv6;
 

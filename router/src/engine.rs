@@ -1433,23 +1433,12 @@ impl Engine {
         let Some(l4) = pkt.get(meta.l4_offset..meta.len) else {
             return Ct::Invalid("ip: malformed");
         };
-        let l3 = conntrack::proto::L3Packet {
+        let l4pkt = L4Packet {
             family: meta.family,
             src: meta.src,
             dst: meta.dst,
             proto: meta.proto,
-            l4_offset: meta.l4_offset,
-            l4,
-            frag: meta.frag,
-            ttl: meta.ttl,
-            len: meta.len,
-        };
-        let l4pkt = L4Packet {
-            family: l3.family,
-            src: l3.src,
-            dst: l3.dst,
-            proto: l3.proto,
-            data: l3.l4,
+            data: l4,
             verify_checksum: verify,
         };
         let now = self.now;
@@ -1458,44 +1447,19 @@ impl Engine {
         if self.l4.is_untracked(&l4pkt) {
             return Ct::Untracked;
         }
-        if l3proto::is_icmp_error(&l3) {
-            return match l3proto::icmp_error_tuple(&l3, &self.l4, verify) {
-                // The error travels opposite to the quoted packet: look up the
-                // inverse, which (unlike the quote itself after NAT) is one of
-                // the connection's two tuples.
-                Ok(inner) => match self.ct.lookup(
-                    &Tuple {
-                        zone,
-                        ..inner.invert()
-                    },
-                    now,
-                ) {
-                    Some((id, d)) => {
-                        let dir = d;
-                        if let Some(c) = self.ct.get_mut(id) {
-                            c.account(dir, meta.len);
-                        }
-                        Ct::Known {
-                            id,
-                            dir,
-                            related: true,
-                        }
-                    }
-                    None => Ct::Invalid("icmp: error for unknown connection"),
-                },
-                Err(e) => Ct::Invalid(e.0),
-            };
+        if l3proto::is_icmp_error_parts(meta.family, meta.proto, l4) {
+            return self.conntrack_icmp_error(meta, l4, verify, zone);
         }
         let (src_id, dst_id) = match self.l4.ids(&l4pkt) {
             Ok(ids) => ids,
             Err(e) => return Ct::Invalid(e.0),
         };
         let tuple = Tuple {
-            src: l3.src,
-            dst: l3.dst,
+            src: meta.src,
+            dst: meta.dst,
             src_id,
             dst_id,
-            proto: l3.proto,
+            proto: meta.proto,
             zone,
         };
         // Two rounds at most: a TCP SYN that reopens a closed connection
@@ -1519,7 +1483,7 @@ impl Engine {
                         // RFC 4787: a mapped UDP flow refreshes its mapping,
                         // and with outbound-only refresh (REQ-6) only packets
                         // from the internal endpoint extend its life.
-                        let eim = if self.nat_cfg.udp_eim && nat_eim::applies(l3.proto) {
+                        let eim = if self.nat_cfg.udp_eim && nat_eim::applies(meta.proto) {
                             eim_internal(&c.tuples, c.status)
                         } else {
                             None
@@ -1562,6 +1526,51 @@ impl Engine {
             return self.new_conn(tuple, &l4pkt, meta);
         }
         Ct::Invalid("conntrack: reopen loop")
+    }
+
+    /// An ICMP error: RELATED to the connection of the packet it quotes. Apart from the
+    /// per-packet path, which only tests the type.
+    #[cold]
+    #[inline(never)]
+    fn conntrack_icmp_error(&mut self, meta: &Meta, l4: &[u8], verify: bool, zone: u16) -> Ct {
+        let now = self.now;
+        let l3 = conntrack::proto::L3Packet {
+            family: meta.family,
+            src: meta.src,
+            dst: meta.dst,
+            proto: meta.proto,
+            l4_offset: meta.l4_offset,
+            l4,
+            frag: meta.frag,
+            ttl: meta.ttl,
+            len: meta.len,
+        };
+        match l3proto::icmp_error_tuple(&l3, &self.l4, verify) {
+            // The error travels opposite to the quoted packet: look up the
+            // inverse, which (unlike the quote itself after NAT) is one of
+            // the connection's two tuples.
+            Ok(inner) => match self.ct.lookup(
+                &Tuple {
+                    zone,
+                    ..inner.invert()
+                },
+                now,
+            ) {
+                Some((id, d)) => {
+                    let dir = d;
+                    if let Some(c) = self.ct.get_mut(id) {
+                        c.account(dir, meta.len);
+                    }
+                    Ct::Known {
+                        id,
+                        dir,
+                        related: true,
+                    }
+                }
+                None => Ct::Invalid("icmp: error for unknown connection"),
+            },
+            Err(e) => Ct::Invalid(e.0),
+        }
     }
 
     fn new_conn(&mut self, tuple: Tuple, l4pkt: &L4Packet<'_>, meta: &Meta) -> Ct {
