@@ -558,6 +558,7 @@ impl Counters {
         c
     }
 
+    #[inline]
     pub(crate) fn add(&self, len: u32) {
         // Relaxed: counters are statistics, nothing is ordered against them.
         let b = bank();
@@ -763,7 +764,7 @@ impl Ruleset {
     /// state test that accepts ([`StateHead`]) and `ctstate` passes it, counts that rule
     /// (`len` bytes) and returns true; the full evaluation would have done exactly that and
     /// nothing else. False: evaluate normally.
-    #[inline]
+    #[inline(always)]
     pub fn accept_by_state(&self, table: Table, hook: Hook, ctstate: CtState, len: u32) -> bool {
         let Some(t) = &self.tables[table.index()] else {
             return false;
