@@ -437,6 +437,60 @@ impl Searcher {
         }
     }
 
+    /// Search the next chunks of the flow, in order, calling `on_match` for
+    /// each match: the same matches and final state as one [`feed`] per
+    /// chunk, but in one call, so the per-chunk cost (call, window clip,
+    /// state load and store) is paid once per chain. For the fragments of
+    /// one packet, or a batch of a flow's packets held at once.
+    ///
+    /// [`feed`]: Searcher::feed
+    pub fn feed_chain(
+        &self,
+        state: &mut StreamState,
+        chain: &[&[u8]],
+        mut on_match: impl FnMut(Match) -> Control,
+    ) {
+        if state.owner != self.id {
+            *state = self.new_state();
+        }
+        let base = state.offset;
+        let total = chain
+            .iter()
+            .try_fold(0u64, |n, c| n.checked_add(c.len() as u64));
+        let end = total.and_then(|n| base.checked_add(n));
+        // The chain path needs every byte inside the window; a chain that
+        // crosses `from` or `to` (or a finished state, or an offset about to
+        // overflow) takes the per-chunk path, which clips each chunk.
+        let inside = end.filter(|&end| {
+            !state.done && base >= self.opts.from && self.opts.to.is_none_or(|to| end <= to)
+        });
+        let Some(end) = inside else {
+            for chunk in chain {
+                self.feed(state, chunk, &mut on_match);
+            }
+            return;
+        };
+        state.offset = end;
+        let earliest = self.opts.mode == MatchMode::Earliest;
+        let mut sink = |m: Match| {
+            if on_match(m) == Control::Stop || earliest {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        };
+        if self
+            .engine
+            .scan_chain(&mut state.engine, chain, base, &mut sink)
+            == Control::Stop
+        {
+            state.done = true;
+        }
+        if self.opts.to.is_some_and(|to| end >= to) {
+            state.done = true;
+        }
+    }
+
     /// Search a whole chain of chunks from a fresh state; the first match
     /// reported (the earliest one in [`MatchMode::Earliest`]).
     pub fn find_in_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Option<Match> {

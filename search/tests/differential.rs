@@ -84,6 +84,8 @@ fn check(
         let want = common::naive(patterns, &opts, hay, s.exact_start());
         let got = common::normalise(common::run_packets(&s, &packets));
         prop_assert_eq!(&got, &want, "algorithm {} packets {:?}", info.name, packets);
+        let got = common::normalise(common::run_packets_chain(&s, &packets));
+        prop_assert_eq!(&got, &want, "algorithm {} chains {:?}", info.name, packets);
         let mut st = s.new_state();
         for p in &packets {
             for c in p {
@@ -154,6 +156,8 @@ proptest! {
             let s = Searcher::new(algo, &patterns, opts).expect("literal set builds");
             let got = common::normalise(common::run_packets(&s, &packets));
             prop_assert_eq!(&got, &want);
+            let got = common::normalise(common::run_packets_chain(&s, &packets));
+            prop_assert_eq!(&got, &want, "chains");
         }
     }
 
@@ -195,8 +199,12 @@ proptest! {
             prop_assert_eq!(&got, &want, "{} packets {:?}", algo, packets);
             // One byte at a time, with empty chunks between.
             let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
-            let got = common::normalise(common::run_packets(&s, &[bytes]));
+            let got = common::normalise(common::run_packets(&s, std::slice::from_ref(&bytes)));
             prop_assert_eq!(&got, &want, "{} byte by byte", algo);
+            let got = common::normalise(common::run_packets_chain(&s, &packets));
+            prop_assert_eq!(&got, &want, "{} chains {:?}", algo, packets);
+            let got = common::normalise(common::run_packets_chain(&s, &[bytes]));
+            prop_assert_eq!(&got, &want, "{} one chain of bytes", algo);
         }
     }
 
@@ -257,8 +265,12 @@ proptest! {
         let s = Searcher::new(search::Algorithm::AhoCorasick, &patterns, opts).expect("literal set builds");
         let got = common::normalise(common::run_packets(&s, &split(&hay, &cuts)));
         prop_assert_eq!(&got, &want);
+        let got = common::normalise(common::run_packets_chain(&s, &split(&hay, &cuts)));
+        prop_assert_eq!(&got, &want, "chains");
         let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
-        let got = common::normalise(common::run_packets(&s, &[bytes]));
+        let got = common::normalise(common::run_packets(&s, std::slice::from_ref(&bytes)));
         prop_assert_eq!(&got, &want, "byte by byte");
+        let got = common::normalise(common::run_packets_chain(&s, &[bytes]));
+        prop_assert_eq!(&got, &want, "one chain of bytes");
     }
 }

@@ -469,13 +469,57 @@ impl Fdr {
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
+        let mut s = st.mark ^ self.fresh;
+        let r = self.run_chunk::<N, TRI>(table, &mut s, &st.carry, hay, base, sink);
+        if r == Control::Continue {
+            st.mark = s ^ self.fresh;
+            carry::push(&mut st.carry, hay, self.max_len - 1);
+        }
+        r
+    }
+
+    /// [`run`](Self::run) over each chunk of a chain, the shift-or word
+    /// kept in a register and the table shape dispatched once.
+    #[inline(always)]
+    fn run_chain<const N: usize, const TRI: bool>(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        mut base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
+        let mut s = st.mark ^ self.fresh;
+        for hay in chain {
+            if self.run_chunk::<N, TRI>(table, &mut s, &st.carry, hay, base, sink) == Control::Stop
+            {
+                return Control::Stop;
+            }
+            carry::push(&mut st.carry, hay, self.max_len - 1);
+            base += hay.len() as u64;
+        }
+        st.mark = s ^ self.fresh;
+        Control::Continue
+    }
+
+    /// One chunk, from shift-or word `*s` with `carry` the bytes before
+    /// it; leaves the word after it in `*s`.
+    #[inline(always)]
+    fn run_chunk<const N: usize, const TRI: bool>(
+        &self,
+        table: &[u64; N],
+        s_io: &mut u64,
+        carry: &[u8],
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
         let gram = |prev2: u8, prev: u8, cur: u8| table[gram_index::<N, TRI>(prev2, prev, cur)];
         let n = hay.len();
         if n == 0 {
             return Control::Continue;
         }
-        let mut s = st.mark ^ self.fresh;
-        let carry = &st.carry[..];
+        let mut s = *s_io;
         // First positions, whose gram reaches into the carry: a missing
         // byte (flow start) reads as 0, where only windows of literals
         // starting at or after the flow start may end, and their grams
@@ -528,8 +572,7 @@ impl Fdr {
             }
             p += 1;
         }
-        st.mark = s ^ self.fresh;
-        carry::push(&mut st.carry, hay, self.max_len - 1);
+        *s_io = s;
         Control::Continue
     }
 
@@ -567,6 +610,26 @@ impl Engine for Fdr {
             (true, 12) => self.run::<{ 1 << 12 }, true>(st, hay, base, sink),
             (true, 13) => self.run::<{ 1 << 13 }, true>(st, hay, base, sink),
             (true, _) => self.run::<{ 1 << 14 }, true>(st, hay, base, sink),
+        }
+    }
+
+    fn scan_chain(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        match (self.tri, self.table_bits) {
+            (false, 9) => self.run_chain::<{ 1 << 9 }, false>(st, chain, base, sink),
+            (false, 10) => self.run_chain::<{ 1 << 10 }, false>(st, chain, base, sink),
+            (false, 11) => self.run_chain::<{ 1 << 11 }, false>(st, chain, base, sink),
+            (false, 12) => self.run_chain::<{ 1 << 12 }, false>(st, chain, base, sink),
+            (false, 13) => self.run_chain::<{ 1 << 13 }, false>(st, chain, base, sink),
+            (false, _) => self.run_chain::<{ 1 << 14 }, false>(st, chain, base, sink),
+            (true, 12) => self.run_chain::<{ 1 << 12 }, true>(st, chain, base, sink),
+            (true, 13) => self.run_chain::<{ 1 << 13 }, true>(st, chain, base, sink),
+            (true, _) => self.run_chain::<{ 1 << 14 }, true>(st, chain, base, sink),
         }
     }
 }
@@ -619,6 +682,37 @@ mod tests {
         out
     }
 
+    /// [`run`] with the chunks of each packet given as one chain; a packet
+    /// starts at every cut of length 0.
+    fn run_chain(f: &Fdr, hay: &[u8], cuts: &[usize]) -> Vec<(usize, u64, u64)> {
+        let mut st = EngineState {
+            sid: 0,
+            mark: 0,
+            carry: Vec::with_capacity(f.carry_capacity()),
+        };
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for &c in cuts.iter().chain([&usize::MAX]) {
+            let end = at + c.min(hay.len() - at);
+            chunks.push(&hay[at..end]);
+            at = end;
+        }
+        let mut out = Vec::new();
+        let mut base = 0;
+        for packet in chunks.split(|c| c.is_empty()) {
+            f.scan_chain(&mut st, packet, base, &mut |m| {
+                out.push((m.pattern, m.start, m.end));
+                Control::Continue
+            });
+            assert!(st.carry.len() <= f.carry_capacity());
+            assert_eq!(st.carry.capacity(), f.carry_capacity(), "no growth");
+            base += packet.iter().map(|c| c.len() as u64).sum::<u64>();
+        }
+        assert!(out.windows(2).all(|w| w[0].2 <= w[1].2), "end order");
+        out.sort_by_key(|&(i, _, e)| (e, i));
+        out
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -650,6 +744,7 @@ mod tests {
                 for simd in [false, true] {
                     f.simd = simd && cfg!(target_arch = "x86_64");
                     prop_assert_eq!(&run(&f, &hay, &cuts), &want, "simd {} tri {}", simd, f.tri);
+                    prop_assert_eq!(&run_chain(&f, &hay, &cuts), &want, "chains, simd {} tri {}", simd, f.tri);
                     prop_assert_eq!(&run(&f, &hay, &[]), &want, "flat, simd {} tri {}", simd, f.tri);
                 }
             }

@@ -45,14 +45,43 @@ impl Engine for Horspool {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let pat = &self.pat[..];
-        let m = pat.len();
-        if carry::straddling(&st.carry, hay, pat, self.icase, base, sink) == Control::Stop {
+        let m = self.pat.len();
+        if !st.carry.is_empty() {
+            let mut buf = [0u8; carry::STITCH];
+            let c = st.carry.len();
+            let stop = match carry::stitch(&mut buf, &st.carry, hay, m) {
+                // Only starts inside the carry: the rest are in `hay`.
+                Some(joined) => self.run(joined, c, base - c as u64, sink),
+                None => carry::straddling(&st.carry, hay, &self.pat, self.icase, base, sink),
+            };
+            if stop == Control::Stop {
+                return Control::Stop;
+            }
+        }
+        if self.run(hay, hay.len(), base, sink) == Control::Stop {
             return Control::Stop;
         }
+        carry::push(&mut st.carry, hay, m - 1);
+        Control::Continue
+    }
+}
+
+impl Horspool {
+    /// Report the occurrences in `hay` (its first byte at `base`) that
+    /// start before `starts`.
+    #[inline(always)]
+    fn run(
+        &self,
+        hay: &[u8],
+        starts: usize,
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let pat = &self.pat[..];
+        let m = pat.len();
         let last = pat[m - 1];
         let mut s = 0;
-        while s + m <= hay.len() {
+        while s < starts && s + m <= hay.len() {
             let b = hay[s + m - 1];
             if fold(b, self.icase) == last
                 && hay[s..s + m - 1]
@@ -72,7 +101,6 @@ impl Engine for Horspool {
             }
             s += self.shift[b as usize];
         }
-        carry::push(&mut st.carry, hay, m - 1);
         Control::Continue
     }
 }
@@ -106,11 +134,42 @@ impl Engine for Memmem {
     ) -> Control {
         let pat = self.finder.needle();
         let m = pat.len();
-        if carry::straddling(&st.carry, hay, pat, false, base, sink) == Control::Stop {
+        if !st.carry.is_empty() {
+            let mut buf = [0u8; carry::STITCH];
+            let c = st.carry.len();
+            let stop = match carry::stitch(&mut buf, &st.carry, hay, m) {
+                Some(joined) => self.run(joined, c, base - c as u64, sink),
+                None => carry::straddling(&st.carry, hay, pat, false, base, sink),
+            };
+            if stop == Control::Stop {
+                return Control::Stop;
+            }
+        }
+        if self.run(hay, hay.len(), base, sink) == Control::Stop {
             return Control::Stop;
         }
+        carry::push(&mut st.carry, hay, m - 1);
+        Control::Continue
+    }
+}
+
+impl Memmem {
+    /// Report the occurrences in `hay` (its first byte at `base`) that
+    /// start before `starts`.
+    #[inline(always)]
+    fn run(
+        &self,
+        hay: &[u8],
+        starts: usize,
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let m = self.finder.needle().len();
         let mut pos = 0;
         while let Some(k) = self.finder.find(&hay[pos..]) {
+            if pos + k >= starts {
+                break;
+            }
             let start = base + (pos + k) as u64;
             let found = Match {
                 pattern: 0,
@@ -123,7 +182,6 @@ impl Engine for Memmem {
             // Overlapping occurrences count: resume one byte later.
             pos += k + 1;
         }
-        carry::push(&mut st.carry, hay, m - 1);
         Control::Continue
     }
 }
