@@ -58,6 +58,30 @@ const TRI_MIN_PATTERNS: usize = 2048;
 /// larger sets grow it up to 2^14.
 const TRI_TABLE_BITS: u32 = 12;
 
+/// The sink asked to stop.
+struct Stopped;
+
+/// The carried bytes before the chunk being scanned, brought up to date
+/// only when read: within a chain, the earlier chunks still to append
+/// wait in `pending`, so the common chunk (no candidate near its start)
+/// pays no copy.
+struct Behind<'a, 'c> {
+    carry: &'a mut Vec<u8>,
+    pending: &'c [&'c [u8]],
+    keep: usize,
+}
+
+impl Behind<'_, '_> {
+    #[inline]
+    fn get(&mut self) -> &[u8] {
+        if !self.pending.is_empty() {
+            carry::push_chain(self.carry, self.pending, self.keep);
+            self.pending = &[];
+        }
+        self.carry
+    }
+}
+
 /// One literal of the set.
 #[derive(Debug, Clone, Copy)]
 struct Lit {
@@ -165,10 +189,34 @@ fn blocks<const N: usize, const TRI: bool>(
     (p, s, 0)
 }
 
+/// The portable `fdr_x86::block_words`: one block from the words of the
+/// bytes at p − 1 (`even`), p (`odd`) and p − 2 (`pre`, with `TRI`).
+#[inline(always)]
+fn block_words<const N: usize, const TRI: bool>(
+    table: &[u64; N],
+    even: u64,
+    odd: u64,
+    pre: u64,
+    s: u64,
+) -> (u64, u64) {
+    let gram = |k: usize| {
+        let byte = |w: u64| (w >> (8 * k)) as u8;
+        table[gram_index::<N, TRI>(byte(pre), byte(even), byte(odd))]
+    };
+    let mut lo = gram(7);
+    let mut hi = s;
+    for k in 0..7 {
+        let g = gram(k);
+        lo |= g << (8 * (7 - k));
+        hi |= g >> (8 * (k + 1));
+    }
+    (lo, !(hi << 8 | lo >> 56))
+}
+
 #[cfg(target_arch = "x86_64")]
-use super::fdr_x86::blocks as blocks_simd;
+use super::fdr_x86::{block_words as block_words_simd, blocks as blocks_simd};
 #[cfg(not(target_arch = "x86_64"))]
-use blocks as blocks_simd;
+use {block_words as block_words_simd, blocks as blocks_simd};
 
 /// ASCII lower-case of eight bytes at once.
 #[inline(always)]
@@ -470,16 +518,28 @@ impl Fdr {
     ) -> Control {
         let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
         let mut s = st.mark ^ self.fresh;
-        let r = self.run_chunk::<N, TRI>(table, &mut s, &st.carry, hay, base, sink);
-        if r == Control::Continue {
-            st.mark = s ^ self.fresh;
-            carry::push(&mut st.carry, hay, self.max_len - 1);
+        let mut behind = Behind {
+            carry: &mut st.carry,
+            pending: &[],
+            keep: self.max_len - 1,
+        };
+        if self
+            .run_chunk::<N, TRI>(table, &mut s, &mut behind, hay, base, 0, true, sink)
+            .is_err()
+        {
+            return Control::Stop;
         }
-        r
+        st.mark = s ^ self.fresh;
+        carry::push(&mut st.carry, hay, self.max_len - 1);
+        Control::Continue
     }
 
     /// [`run`](Self::run) over each chunk of a chain, the shift-or word
-    /// kept in a register and the table shape dispatched once.
+    /// kept in a register and the table shape dispatched once. The last
+    /// (< 8) positions of a chunk and the first of the next one go
+    /// through one block over a small stitched buffer instead of the
+    /// scalar steps; only when that block has a candidate are they redone
+    /// one by one, where `confirm` sees the chunks and the carry.
     #[inline(always)]
     fn run_chain<const N: usize, const TRI: bool>(
         &self,
@@ -489,15 +549,73 @@ impl Fdr {
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let table: &[u64; N] = self.table[..].try_into().expect("table of N entries");
+        let back = 1 + usize::from(TRI);
         let mut s = st.mark ^ self.fresh;
-        for hay in chain {
-            if self.run_chunk::<N, TRI>(table, &mut s, &st.carry, hay, base, sink) == Control::Stop
-            {
-                return Control::Stop;
+        // Positions of the current chunk already covered by a stitch.
+        let mut start = 0;
+        // Chunks before the current one not yet appended to the carry.
+        let mut unpushed = 0;
+        for (k, &hay) in chain.iter().enumerate() {
+            let n = hay.len();
+            let next = chain.get(k + 1).copied().unwrap_or(&[]);
+            let mut behind = Behind {
+                carry: &mut st.carry,
+                pending: &chain[unpushed..k],
+                keep: self.max_len - 1,
+            };
+            let mut p = match self.run_chunk::<N, TRI>(
+                table,
+                &mut s,
+                &mut behind,
+                hay,
+                base,
+                start,
+                false,
+                sink,
+            ) {
+                Ok(p) => p,
+                Err(Stopped) => return Control::Stop,
+            };
+            start = 0;
+            let r = n - p;
+            // The stitch: the last 8 bytes of this chunk and the first 8 of
+            // the next, joined in registers (a buffer in memory, written
+            // in pieces and read as words, stalls store forwarding: 35 %
+            // more cycles at 64 B). The block needs the `back` bytes
+            // before position p among them.
+            if r > 0 && r + back <= LANES && n >= LANES && next.len() >= LANES {
+                let tail = u64::from_le_bytes(hay[n - LANES..].try_into().expect("8 bytes"));
+                let head = u64::from_le_bytes(next[..LANES].try_into().expect("8 bytes"));
+                // Bytes n − 8 .. n + 8 of the stream; p is byte 8 − r.
+                let joined = u128::from(head) << 64 | u128::from(tail);
+                let at = |k: usize| (joined >> (8 * (LANES - r - k))) as u64;
+                let (even, odd, pre) = (at(1), at(0), if TRI { at(2) } else { 0 });
+                let (word, hits) = if self.simd {
+                    block_words_simd::<N, TRI>(table, even, odd, pre, s)
+                } else {
+                    block_words::<N, TRI>(table, even, odd, pre, s)
+                };
+                if hits == 0 {
+                    s = word;
+                    start = LANES - r;
+                    p = n;
+                }
             }
-            carry::push(&mut st.carry, hay, self.max_len - 1);
-            base += hay.len() as u64;
+            if p < n {
+                // Candidates near the boundary, or no stitch: the scalar
+                // steps, with their confirmations.
+                let r =
+                    self.run_chunk::<N, TRI>(table, &mut s, &mut behind, hay, base, p, true, sink);
+                if r.is_err() {
+                    return Control::Stop;
+                }
+            }
+            if behind.pending.is_empty() {
+                unpushed = k;
+            }
+            base += n as u64;
         }
+        carry::push_chain(&mut st.carry, &chain[unpushed..], self.max_len - 1);
         st.mark = s ^ self.fresh;
         Control::Continue
     }
@@ -505,27 +623,28 @@ impl Fdr {
     /// One chunk, from shift-or word `*s` with `carry` the bytes before
     /// it; leaves the word after it in `*s`.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn run_chunk<const N: usize, const TRI: bool>(
         &self,
         table: &[u64; N],
         s_io: &mut u64,
-        carry: &[u8],
+        behind: &mut Behind,
         hay: &[u8],
         base: u64,
+        start: usize,
+        tail: bool,
         sink: &mut dyn FnMut(Match) -> Control,
-    ) -> Control {
+    ) -> Result<usize, Stopped> {
         let gram = |prev2: u8, prev: u8, cur: u8| table[gram_index::<N, TRI>(prev2, prev, cur)];
         let n = hay.len();
-        if n == 0 {
-            return Control::Continue;
-        }
         let mut s = *s_io;
         // First positions, whose gram reaches into the carry: a missing
         // byte (flow start) reads as 0, where only windows of literals
         // starting at or after the flow start may end, and their grams
         // accept any byte before the literal.
-        let head = (1 + usize::from(TRI)).min(n);
-        for p in 0..head {
+        let head = (1 + usize::from(TRI)).min(n).max(start);
+        for p in start..head {
+            let carry = behind.get();
             let before = |k: usize| -> u8 {
                 if p >= k {
                     hay[p - k]
@@ -536,7 +655,7 @@ impl Fdr {
             };
             s = s << 8 | gram(before(2), before(1), hay[p]);
             if s >> 56 != 0xff && self.confirm(carry, hay, p + 1, !(s >> 56) as u8, base, sink) {
-                return Control::Stop;
+                return Err(Stopped);
             }
         }
         let mut p = head;
@@ -558,22 +677,24 @@ impl Fdr {
                 let t = (hits.leading_zeros() / 8) as usize;
                 let lane = (hits >> (8 * (7 - t))) as u8;
                 hits &= !(0xff << (8 * (7 - t)));
-                if self.confirm(carry, hay, at + t + 1, lane, base, sink) {
-                    return Control::Stop;
+                if self.confirm(behind.get(), hay, at + t + 1, lane, base, sink) {
+                    return Err(Stopped);
                 }
             }
             p = at + 8;
         }
-        while p < n {
+        while tail && p < n {
             let prev2 = if TRI { hay[p - 2] } else { 0 };
             s = s << 8 | gram(prev2, hay[p - 1], hay[p]);
-            if s >> 56 != 0xff && self.confirm(carry, hay, p + 1, !(s >> 56) as u8, base, sink) {
-                return Control::Stop;
+            if s >> 56 != 0xff
+                && self.confirm(behind.get(), hay, p + 1, !(s >> 56) as u8, base, sink)
+            {
+                return Err(Stopped);
             }
             p += 1;
         }
         *s_io = s;
-        Control::Continue
+        Ok(p)
     }
 
     #[inline(always)]
