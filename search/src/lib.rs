@@ -494,34 +494,51 @@ impl Searcher {
     /// Search a whole chain of chunks from a fresh state; the first match
     /// reported (the earliest one in [`MatchMode::Earliest`]).
     pub fn find_in_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Option<Match> {
-        let mut state = self.new_state();
         let mut found = None;
-        for chunk in chunks {
-            self.feed(&mut state, chunk, |m| {
-                found = Some(m);
-                Control::Stop
-            });
-            if state.done {
-                break;
+        self.feed_batches(chunks, |m| {
+            found = Some(m);
+            Control::Stop
+        });
+        found
+    }
+
+    /// Feed `chunks` from a fresh state through [`feed_chain`] in batches
+    /// gathered on the stack (no allocation), until the state finishes.
+    ///
+    /// [`feed_chain`]: Searcher::feed_chain
+    fn feed_batches<'a>(
+        &self,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        mut on_match: impl FnMut(Match) -> Control,
+    ) {
+        const BATCH: usize = 16;
+        let mut state = self.new_state();
+        let mut batch: [&[u8]; BATCH] = [&[]; BATCH];
+        let mut chunks = chunks.into_iter();
+        loop {
+            let mut n = 0;
+            for chunk in chunks.by_ref().take(BATCH) {
+                batch[n] = chunk;
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.feed_chain(&mut state, &batch[..n], &mut on_match);
+            if state.done || n < BATCH {
+                return;
             }
         }
-        found
     }
 
     /// Every match in a chain of chunks from a fresh state (all of them in
     /// [`MatchMode::All`], at most one in [`MatchMode::Earliest`]).
     pub fn find_all_in_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Match> {
-        let mut state = self.new_state();
         let mut found = Vec::new();
-        for chunk in chunks {
-            self.feed(&mut state, chunk, |m| {
-                found.push(m);
-                Control::Continue
-            });
-            if state.done {
-                break;
-            }
-        }
+        self.feed_batches(chunks, |m| {
+            found.push(m);
+            Control::Continue
+        });
         found
     }
 }

@@ -86,6 +86,20 @@ fn check(
         prop_assert_eq!(&got, &want, "algorithm {} packets {:?}", info.name, packets);
         let got = common::normalise(common::run_packets_chain(&s, &packets));
         prop_assert_eq!(&got, &want, "algorithm {} chains {:?}", info.name, packets);
+        // Up to 40 chunks: several stack batches of `feed_chain`.
+        let got = common::normalise(s.find_all_in_chunks(packets.iter().flatten().copied()));
+        prop_assert_eq!(&got, &want, "algorithm {} find_all_in_chunks", info.name);
+        let first = s.find_in_chunks(packets.iter().flatten().copied());
+        if opts.mode == MatchMode::Earliest {
+            prop_assert_eq!(
+                first,
+                want.first().copied(),
+                "algorithm {} find_in_chunks",
+                info.name
+            );
+        } else {
+            prop_assert_eq!(first.is_some(), !want.is_empty());
+        }
         let mut st = s.new_state();
         for p in &packets {
             for c in p {

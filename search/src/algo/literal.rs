@@ -46,27 +46,84 @@ impl Engine for Horspool {
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let m = self.pat.len();
-        if !st.carry.is_empty() {
-            let mut buf = [0u8; carry::STITCH];
-            let c = st.carry.len();
-            let stop = match carry::stitch(&mut buf, &st.carry, hay, m) {
-                // Only starts inside the carry: the rest are in `hay`.
-                Some(joined) => self.run(joined, c, base - c as u64, sink),
-                None => carry::straddling(&st.carry, hay, &self.pat, self.icase, base, sink),
-            };
-            if stop == Control::Stop {
-                return Control::Stop;
-            }
-        }
-        if self.run(hay, hay.len(), base, sink) == Control::Stop {
+        if self.straddle(&st.carry, hay, base, sink) == Control::Stop
+            || self.run(hay, hay.len(), base, sink) == Control::Stop
+        {
             return Control::Stop;
         }
         carry::push(&mut st.carry, hay, m - 1);
         Control::Continue
     }
+
+    fn scan_chain(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        mut base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let keep = self.pat.len() - 1;
+        // Chunks not yet appended to the carry: the bytes before a chunk
+        // come straight from the previous one when it is long enough.
+        let mut unpushed = 0;
+        for (k, &hay) in chain.iter().enumerate() {
+            let prev = if k > 0 { chain[k - 1] } else { &[] };
+            let stop = if k > 0 && prev.len() >= keep {
+                self.straddle(&prev[prev.len() - keep..], hay, base, sink)
+            } else {
+                carry::push_chain(&mut st.carry, &chain[unpushed..k], keep);
+                unpushed = k;
+                self.straddle(&st.carry, hay, base, sink)
+            };
+            if stop == Control::Stop || self.run(hay, hay.len(), base, sink) == Control::Stop {
+                return Control::Stop;
+            }
+            base += hay.len() as u64;
+        }
+        carry::push_chain(&mut st.carry, &chain[unpushed..], keep);
+        Control::Continue
+    }
 }
 
 impl Horspool {
+    /// The occurrences starting in `before` (the bytes just before `hay`,
+    /// at most `len − 1`) and ending in `hay`: the same Horspool loop over
+    /// the two slices read as one, so the boundary costs a few shifts,
+    /// not one comparison per carried start, and nothing is copied.
+    #[inline(always)]
+    fn straddle(
+        &self,
+        before: &[u8],
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let pat = &self.pat[..];
+        let m = pat.len();
+        let c = before.len();
+        let at = |i: usize| if i < c { before[i] } else { hay[i - c] };
+        let last = pat[m - 1];
+        let mut s = 0;
+        while s < c && s + m <= c + hay.len() {
+            let b = at(s + m - 1);
+            if fold(b, self.icase) == last
+                && (0..m - 1).all(|k| fold(at(s + k), self.icase) == pat[k])
+            {
+                let start = base - (c - s) as u64;
+                let found = Match {
+                    pattern: 0,
+                    start,
+                    end: start + m as u64,
+                };
+                if sink(found) == Control::Stop {
+                    return Control::Stop;
+                }
+            }
+            s += self.shift[b as usize];
+        }
+        Control::Continue
+    }
+
     /// Report the occurrences in `hay` (its first byte at `base`) that
     /// start before `starts`.
     #[inline(always)]
