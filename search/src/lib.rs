@@ -22,6 +22,11 @@
 //!   packet) boundaries is found, and reported with the pattern index and its
 //!   absolute offsets in the stream ([`Match`]). Stopping after one packet and
 //!   resuming with the next one of the same flow is simply another `feed`.
+//! * A chain of chunks held at once (a packet's fragments) can be given to
+//!   [`Searcher::feed_chain`] in one call: same matches and final state as
+//!   one `feed` per chunk, but the per-chunk cost is lower (the engine
+//!   loops over the chain with its state in registers; the shift-or engine
+//!   scans each chunk boundary as one block).
 //!
 //! Matching semantics are the same for every algorithm, so that they are
 //! interchangeable: in [`MatchMode::All`] every occurrence of every pattern is
@@ -70,7 +75,8 @@
 //!    window), its absolute offset, the per-flow `EngineState` (a `u32`
 //!    state number, a `u64` scratch offset and the carry buffer) and a sink to
 //!    call per match; `carry_capacity` says how many bytes the state must be
-//!    able to hold (at most longest pattern − 1).
+//!    able to hold (at most longest pattern − 1); `scan_chain` (a whole
+//!    chain in one call) defaults to `scan` per chunk.
 //! 2. Add a variant to [`Algorithm`], its row in `algo::ALGORITHMS` (name,
 //!    description, capabilities) and a branch in `algo::build`.
 //! 3. The shared corpus (`tests/data/*.toml`) and the differential property
@@ -254,7 +260,7 @@ pub struct Match {
 pub enum Control {
     /// Keep searching.
     Continue,
-    /// Stop: the state is finished until [`StreamState::reset`].
+    /// Stop: the state is finished until [`Searcher::reset`].
     Stop,
 }
 

@@ -524,7 +524,7 @@ impl Fdr {
             keep: self.max_len - 1,
         };
         if self
-            .run_chunk::<N, TRI>(table, &mut s, &mut behind, hay, base, 0, true, sink)
+            .run_chunk::<N, TRI>(table, &mut s, &mut behind, hay, base, 0, None, true, sink)
             .is_err()
         {
             return Control::Stop;
@@ -563,6 +563,13 @@ impl Fdr {
                 pending: &chain[unpushed..k],
                 keep: self.max_len - 1,
             };
+            // The previous chunk's last 8 bytes, when it has them.
+            let before8 = match k.checked_sub(1).map(|j| chain[j]) {
+                Some(prev) if prev.len() >= LANES => Some(u64::from_le_bytes(
+                    prev[prev.len() - LANES..].try_into().expect("8 bytes"),
+                )),
+                _ => None,
+            };
             let mut p = match self.run_chunk::<N, TRI>(
                 table,
                 &mut s,
@@ -570,6 +577,7 @@ impl Fdr {
                 hay,
                 base,
                 start,
+                before8,
                 false,
                 sink,
             ) {
@@ -604,8 +612,17 @@ impl Fdr {
             if p < n {
                 // Candidates near the boundary, or no stitch: the scalar
                 // steps, with their confirmations.
-                let r =
-                    self.run_chunk::<N, TRI>(table, &mut s, &mut behind, hay, base, p, true, sink);
+                let r = self.run_chunk::<N, TRI>(
+                    table,
+                    &mut s,
+                    &mut behind,
+                    hay,
+                    base,
+                    p,
+                    None,
+                    true,
+                    sink,
+                );
                 if r.is_err() {
                     return Control::Stop;
                 }
@@ -620,6 +637,31 @@ impl Fdr {
         Control::Continue
     }
 
+    /// Confirm the candidates `hits` of the block starting at `hay[at]`
+    /// (as the block loops return them); true when the sink stopped.
+    #[inline]
+    fn confirm_hits(
+        &self,
+        behind: &mut Behind,
+        hay: &[u8],
+        at: usize,
+        mut hits: u64,
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> bool {
+        // Only the non-zero bytes, in increasing end order (byte 7 − t is
+        // the window ending at at + t).
+        while hits != 0 {
+            let t = (hits.leading_zeros() / 8) as usize;
+            let lane = (hits >> (8 * (7 - t))) as u8;
+            hits &= !(0xff << (8 * (7 - t)));
+            if self.confirm(behind.get(), hay, at + t + 1, lane, base, sink) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// One chunk, from shift-or word `*s` with `carry` the bytes before
     /// it; leaves the word after it in `*s`.
     #[inline(always)]
@@ -632,18 +674,51 @@ impl Fdr {
         hay: &[u8],
         base: u64,
         start: usize,
+        before8: Option<u64>,
         tail: bool,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Result<usize, Stopped> {
         let gram = |prev2: u8, prev: u8, cur: u8| table[gram_index::<N, TRI>(prev2, prev, cur)];
         let n = hay.len();
         let mut s = *s_io;
-        // First positions, whose gram reaches into the carry: a missing
-        // byte (flow start) reads as 0, where only windows of literals
-        // starting at or after the flow start may end, and their grams
-        // accept any byte before the literal.
-        let head = (1 + usize::from(TRI)).min(n).max(start);
-        for p in start..head {
+        // The first block, when the 8 bytes before the chunk are at hand
+        // (`before8`, else the carry's last 8): its grams reach back into
+        // them, joined in registers as in `run_chain`'s stitch. Chunks of
+        // a multiple of 8 bytes then need no scalar step at all.
+        let first = if start == 0 && n >= LANES {
+            before8.or_else(|| {
+                let c = behind.get();
+                let at = c.len().checked_sub(LANES)?;
+                Some(u64::from_le_bytes(c[at..].try_into().expect("8 bytes")))
+            })
+        } else {
+            None
+        };
+        if let Some(b8) = first {
+            let h8 = u64::from_le_bytes(hay[..LANES].try_into().expect("8 bytes"));
+            let joined = u128::from(h8) << 64 | u128::from(b8);
+            let at = |k: usize| (joined >> (8 * (LANES - k))) as u64;
+            let (even, odd, pre) = (at(1), at(0), if TRI { at(2) } else { 0 });
+            let (word, hits) = if self.simd {
+                block_words_simd::<N, TRI>(table, even, odd, pre, s)
+            } else {
+                block_words::<N, TRI>(table, even, odd, pre, s)
+            };
+            s = word;
+            if hits != 0 && self.confirm_hits(behind, hay, 0, hits, base, sink) {
+                return Err(Stopped);
+            }
+        }
+        // Else the first positions step one by one, their grams reaching
+        // into the carry: a missing byte (flow start) reads as 0, where
+        // only windows of literals starting at or after the flow start
+        // may end, and their grams accept any byte before the literal.
+        let (from, head) = if first.is_some() {
+            (LANES, LANES)
+        } else {
+            (start, (1 + usize::from(TRI)).min(n).max(start))
+        };
+        for p in from..head {
             let carry = behind.get();
             let before = |k: usize| -> u8 {
                 if p >= k {
@@ -670,16 +745,8 @@ impl Fdr {
                 p = at;
                 break;
             }
-            // Only the non-zero bytes, in increasing end order (byte 7 − t
-            // is the window ending at at + t).
-            let mut hits = hits;
-            while hits != 0 {
-                let t = (hits.leading_zeros() / 8) as usize;
-                let lane = (hits >> (8 * (7 - t))) as u8;
-                hits &= !(0xff << (8 * (7 - t)));
-                if self.confirm(behind.get(), hay, at + t + 1, lane, base, sink) {
-                    return Err(Stopped);
-                }
+            if self.confirm_hits(behind, hay, at, hits, base, sink) {
+                return Err(Stopped);
             }
             p = at + 8;
         }
