@@ -563,11 +563,10 @@ impl Fdr {
                 pending: &chain[unpushed..k],
                 keep: self.max_len - 1,
             };
-            // The previous chunk's last 8 bytes, when it has them.
+            // The previous chunk's last two bytes, when it has them, as
+            // the top bytes of a word.
             let before8 = match k.checked_sub(1).map(|j| chain[j]) {
-                Some(prev) if prev.len() >= LANES => Some(u64::from_le_bytes(
-                    prev[prev.len() - LANES..].try_into().expect("8 bytes"),
-                )),
+                Some(&[.., b2, b1]) => Some(u64::from(b1) << 56 | u64::from(b2) << 48),
                 _ => None,
             };
             let mut p = match self.run_chunk::<N, TRI>(
@@ -681,16 +680,18 @@ impl Fdr {
         let gram = |prev2: u8, prev: u8, cur: u8| table[gram_index::<N, TRI>(prev2, prev, cur)];
         let n = hay.len();
         let mut s = *s_io;
-        // The first block, when the 8 bytes before the chunk are at hand
-        // (`before8`, else the carry's last 8): its grams reach back into
-        // them, joined in registers as in `run_chain`'s stitch. Chunks of
-        // a multiple of 8 bytes then need no scalar step at all.
+        // The first block: its grams reach back into the two bytes before
+        // the chunk (the top bytes of `before8`, from the previous chunk
+        // of a chain, else from the carry), joined in registers as in
+        // `run_chain`'s stitch. A missing byte (flow start, or a carry
+        // shorter than 2) reads as 0, as in the scalar steps below.
+        // Chunks of a multiple of 8 bytes then need no scalar step.
         let first = if start == 0 && n >= LANES {
-            before8.or_else(|| {
+            Some(before8.unwrap_or_else(|| {
                 let c = behind.get();
-                let at = c.len().checked_sub(LANES)?;
-                Some(u64::from_le_bytes(c[at..].try_into().expect("8 bytes")))
-            })
+                let byte = |k: usize| c.len().checked_sub(k).map_or(0, |i| c[i]);
+                u64::from(byte(1)) << 56 | u64::from(byte(2)) << 48
+            }))
         } else {
             None
         };
@@ -709,10 +710,11 @@ impl Fdr {
                 return Err(Stopped);
             }
         }
-        // Else the first positions step one by one, their grams reaching
-        // into the carry: a missing byte (flow start) reads as 0, where
-        // only windows of literals starting at or after the flow start
-        // may end, and their grams accept any byte before the literal.
+        // Else (short chunk, or resuming after a stitch) the first
+        // positions step one by one, their grams reaching into the carry:
+        // a missing byte reads as 0, where only windows of literals
+        // starting at or after the flow start may end, and their grams
+        // accept any byte before the literal.
         let (from, head) = if first.is_some() {
             (LANES, LANES)
         } else {
