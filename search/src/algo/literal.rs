@@ -45,13 +45,10 @@ impl Engine for Horspool {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let m = self.pat.len();
-        if self.straddle(&st.carry, hay, base, sink) == Control::Stop
-            || self.run(hay, hay.len(), base, sink) == Control::Stop
-        {
+        if self.run(&st.carry, hay, base, sink) == Control::Stop {
             return Control::Stop;
         }
-        carry::push(&mut st.carry, hay, m - 1);
+        carry::push(&mut st.carry, hay, self.pat.len() - 1);
         Control::Continue
     }
 
@@ -67,15 +64,15 @@ impl Engine for Horspool {
         // come straight from the previous one when it is long enough.
         let mut unpushed = 0;
         for (k, &hay) in chain.iter().enumerate() {
-            let prev = if k > 0 { chain[k - 1] } else { &[] };
-            let stop = if k > 0 && prev.len() >= keep {
-                self.straddle(&prev[prev.len() - keep..], hay, base, sink)
-            } else {
-                carry::push_chain(&mut st.carry, &chain[unpushed..k], keep);
-                unpushed = k;
-                self.straddle(&st.carry, hay, base, sink)
+            let before = match k.checked_sub(1).map(|j| chain[j]) {
+                Some(prev) if prev.len() >= keep => &prev[prev.len() - keep..],
+                _ => {
+                    carry::push_chain(&mut st.carry, &chain[unpushed..k], keep);
+                    unpushed = k;
+                    &st.carry[..]
+                }
             };
-            if stop == Control::Stop || self.run(hay, hay.len(), base, sink) == Control::Stop {
+            if self.run(before, hay, base, sink) == Control::Stop {
                 return Control::Stop;
             }
             base += hay.len() as u64;
@@ -86,12 +83,15 @@ impl Engine for Horspool {
 }
 
 impl Horspool {
-    /// The occurrences starting in `before` (the bytes just before `hay`,
-    /// at most `len − 1`) and ending in `hay`: the same Horspool loop over
-    /// the two slices read as one, so the boundary costs a few shifts,
-    /// not one comparison per carried start, and nothing is copied.
+    /// Report the occurrences ending in `hay` (its first byte at `base`),
+    /// including those starting in `before`, the at most `len − 1` bytes
+    /// just before it. One loop over window ends: the last byte of a
+    /// window is always in `hay`, and only the comparison of a window
+    /// that starts in `before` reads both slices. The boundary thus costs
+    /// no copy, no comparison per carried start and no second loop (whose
+    /// exit would be one more mispredicted branch per chunk).
     #[inline(always)]
-    fn straddle(
+    fn run(
         &self,
         before: &[u8],
         hay: &[u8],
@@ -100,63 +100,35 @@ impl Horspool {
     ) -> Control {
         let pat = &self.pat[..];
         let m = pat.len();
-        let c = before.len();
-        let at = |i: usize| if i < c { before[i] } else { hay[i - c] };
+        let c = before.len().min(m - 1);
+        let before = &before[before.len() - c..];
         let last = pat[m - 1];
-        let mut s = 0;
-        while s < c && s + m <= c + hay.len() {
-            let b = at(s + m - 1);
-            if fold(b, self.icase) == last
-                && (0..m - 1).all(|k| fold(at(s + k), self.icase) == pat[k])
-            {
-                let start = base - (c - s) as u64;
-                let found = Match {
-                    pattern: 0,
-                    start,
-                    end: start + m as u64,
+        let eq = |h: &[u8], p: &[u8]| h.iter().zip(p).all(|(&h, &p)| fold(h, self.icase) == p);
+        // Index in `hay` of the last byte of the first window.
+        let mut e = m - 1 - c;
+        while e < hay.len() {
+            let b = hay[e];
+            if fold(b, self.icase) == last {
+                let hit = if e + 1 >= m {
+                    eq(&hay[e + 1 - m..e], pat)
+                } else {
+                    // Starts `need` bytes back in `before`.
+                    let need = m - 1 - e;
+                    eq(&before[c - need..], pat) && eq(&hay[..e], &pat[need..])
                 };
-                if sink(found) == Control::Stop {
-                    return Control::Stop;
+                if hit {
+                    let end = base + e as u64 + 1;
+                    let found = Match {
+                        pattern: 0,
+                        start: end - m as u64,
+                        end,
+                    };
+                    if sink(found) == Control::Stop {
+                        return Control::Stop;
+                    }
                 }
             }
-            s += self.shift[b as usize];
-        }
-        Control::Continue
-    }
-
-    /// Report the occurrences in `hay` (its first byte at `base`) that
-    /// start before `starts`.
-    #[inline(always)]
-    fn run(
-        &self,
-        hay: &[u8],
-        starts: usize,
-        base: u64,
-        sink: &mut dyn FnMut(Match) -> Control,
-    ) -> Control {
-        let pat = &self.pat[..];
-        let m = pat.len();
-        let last = pat[m - 1];
-        let mut s = 0;
-        while s < starts && s + m <= hay.len() {
-            let b = hay[s + m - 1];
-            if fold(b, self.icase) == last
-                && hay[s..s + m - 1]
-                    .iter()
-                    .zip(pat)
-                    .all(|(&h, &p)| fold(h, self.icase) == p)
-            {
-                let start = base + s as u64;
-                let found = Match {
-                    pattern: 0,
-                    start,
-                    end: start + m as u64,
-                };
-                if sink(found) == Control::Stop {
-                    return Control::Stop;
-                }
-            }
-            s += self.shift[b as usize];
+            e += self.shift[b as usize];
         }
         Control::Continue
     }
