@@ -23,8 +23,9 @@
 //!   absolute offsets in the stream ([`Match`]). Stopping after one packet and
 //!   resuming with the next one of the same flow is simply another `feed`.
 //! * A chain of chunks held at once (a packet's fragments) can be given to
-//!   [`Searcher::feed_chain`] in one call: same matches and final state as
-//!   one `feed` per chunk, but the per-chunk cost is lower (the engine
+//!   [`Searcher::feed_chain`] in one call: the same matches as one `feed`
+//!   per chunk, and a state that goes on the same way (same offset and
+//!   carried bytes), but the per-chunk cost is lower (the engine
 //!   loops over the chain with its state in registers; the shift-or engine
 //!   scans each chunk boundary as one block).
 //!
@@ -444,8 +445,9 @@ impl Searcher {
     }
 
     /// Search the next chunks of the flow, in order, calling `on_match` for
-    /// each match: the same matches and final state as one [`feed`] per
-    /// chunk, but in one call, so the per-chunk cost (call, window clip,
+    /// each match: the same matches as one [`feed`] per chunk, leaving a
+    /// state that continues the same way (same offset, carried bytes and
+    /// automaton state), but in one call, so the per-chunk cost (call, window clip,
     /// state load and store) is paid once per chain. For the fragments of
     /// one packet, or a batch of a flow's packets held at once.
     ///

@@ -101,12 +101,25 @@ fn check(
             prop_assert_eq!(first.is_some(), !want.is_empty());
         }
         let mut st = s.new_state();
+        let mut chained = s.new_state();
         for p in &packets {
             for c in p {
                 s.feed(&mut st, c, |_| search::Control::Continue);
             }
+            s.feed_chain(&mut chained, p, |_| search::Control::Continue);
         }
         prop_assert!(st.carried_bytes() <= s.carry_capacity());
+        // A chain leaves the state where one feed per chunk leaves it (a
+        // finished state's carry is never read again).
+        prop_assert_eq!(
+            (chained.offset(), chained.is_finished()),
+            (st.offset(), st.is_finished()),
+            "algorithm {} state after chains",
+            info.name
+        );
+        if !st.is_finished() {
+            prop_assert_eq!(chained.carried_bytes(), st.carried_bytes());
+        }
         ran += 1;
     }
     Ok(ran)
