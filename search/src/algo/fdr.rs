@@ -36,6 +36,13 @@
 //! (in `carry`): a window or literal that began in an earlier chunk is seen
 //! by the shift-or word and confirmed against the carried bytes, without
 //! copying the chunk.
+//!
+//! Chunk boundaries cost blocks, not scalar steps: a chunk's first block
+//! gets the two bytes before it (all its grams need) from the carry or the
+//! previous chunk, joined with its first 8 bytes in registers; given a
+//! chain (`scan_chain`), the last < 8 positions of a chunk and the first
+//! of the next form one more block, and the carry is only appended when
+//! a confirmation or a short chunk reads it, else once per chain.
 
 use super::{Engine, EngineState};
 use crate::carry;
@@ -661,8 +668,12 @@ impl Fdr {
         false
     }
 
-    /// One chunk, from shift-or word `*s` with `carry` the bytes before
-    /// it; leaves the word after it in `*s`.
+    /// One chunk from position `start` (those before were covered by a
+    /// stitch) and shift-or word `*s_io`, `behind` giving the bytes before
+    /// it and `before8` (if known) the two just before, in its top bytes.
+    /// With `tail` the last < 8 positions are stepped one by one, else
+    /// left for a stitch: returns the first position not scanned and
+    /// leaves the word in `*s_io`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn run_chunk<const N: usize, const TRI: bool>(
