@@ -2,16 +2,19 @@
 //! a time with `next_state`, so the flow state is one `StateID`.
 //!
 //! regex-automata DFAs report a match one byte late (the transition *after*
-//! its last byte lands in a match state). At the end of every chunk the
-//! end-of-input transition is peeked so a match ending exactly at a chunk
-//! boundary is reported with that chunk; `EngineState::mark` remembers it so
-//! the delayed report at the start of the next chunk is dropped. This is only
+//! its last byte lands in a match state). At the end of every call (a chunk,
+//! or a whole chain) the end-of-input transition is peeked so a match
+//! ending exactly there is reported by that call; `EngineState::mark`
+//! remembers it so the delayed report at the start of the next call is
+//! dropped. Inside a chain, a match ending at a chunk boundary is simply
+//! reported one byte late, at the next chunk's first byte. This is only
 //! sound because look-around assertions (`^`, `$`, `\b`) are refused.
 //!
 //! Start offsets come from a reverse DFA (anchored on the matched pattern)
-//! run back from the match end over the chunk and the carried bytes; this
-//! needs every pattern to have a bounded length, so the carry is exactly
-//! longest match − 1 bytes.
+//! run back from the match end over the chunk, the earlier chunks of the
+//! chain and the carried bytes; this needs every pattern to have a bounded
+//! length, so the carry is exactly longest match − 1 bytes, updated once
+//! per call.
 
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
