@@ -1,5 +1,5 @@
 //! Throughput matrix: algorithm × pattern set × chunk size, flat buffer vs
-//! chunk chain, and (with `--features vectorscan`) Vectorscan block and
+//! chunk chain (one `feed` per chunk, and one `feed_chain` per chain), and (with `--features vectorscan`) Vectorscan block and
 //! stream modes on the same sets and chunkings. Prints markdown tables.
 //!
 //! `cargo bench -p search --bench matrix [--features vectorscan]`
@@ -42,6 +42,8 @@ fn gbps(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e9
 }
 
+/// One `feed` call per chunk: what a caller handing packets one at a time
+/// pays.
 fn ours(s: &Searcher, chunks: &[&[u8]]) -> usize {
     let mut st = s.new_state();
     let mut n = 0;
@@ -54,11 +56,26 @@ fn ours(s: &Searcher, chunks: &[&[u8]]) -> usize {
     n
 }
 
+/// The whole chain in one `feed_chain` call.
+fn ours_chain(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    s.feed_chain(&mut st, chunks, |_| {
+        n += 1;
+        Control::Continue
+    });
+    n
+}
+
 struct Row {
     label: String,
     flat: f64,
     stream: Vec<f64>,
     matches: usize,
+    /// Chain columns measured with one `feed_chain` call per chain (read
+    /// by the Vectorscan ratio line only).
+    #[cfg_attr(not(feature = "vectorscan"), allow(dead_code))]
+    chain: bool,
 }
 
 fn print_table(w: &Workload, rows: &[Row], mib: f64) {
@@ -134,23 +151,34 @@ fn main() {
             eprintln!("{} {}: built in {:.2?}", w.name, algo.name(), t.elapsed());
             let (tf, matches) = measure(budget, || ours(&s, &[&w.data]));
             let mut stream = Vec::new();
+            let mut chained = Vec::new();
             for &c in CHUNK_SIZES {
                 let chunks: Vec<&[u8]> = w.data.chunks(c).collect();
                 let (tc, n) = measure(budget, || ours(&s, &chunks));
+                let (tv, nv) = measure(budget, || ours_chain(&s, &chunks));
                 assert_eq!(
-                    n,
-                    matches,
+                    (n, nv),
+                    (matches, matches),
                     "{} {} chunk {c}: streaming differs",
                     w.name,
                     algo.name()
                 );
                 stream.push(gbps(w.data.len(), tc));
+                chained.push(gbps(w.data.len(), tv));
             }
             rows.push(Row {
                 label: algo.name().to_string(),
                 flat: gbps(w.data.len(), tf),
                 stream,
                 matches,
+                chain: false,
+            });
+            rows.push(Row {
+                label: format!("{} feed_chain", algo.name()),
+                flat: gbps(w.data.len(), tf),
+                stream: chained,
+                matches,
+                chain: true,
             });
         }
         #[cfg(feature = "vectorscan")]
@@ -193,28 +221,44 @@ fn vectorscan_rows(w: &Workload, budget: Duration, rows: &mut Vec<Row>) {
         });
         cells.push(gbps(w.data.len(), tc));
     }
-    let best: Vec<f64> = (0..CHUNK_SIZES.len())
-        .map(|i| rows.iter().map(|r| r.stream[i]).fold(0.0, f64::max))
-        .collect();
+    // Our best row per column, with one `feed` per chunk (as Vectorscan's
+    // one `hs_scan_stream` per chunk) and with `feed_chain`.
+    let best = |chain: bool| -> Vec<f64> {
+        (0..CHUNK_SIZES.len())
+            .map(|i| {
+                rows.iter()
+                    .filter(|r| r.chain == chain)
+                    .map(|r| r.stream[i])
+                    .fold(0.0, f64::max)
+            })
+            .collect()
+    };
+    let (best_call, best_chain) = (best(false), best(true));
     let best_flat = rows.iter().map(|r| r.flat).fold(0.0, f64::max);
     rows.push(Row {
         label: "vectorscan (block / stream)".into(),
         flat: gbps(w.data.len(), tf),
         stream: cells.clone(),
         matches,
+        chain: false,
     });
     // Ratio row: our best over Vectorscan, flat vs block and chain vs stream;
     // printed through the same table, so "(÷flat)" there is meaningless.
     let vs_flat = gbps(w.data.len(), tf);
-    println!(
-        "\n{}: ours÷vectorscan — flat÷block {:.2}; chain÷stream {}",
-        w.name,
-        best_flat / vs_flat,
+    let ratios = |best: &[f64]| {
         CHUNK_SIZES
             .iter()
             .zip(best.iter().zip(&cells))
             .map(|(c, (o, v))| format!("{c} B: {:.2}", o / v))
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    println!(
+        "\n{}: ours÷vectorscan — flat÷block {:.2}; chain÷stream, feed per chunk {}; \
+         feed_chain {}",
+        w.name,
+        best_flat / vs_flat,
+        ratios(&best_call),
+        ratios(&best_chain)
     );
 }

@@ -22,6 +22,47 @@ pub(crate) fn push(carry: &mut Vec<u8>, chunk: &[u8], keep: usize) {
     carry.extend_from_slice(chunk);
 }
 
+/// [`push`] for a chain of chunks: only the chunks that hold the last
+/// `keep` bytes are copied.
+pub(crate) fn push_chain(carry: &mut Vec<u8>, chain: &[&[u8]], keep: usize) {
+    let mut need = keep;
+    let mut first = chain.len();
+    while first > 0 && need > 0 {
+        first -= 1;
+        need = need.saturating_sub(chain[first].len());
+    }
+    for chunk in &chain[first..] {
+        push(carry, chunk, keep);
+    }
+}
+
+/// Longest `carry ++ chunk head` that [`stitch`] assembles on the stack.
+pub(crate) const STITCH: usize = 128;
+
+/// The bytes a match straddling the boundary between `carry` and `chunk`
+/// can lie in, for a pattern of `m` bytes: `carry` followed by the first
+/// `m − 1` bytes of `chunk`, copied into `buf` so that the boundary is
+/// searched with the algorithm's own loop (for starts before
+/// `carry.len()`) instead of one comparison per candidate start. `None`
+/// when they do not fit; `Some` of a slice shorter than `m` when no match
+/// can straddle.
+#[inline]
+pub(crate) fn stitch<'b>(
+    buf: &'b mut [u8; STITCH],
+    carry: &[u8],
+    chunk: &[u8],
+    m: usize,
+) -> Option<&'b [u8]> {
+    let c = carry.len();
+    let take = chunk.len().min(m.saturating_sub(1));
+    if c + take > STITCH {
+        return None;
+    }
+    buf[..c].copy_from_slice(carry);
+    buf[c..c + take].copy_from_slice(&chunk[..take]);
+    Some(&buf[..c + take])
+}
+
 /// ASCII case folding used by the literal algorithms.
 #[inline(always)]
 pub(crate) fn fold(b: u8, icase: bool) -> u8 {

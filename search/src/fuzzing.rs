@@ -92,7 +92,32 @@ pub fn run(data: &[u8]) {
             .push(&hay[at..end]);
         at = end;
     }
-    assert_eq!(sorted(collect(&s, &packets)), sorted(flat), "seeded chunks");
+    assert_eq!(
+        sorted(collect(&s, &packets)),
+        sorted(flat.clone()),
+        "seeded chunks"
+    );
+    // The same packets, each fed as one chain.
+    assert_eq!(
+        sorted(collect_chains(&s, &packets)),
+        sorted(flat),
+        "seeded chains"
+    );
+}
+
+fn collect_chains(s: &Searcher, packets: &[Vec<&[u8]>]) -> Vec<Match> {
+    let mut out = Vec::new();
+    let mut stored = s.new_state();
+    for packet in packets {
+        let mut st = stored.clone();
+        s.feed_chain(&mut st, packet, |m| {
+            out.push(m);
+            Control::Continue
+        });
+        assert!(st.carried_bytes() <= s.carry_capacity());
+        stored = st;
+    }
+    out
 }
 
 fn collect(s: &Searcher, packets: &[Vec<&[u8]>]) -> Vec<Match> {

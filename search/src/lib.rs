@@ -22,6 +22,12 @@
 //!   packet) boundaries is found, and reported with the pattern index and its
 //!   absolute offsets in the stream ([`Match`]). Stopping after one packet and
 //!   resuming with the next one of the same flow is simply another `feed`.
+//! * A chain of chunks held at once (a packet's fragments) can be given to
+//!   [`Searcher::feed_chain`] in one call: the same matches as one `feed`
+//!   per chunk, and a state that goes on the same way (same offset and
+//!   carried bytes), but the per-chunk cost is lower (the engine
+//!   loops over the chain with its state in registers; the shift-or engine
+//!   scans each chunk boundary as one block).
 //!
 //! Matching semantics are the same for every algorithm, so that they are
 //! interchangeable: in [`MatchMode::All`] every occurrence of every pattern is
@@ -70,7 +76,8 @@
 //!    window), its absolute offset, the per-flow `EngineState` (a `u32`
 //!    state number, a `u64` scratch offset and the carry buffer) and a sink to
 //!    call per match; `carry_capacity` says how many bytes the state must be
-//!    able to hold (at most longest pattern − 1).
+//!    able to hold (at most longest pattern − 1); `scan_chain` (a whole
+//!    chain in one call) defaults to `scan` per chunk.
 //! 2. Add a variant to [`Algorithm`], its row in `algo::ALGORITHMS` (name,
 //!    description, capabilities) and a branch in `algo::build`.
 //! 3. The shared corpus (`tests/data/*.toml`) and the differential property
@@ -254,7 +261,7 @@ pub struct Match {
 pub enum Control {
     /// Keep searching.
     Continue,
-    /// Stop: the state is finished until [`StreamState::reset`].
+    /// Stop: the state is finished until [`Searcher::reset`].
     Stop,
 }
 
@@ -437,37 +444,109 @@ impl Searcher {
         }
     }
 
+    /// Search the next chunks of the flow, in order, calling `on_match` for
+    /// each match: the same matches as one [`feed`] per chunk, leaving a
+    /// state that continues the same way (same offset, carried bytes and
+    /// automaton state), but in one call, so the per-chunk cost (call, window clip,
+    /// state load and store) is paid once per chain. For the fragments of
+    /// one packet, or a batch of a flow's packets held at once.
+    ///
+    /// [`feed`]: Searcher::feed
+    pub fn feed_chain(
+        &self,
+        state: &mut StreamState,
+        chain: &[&[u8]],
+        mut on_match: impl FnMut(Match) -> Control,
+    ) {
+        if state.owner != self.id {
+            *state = self.new_state();
+        }
+        let base = state.offset;
+        let total = chain
+            .iter()
+            .try_fold(0u64, |n, c| n.checked_add(c.len() as u64));
+        let end = total.and_then(|n| base.checked_add(n));
+        // The chain path needs every byte inside the window; a chain that
+        // crosses `from` or `to` (or a finished state, or an offset about to
+        // overflow) takes the per-chunk path, which clips each chunk.
+        let inside = end.filter(|&end| {
+            !state.done && base >= self.opts.from && self.opts.to.is_none_or(|to| end <= to)
+        });
+        let Some(end) = inside else {
+            for chunk in chain {
+                self.feed(state, chunk, &mut on_match);
+            }
+            return;
+        };
+        state.offset = end;
+        let earliest = self.opts.mode == MatchMode::Earliest;
+        let mut sink = |m: Match| {
+            if on_match(m) == Control::Stop || earliest {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        };
+        if self
+            .engine
+            .scan_chain(&mut state.engine, chain, base, &mut sink)
+            == Control::Stop
+        {
+            state.done = true;
+        }
+        if self.opts.to.is_some_and(|to| end >= to) {
+            state.done = true;
+        }
+    }
+
     /// Search a whole chain of chunks from a fresh state; the first match
     /// reported (the earliest one in [`MatchMode::Earliest`]).
     pub fn find_in_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Option<Match> {
-        let mut state = self.new_state();
         let mut found = None;
-        for chunk in chunks {
-            self.feed(&mut state, chunk, |m| {
-                found = Some(m);
-                Control::Stop
-            });
-            if state.done {
-                break;
+        self.feed_batches(chunks, |m| {
+            found = Some(m);
+            Control::Stop
+        });
+        found
+    }
+
+    /// Feed `chunks` from a fresh state through [`feed_chain`] in batches
+    /// gathered on the stack (no allocation), until the state finishes.
+    ///
+    /// [`feed_chain`]: Searcher::feed_chain
+    fn feed_batches<'a>(
+        &self,
+        chunks: impl IntoIterator<Item = &'a [u8]>,
+        mut on_match: impl FnMut(Match) -> Control,
+    ) {
+        const BATCH: usize = 16;
+        let mut state = self.new_state();
+        let mut batch: [&[u8]; BATCH] = [&[]; BATCH];
+        let mut chunks = chunks.into_iter();
+        loop {
+            let mut n = 0;
+            for chunk in chunks.by_ref().take(BATCH) {
+                batch[n] = chunk;
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.feed_chain(&mut state, &batch[..n], &mut on_match);
+            if state.done || n < BATCH {
+                return;
             }
         }
-        found
     }
 
     /// Every match in a chain of chunks from a fresh state (all of them in
     /// [`MatchMode::All`], at most one in [`MatchMode::Earliest`]).
     pub fn find_all_in_chunks<'a>(&self, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Match> {
-        let mut state = self.new_state();
         let mut found = Vec::new();
-        for chunk in chunks {
-            self.feed(&mut state, chunk, |m| {
-                found.push(m);
-                Control::Continue
-            });
-            if state.done {
-                break;
-            }
-        }
+        self.feed_batches(chunks, |m| {
+            found.push(m);
+            Control::Continue
+        });
         found
     }
 }

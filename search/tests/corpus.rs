@@ -207,6 +207,12 @@ fn run_case(case: &Case) -> usize {
                 "{} [{}] chunks {packets:?}",
                 case.name, info.name
             );
+            let got = common::normalise(common::run_packets_chain(&s, &packets));
+            assert_eq!(
+                got, expect,
+                "{} [{}] chains {packets:?}",
+                case.name, info.name
+            );
         }
         let chain: Vec<&[u8]> = hay.chunks(2).collect();
         let first = s.find_in_chunks(chain.iter().copied());

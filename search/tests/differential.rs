@@ -84,13 +84,42 @@ fn check(
         let want = common::naive(patterns, &opts, hay, s.exact_start());
         let got = common::normalise(common::run_packets(&s, &packets));
         prop_assert_eq!(&got, &want, "algorithm {} packets {:?}", info.name, packets);
+        let got = common::normalise(common::run_packets_chain(&s, &packets));
+        prop_assert_eq!(&got, &want, "algorithm {} chains {:?}", info.name, packets);
+        // Up to 40 chunks: several stack batches of `feed_chain`.
+        let got = common::normalise(s.find_all_in_chunks(packets.iter().flatten().copied()));
+        prop_assert_eq!(&got, &want, "algorithm {} find_all_in_chunks", info.name);
+        let first = s.find_in_chunks(packets.iter().flatten().copied());
+        if opts.mode == MatchMode::Earliest {
+            prop_assert_eq!(
+                first,
+                want.first().copied(),
+                "algorithm {} find_in_chunks",
+                info.name
+            );
+        } else {
+            prop_assert_eq!(first.is_some(), !want.is_empty());
+        }
         let mut st = s.new_state();
+        let mut chained = s.new_state();
         for p in &packets {
             for c in p {
                 s.feed(&mut st, c, |_| search::Control::Continue);
             }
+            s.feed_chain(&mut chained, p, |_| search::Control::Continue);
         }
         prop_assert!(st.carried_bytes() <= s.carry_capacity());
+        // A chain leaves the state where one feed per chunk leaves it (a
+        // finished state's carry is never read again).
+        prop_assert_eq!(
+            (chained.offset(), chained.is_finished()),
+            (st.offset(), st.is_finished()),
+            "algorithm {} state after chains",
+            info.name
+        );
+        if !st.is_finished() {
+            prop_assert_eq!(chained.carried_bytes(), st.carried_bytes());
+        }
         ran += 1;
     }
     Ok(ran)
@@ -154,6 +183,8 @@ proptest! {
             let s = Searcher::new(algo, &patterns, opts).expect("literal set builds");
             let got = common::normalise(common::run_packets(&s, &packets));
             prop_assert_eq!(&got, &want);
+            let got = common::normalise(common::run_packets_chain(&s, &packets));
+            prop_assert_eq!(&got, &want, "chains");
         }
     }
 
@@ -195,8 +226,12 @@ proptest! {
             prop_assert_eq!(&got, &want, "{} packets {:?}", algo, packets);
             // One byte at a time, with empty chunks between.
             let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
-            let got = common::normalise(common::run_packets(&s, &[bytes]));
+            let got = common::normalise(common::run_packets(&s, std::slice::from_ref(&bytes)));
             prop_assert_eq!(&got, &want, "{} byte by byte", algo);
+            let got = common::normalise(common::run_packets_chain(&s, &packets));
+            prop_assert_eq!(&got, &want, "{} chains {:?}", algo, packets);
+            let got = common::normalise(common::run_packets_chain(&s, &[bytes]));
+            prop_assert_eq!(&got, &want, "{} one chain of bytes", algo);
         }
     }
 
@@ -257,8 +292,12 @@ proptest! {
         let s = Searcher::new(search::Algorithm::AhoCorasick, &patterns, opts).expect("literal set builds");
         let got = common::normalise(common::run_packets(&s, &split(&hay, &cuts)));
         prop_assert_eq!(&got, &want);
+        let got = common::normalise(common::run_packets_chain(&s, &split(&hay, &cuts)));
+        prop_assert_eq!(&got, &want, "chains");
         let bytes: Vec<&[u8]> = hay.chunks(1).flat_map(|c| [c, &b""[..]]).collect();
-        let got = common::normalise(common::run_packets(&s, &[bytes]));
+        let got = common::normalise(common::run_packets(&s, std::slice::from_ref(&bytes)));
         prop_assert_eq!(&got, &want, "byte by byte");
+        let got = common::normalise(common::run_packets_chain(&s, &[bytes]));
+        prop_assert_eq!(&got, &want, "one chain of bytes");
     }
 }

@@ -2,16 +2,19 @@
 //! a time with `next_state`, so the flow state is one `StateID`.
 //!
 //! regex-automata DFAs report a match one byte late (the transition *after*
-//! its last byte lands in a match state). At the end of every chunk the
-//! end-of-input transition is peeked so a match ending exactly at a chunk
-//! boundary is reported with that chunk; `EngineState::mark` remembers it so
-//! the delayed report at the start of the next chunk is dropped. This is only
+//! its last byte lands in a match state). At the end of every call (a chunk,
+//! or a whole chain) the end-of-input transition is peeked so a match
+//! ending exactly there is reported by that call; `EngineState::mark`
+//! remembers it so the delayed report at the start of the next call is
+//! dropped. Inside a chain, a match ending at a chunk boundary is simply
+//! reported one byte late, at the next chunk's first byte. This is only
 //! sound because look-around assertions (`^`, `$`, `\b`) are refused.
 //!
 //! Start offsets come from a reverse DFA (anchored on the matched pattern)
-//! run back from the match end over the chunk and the carried bytes; this
-//! needs every pattern to have a bounded length, so the carry is exactly
-//! longest match − 1 bytes.
+//! run back from the match end over the chunk, the earlier chunks of the
+//! chain and the carried bytes; this needs every pattern to have a bounded
+//! length, so the carry is exactly longest match − 1 bytes, updated once
+//! per call.
 
 use regex_automata::dfa::{dense, Automaton, StartKind};
 use regex_automata::nfa::thompson;
@@ -168,9 +171,9 @@ impl Dfa {
         })
     }
 
-    /// Leftmost start of a match of `pid` ending at the end of `before`,
-    /// searching back through `before` then `carry`.
-    fn start_of(&self, pid: PatternID, carry: &[u8], before: &[u8], end: u64) -> u64 {
+    /// Leftmost start of a match of `pid` ending at `end`, searching back
+    /// through `back`: the bytes before `end`, last first.
+    fn start_of<'a>(&self, pid: PatternID, bytes: impl Iterator<Item = &'a u8>, end: u64) -> u64 {
         let Some(rev) = &self.rev else {
             return self.from;
         };
@@ -180,7 +183,7 @@ impl Dfa {
         };
         let mut best = None;
         let mut back = 0u64;
-        for &b in before.iter().rev().chain(carry.iter().rev()) {
+        for &b in bytes {
             s = rev.next_state(s, b);
             if rev.is_special_state(s) {
                 if rev.is_match_state(s) {
@@ -200,25 +203,21 @@ impl Dfa {
         best.map_or(self.from, |len| end - len)
     }
 
-    /// Report the matches of match state `sid` ending at `base + i`; true to
-    /// stop.
-    #[allow(clippy::too_many_arguments)]
-    fn report(
+    /// Report the matches of match state `sid` ending at `end`; `back`
+    /// gives the bytes before `end`, last first. True to stop.
+    fn report<'a, I: Iterator<Item = &'a u8>>(
         &self,
         sid: regex_automata::util::primitives::StateID,
-        st: &EngineState,
-        hay: &[u8],
-        i: usize,
-        base: u64,
+        end: u64,
+        back: impl Fn() -> I,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> bool {
-        let end = base + i as u64;
         let n = self.fwd.match_len(sid);
         let make = |k: usize| {
             let pid = self.fwd.match_pattern(sid, k);
             Match {
                 pattern: pid.as_usize(),
-                start: self.start_of(pid, &st.carry, &hay[..i], end),
+                start: self.start_of(pid, back(), end),
                 end,
             }
         };
@@ -250,14 +249,105 @@ impl Engine for Dfa {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
+        if hay.is_empty() {
+            // The end-of-input peek would report again a match that the
+            // previous call reported at this very offset.
+            return Control::Continue;
+        }
+        let mut sid = self.load(st);
+        let carry = &st.carry[..];
+        let back = |i: usize| hay[..i].iter().rev().chain(carry.iter().rev());
+        let skip = (st.mark == base).then_some(base);
+        if self.run(&mut sid, hay, base, skip, back, sink) == Control::Stop {
+            st.sid = sid.as_u32();
+            return Control::Stop;
+        }
+        st.sid = sid.as_u32();
+        let end = base + hay.len() as u64;
+        if self.peek_eoi(&mut st.mark, sid, end, || back(hay.len()), sink) {
+            return Control::Stop;
+        }
+        crate::carry::push(&mut st.carry, hay, self.carry);
+        Control::Continue
+    }
+
+    fn scan_chain(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let mut sid = self.load(st);
+        let carry = &st.carry[..];
+        // Bytes before offset `i` of chain[c], last first: back through
+        // the chunk, the earlier chunks, then the carry.
+        let back = |c: usize, i: usize| {
+            let hay: &[u8] = chain[c];
+            hay[..i]
+                .iter()
+                .rev()
+                .chain(chain[..c].iter().rev().flat_map(|h| h.iter().rev()))
+                .chain(carry.iter().rev())
+        };
+        let skip = (st.mark == base).then_some(base);
+        let mut at = base;
+        for (c, &hay) in chain.iter().enumerate() {
+            // A match ending at a chunk boundary inside the chain is
+            // reported at the next chunk's first byte, one byte late.
+            if self.run(&mut sid, hay, at, skip, |i| back(c, i), sink) == Control::Stop {
+                st.sid = sid.as_u32();
+                return Control::Stop;
+            }
+            at += hay.len() as u64;
+        }
+        st.sid = sid.as_u32();
+        if at == base {
+            // Nothing fed: see `scan`.
+            return Control::Continue;
+        }
+        let last = chain.len() - 1;
+        if self.peek_eoi(
+            &mut st.mark,
+            sid,
+            at,
+            || back(last, chain[last].len()),
+            sink,
+        ) {
+            return Control::Stop;
+        }
+        crate::carry::push_chain(&mut st.carry, chain, self.carry);
+        Control::Continue
+    }
+}
+
+impl Dfa {
+    /// The flow's DFA state.
+    #[inline(always)]
+    fn load(&self, st: &EngineState) -> regex_automata::util::primitives::StateID {
+        regex_automata::util::primitives::StateID::new(st.sid as usize).unwrap_or(self.start)
+    }
+
+    /// Step the DFA over `hay` (first byte at `at`) from `*sid`; `back(i)`
+    /// gives the bytes before `hay[i]`, last first. A match ending at
+    /// `skip` was already reported. `Stop` when the sink stopped or the
+    /// DFA died.
+    #[inline(always)]
+    fn run<'a, I: Iterator<Item = &'a u8>>(
+        &self,
+        sid: &mut regex_automata::util::primitives::StateID,
+        hay: &[u8],
+        at: u64,
+        skip: Option<u64>,
+        back: impl Fn(usize) -> I,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
         let fwd = &self.fwd;
-        let mut sid =
-            regex_automata::util::primitives::StateID::new(st.sid as usize).unwrap_or(self.start);
         let mut i = 0;
         while i < hay.len() {
-            if fwd.is_special_state(sid) && fwd.is_accel_state(sid) && !fwd.is_match_state(sid) {
+            if fwd.is_special_state(*sid) && fwd.is_accel_state(*sid) && !fwd.is_match_state(*sid) {
                 // Every byte but these few loops back here: skip to the next.
-                let needles = fwd.accelerator(sid);
+                let needles = fwd.accelerator(*sid);
                 let rest = &hay[i..];
                 let found = match *needles {
                     [a] => memchr::memchr(a, rest),
@@ -270,34 +360,39 @@ impl Engine for Dfa {
                     None => break,
                 }
             }
-            sid = fwd.next_state(sid, hay[i]);
-            if fwd.is_special_state(sid) {
-                if fwd.is_match_state(sid) {
-                    let end = base + i as u64;
-                    // A match ending at `base` was reported at the end of
-                    // the previous chunk.
-                    if !(i == 0 && st.mark == end) && self.report(sid, st, hay, i, base, sink) {
-                        st.sid = sid.as_u32();
+            *sid = fwd.next_state(*sid, hay[i]);
+            if fwd.is_special_state(*sid) {
+                if fwd.is_match_state(*sid) {
+                    let end = at + i as u64;
+                    if skip != Some(end) && self.report(*sid, end, || back(i), sink) {
                         return Control::Stop;
                     }
-                } else if fwd.is_dead_state(sid) {
-                    st.sid = sid.as_u32();
+                } else if fwd.is_dead_state(*sid) {
                     return Control::Stop;
                 }
             }
             i += 1;
         }
-        let eoi = fwd.next_eoi_state(sid);
-        if fwd.is_match_state(eoi) {
-            let end = base + hay.len() as u64;
-            st.mark = end;
-            if self.report(eoi, st, hay, hay.len(), base, sink) {
-                st.sid = sid.as_u32();
-                return Control::Stop;
-            }
-        }
-        st.sid = sid.as_u32();
-        crate::carry::push(&mut st.carry, hay, self.carry);
         Control::Continue
+    }
+
+    /// At the end of the fed bytes (offset `end`), report a match ending
+    /// exactly there now rather than one byte late, and remember it in
+    /// `mark` so that the next call drops the late report. True to stop.
+    #[inline(always)]
+    fn peek_eoi<'a, I: Iterator<Item = &'a u8>>(
+        &self,
+        mark: &mut u64,
+        sid: regex_automata::util::primitives::StateID,
+        end: u64,
+        back: impl Fn() -> I,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> bool {
+        let eoi = self.fwd.next_eoi_state(sid);
+        if !self.fwd.is_match_state(eoi) {
+            return false;
+        }
+        *mark = end;
+        self.report(eoi, end, back, sink)
     }
 }

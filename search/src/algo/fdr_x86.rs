@@ -53,17 +53,63 @@ fn block<const N: usize, const TRI: bool>(
     w: &[u8],
     sv: __m128i,
 ) -> (__m128i, u64) {
-    let word = |i: u64| -> __m128i { _mm_cvtsi64_si128(table[(i as usize) & (N - 1)] as i64) };
     let back = 1 + usize::from(TRI);
     // Grams (p − 1 + k, p + k) are the 16-bit fields of two words: the
     // even k of the one at p − 1, the odd k of the one at p.
     let even = u64::from_le_bytes(w[back - 1..back + 7].try_into().expect("8 bytes"));
     let odd = u64::from_le_bytes(w[back..back + 8].try_into().expect("8 bytes"));
+    let pre = if TRI {
+        u64::from_le_bytes(w[..8].try_into().expect("8 bytes"))
+    } else {
+        0
+    };
+    block_core::<N, TRI>(table, even, odd, pre, sv)
+}
+
+/// One block given as the words of bytes at p − 1 (`even`), p (`odd`) and,
+/// with `TRI`, p − 2 (`pre`), from word `s`: `(word after it, hits)` as
+/// [`blocks`] returns them. For a block assembled in registers across two
+/// chunks.
+#[inline]
+pub(super) fn block_words<const N: usize, const TRI: bool>(
+    table: &[u64; N],
+    even: u64,
+    odd: u64,
+    pre: u64,
+    s: u64,
+) -> (u64, u64) {
+    // SAFETY: SSE2 is a baseline feature of x86_64, always present.
+    unsafe { block_words_sse2::<N, TRI>(table, even, odd, pre, s) }
+}
+
+#[inline]
+#[target_feature(enable = "sse2")]
+fn block_words_sse2<const N: usize, const TRI: bool>(
+    table: &[u64; N],
+    even: u64,
+    odd: u64,
+    pre: u64,
+    s: u64,
+) -> (u64, u64) {
+    let (r, check) = block_core::<N, TRI>(table, even, odd, pre, _mm_cvtsi64_si128(s as i64));
+    (_mm_cvtsi128_si64(r) as u64, !check)
+}
+
+/// [`block`] from its three words.
+#[inline]
+#[target_feature(enable = "sse2")]
+fn block_core<const N: usize, const TRI: bool>(
+    table: &[u64; N],
+    even: u64,
+    odd: u64,
+    pre: u64,
+    sv: __m128i,
+) -> (__m128i, u64) {
+    let word = |i: u64| -> __m128i { _mm_cvtsi64_si128(table[(i as usize) & (N - 1)] as i64) };
     let (even, odd) = if TRI {
         // The byte two before each gram is the low byte of the field one
         // byte down: of the word at p − 2 for the even k, of `even` for
         // the odd ones (`gram_index`, no field overflow).
-        let pre = u64::from_le_bytes(w[..8].try_into().expect("8 bytes"));
         (
             even ^ (pre & LOW_BYTES) << SHIFT2,
             odd ^ (even & LOW_BYTES) << SHIFT2,

@@ -14,6 +14,17 @@ pub(crate) struct Kmp {
     icase: bool,
     /// The two spellings of the first byte, for the memchr skip.
     first: (u8, u8),
+    /// The AVX2 searcher for them, built once: `memchr::memchr` would
+    /// redo its CPU dispatch and needle broadcast on every chunk.
+    #[cfg(target_arch = "x86_64")]
+    finder: Option<First>,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug)]
+enum First {
+    One(memchr::arch::x86_64::avx2::memchr::One),
+    Two(memchr::arch::x86_64::avx2::memchr::Two),
 }
 
 impl Kmp {
@@ -35,12 +46,83 @@ impl Kmp {
         } else {
             (pat[0], pat[0])
         };
+        #[cfg(target_arch = "x86_64")]
+        let finder = if first.0 == first.1 {
+            memchr::arch::x86_64::avx2::memchr::One::new(first.0).map(First::One)
+        } else {
+            memchr::arch::x86_64::avx2::memchr::Two::new(first.0, first.1).map(First::Two)
+        };
         Kmp {
             pat,
             fail,
             icase,
             first,
+            #[cfg(target_arch = "x86_64")]
+            finder,
         }
+    }
+}
+
+impl Kmp {
+    /// Next position in `hay` holding a spelling of the first byte.
+    #[inline(always)]
+    fn skip(&self, hay: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(f) = &self.finder {
+            return match f {
+                First::One(one) => one.find(hay),
+                First::Two(two) => two.find(hay),
+            };
+        }
+        if self.first.0 == self.first.1 {
+            memchr::memchr(self.first.0, hay)
+        } else {
+            memchr::memchr2(self.first.0, self.first.1, hay)
+        }
+    }
+
+    /// Run over `hay` (first byte at `base`) from matched prefix length
+    /// `*j`, leaving in it the length matched at the end.
+    #[inline(always)]
+    fn run(
+        &self,
+        j: &mut usize,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let m = self.pat.len();
+        let mut i = 0;
+        while i < hay.len() {
+            if *j == 0 {
+                // Nothing matched yet: jump to the next possible first byte.
+                match self.skip(&hay[i..]) {
+                    Some(k) => i += k,
+                    None => break,
+                }
+            }
+            let b = fold(hay[i], self.icase);
+            while *j > 0 && self.pat[*j] != b {
+                *j = self.fail[*j - 1] as usize;
+            }
+            if self.pat[*j] == b {
+                *j += 1;
+            }
+            i += 1;
+            if *j == m {
+                let end = base + i as u64;
+                *j = self.fail[m - 1] as usize;
+                let found = Match {
+                    pattern: 0,
+                    start: end - m as u64,
+                    end,
+                };
+                if sink(found) == Control::Stop {
+                    return Control::Stop;
+                }
+            }
+        }
+        Control::Continue
     }
 }
 
@@ -52,45 +134,28 @@ impl Engine for Kmp {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let m = self.pat.len();
         // A state from this searcher is always < m; clamp anyway so a bad
         // value cannot index out of bounds.
-        let mut j = (st.sid as usize).min(m - 1);
-        let mut i = 0;
-        while i < hay.len() {
-            if j == 0 {
-                // Nothing matched yet: jump to the next possible first byte.
-                let skip = if self.first.0 == self.first.1 {
-                    memchr::memchr(self.first.0, &hay[i..])
-                } else {
-                    memchr::memchr2(self.first.0, self.first.1, &hay[i..])
-                };
-                match skip {
-                    Some(k) => i += k,
-                    None => break,
-                }
+        let mut j = (st.sid as usize).min(self.pat.len() - 1);
+        let r = self.run(&mut j, hay, base, sink);
+        st.sid = j as u32;
+        r
+    }
+
+    fn scan_chain(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        mut base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let mut j = (st.sid as usize).min(self.pat.len() - 1);
+        for hay in chain {
+            if self.run(&mut j, hay, base, sink) == Control::Stop {
+                st.sid = j as u32;
+                return Control::Stop;
             }
-            let b = fold(hay[i], self.icase);
-            while j > 0 && self.pat[j] != b {
-                j = self.fail[j - 1] as usize;
-            }
-            if self.pat[j] == b {
-                j += 1;
-            }
-            i += 1;
-            if j == m {
-                let end = base + i as u64;
-                j = self.fail[m - 1] as usize;
-                let found = Match {
-                    pattern: 0,
-                    start: end - m as u64,
-                    end,
-                };
-                if sink(found) == Control::Stop {
-                    st.sid = j as u32;
-                    return Control::Stop;
-                }
-            }
+            base += hay.len() as u64;
         }
         st.sid = j as u32;
         Control::Continue

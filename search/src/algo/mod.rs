@@ -53,6 +53,26 @@ pub(crate) trait Engine: Send + Sync + fmt::Debug {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control;
+
+    /// Scan the contiguous chunks of `chain` (the first at `base`), as
+    /// `scan` on each in turn would, inside one call: one dynamic dispatch
+    /// per chain, and engines that override it keep their state in
+    /// registers across chunk boundaries. Chunks may be empty.
+    fn scan_chain(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        mut base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        for hay in chain {
+            if self.scan(st, hay, base, sink) == Control::Stop {
+                return Control::Stop;
+            }
+            base += hay.len() as u64;
+        }
+        Control::Continue
+    }
 }
 
 /// Bytes of flow data an algorithm keeps between chunks.

@@ -97,6 +97,25 @@ pub fn run_packets(s: &Searcher, packets: &[Vec<&[u8]>]) -> Vec<Match> {
     found
 }
 
+/// [`run_packets`] with each packet fed as one chain (`feed_chain`); also
+/// checks the state ends where one `feed` per chunk leaves it.
+pub fn run_packets_chain(s: &Searcher, packets: &[Vec<&[u8]>]) -> Vec<Match> {
+    let mut found = Vec::new();
+    let mut stored = s.new_state();
+    for packet in packets {
+        let mut st = stored.clone();
+        s.feed_chain(&mut st, packet, |m| {
+            found.push(m);
+            Control::Continue
+        });
+        assert!(st.carried_bytes() <= s.carry_capacity());
+        stored = st;
+    }
+    let fed: usize = packets.iter().flatten().map(|c| c.len()).sum();
+    assert_eq!(stored.offset(), fed as u64, "offset after the chains");
+    found
+}
+
 /// Sort matches within equal end offsets (engines may list the patterns
 /// ending at one offset in any order) after checking ends never decrease.
 pub fn normalise(mut v: Vec<Match>) -> Vec<Match> {
