@@ -176,19 +176,26 @@ pub fn feed<S>(
             _ => end,
         });
     }
+    // Drop the `skip` bytes already seen: whole chunks, then the head of one.
+    let mut rest = chunks;
     let mut skip = skip;
-    for c in chunks {
-        if skip >= c.len() {
-            skip -= c.len();
-            continue;
+    while let Some((c, tail)) = rest.split_first() {
+        if skip < c.len() {
+            break;
         }
-        let part = &c[skip..];
-        skip = 0;
-        fs.searcher.feed(&mut d.state, part, |m| {
-            on_match(m);
-            Control::Continue
-        });
+        skip -= c.len();
+        rest = tail;
     }
+    let mut sink = |m| {
+        on_match(m);
+        Control::Continue
+    };
+    if let (true, Some((c, tail))) = (skip > 0, rest.split_first()) {
+        fs.searcher.feed(&mut d.state, &c[skip..], &mut sink);
+        rest = tail;
+    }
+    // The rest in one call: the engine keeps its state in registers across the chunks.
+    fs.searcher.feed_chain(&mut d.state, rest, &mut sink);
     outcome
 }
 
@@ -277,6 +284,19 @@ mod tests {
         assert_eq!((r, m), (FeedOutcome::Duplicate, vec![]));
         // Overlapping resend with new bytes: only "c abc" is fed.
         let (r, m) = run(&mut c, &s, Dir::Original, Some(102), &[b"ab", b"c abc"]);
+        assert_eq!(r, FeedOutcome::Overlap);
+        assert_eq!(m, vec![(0, 2, 5), (0, 6, 9)]);
+        assert_eq!(state(&c).unwrap().offset(Dir::Original), 9);
+        // The already-seen part ends inside a chunk, and the new bytes span three.
+        let mut c = conn();
+        run(&mut c, &s, Dir::Original, Some(100), &[b"xxab"]);
+        let (r, m) = run(
+            &mut c,
+            &s,
+            Dir::Original,
+            Some(102),
+            &[b"abc", b" a", b"b", b"c"],
+        );
         assert_eq!(r, FeedOutcome::Overlap);
         assert_eq!(m, vec![(0, 2, 5), (0, 6, 9)]);
         assert_eq!(state(&c).unwrap().offset(Dir::Original), 9);
