@@ -13,6 +13,7 @@ use crate::time::Instant;
 use crate::tuple::{Dir, Tuple, TupleMask};
 use hashbrown::HashTable;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 /// Handle of a connection in a [`ConnTable`]. Stale handles (of removed
 /// connections) are detected by a generation number.
@@ -161,7 +162,7 @@ pub struct ConnTable<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
     index: HashTable<u32>,
-    hasher: ahash::RandomState,
+    hasher: TupleHasher,
     count: usize,
     cfg: TableConfig,
     gc_cursor: usize,
@@ -187,6 +188,67 @@ impl<S> core::fmt::Debug for ConnTable<S> {
     }
 }
 
+/// The keyed hash of the connection index. Tuples are two machine words (IPv4) or five
+/// (IPv6); each step is a 64×64→128-bit multiply of key-masked words, folded to 64 bits
+/// (the construction of wyhash/ahash's fallback, done here without the generic `Hasher`
+/// plumbing, which cost about 40 instructions per lookup). The keys come from the table's
+/// random seed, so colliding tuples cannot be chosen from outside.
+#[derive(Clone, Debug)]
+struct TupleHasher {
+    k: [u64; 4],
+}
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let x = u128::from(a) * u128::from(b);
+    (x as u64) ^ ((x >> 64) as u64)
+}
+
+impl TupleHasher {
+    fn new(seed: u64) -> TupleHasher {
+        // splitmix64: four well-spread keys from one seed (odd, so no key is zero).
+        let mut z = seed;
+        let mut next = || {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut x = z;
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (x ^ (x >> 31)) | 1
+        };
+        TupleHasher {
+            k: [next(), next(), next(), next()],
+        }
+    }
+
+    #[inline]
+    fn hash(&self, t: &Tuple) -> u64 {
+        let k = &self.k;
+        let rest = u64::from(t.zone) << 40
+            | u64::from(t.src_id) << 24
+            | u64::from(t.dst_id) << 8
+            | u64::from(t.proto);
+        let h = match (t.src, t.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let w = u64::from(u32::from(s)) << 32 | u64::from(u32::from(d));
+                fold_mul(w ^ k[0], rest ^ k[1])
+            }
+            (s, d) => {
+                let bits = |a: IpAddr| match a {
+                    IpAddr::V4(a) => u128::from(u32::from(a)),
+                    IpAddr::V6(a) => u128::from(a),
+                };
+                let (s, d) = (bits(s), bits(d));
+                let h = fold_mul(s as u64 ^ k[0], (s >> 64) as u64 ^ k[1]);
+                let h = fold_mul(d as u64 ^ k[2], (d >> 64) as u64 ^ h);
+                // The family in the last word: a v4 pair and a v6 pair never hash alike.
+                fold_mul(h ^ k[3], rest ^ (1 << 63) ^ k[1])
+            }
+        };
+        // A last round spreads every input bit over the top bits (hashbrown's tag) too.
+        fold_mul(h ^ k[2], k[3])
+    }
+}
+
 fn entry(index: u32, dir: Dir) -> u32 {
     (index << 1) | dir as u32
 }
@@ -194,13 +256,7 @@ fn entry(index: u32, dir: Dir) -> u32 {
 impl<S: ProtoState> ConnTable<S> {
     /// An empty table.
     pub fn new(cfg: TableConfig) -> Self {
-        let s = cfg.hash_seed;
-        let hasher = ahash::RandomState::with_seeds(
-            s,
-            s.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
-            s.rotate_left(31) ^ 0xc2b2_ae3d_27d4_eb4f,
-            s.rotate_left(47) ^ 0x1656_67b1_9e37_79f9,
-        );
+        let hasher = TupleHasher::new(cfg.hash_seed);
         ConnTable {
             slots: Vec::new(),
             free: Vec::new(),
@@ -258,7 +314,7 @@ impl<S: ProtoState> ConnTable<S> {
     }
 
     fn hash(&self, t: &Tuple) -> u64 {
-        self.hasher.hash_one(t)
+        self.hasher.hash(t)
     }
 
     /// Warms the cache for a batch of coming lookups and returns a value
@@ -457,11 +513,11 @@ impl<S: ProtoState> ConnTable<S> {
         let Some(c) = slots[index as usize].conn.as_ref() else {
             return;
         };
-        let h = hasher.hash_one(c.tuples[dir.index()]);
+        let h = hasher.hash(&c.tuples[dir.index()]);
         // Rehashing on growth recomputes from the slab: entries hold no hash.
         self.index.insert_unique(h, entry(index, dir), |&e| {
             let c = slots[(e >> 1) as usize].conn.as_ref();
-            c.map_or(0, |c| hasher.hash_one(c.tuples[(e & 1) as usize]))
+            c.map_or(0, |c| hasher.hash(&c.tuples[(e & 1) as usize]))
         });
     }
 
@@ -818,6 +874,56 @@ mod tests {
         t.gc(late);
         assert_eq!(t.len(), 0);
         assert_eq!(t.stats().expired, 5);
+    }
+
+    /// The index hash spreads sequential tuples (one host, consecutive ports; a /16 of
+    /// hosts on one port; IPv6 hosts) evenly over both the low bits (bucket) and the top
+    /// seven (hashbrown's tag), and depends on the seed.
+    #[test]
+    fn tuple_hash_spreads_sequential_tuples() {
+        let h = TupleHasher::new(42);
+        let v4 = |src: u32, sp: u16| Tuple {
+            src: IpAddr::from(src.to_be_bytes()),
+            dst: IpAddr::from([198, 51, 100, 9]),
+            src_id: sp,
+            dst_id: 443,
+            proto: 6,
+            zone: 0,
+        };
+        let v6 = |n: u32| Tuple {
+            src: IpAddr::from(std::net::Ipv6Addr::from(
+                (0x2001_0db8u128 << 96) | u128::from(n),
+            )),
+            dst: IpAddr::from(std::net::Ipv6Addr::from(
+                0x2001_0db8_0000_0000_0000_0000_0000_0001u128,
+            )),
+            src_id: 40000,
+            dst_id: 53,
+            proto: 17,
+            zone: 0,
+        };
+        let sets: [Vec<Tuple>; 3] = [
+            (0..65536u32).map(|p| v4(0xc000_020a, p as u16)).collect(),
+            (0..65536u32).map(|n| v4(0x0a00_0000 | n, 5000)).collect(),
+            (0..65536u32).map(v6).collect(),
+        ];
+        for set in &sets {
+            let mut low = vec![0u32; 1024];
+            let mut top = [0u32; 128];
+            for t in set {
+                let x = h.hash(t);
+                low[(x & 1023) as usize] += 1;
+                top[(x >> 57) as usize] += 1;
+            }
+            // 64 and 512 per cell expected; a poor hash leaves cells empty or piles them up.
+            let (lmin, lmax) = (low.iter().min().unwrap(), low.iter().max().unwrap());
+            let (tmin, tmax) = (top.iter().min().unwrap(), top.iter().max().unwrap());
+            assert!(*lmin >= 30 && *lmax <= 110, "low bits {lmin}..{lmax}");
+            assert!(*tmin >= 400 && *tmax <= 630, "top bits {tmin}..{tmax}");
+        }
+        let t = v4(0xc000_020a, 1);
+        assert_ne!(h.hash(&t), TupleHasher::new(43).hash(&t));
+        assert_ne!(h.hash(&t), h.hash(&t.invert()));
     }
 
     #[test]
