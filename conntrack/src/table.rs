@@ -173,6 +173,11 @@ pub struct ConnTable<S> {
     stats: TableStats,
     /// Told about every connection that leaves the table (see [`ConnTable::set_on_remove`]).
     on_remove: Option<RemoveHook<S>>,
+    /// The last tuple [`ConnTable::lookup_mut`] found, with its answer: packets of one
+    /// flow come in runs (a TCP window, a TUN read of one stream), and a run after its
+    /// first packet skips the hash probe. Checked against the slot before use, so a
+    /// removed or changed connection misses; a changed reply tuple also clears it.
+    last: Option<(Tuple, ConnId, Dir)>,
 }
 
 /// A callback run for each connection as it leaves the table.
@@ -271,6 +276,7 @@ impl<S: ProtoState> ConnTable<S> {
             events_enabled: true,
             stats: TableStats::default(),
             on_remove: None,
+            last: None,
         }
     }
 
@@ -379,7 +385,23 @@ impl<S: ProtoState> ConnTable<S> {
     /// Tuples must not be changed through it (see [`ConnTable::get_mut`]).
     #[inline]
     pub fn lookup_mut(&mut self, t: &Tuple, now: Instant) -> Option<(ConnId, Dir, &mut Conn<S>)> {
-        let (id, dir) = self.peek(t)?;
+        // A hint only: taken when the slot still holds that connection with `t` in the
+        // cached direction (tuples are unique in the table, so it is the connection).
+        let cached = self.last.filter(|(lt, id, dir)| {
+            lt == t
+                && self.slots.get(id.index as usize).is_some_and(|s| {
+                    s.generation == id.generation
+                        && s.conn.as_ref().is_some_and(|c| c.tuples[dir.index()] == *t)
+                })
+        });
+        let (id, dir) = match cached {
+            Some((_, id, dir)) => (id, dir),
+            None => {
+                let (id, dir) = self.peek(t)?;
+                self.last = Some((*t, id, dir));
+                (id, dir)
+            }
+        };
         let live = self.slots[id.index as usize]
             .conn
             .as_ref()
@@ -492,6 +514,7 @@ impl<S: ProtoState> ConnTable<S> {
     /// Replaces the reply tuple of a connection (NAT picks it), keeping the
     /// index consistent. Fails if the new tuple is taken by another connection.
     pub fn set_reply_tuple(&mut self, id: ConnId, reply: Tuple) -> bool {
+        self.last = None;
         if self.peek(&reply).is_some_and(|(other, _)| other != id) {
             return false;
         }
@@ -924,6 +947,51 @@ mod tests {
         let t = v4(0xc000_020a, 1);
         assert_ne!(h.hash(&t), TupleHasher::new(43).hash(&t));
         assert_ne!(h.hash(&t), h.hash(&t.invert()));
+    }
+
+    /// The last-flow hint never outlives its connection: after a removal, a new
+    /// connection with the same tuple (another slot or the same one), a changed reply
+    /// tuple, and between two alternating flows, lookup_mut answers as lookup does.
+    #[test]
+    fn lookup_mut_hint_follows_removal_reuse_and_rebinding() {
+        let mut t = table(10);
+        let now = Instant::from_secs(1);
+        let a = t.confirm(conn(1, 100), now).unwrap();
+        let b = t.confirm(conn(2, 100), now).unwrap();
+        for _ in 0..3 {
+            assert_eq!(t.lookup_mut(&tup(1), now).map(|x| x.0), Some(a));
+            assert_eq!(
+                t.lookup_mut(&tup(2).invert(), now).map(|x| (x.0, x.1)),
+                Some((b, Dir::Reply))
+            );
+        }
+        assert_eq!(t.lookup_mut(&tup(1), now).map(|x| x.0), Some(a));
+        t.remove(a, now, "test").unwrap();
+        assert!(
+            t.lookup_mut(&tup(1), now).is_none(),
+            "removed: the hint must miss"
+        );
+        // Same tuple again, in a slot that may be the freed one.
+        let a2 = t.confirm(conn(1, 100), now).unwrap();
+        assert_ne!(a2, a);
+        assert_eq!(t.lookup_mut(&tup(1), now).map(|x| x.0), Some(a2));
+        assert_eq!(t.lookup(&tup(1), now), Some((a2, Dir::Original)));
+        // A new reply tuple: the old one no longer finds the connection, the new one does.
+        let old_reply = tup(1).invert();
+        assert_eq!(t.lookup_mut(&old_reply, now).map(|x| x.0), Some(a2));
+        let nat = Tuple {
+            dst_id: 61000,
+            ..old_reply
+        };
+        assert!(t.set_reply_tuple(a2, nat));
+        assert!(t.lookup_mut(&old_reply, now).is_none());
+        assert_eq!(
+            t.lookup_mut(&nat, now).map(|x| (x.0, x.1)),
+            Some((a2, Dir::Reply))
+        );
+        // Expiry still applies to a hinted connection.
+        assert!(t.lookup_mut(&nat, Instant::from_secs(100)).is_none());
+        assert_eq!(t.stats().expired, 1);
     }
 
     #[test]
