@@ -1988,13 +1988,56 @@ impl Engine {
             let plain = match &*ct {
                 Ct::Untracked | Ct::Invalid(_) => true,
                 Ct::Known { id, .. } => self.ct.get(*id).is_none_or(|c| c.status.0 & nat == 0),
-                Ct::New { conn, .. } => conn.status.0 & nat == 0,
+                // A new connection's source may still need a null binding (below).
+                Ct::New { conn, .. } => {
+                    conn.status.0 & nat == 0
+                        && !(manip == Manip::Src && self.has_rules(meta.family, Table::Nat))
+                }
             };
             if plain {
                 return true;
             }
         }
         self.nat_step_full(ct, manip, iface, pkt, meta, hook, ingress)
+    }
+
+    /// netfilter's null binding, at the last source-NAT hook of a new connection that no rule
+    /// translated (only where the ruleset has a nat table, as only a loaded `iptable_nat`
+    /// does it): the source stays, unless the reply tuple is already another connection's
+    /// (typically a masqueraded one that picked this port first). Then the source port moves
+    /// to a free one of the same class, and the connection becomes source-NATed. False when
+    /// no port is free.
+    fn null_binding(&mut self, conn: &mut Conn<AnyState>) -> bool {
+        let table = &self.ct;
+        let shard = self.shard.as_ref();
+        let taken =
+            |c: &Tuple| table.peek(c).is_some() || shard.is_some_and(|sh| sh.taken_elsewhere(c));
+        if !taken(&conn.tuples[1]) {
+            return true;
+        }
+        let keep_address = nat::NatRange {
+            min_addr: None,
+            max_addr: None,
+            ports: None,
+            random: false,
+            random_fully: false,
+            persistent: false,
+        };
+        match nat::choose(
+            &conn.tuples[0],
+            &conn.tuples[1],
+            Manip::Src,
+            &keep_address,
+            0,
+            taken,
+        ) {
+            Some(reply) => {
+                conn.tuples[1] = reply;
+                conn.status.insert(Status::SRC_NAT | Status::SRC_NAT_DONE);
+                true
+            }
+            None => false,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2015,6 +2058,14 @@ impl Engine {
         } else {
             None
         };
+        if target.is_none() && manip == Manip::Src {
+            if let Ct::New { conn, .. } = &mut *ct {
+                if !conn.status.contains(Status::SRC_NAT) && !self.null_binding(conn) {
+                    self.count_drop_hook("nat: no free port", hook, meta, ingress);
+                    return false;
+                }
+            }
+        }
         if let (Some(target), Ct::New { conn, .. }) = (target, &mut *ct) {
             let orig = conn.tuples[0];
             let local = self.local_addr_on(iface, meta.family);

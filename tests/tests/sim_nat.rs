@@ -345,3 +345,69 @@ COMMIT
     );
     assert_eq!(out.events_with(&["policy: drop", "7001"]).len(), 1);
 }
+
+/// netfilter's null binding: a connection no rule translates keeps its source, unless its
+/// reply tuple is already another connection's. Here a LAN client is SNATed to the address
+/// of a real WAN-side host, and that host then opens the same flow itself: its source port
+/// moves to a free one of the same class, and each reply reaches its own connection. Without
+/// the null binding the second flow was dropped as an insert clash.
+#[test]
+fn a_clashing_untranslated_flow_gets_another_source_port() {
+    const SNAT_TO: &str = "198.51.100.7";
+    let rules = format!(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         :POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -s 192.0.2.0/24 -o wan0 -j SNAT --to-source {SNAT_TO}\n\
+         COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    );
+    let sc = Scenario::gateway("null-binding", &rules, "");
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, udp(C, 5000, S, 53, b"from the lan")),
+            at("wan0", 0.01, udp(SNAT_TO, 5000, S, 53, b"from the host")),
+        ],
+        None,
+    );
+    let wan = out.on("wan0");
+    assert_eq!(wan.len(), 2, "{:?}", out.events);
+    let src = |p: &[u8]| {
+        let ip = Ipv4Packet::new_checked(p).unwrap();
+        let u = UdpPacket::new_checked(ip.payload()).unwrap();
+        (ip.src_addr().to_string(), u.src_port())
+    };
+    assert_eq!(src(&wan[0]), (SNAT_TO.to_string(), 5000));
+    let (addr, port) = src(&wan[1]);
+    assert_eq!(addr, SNAT_TO, "the address stays");
+    assert!(
+        port >= 1024 && port != 5000,
+        "another port of the class: {port}"
+    );
+    for p in &wan {
+        checks_ok(p);
+    }
+    // Each reply goes back to the connection it answers.
+    let out = sc.run(
+        &[
+            at("lan0", 0.0, udp(C, 5000, S, 53, b"from the lan")),
+            at("wan0", 0.01, udp(SNAT_TO, 5000, S, 53, b"from the host")),
+            at("wan0", 0.02, udp(S, 53, SNAT_TO, 5000, b"to the lan")),
+            at("wan0", 0.03, udp(S, 53, SNAT_TO, port, b"to the host")),
+        ],
+        None,
+    );
+    let lan = out.on("lan0");
+    assert_eq!(lan.len(), 1, "{:?}", out.events);
+    let ip = Ipv4Packet::new_checked(&lan[0][..]).unwrap();
+    assert_eq!(ip.dst_addr().to_string(), C);
+    assert_eq!(
+        UdpPacket::new_checked(ip.payload()).unwrap().dst_port(),
+        5000
+    );
+    let wan = out.on("wan0");
+    assert_eq!(wan.len(), 3, "{:?}", out.events);
+    let ip = Ipv4Packet::new_checked(&wan[2][..]).unwrap();
+    assert_eq!(ip.dst_addr().to_string(), SNAT_TO);
+    let u = UdpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(u.dst_port(), 5000, "translated back to the host's own port");
+    assert_eq!(u.payload(), b"to the host");
+    checks_ok(&wan[2]);
+}
