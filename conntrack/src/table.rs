@@ -161,7 +161,11 @@ pub enum ExpectError {
 pub struct ConnTable<S> {
     slots: Vec<Slot<S>>,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    /// (slot << 1 | direction, 32-bit key of the tuple). The key spares the slab on a
+    /// resize (rehashing reads it instead of every connection's tuple: at millions of
+    /// connections that was a cache miss per entry) and filters candidates before their
+    /// slot is read.
+    index: HashTable<(u32, u32)>,
     hasher: TupleHasher,
     count: usize,
     cfg: TableConfig,
@@ -254,6 +258,13 @@ impl TupleHasher {
     }
 }
 
+/// The 64-bit hash hashbrown wants, from a 32-bit key: an odd multiplier, so the low bits
+/// (the bucket) come from the key's low bits and the top seven (the tag) from all of them.
+#[inline(always)]
+fn spread(k: u32) -> u64 {
+    u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 fn entry(index: u32, dir: Dir) -> u32 {
     (index << 1) | dir as u32
 }
@@ -319,8 +330,10 @@ impl<S: ProtoState> ConnTable<S> {
         self.stats.drop += 1;
     }
 
-    fn hash(&self, t: &Tuple) -> u64 {
-        self.hasher.hash(t)
+    /// The tuple's 32-bit index key (the top half of its keyed hash).
+    #[inline]
+    fn key(&self, t: &Tuple) -> u32 {
+        (self.hasher.hash(t) >> 32) as u32
     }
 
     /// Warms the cache for a batch of coming lookups and returns a value
@@ -337,17 +350,17 @@ impl<S: ProtoState> ConnTable<S> {
         const CHUNK: usize = 16;
         let mut sink = 0u64;
         for chunk in tuples.chunks(CHUNK) {
-            let mut hashes = [0u64; CHUNK];
-            for (h, t) in hashes.iter_mut().zip(chunk) {
-                *h = self.hash(t);
+            let mut keys = [0u32; CHUNK];
+            for (k, t) in keys.iter_mut().zip(chunk) {
+                *k = self.key(t);
             }
             // Level 1 and 2: the index group and entry. The first entry with
-            // the right tag is taken without comparing tuples (that would
+            // the right key is taken without comparing tuples (that would
             // touch the slot, the next level); a wrong guess only warms the
             // wrong line.
             let mut slots = [u32::MAX; CHUNK];
-            for (s, h) in slots.iter_mut().zip(&hashes[..chunk.len()]) {
-                if let Some(&e) = self.index.find(*h, |_| true) {
+            for (s, &k) in slots.iter_mut().zip(&keys[..chunk.len()]) {
+                if let Some(&(e, _)) = self.index.find(spread(k), |&(_, ek)| ek == k) {
                     *s = e >> 1;
                 }
             }
@@ -417,13 +430,14 @@ impl<S: ProtoState> ConnTable<S> {
 
     /// Finds the connection with tuple `t` without expiring anything.
     pub fn peek(&self, t: &Tuple) -> Option<(ConnId, Dir)> {
-        let h = self.hash(t);
+        let k = self.key(t);
         let slots = &self.slots;
-        let e = *self.index.find(h, |&e| {
-            slots[(e >> 1) as usize]
-                .conn
-                .as_ref()
-                .is_some_and(|c| c.tuples[(e & 1) as usize] == *t)
+        let (e, _) = *self.index.find(spread(k), |&(e, ek)| {
+            ek == k
+                && slots[(e >> 1) as usize]
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.tuples[(e & 1) as usize] == *t)
         })?;
         let index = e >> 1;
         let dir = if e & 1 == 0 {
@@ -531,23 +545,19 @@ impl<S: ProtoState> ConnTable<S> {
 
     /// Adds the index entry for direction `dir` of the connection in slot `index`.
     fn index_entry(&mut self, index: u32, dir: Dir) {
-        let slots = &self.slots;
-        let hasher = &self.hasher;
-        let Some(c) = slots[index as usize].conn.as_ref() else {
+        let Some(c) = self.slots[index as usize].conn.as_ref() else {
             return;
         };
-        let h = hasher.hash(&c.tuples[dir.index()]);
-        // Rehashing on growth recomputes from the slab: entries hold no hash.
-        self.index.insert_unique(h, entry(index, dir), |&e| {
-            let c = slots[(e >> 1) as usize].conn.as_ref();
-            c.map_or(0, |c| hasher.hash(&c.tuples[(e & 1) as usize]))
-        });
+        let k = self.key(&c.tuples[dir.index()]);
+        // Growth rehashes from the stored keys alone.
+        self.index
+            .insert_unique(spread(k), (entry(index, dir), k), |&(_, k)| spread(k));
     }
 
     fn unindex(&mut self, index: u32, t: &Tuple, dir: Dir) {
-        let h = self.hash(t);
+        let k = self.key(t);
         let want = entry(index, dir);
-        if let Ok(occ) = self.index.find_entry(h, |&e| e == want) {
+        if let Ok(occ) = self.index.find_entry(spread(k), |&(e, _)| e == want) {
             occ.remove();
         }
     }
@@ -586,7 +596,7 @@ impl<S: ProtoState> ConnTable<S> {
         if n == 0 {
             return false;
         }
-        let start = (self.hash(t) % n as u64) as usize;
+        let start = (self.hasher.hash(t) % n as u64) as usize;
         for k in 0..self.cfg.early_drop_scan.min(n) {
             let i = (start + k) % n;
             let victim = match &self.slots[i].conn {
@@ -711,7 +721,7 @@ impl<S: ProtoState> ConnTable<S> {
     /// Approximate heap bytes used by connections and the index.
     pub fn memory_usage(&self) -> usize {
         self.slots.capacity() * core::mem::size_of::<Slot<S>>()
-            + self.index.capacity() * (core::mem::size_of::<u32>() + 1)
+            + self.index.capacity() * (core::mem::size_of::<(u32, u32)>() + 1)
             + self.free.capacity() * 4
             + self
                 .slots
