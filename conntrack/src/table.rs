@@ -1004,6 +1004,43 @@ mod tests {
         assert_eq!(t.stats().expired, 1);
     }
 
+    /// The index grows many times (rehashing from its stored keys) and shrinks back through
+    /// removals; every connection stays findable in both directions throughout.
+    #[test]
+    fn index_growth_keeps_every_tuple_findable() {
+        let mut t = table(300_000);
+        let now = Instant::from_secs(1);
+        let tuple = |n: u32| Tuple {
+            src: IpAddr::from((0x0a00_0000 | (n >> 8)).to_be_bytes()),
+            src_id: 1024 + (n & 0xff) as u16,
+            ..tup(0)
+        };
+        let ids: Vec<ConnId> = (0..200_000u32)
+            .map(|n| {
+                let c = Conn::new(
+                    tuple(n),
+                    tuple(n).invert(),
+                    St(true),
+                    Instant::from_secs(100),
+                );
+                t.confirm(c, now).unwrap()
+            })
+            .collect();
+        for (n, id) in ids.iter().enumerate() {
+            let n = n as u32;
+            assert_eq!(t.lookup(&tuple(n), now), Some((*id, Dir::Original)));
+            assert_eq!(t.lookup(&tuple(n).invert(), now), Some((*id, Dir::Reply)));
+        }
+        for id in ids.iter().step_by(2) {
+            t.remove(*id, now, "test").unwrap();
+        }
+        for (n, id) in ids.iter().enumerate() {
+            let want = (n % 2 == 1).then_some((*id, Dir::Original));
+            assert_eq!(t.lookup(&tuple(n as u32), now), want);
+        }
+        assert_eq!(t.len(), 100_000);
+    }
+
     #[test]
     fn lookup_mut_agrees_with_lookup_and_expires_the_same_way() {
         let mut t = table(10);
