@@ -145,6 +145,22 @@ proptest! {
         prop_assert!(ran >= 3, "ac, regex and wildcard take any literal set");
     }
 
+    /// Long single literals (up to and past the 64-byte split masks of
+    /// memmem's boundary filter) over two letters, so that periodic
+    /// patterns overlap themselves across many boundaries.
+    #[test]
+    fn long_literal_taken_from_haystack(
+        hay in prop::collection::vec(proptest::sample::select(&b"ab"[..]), 1..300),
+        at in any::<prop::sample::Index>(),
+        len in prop_oneof![1usize..90, 62usize..67],
+        opts in options(),
+        cuts in cuts(),
+    ) {
+        let s = at.index(hay.len());
+        let pat = &hay[s..(s + len).min(hay.len())];
+        check(&[Pattern::literal(pat)], opts, &hay, &cuts)?;
+    }
+
     #[test]
     fn literal_taken_from_haystack(
         hay in prop::collection::vec(byte(), 1..100),

@@ -139,15 +139,67 @@ impl Horspool {
 
 /// memchr's memmem (two-way with a SIMD prefilter) inside each chunk; the
 /// straddling candidates are checked against the carried bytes.
+///
+/// memmem runs at a fraction of a cycle per byte, so a chunk boundary must
+/// cost only a few cycles or it dominates small chunks. For patterns of up
+/// to 64 bytes the boundary is first filtered with three table lookups:
+/// bit `k` of a mask stands for "the match would have its first `k` bytes
+/// before the boundary", and it survives only if the byte before the
+/// boundary and the first two after it are the pattern's bytes at `k − 1`,
+/// `k` and `k + 1`. On most boundaries no bit survives and nothing else is
+/// done; a survivor is confirmed by comparing both slices in place.
 #[derive(Debug)]
 pub(crate) struct Memmem {
     finder: memmem::Finder<'static>,
+    /// `Some` for patterns of 2 to 64 bytes.
+    split: Option<Box<SplitMasks>>,
+}
+
+/// Per byte value, the splits `k` (bit `k`, 1 ≤ k < len) a byte is
+/// consistent with; see [`Memmem`].
+#[derive(Debug)]
+pub(crate) struct SplitMasks {
+    /// Bit `k` of `[b]`: `pat[k − 1] == b` (the last byte before the boundary).
+    before: [u64; 256],
+    /// Bit `k` of `[b]`: `pat[k] == b` (the first byte after it).
+    first: [u64; 256],
+    /// Bit `k` of `[b]`: `pat[k + 1] == b`, or `k == len − 1` (the match
+    /// ends at the first byte after the boundary).
+    second: [u64; 256],
+}
+
+impl SplitMasks {
+    fn new(pat: &[u8]) -> Option<Box<SplitMasks>> {
+        let m = pat.len();
+        if !(2..=64).contains(&m) {
+            return None;
+        }
+        let mut t = Box::new(SplitMasks {
+            before: [0; 256],
+            first: [0; 256],
+            second: [0; 256],
+        });
+        for k in 1..m {
+            let bit = 1u64 << k;
+            t.before[pat[k - 1] as usize] |= bit;
+            t.first[pat[k] as usize] |= bit;
+            if k + 1 < m {
+                t.second[pat[k + 1] as usize] |= bit;
+            }
+        }
+        let last = 1u64 << (m - 1);
+        for mask in t.second.iter_mut() {
+            *mask |= last;
+        }
+        Some(t)
+    }
 }
 
 impl Memmem {
     pub(crate) fn new(pat: &[u8]) -> Memmem {
         Memmem {
             finder: memmem::Finder::new(pat).into_owned(),
+            split: SplitMasks::new(pat),
         }
     }
 }
@@ -164,28 +216,117 @@ impl Engine for Memmem {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let pat = self.finder.needle();
-        let m = pat.len();
-        if !st.carry.is_empty() {
-            let mut buf = [0u8; carry::STITCH];
-            let c = st.carry.len();
-            let stop = match carry::stitch(&mut buf, &st.carry, hay, m) {
-                Some(joined) => self.run(joined, c, base - c as u64, sink),
-                None => carry::straddling(&st.carry, hay, pat, false, base, sink),
-            };
-            if stop == Control::Stop {
-                return Control::Stop;
-            }
-        }
-        if self.run(hay, hay.len(), base, sink) == Control::Stop {
+        let m = self.finder.needle().len();
+        if self.boundary(&st.carry, hay, base, sink) == Control::Stop
+            || self.run(hay, hay.len(), base, sink) == Control::Stop
+        {
             return Control::Stop;
         }
         carry::push(&mut st.carry, hay, m - 1);
         Control::Continue
     }
+
+    fn scan_chain(
+        &self,
+        st: &mut EngineState,
+        chain: &[&[u8]],
+        mut base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let keep = self.finder.needle().len() - 1;
+        // As Horspool's: the bytes before a chunk come straight from the
+        // previous one when it is long enough, else from the carry.
+        let mut unpushed = 0;
+        for (k, &hay) in chain.iter().enumerate() {
+            let before = match k.checked_sub(1).map(|j| chain[j]) {
+                Some(prev) if prev.len() >= keep => &prev[prev.len() - keep..],
+                _ => {
+                    carry::push_chain(&mut st.carry, &chain[unpushed..k], keep);
+                    unpushed = k;
+                    &st.carry[..]
+                }
+            };
+            if self.boundary(before, hay, base, sink) == Control::Stop
+                || self.run(hay, hay.len(), base, sink) == Control::Stop
+            {
+                return Control::Stop;
+            }
+            base += hay.len() as u64;
+        }
+        carry::push_chain(&mut st.carry, &chain[unpushed..], keep);
+        Control::Continue
+    }
 }
 
 impl Memmem {
+    /// Report the occurrences that start in `before` (the at most `len − 1`
+    /// bytes just before `hay`) and end in `hay` (its first byte at `base`),
+    /// by increasing end.
+    #[inline(always)]
+    fn boundary(
+        &self,
+        before: &[u8],
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let (Some(&last), Some(&first)) = (before.last(), hay.first()) else {
+            return Control::Continue;
+        };
+        let Some(t) = &self.split else {
+            return self.stitched(before, hay, base, sink);
+        };
+        let mut cand = t.before[last as usize] & t.first[first as usize];
+        if cand == 0 {
+            return Control::Continue;
+        }
+        if let Some(&second) = hay.get(1) {
+            cand &= t.second[second as usize];
+        }
+        let pat = self.finder.needle();
+        let m = pat.len();
+        // k bytes in `before` (k ≤ its length), m − k in `hay`.
+        let c = before.len().min(m - 1);
+        cand &= (u64::MAX >> (63 - c)) & (u64::MAX << m.saturating_sub(hay.len()));
+        // Largest k first: the match ending earliest.
+        while cand != 0 {
+            let k = 63 - cand.leading_zeros() as usize;
+            cand &= !(1u64 << k);
+            if before[before.len() - k..] == pat[..k] && hay[..m - k] == pat[k..] {
+                let found = Match {
+                    pattern: 0,
+                    start: base - k as u64,
+                    end: base + (m - k) as u64,
+                };
+                if sink(found) == Control::Stop {
+                    return Control::Stop;
+                }
+            }
+        }
+        Control::Continue
+    }
+
+    /// The boundary of a pattern too long for the masks: `before` and the
+    /// head of `hay` joined on the stack and searched with memmem.
+    #[cold]
+    fn stitched(
+        &self,
+        before: &[u8],
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let pat = self.finder.needle();
+        let m = pat.len();
+        let before = &before[before.len().saturating_sub(m - 1)..];
+        let c = before.len();
+        let mut buf = [0u8; carry::STITCH];
+        match carry::stitch(&mut buf, before, hay, m) {
+            Some(joined) => self.run(joined, c, base - c as u64, sink),
+            None => carry::straddling(before, hay, pat, false, base, sink),
+        }
+    }
+
     /// Report the occurrences in `hay` (its first byte at `base`) that
     /// start before `starts`.
     #[inline(always)]
