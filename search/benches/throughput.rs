@@ -1,6 +1,7 @@
 //! Criterion throughput benches: per pattern set, our best algorithm (and
 //! Vectorscan with `--features vectorscan`) over the flat payload and over
-//! chains of 64/512/1500/9000-byte chunks. Short samples keep the full run
+//! chains of 64/512/1500/9000-byte chunks (one `feed` per chunk, one
+//! `feed_chain` per chain, and each chunk searched alone). Short samples keep the full run
 //! to a few minutes; `benches/matrix.rs` prints the complete table.
 
 mod common;
@@ -25,6 +26,34 @@ fn run(s: &Searcher, chunks: &[&[u8]]) -> usize {
     n
 }
 
+/// The whole chain in one `feed_chain` call.
+fn run_chain(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    s.feed_chain(&mut st, chunks, |_| {
+        n += 1;
+        Control::Continue
+    });
+    n
+}
+
+/// Each chunk alone, nothing carried (the state rewound before each): the
+/// per-call floor of a search over buffers of that size.
+fn run_alone(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    let mut off = 0;
+    for c in chunks {
+        s.reset_at(&mut st, off);
+        s.feed(&mut st, c, |_| {
+            n += 1;
+            Control::Continue
+        });
+        off += c.len() as u64;
+    }
+    n
+}
+
 fn group(c: &mut Criterion, w: &Workload, algos: &[Algorithm]) {
     let mut g = c.benchmark_group(w.name.replace(' ', "_"));
     g.sample_size(10)
@@ -44,6 +73,13 @@ fn group(c: &mut Criterion, w: &Workload, algos: &[Algorithm]) {
             let chunks: Vec<&[u8]> = w.data.chunks(size).collect();
             g.bench_function(BenchmarkId::new(algo.name(), format!("chain{size}")), |b| {
                 b.iter(|| run(&s, &chunks))
+            });
+            g.bench_function(
+                BenchmarkId::new(algo.name(), format!("feed_chain{size}")),
+                |b| b.iter(|| run_chain(&s, &chunks)),
+            );
+            g.bench_function(BenchmarkId::new(algo.name(), format!("alone{size}")), |b| {
+                b.iter(|| run_alone(&s, &chunks))
             });
         }
     }

@@ -16,6 +16,8 @@ pub(crate) struct Horspool {
     pat: Vec<u8>,
     shift: Box<[usize; 256]>,
     icase: bool,
+    /// Boundary filter (see [`Memmem`]) for patterns of 2 to 64 bytes.
+    split: Option<Box<SplitMasks>>,
 }
 
 impl Horspool {
@@ -29,7 +31,13 @@ impl Horspool {
                 shift[b.to_ascii_uppercase() as usize] = m - 1 - k;
             }
         }
-        Horspool { pat, shift, icase }
+        let split = SplitMasks::new(&pat, icase);
+        Horspool {
+            pat,
+            shift,
+            icase,
+            split,
+        }
     }
 }
 
@@ -85,11 +93,12 @@ impl Engine for Horspool {
 impl Horspool {
     /// Report the occurrences ending in `hay` (its first byte at `base`),
     /// including those starting in `before`, the at most `len − 1` bytes
-    /// just before it. One loop over window ends: the last byte of a
-    /// window is always in `hay`, and only the comparison of a window
-    /// that starts in `before` reads both slices. The boundary thus costs
-    /// no copy, no comparison per carried start and no second loop (whose
-    /// exit would be one more mispredicted branch per chunk).
+    /// just before it. Patterns of 2 to 64 bytes settle the boundary with
+    /// the split masks (usually three loads and a test). Longer ones run
+    /// one loop over window ends from the first window that starts in
+    /// `before`: the last byte of a window is always in `hay`, and only
+    /// the comparison of a window that starts in `before` reads both
+    /// slices, so the boundary costs no copy and no second loop.
     ///
     /// Not inlined: inlined into `scan_chain`'s loop the same code ran
     /// 7 % slower per byte (9000 B chunks, `perf stat`), a layout effect.
@@ -101,6 +110,17 @@ impl Horspool {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
+        // With the split masks the boundary is settled first, and the
+        // loop below then starts inside `hay`, as for a chunk alone.
+        let before = match &self.split {
+            Some(t) => {
+                if t.straddling(&self.pat, self.icase, before, hay, base, sink) == Control::Stop {
+                    return Control::Stop;
+                }
+                &[][..]
+            }
+            None => before,
+        };
         let pat = &self.pat[..];
         let m = pat.len();
         let c = before.len().min(m - 1);
@@ -169,7 +189,9 @@ pub(crate) struct SplitMasks {
 }
 
 impl SplitMasks {
-    fn new(pat: &[u8]) -> Option<Box<SplitMasks>> {
+    /// Masks for `pat` (already case-folded when `icase`), or `None` when
+    /// it is shorter than 2 bytes (nothing can straddle) or longer than 64.
+    fn new(pat: &[u8], icase: bool) -> Option<Box<SplitMasks>> {
         let m = pat.len();
         if !(2..=64).contains(&m) {
             return None;
@@ -179,19 +201,70 @@ impl SplitMasks {
             first: [0; 256],
             second: [0; 256],
         });
-        for k in 1..m {
-            let bit = 1u64 << k;
-            t.before[pat[k - 1] as usize] |= bit;
-            t.first[pat[k] as usize] |= bit;
-            if k + 1 < m {
-                t.second[pat[k + 1] as usize] |= bit;
+        for b in 0..=255u8 {
+            let f = fold(b, icase);
+            let i = b as usize;
+            for k in 1..m {
+                let bit = 1u64 << k;
+                if pat[k - 1] == f {
+                    t.before[i] |= bit;
+                }
+                if pat[k] == f {
+                    t.first[i] |= bit;
+                }
+                if k + 1 == m || pat[k + 1] == f {
+                    t.second[i] |= bit;
+                }
             }
         }
-        let last = 1u64 << (m - 1);
-        for mask in t.second.iter_mut() {
-            *mask |= last;
-        }
         Some(t)
+    }
+
+    /// Report the occurrences of `pat` (folded as for [`SplitMasks::new`])
+    /// that start in `before` (the at most `len − 1` bytes just before
+    /// `hay`) and end in `hay` (its first byte at `base`), by increasing
+    /// end.
+    #[inline(always)]
+    fn straddling(
+        &self,
+        pat: &[u8],
+        icase: bool,
+        before: &[u8],
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        let (Some(&last), Some(&first)) = (before.last(), hay.first()) else {
+            return Control::Continue;
+        };
+        let mut cand = self.before[last as usize] & self.first[first as usize];
+        if cand == 0 {
+            return Control::Continue;
+        }
+        if let Some(&second) = hay.get(1) {
+            cand &= self.second[second as usize];
+        }
+        let m = pat.len();
+        // k bytes in `before` (k ≤ its length), m − k in `hay`.
+        let c = before.len().min(m - 1);
+        cand &= (u64::MAX >> (63 - c)) & (u64::MAX << m.saturating_sub(hay.len()));
+        let eq = |h: &[u8], p: &[u8]| h.iter().zip(p).all(|(&h, &p)| fold(h, icase) == p);
+        // Largest k first: the match ending earliest.
+        while cand != 0 {
+            let k = 63 - cand.leading_zeros() as usize;
+            cand &= !(1u64 << k);
+            if eq(&before[before.len() - k..], &pat[..k]) && eq(&hay[..m - k], &pat[k..]) {
+                let found = Match {
+                    pattern: 0,
+                    start: base - k as u64,
+                    end: base + (m - k) as u64,
+                };
+                if sink(found) == Control::Stop {
+                    return Control::Stop;
+                }
+            }
+        }
+        Control::Continue
     }
 }
 
@@ -199,7 +272,7 @@ impl Memmem {
     pub(crate) fn new(pat: &[u8]) -> Memmem {
         Memmem {
             finder: memmem::Finder::new(pat).into_owned(),
-            split: SplitMasks::new(pat),
+            split: SplitMasks::new(pat, false),
         }
     }
 }
@@ -270,40 +343,11 @@ impl Memmem {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let (Some(&last), Some(&first)) = (before.last(), hay.first()) else {
-            return Control::Continue;
-        };
-        let Some(t) = &self.split else {
-            return self.stitched(before, hay, base, sink);
-        };
-        let mut cand = t.before[last as usize] & t.first[first as usize];
-        if cand == 0 {
-            return Control::Continue;
+        match &self.split {
+            Some(t) => t.straddling(self.finder.needle(), false, before, hay, base, sink),
+            None if before.is_empty() => Control::Continue,
+            None => self.stitched(before, hay, base, sink),
         }
-        if let Some(&second) = hay.get(1) {
-            cand &= t.second[second as usize];
-        }
-        let pat = self.finder.needle();
-        let m = pat.len();
-        // k bytes in `before` (k ≤ its length), m − k in `hay`.
-        let c = before.len().min(m - 1);
-        cand &= (u64::MAX >> (63 - c)) & (u64::MAX << m.saturating_sub(hay.len()));
-        // Largest k first: the match ending earliest.
-        while cand != 0 {
-            let k = 63 - cand.leading_zeros() as usize;
-            cand &= !(1u64 << k);
-            if before[before.len() - k..] == pat[..k] && hay[..m - k] == pat[k..] {
-                let found = Match {
-                    pattern: 0,
-                    start: base - k as u64,
-                    end: base + (m - k) as u64,
-                };
-                if sink(found) == Control::Stop {
-                    return Control::Stop;
-                }
-            }
-        }
-        Control::Continue
     }
 
     /// The boundary of a pattern too long for the masks: `before` and the
