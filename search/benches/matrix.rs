@@ -12,8 +12,10 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{literal_workload, regex_workload, Workload, CHUNK_SIZES};
-use search::{Algorithm, Control, MatchMode, SearchOptions, Searcher};
+use common::{
+    feed_alone, feed_chain, feed_each, literal_workload, regex_workload, Workload, CHUNK_SIZES,
+};
+use search::{Algorithm, MatchMode, SearchOptions, Searcher};
 
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -42,56 +44,11 @@ fn gbps(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e9
 }
 
-/// One `feed` call per chunk: what a caller handing packets one at a time
-/// pays.
-fn ours(s: &Searcher, chunks: &[&[u8]]) -> usize {
-    let mut st = s.new_state();
-    let mut n = 0;
-    for c in chunks {
-        s.feed(&mut st, c, |_| {
-            n += 1;
-            Control::Continue
-        });
-    }
-    n
-}
-
-/// Each chunk searched on its own, as a flat buffer of that size (the state
-/// rewound with `reset_at` before every chunk, so nothing is carried and no
-/// match may straddle): the per-call cost a search over packets of this
-/// size pays without streaming. Streaming ÷ this is what streaming itself
-/// costs.
-fn ours_alone(s: &Searcher, chunks: &[&[u8]]) -> usize {
-    let mut st = s.new_state();
-    let mut n = 0;
-    let mut off = 0;
-    for c in chunks {
-        s.reset_at(&mut st, off);
-        s.feed(&mut st, c, |_| {
-            n += 1;
-            Control::Continue
-        });
-        off += c.len() as u64;
-    }
-    n
-}
-
-/// The whole chain in one `feed_chain` call.
-fn ours_chain(s: &Searcher, chunks: &[&[u8]]) -> usize {
-    let mut st = s.new_state();
-    let mut n = 0;
-    s.feed_chain(&mut st, chunks, |_| {
-        n += 1;
-        Control::Continue
-    });
-    n
-}
-
 struct Row {
     label: String,
     flat: f64,
     stream: Vec<f64>,
-    /// The same chunks each searched alone (see `ours_alone`), when the
+    /// The same chunks each searched alone (see `common::feed_alone`), when the
     /// row is a streaming one: printed as a second ratio.
     alone: Option<Vec<f64>>,
     matches: usize,
@@ -175,18 +132,18 @@ fn main() {
                 }
             };
             eprintln!("{} {}: built in {:.2?}", w.name, algo.name(), t.elapsed());
-            let (tf, matches) = measure(budget, || ours(&s, &[&w.data]));
+            let (tf, matches) = measure(budget, || feed_each(&s, &[&w.data]));
             let mut stream = Vec::new();
             let mut chained = Vec::new();
             let mut alone = Vec::new();
             let mut alone_matches = 0;
             for &c in CHUNK_SIZES {
                 let chunks: Vec<&[u8]> = w.data.chunks(c).collect();
-                let (ta, na) = measure(budget, || ours_alone(&s, &chunks));
+                let (ta, na) = measure(budget, || feed_alone(&s, &chunks));
                 alone.push(gbps(w.data.len(), ta));
                 alone_matches = na;
-                let (tc, n) = measure(budget, || ours(&s, &chunks));
-                let (tv, nv) = measure(budget, || ours_chain(&s, &chunks));
+                let (tc, n) = measure(budget, || feed_each(&s, &chunks));
+                let (tv, nv) = measure(budget, || feed_chain(&s, &chunks));
                 assert_eq!(
                     (n, nv),
                     (matches, matches),

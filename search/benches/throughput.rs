@@ -8,51 +8,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{literal_workload, regex_workload, Workload, CHUNK_SIZES};
+use common::{
+    feed_alone, feed_chain, feed_each, literal_workload, regex_workload, Workload, CHUNK_SIZES,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use search::{Algorithm, Control, MatchMode, SearchOptions, Searcher};
+use search::{Algorithm, MatchMode, SearchOptions, Searcher};
 
 const SIZE: usize = 1 << 20;
-
-fn run(s: &Searcher, chunks: &[&[u8]]) -> usize {
-    let mut st = s.new_state();
-    let mut n = 0;
-    for c in chunks {
-        s.feed(&mut st, c, |_| {
-            n += 1;
-            Control::Continue
-        });
-    }
-    n
-}
-
-/// The whole chain in one `feed_chain` call.
-fn run_chain(s: &Searcher, chunks: &[&[u8]]) -> usize {
-    let mut st = s.new_state();
-    let mut n = 0;
-    s.feed_chain(&mut st, chunks, |_| {
-        n += 1;
-        Control::Continue
-    });
-    n
-}
-
-/// Each chunk alone, nothing carried (the state rewound before each): the
-/// per-call floor of a search over buffers of that size.
-fn run_alone(s: &Searcher, chunks: &[&[u8]]) -> usize {
-    let mut st = s.new_state();
-    let mut n = 0;
-    let mut off = 0;
-    for c in chunks {
-        s.reset_at(&mut st, off);
-        s.feed(&mut st, c, |_| {
-            n += 1;
-            Control::Continue
-        });
-        off += c.len() as u64;
-    }
-    n
-}
 
 fn group(c: &mut Criterion, w: &Workload, algos: &[Algorithm]) {
     let mut g = c.benchmark_group(w.name.replace(' ', "_"));
@@ -67,19 +29,19 @@ fn group(c: &mut Criterion, w: &Workload, algos: &[Algorithm]) {
     for &algo in algos {
         let s = Searcher::new(algo, &w.patterns, opts).expect("pattern set builds");
         g.bench_function(BenchmarkId::new(algo.name(), "flat"), |b| {
-            b.iter(|| run(&s, &[&w.data]))
+            b.iter(|| feed_each(&s, &[&w.data]))
         });
         for &size in CHUNK_SIZES {
             let chunks: Vec<&[u8]> = w.data.chunks(size).collect();
             g.bench_function(BenchmarkId::new(algo.name(), format!("chain{size}")), |b| {
-                b.iter(|| run(&s, &chunks))
+                b.iter(|| feed_each(&s, &chunks))
             });
             g.bench_function(
                 BenchmarkId::new(algo.name(), format!("feed_chain{size}")),
-                |b| b.iter(|| run_chain(&s, &chunks)),
+                |b| b.iter(|| feed_chain(&s, &chunks)),
             );
             g.bench_function(BenchmarkId::new(algo.name(), format!("alone{size}")), |b| {
-                b.iter(|| run_alone(&s, &chunks))
+                b.iter(|| feed_alone(&s, &chunks))
             });
         }
     }

@@ -36,6 +36,39 @@ pub(crate) fn push_chain(carry: &mut Vec<u8>, chain: &[&[u8]], keep: usize) {
     }
 }
 
+/// Call `f(before, chunk, base)` for each chunk of `chain` (the first at
+/// `base`), `before` being the at most `keep` stream bytes just before the
+/// chunk: taken straight from the previous chunk when it is long enough,
+/// else from `carry`, which is brought up to date only then and once at
+/// the end. For the engines that look back over a boundary.
+#[inline(always)]
+pub(crate) fn each_with_before(
+    carry: &mut Vec<u8>,
+    chain: &[&[u8]],
+    mut base: u64,
+    keep: usize,
+    mut f: impl FnMut(&[u8], &[u8], u64) -> Control,
+) -> Control {
+    // Chunks not yet appended to the carry.
+    let mut unpushed = 0;
+    for (k, &chunk) in chain.iter().enumerate() {
+        let before = match k.checked_sub(1).map(|j| chain[j]) {
+            Some(prev) if prev.len() >= keep => &prev[prev.len() - keep..],
+            _ => {
+                push_chain(carry, &chain[unpushed..k], keep);
+                unpushed = k;
+                &carry[..]
+            }
+        };
+        if f(before, chunk, base) == Control::Stop {
+            return Control::Stop;
+        }
+        base += chunk.len() as u64;
+    }
+    push_chain(carry, &chain[unpushed..], keep);
+    Control::Continue
+}
+
 /// Longest `carry ++ chunk head` that [`stitch`] assembles on the stack.
 pub(crate) const STITCH: usize = 128;
 

@@ -3,7 +3,7 @@
 //! occurrences planted at a known density, and the pattern sets.
 #![allow(dead_code)]
 
-use search::Pattern;
+use search::{Control, Pattern, Searcher};
 
 /// One planted occurrence per this many payload bytes.
 pub const PLANT_EVERY: usize = 4096;
@@ -149,3 +149,48 @@ pub fn regex_workload(size: usize) -> Workload {
 
 /// Chunk sizes: small packets, typical MTU fragments, 1500, jumbo.
 pub const CHUNK_SIZES: &[usize] = &[64, 512, 1500, 9000];
+
+/// One `feed` call per chunk: what a caller handing packets one at a time
+/// pays.
+pub fn feed_each(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    for c in chunks {
+        s.feed(&mut st, c, |_| {
+            n += 1;
+            Control::Continue
+        });
+    }
+    n
+}
+
+/// Each chunk searched on its own, as a flat buffer of that size (the state
+/// rewound with `reset_at` before every chunk, so nothing is carried and no
+/// match may straddle): the per-call cost a search over packets of this
+/// size pays without streaming. Streaming ÷ this is what streaming itself
+/// costs.
+pub fn feed_alone(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    let mut off = 0;
+    for c in chunks {
+        s.reset_at(&mut st, off);
+        s.feed(&mut st, c, |_| {
+            n += 1;
+            Control::Continue
+        });
+        off += c.len() as u64;
+    }
+    n
+}
+
+/// The whole chain in one `feed_chain` call.
+pub fn feed_chain(s: &Searcher, chunks: &[&[u8]]) -> usize {
+    let mut st = s.new_state();
+    let mut n = 0;
+    s.feed_chain(&mut st, chunks, |_| {
+        n += 1;
+        Control::Continue
+    });
+    n
+}

@@ -64,29 +64,13 @@ impl Engine for Horspool {
         &self,
         st: &mut EngineState,
         chain: &[&[u8]],
-        mut base: u64,
+        base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let keep = self.pat.len() - 1;
-        // Chunks not yet appended to the carry: the bytes before a chunk
-        // come straight from the previous one when it is long enough.
-        let mut unpushed = 0;
-        for (k, &hay) in chain.iter().enumerate() {
-            let before = match k.checked_sub(1).map(|j| chain[j]) {
-                Some(prev) if prev.len() >= keep => &prev[prev.len() - keep..],
-                _ => {
-                    carry::push_chain(&mut st.carry, &chain[unpushed..k], keep);
-                    unpushed = k;
-                    &st.carry[..]
-                }
-            };
-            if self.run(before, hay, base, sink) == Control::Stop {
-                return Control::Stop;
-            }
-            base += hay.len() as u64;
-        }
-        carry::push_chain(&mut st.carry, &chain[unpushed..], keep);
-        Control::Continue
+        carry::each_with_before(&mut st.carry, chain, base, keep, |before, hay, base| {
+            self.run(before, hay, base, sink)
+        })
     }
 }
 
@@ -303,31 +287,16 @@ impl Engine for Memmem {
         &self,
         st: &mut EngineState,
         chain: &[&[u8]],
-        mut base: u64,
+        base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let keep = self.finder.needle().len() - 1;
-        // As Horspool's: the bytes before a chunk come straight from the
-        // previous one when it is long enough, else from the carry.
-        let mut unpushed = 0;
-        for (k, &hay) in chain.iter().enumerate() {
-            let before = match k.checked_sub(1).map(|j| chain[j]) {
-                Some(prev) if prev.len() >= keep => &prev[prev.len() - keep..],
-                _ => {
-                    carry::push_chain(&mut st.carry, &chain[unpushed..k], keep);
-                    unpushed = k;
-                    &st.carry[..]
-                }
-            };
-            if self.boundary(before, hay, base, sink) == Control::Stop
-                || self.run(hay, hay.len(), base, sink) == Control::Stop
-            {
+        carry::each_with_before(&mut st.carry, chain, base, keep, |before, hay, base| {
+            if self.boundary(before, hay, base, sink) == Control::Stop {
                 return Control::Stop;
             }
-            base += hay.len() as u64;
-        }
-        carry::push_chain(&mut st.carry, &chain[unpushed..], keep);
-        Control::Continue
+            self.run(hay, hay.len(), base, sink)
+        })
     }
 }
 
