@@ -322,18 +322,18 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let yn = |b: bool| if b { "yes" } else { "no" };
             println!(
-                "{:<9} {:<5} {:<5} {:<8} {:<5} {:<24} description",
-                "name", "icase", "regex", "wildcard", "multi", "carry"
+                "{:<9} {:<5} {:<5} {:<8} {:<5} {:<29} description",
+                "name", "icase", "regex", "wildcard", "multi", "carried bytes"
             );
             for a in search::algorithms() {
                 println!(
-                    "{:<9} {:<5} {:<5} {:<8} {:<5} {:<24} {}",
+                    "{:<9} {:<5} {:<5} {:<8} {:<5} {:<29} {}",
                     a.name,
                     yn(a.icase),
                     yn(a.regex),
                     yn(a.wildcard),
                     yn(a.multi_pattern),
-                    format!("{:?}", a.carry),
+                    a.carry.to_string(),
                     a.description
                 );
             }

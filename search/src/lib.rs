@@ -12,11 +12,13 @@
 //!   Sync`, shared by every flow (put it in an `Arc`).
 //! * Each flow owns a [`StreamState`], created by [`Searcher::new_state`]. It
 //!   is small and of fixed size: automaton-driven algorithms keep only a state
-//!   number (the whole struct is at most 64 bytes), and algorithms that look
-//!   back (Boyer-Moore-Horspool, memmem, the bucketed shift-or behind `ac` for
-//!   sets of 4+ unanchored literals, bounded regexes reporting start offsets)
-//!   keep at most *longest pattern − 1* bytes in a buffer allocated once when
-//!   the state is created. Nothing is allocated per packet.
+//!   number (the whole struct is at most 64 bytes), Boyer-Moore-Horspool and
+//!   memmem on a literal of up to 64 bytes keep a 64-bit set of the partial
+//!   matches at the boundary, and algorithms that look back (those two on
+//!   longer literals, the bucketed shift-or behind `ac` for sets of 4+
+//!   unanchored literals, bounded regexes reporting start offsets) keep at
+//!   most *longest pattern − 1* bytes in a buffer allocated once when the
+//!   state is created. Nothing is allocated per packet.
 //! * Data is fed one chunk at a time with [`Searcher::feed`]; chunks may be
 //!   empty or one byte long. A match that straddles any number of chunk (or
 //!   packet) boundaries is found, and reported with the pattern index and its

@@ -1,5 +1,6 @@
 //! Per-flow state budget: automaton algorithms keep a fixed state of at most
-//! 64 bytes and carry no flow bytes; carrying algorithms keep at most
+//! 64 bytes and carry no flow bytes, nor do bm and memmem on literals of up
+//! to 64 bytes (a partial-match set); carrying algorithms keep at most
 //! longest pattern − 1 bytes.
 
 use search::{Algorithm, Control, Pattern, SearchOptions, Searcher, StreamState};
@@ -22,6 +23,11 @@ fn automata_carry_nothing() {
     let lits = [Pattern::literal("alpha"), Pattern::literal("beta")];
     assert_eq!(searcher(Algorithm::AhoCorasick, &lits).carry_capacity(), 0);
     assert_eq!(searcher(Algorithm::Kmp, &lits[..1]).carry_capacity(), 0);
+    let lit64 = [Pattern::literal([b'x'; 64])];
+    for algo in [Algorithm::BoyerMoore, Algorithm::Memmem] {
+        assert_eq!(searcher(algo, &lits[..1]).carry_capacity(), 0);
+        assert_eq!(searcher(algo, &lit64).carry_capacity(), 0);
+    }
     let unbounded = searcher(Algorithm::Regex, &[Pattern::regex("a.*b")]);
     assert_eq!(unbounded.carry_capacity(), 0);
     assert!(!unbounded.exact_start());
@@ -29,14 +35,16 @@ fn automata_carry_nothing() {
 
 #[test]
 fn carriers_keep_longest_minus_one() {
-    let pat = [Pattern::literal("0123456789")];
+    // Past 64 bytes bm and memmem carry bytes instead of a partial set.
+    let long: Vec<u8> = (0..70u8).map(|i| b'a' + i % 26).collect();
+    let pat = [Pattern::literal(&long)];
     for algo in [Algorithm::BoyerMoore, Algorithm::Memmem] {
         let s = searcher(algo, &pat);
-        assert_eq!(s.carry_capacity(), 9);
+        assert_eq!(s.carry_capacity(), 69);
         let mut st = s.new_state();
-        for chunk in [&b"abc"[..], b"defghijklmnop", b"q", b""] {
+        for chunk in [&long[..10], &long[10..], b"q", b"", &[b'z'; 100][..]] {
             s.feed(&mut st, chunk, |_| Control::Continue);
-            assert!(st.carried_bytes() <= 9);
+            assert!(st.carried_bytes() <= 69);
         }
     }
     // Four or more unanchored literals: the shift-or path of `ac`.

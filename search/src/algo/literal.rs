@@ -1,12 +1,145 @@
 //! Single-literal algorithms that look at whole windows of bytes
-//! (Boyer-Moore-Horspool, memmem), made boundary-safe by carrying the last
-//! `len − 1` bytes of the flow, plus the anchored prefix compare.
+//! (Boyer-Moore-Horspool, memmem), plus the anchored prefix compare.
+//!
+//! Both window algorithms search each chunk on its own and settle the
+//! chunk boundary with a [`Partial`] set kept in the flow state: for a
+//! literal of up to 64 bytes no flow bytes are carried at all. Longer
+//! literals carry the last `len − 1` bytes of the flow instead.
 
 use memchr::memmem;
 
 use super::{Engine, EngineState};
 use crate::carry::{self, fold};
 use crate::{Control, Match};
+
+/// Longest literal whose partial matches fit the 64-bit set.
+pub(crate) const PARTIAL_MAX: usize = 64;
+
+/// The partial matches of one literal at a chunk boundary, as a set of
+/// lengths: bit `k` (1 ≤ k < len) is set when the flow's last `k` bytes
+/// are the literal's first `k`. That is all the flow history a literal
+/// search needs, so it replaces carried bytes; it lives in
+/// `EngineState::mark`. Computed at a chunk's end from its last byte
+/// (a table gives the `k` whose byte `k − 1` it is; each is then
+/// compared) and, for chunks shorter than the literal, from the set
+/// before the chunk. Most chunk ends leave an empty set and most starts
+/// then cost one test.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    /// Bit `k` of `[b]`: the literal's byte `k − 1` is `b` (folded).
+    ends: [u64; 256],
+    /// Bit `k` of `[b]`: `k == 1`, or the literal's byte `k − 2` is `b`
+    /// (the chunk's last byte but one), which leaves few candidates.
+    ends2: [u64; 256],
+}
+
+impl Partial {
+    /// The table for `pat` (already folded when `icase`), or `None` when
+    /// it is longer than [`PARTIAL_MAX`].
+    fn new(pat: &[u8], icase: bool) -> Option<Box<Partial>> {
+        let m = pat.len();
+        if m > PARTIAL_MAX {
+            return None;
+        }
+        let mut t = Box::new(Partial {
+            ends: [0; 256],
+            ends2: [0; 256],
+        });
+        for b in 0..=255u8 {
+            let f = fold(b, icase);
+            for k in 1..m {
+                if pat[k - 1] == f {
+                    t.ends[b as usize] |= 1 << k;
+                }
+                if k == 1 || pat[k - 2] == f {
+                    t.ends2[b as usize] |= 1 << k;
+                }
+            }
+        }
+        Some(t)
+    }
+
+    /// Report the occurrences that the partial matches in `set` complete
+    /// inside `hay` (its first byte at `base`), by increasing end: they
+    /// all end before any occurrence lying wholly in `hay`.
+    #[inline(always)]
+    fn complete(
+        pat: &[u8],
+        icase: bool,
+        set: u64,
+        hay: &[u8],
+        base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+    ) -> Control {
+        if set == 0 || hay.is_empty() {
+            return Control::Continue;
+        }
+        let m = pat.len();
+        // `k` bytes before `hay`, `m − k` in it: only if it holds them.
+        let mut set = set & (u64::MAX << m.saturating_sub(hay.len()));
+        // Largest `k` first: the match ending earliest.
+        while set != 0 {
+            let k = 63 - set.leading_zeros() as usize;
+            set &= !(1u64 << k);
+            if eq(&hay[..m - k], &pat[k..], icase) {
+                let found = Match {
+                    pattern: 0,
+                    start: base - k as u64,
+                    end: base + (m - k) as u64,
+                };
+                if sink(found) == Control::Stop {
+                    return Control::Stop;
+                }
+            }
+        }
+        Control::Continue
+    }
+
+    /// The set after `hay`, given `set` before it.
+    #[inline(always)]
+    fn after(&self, pat: &[u8], icase: bool, set: u64, hay: &[u8]) -> u64 {
+        let Some(&last) = hay.last() else {
+            return set;
+        };
+        let m = pat.len();
+        let n = hay.len();
+        // Partial matches lying wholly in `hay`: lengths 1..=min(n, m − 1).
+        let mut cand = self.ends[last as usize] & (u64::MAX >> (63 - n.min(m - 1)));
+        if n >= 2 {
+            cand &= self.ends2[hay[n - 2] as usize];
+        }
+        let mut out = 0;
+        while cand != 0 {
+            let k = cand.trailing_zeros() as usize;
+            cand &= cand - 1;
+            if eq(&hay[n - k..n - 1], &pat[..k - 1], icase) {
+                out |= 1 << k;
+            }
+        }
+        // A chunk shorter than the literal can extend earlier ones.
+        if n < m - 1 {
+            let mut ext = set & (u64::MAX >> (63 - (m - 1 - n)));
+            while ext != 0 {
+                let j = ext.trailing_zeros() as usize;
+                ext &= ext - 1;
+                if eq(hay, &pat[j..j + n], icase) {
+                    out |= 1 << (j + n);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `hay` equals the folded `pat` (same length).
+#[inline(always)]
+fn eq(hay: &[u8], pat: &[u8], icase: bool) -> bool {
+    if icase {
+        hay.iter().zip(pat).all(|(&h, &p)| fold(h, true) == p)
+    } else {
+        hay == pat
+    }
+}
 
 /// Boyer-Moore-Horspool with the bad-character shift of the window's last
 /// byte; safe for overlapping matches because that shift never passes an
@@ -16,8 +149,8 @@ pub(crate) struct Horspool {
     pat: Vec<u8>,
     shift: Box<[usize; 256]>,
     icase: bool,
-    /// Boundary filter (see [`Memmem`]) for patterns of 2 to 64 bytes.
-    split: Option<Box<SplitMasks>>,
+    /// `Some` up to [`PARTIAL_MAX`] bytes; longer literals carry bytes.
+    partial: Option<Box<Partial>>,
 }
 
 impl Horspool {
@@ -31,19 +164,22 @@ impl Horspool {
                 shift[b.to_ascii_uppercase() as usize] = m - 1 - k;
             }
         }
-        let split = SplitMasks::new(&pat, icase);
+        let partial = Partial::new(&pat, icase);
         Horspool {
             pat,
             shift,
             icase,
-            split,
+            partial,
         }
     }
 }
 
 impl Engine for Horspool {
     fn carry_capacity(&self) -> usize {
-        self.pat.len() - 1
+        match self.partial {
+            Some(_) => 0,
+            None => self.pat.len() - 1,
+        }
     }
 
     fn scan(
@@ -53,10 +189,20 @@ impl Engine for Horspool {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        if self.run(&st.carry, hay, base, sink) == Control::Stop {
+        let Some(p) = &self.partial else {
+            if self.run(&st.carry, hay, base, sink) == Control::Stop {
+                return Control::Stop;
+            }
+            carry::push(&mut st.carry, hay, self.pat.len() - 1);
+            return Control::Continue;
+        };
+        let set = st.mark;
+        if Partial::complete(&self.pat, self.icase, set, hay, base, sink) == Control::Stop
+            || self.run(&[], hay, base, sink) == Control::Stop
+        {
             return Control::Stop;
         }
-        carry::push(&mut st.carry, hay, self.pat.len() - 1);
+        st.mark = p.after(&self.pat, self.icase, set, hay);
         Control::Continue
     }
 
@@ -64,22 +210,39 @@ impl Engine for Horspool {
         &self,
         st: &mut EngineState,
         chain: &[&[u8]],
-        base: u64,
+        mut base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let keep = self.pat.len() - 1;
-        carry::each_with_before(&mut st.carry, chain, base, keep, |before, hay, base| {
-            self.run(before, hay, base, sink)
-        })
+        let Some(p) = &self.partial else {
+            let keep = self.pat.len() - 1;
+            return carry::each_with_before(
+                &mut st.carry,
+                chain,
+                base,
+                keep,
+                |before, hay, base| self.run(before, hay, base, sink),
+            );
+        };
+        let mut set = st.mark;
+        for hay in chain {
+            if Partial::complete(&self.pat, self.icase, set, hay, base, sink) == Control::Stop
+                || self.run(&[], hay, base, sink) == Control::Stop
+            {
+                return Control::Stop;
+            }
+            set = p.after(&self.pat, self.icase, set, hay);
+            base += hay.len() as u64;
+        }
+        st.mark = set;
+        Control::Continue
     }
 }
 
 impl Horspool {
     /// Report the occurrences ending in `hay` (its first byte at `base`),
     /// including those starting in `before`, the at most `len − 1` bytes
-    /// just before it. Patterns of 2 to 64 bytes settle the boundary with
-    /// the split masks (usually three loads and a test). Longer ones run
-    /// one loop over window ends from the first window that starts in
+    /// just before it (empty when the partial set settles the boundary).
+    /// One loop over window ends from the first window that starts in
     /// `before`: the last byte of a window is always in `hay`, and only
     /// the comparison of a window that starts in `before` reads both
     /// slices, so the boundary costs no copy and no second loop.
@@ -94,34 +257,23 @@ impl Horspool {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        // With the split masks the boundary is settled first, and the
-        // loop below then starts inside `hay`, as for a chunk alone.
-        let before = match &self.split {
-            Some(t) => {
-                if t.straddling(&self.pat, self.icase, before, hay, base, sink) == Control::Stop {
-                    return Control::Stop;
-                }
-                &[][..]
-            }
-            None => before,
-        };
         let pat = &self.pat[..];
         let m = pat.len();
         let c = before.len().min(m - 1);
         let before = &before[before.len() - c..];
         let last = pat[m - 1];
-        let eq = |h: &[u8], p: &[u8]| h.iter().zip(p).all(|(&h, &p)| fold(h, self.icase) == p);
         // Index in `hay` of the last byte of the first window.
         let mut e = m - 1 - c;
         while e < hay.len() {
             let b = hay[e];
             if fold(b, self.icase) == last {
                 let hit = if e + 1 >= m {
-                    eq(&hay[e + 1 - m..e], pat)
+                    eq(&hay[e + 1 - m..e], &pat[..m - 1], self.icase)
                 } else {
                     // Starts `need` bytes back in `before`.
                     let need = m - 1 - e;
-                    eq(&before[c - need..], pat) && eq(&hay[..e], &pat[need..])
+                    eq(&before[c - need..], &pat[..need], self.icase)
+                        && eq(&hay[..e], &pat[need..m - 1], self.icase)
                 };
                 if hit {
                     let end = base + e as u64 + 1;
@@ -142,128 +294,35 @@ impl Horspool {
 }
 
 /// memchr's memmem (two-way with a SIMD prefilter) inside each chunk; the
-/// straddling candidates are checked against the carried bytes.
+/// boundary is settled by the [`Partial`] set (literals of up to 64
+/// bytes) or against the carried bytes (longer ones).
 ///
 /// memmem runs at a fraction of a cycle per byte, so a chunk boundary must
-/// cost only a few cycles or it dominates small chunks. For patterns of up
-/// to 64 bytes the boundary is first filtered with three table lookups:
-/// bit `k` of a mask stands for "the match would have its first `k` bytes
-/// before the boundary", and it survives only if the byte before the
-/// boundary and the first two after it are the pattern's bytes at `k − 1`,
-/// `k` and `k + 1`. On most boundaries no bit survives and nothing else is
-/// done; a survivor is confirmed by comparing both slices in place.
+/// cost only a few cycles or it dominates small chunks: with the partial
+/// set most boundaries cost a table load and a test at the end of one
+/// chunk and one test at the start of the next.
 #[derive(Debug)]
 pub(crate) struct Memmem {
     finder: memmem::Finder<'static>,
-    /// `Some` for patterns of 2 to 64 bytes.
-    split: Option<Box<SplitMasks>>,
-}
-
-/// Per byte value, the splits `k` (bit `k`, 1 ≤ k < len) a byte is
-/// consistent with; see [`Memmem`].
-#[derive(Debug)]
-pub(crate) struct SplitMasks {
-    /// Bit `k` of `[b]`: `pat[k − 1] == b` (the last byte before the boundary).
-    before: [u64; 256],
-    /// Bit `k` of `[b]`: `pat[k] == b` (the first byte after it).
-    first: [u64; 256],
-    /// Bit `k` of `[b]`: `pat[k + 1] == b`, or `k == len − 1` (the match
-    /// ends at the first byte after the boundary).
-    second: [u64; 256],
-}
-
-impl SplitMasks {
-    /// Masks for `pat` (already case-folded when `icase`), or `None` when
-    /// it is shorter than 2 bytes (nothing can straddle) or longer than 64.
-    fn new(pat: &[u8], icase: bool) -> Option<Box<SplitMasks>> {
-        let m = pat.len();
-        if !(2..=64).contains(&m) {
-            return None;
-        }
-        let mut t = Box::new(SplitMasks {
-            before: [0; 256],
-            first: [0; 256],
-            second: [0; 256],
-        });
-        for b in 0..=255u8 {
-            let f = fold(b, icase);
-            let i = b as usize;
-            for k in 1..m {
-                let bit = 1u64 << k;
-                if pat[k - 1] == f {
-                    t.before[i] |= bit;
-                }
-                if pat[k] == f {
-                    t.first[i] |= bit;
-                }
-                if k + 1 == m || pat[k + 1] == f {
-                    t.second[i] |= bit;
-                }
-            }
-        }
-        Some(t)
-    }
-
-    /// Report the occurrences of `pat` (folded as for [`SplitMasks::new`])
-    /// that start in `before` (the at most `len − 1` bytes just before
-    /// `hay`) and end in `hay` (its first byte at `base`), by increasing
-    /// end.
-    #[inline(always)]
-    fn straddling(
-        &self,
-        pat: &[u8],
-        icase: bool,
-        before: &[u8],
-        hay: &[u8],
-        base: u64,
-        sink: &mut dyn FnMut(Match) -> Control,
-    ) -> Control {
-        let (Some(&last), Some(&first)) = (before.last(), hay.first()) else {
-            return Control::Continue;
-        };
-        let mut cand = self.before[last as usize] & self.first[first as usize];
-        if cand == 0 {
-            return Control::Continue;
-        }
-        if let Some(&second) = hay.get(1) {
-            cand &= self.second[second as usize];
-        }
-        let m = pat.len();
-        // k bytes in `before` (k ≤ its length), m − k in `hay`.
-        let c = before.len().min(m - 1);
-        cand &= (u64::MAX >> (63 - c)) & (u64::MAX << m.saturating_sub(hay.len()));
-        let eq = |h: &[u8], p: &[u8]| h.iter().zip(p).all(|(&h, &p)| fold(h, icase) == p);
-        // Largest k first: the match ending earliest.
-        while cand != 0 {
-            let k = 63 - cand.leading_zeros() as usize;
-            cand &= !(1u64 << k);
-            if eq(&before[before.len() - k..], &pat[..k]) && eq(&hay[..m - k], &pat[k..]) {
-                let found = Match {
-                    pattern: 0,
-                    start: base - k as u64,
-                    end: base + (m - k) as u64,
-                };
-                if sink(found) == Control::Stop {
-                    return Control::Stop;
-                }
-            }
-        }
-        Control::Continue
-    }
+    /// `Some` up to [`PARTIAL_MAX`] bytes; longer literals carry bytes.
+    partial: Option<Box<Partial>>,
 }
 
 impl Memmem {
     pub(crate) fn new(pat: &[u8]) -> Memmem {
         Memmem {
             finder: memmem::Finder::new(pat).into_owned(),
-            split: SplitMasks::new(pat, false),
+            partial: Partial::new(pat, false),
         }
     }
 }
 
 impl Engine for Memmem {
     fn carry_capacity(&self) -> usize {
-        self.finder.needle().len() - 1
+        match self.partial {
+            Some(_) => 0,
+            None => self.finder.needle().len() - 1,
+        }
     }
 
     fn scan(
@@ -273,13 +332,23 @@ impl Engine for Memmem {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let m = self.finder.needle().len();
-        if self.boundary(&st.carry, hay, base, sink) == Control::Stop
+        let pat = self.finder.needle();
+        let Some(p) = &self.partial else {
+            if self.stitched(&st.carry, hay, base, sink) == Control::Stop
+                || self.run(hay, hay.len(), base, sink) == Control::Stop
+            {
+                return Control::Stop;
+            }
+            carry::push(&mut st.carry, hay, pat.len() - 1);
+            return Control::Continue;
+        };
+        let set = st.mark;
+        if Partial::complete(pat, false, set, hay, base, sink) == Control::Stop
             || self.run(hay, hay.len(), base, sink) == Control::Stop
         {
             return Control::Stop;
         }
-        carry::push(&mut st.carry, hay, m - 1);
+        st.mark = p.after(pat, false, set, hay);
         Control::Continue
     }
 
@@ -287,41 +356,44 @@ impl Engine for Memmem {
         &self,
         st: &mut EngineState,
         chain: &[&[u8]],
-        base: u64,
+        mut base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let keep = self.finder.needle().len() - 1;
-        carry::each_with_before(&mut st.carry, chain, base, keep, |before, hay, base| {
-            if self.boundary(before, hay, base, sink) == Control::Stop {
+        let pat = self.finder.needle();
+        let Some(p) = &self.partial else {
+            let keep = pat.len() - 1;
+            return carry::each_with_before(
+                &mut st.carry,
+                chain,
+                base,
+                keep,
+                |before, hay, base| {
+                    if self.stitched(before, hay, base, sink) == Control::Stop {
+                        return Control::Stop;
+                    }
+                    self.run(hay, hay.len(), base, sink)
+                },
+            );
+        };
+        let mut set = st.mark;
+        for hay in chain {
+            if Partial::complete(pat, false, set, hay, base, sink) == Control::Stop
+                || self.run(hay, hay.len(), base, sink) == Control::Stop
+            {
                 return Control::Stop;
             }
-            self.run(hay, hay.len(), base, sink)
-        })
+            set = p.after(pat, false, set, hay);
+            base += hay.len() as u64;
+        }
+        st.mark = set;
+        Control::Continue
     }
 }
 
 impl Memmem {
-    /// Report the occurrences that start in `before` (the at most `len − 1`
-    /// bytes just before `hay`) and end in `hay` (its first byte at `base`),
-    /// by increasing end.
-    #[inline(always)]
-    fn boundary(
-        &self,
-        before: &[u8],
-        hay: &[u8],
-        base: u64,
-        sink: &mut dyn FnMut(Match) -> Control,
-    ) -> Control {
-        match &self.split {
-            Some(t) => t.straddling(self.finder.needle(), false, before, hay, base, sink),
-            None if before.is_empty() => Control::Continue,
-            None => self.stitched(before, hay, base, sink),
-        }
-    }
-
-    /// The boundary of a pattern too long for the masks: `before` and the
-    /// head of `hay` joined on the stack and searched with memmem.
-    #[cold]
+    /// The occurrences of a literal too long for the partial set that
+    /// start in `before` (the carried bytes) and end in `hay`: both
+    /// joined on the stack and searched with memmem.
     fn stitched(
         &self,
         before: &[u8],
@@ -329,6 +401,9 @@ impl Memmem {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
+        if before.is_empty() {
+            return Control::Continue;
+        }
         let pat = self.finder.needle();
         let m = pat.len();
         let before = &before[before.len().saturating_sub(m - 1)..];

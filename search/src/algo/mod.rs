@@ -19,8 +19,9 @@ mod literal;
 pub(crate) struct EngineState {
     /// Automaton state id, or matched prefix length.
     pub(crate) sid: u32,
-    /// Engine-specific offset (the regex DFA: end of the last match it
-    /// reported at a chunk end, so the delayed re-report is dropped).
+    /// Engine-specific word: for the regex DFA the end of the last match
+    /// it reported at a chunk end (so the delayed re-report is dropped),
+    /// for bm and memmem the set of partial matches at the boundary.
     pub(crate) mark: u64,
     /// Last bytes of the flow, for algorithms that look back.
     pub(crate) carry: Vec<u8>,
@@ -83,6 +84,9 @@ pub enum CarryBytes {
     None,
     /// Longest pattern − 1.
     LongestMinusOne,
+    /// None for a literal of up to 64 bytes (a set of partial matches is
+    /// kept instead), longest pattern − 1 past that.
+    NoneUpTo64,
     /// Longest match − 1 when every pattern has a bounded length (to report
     /// exact start offsets), none otherwise.
     BoundedMatchMinusOne,
@@ -93,6 +97,7 @@ impl fmt::Display for CarryBytes {
         f.write_str(match self {
             CarryBytes::None => "0",
             CarryBytes::LongestMinusOne => "longest-1",
+            CarryBytes::NoneUpTo64 => "0 up to 64 B, else longest-1",
             CarryBytes::BoundedMatchMinusOne => "maxlen-1 if bounded",
         })
     }
@@ -148,7 +153,7 @@ static ALGORITHMS: [AlgorithmInfo; 7] = [
         regex: false,
         wildcard: false,
         multi_pattern: false,
-        carry: CarryBytes::LongestMinusOne,
+        carry: CarryBytes::NoneUpTo64,
     },
     AlgorithmInfo {
         algorithm: Algorithm::Memmem,
@@ -158,19 +163,20 @@ static ALGORITHMS: [AlgorithmInfo; 7] = [
         regex: false,
         wildcard: false,
         multi_pattern: false,
-        carry: CarryBytes::LongestMinusOne,
+        carry: CarryBytes::NoneUpTo64,
     },
     AlgorithmInfo {
         algorithm: Algorithm::AhoCorasick,
         name: "ac",
         description: "literal sets: bucketed shift-or (FDR-like) for 4+ unanchored literals, \
-                      else Aho-Corasick automaton",
+                      memmem for one, else Aho-Corasick automaton",
         icase: true,
         regex: false,
         wildcard: false,
         multi_pattern: true,
         // The shift-or path confirms matches that began in earlier chunks
-        // against the carried bytes; the automaton path carries none.
+        // against the carried bytes; the automaton and one-literal paths
+        // carry none.
         carry: CarryBytes::LongestMinusOne,
     },
     AlgorithmInfo {
@@ -293,6 +299,15 @@ pub(crate) fn build(
             check(algo, patterns, usize::MAX, &[Literal])?;
             if !opts.anchored && patterns.len() >= FDR_MIN_PATTERNS {
                 Box::new(fdr::Fdr::new(patterns, opts.icase, earliest))
+            } else if patterns.len() == 1
+                && !opts.anchored
+                && !opts.icase
+                && patterns[0].bytes.len() <= literal::PARTIAL_MAX
+            {
+                // One literal: memmem finds the same matches, and like the
+                // automaton it carries no flow bytes (a partial-match set),
+                // but it does not restart a prefilter at every chunk.
+                Box::new(literal::Memmem::new(&patterns[0].bytes))
             } else {
                 Box::new(ac::Ac::new(
                     patterns,
