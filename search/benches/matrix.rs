@@ -1,6 +1,8 @@
 //! Throughput matrix: algorithm × pattern set × chunk size, flat buffer vs
-//! chunk chain (one `feed` per chunk, and one `feed_chain` per chain), and (with `--features vectorscan`) Vectorscan block and
-//! stream modes on the same sets and chunkings. Prints markdown tables.
+//! chunk chain (one `feed` per chunk, and one `feed_chain` per chain) vs
+//! each chunk searched alone, and (with `--features vectorscan`)
+//! Vectorscan block mode (whole and per chunk) and stream mode on the same
+//! sets and chunkings. Prints markdown tables.
 //!
 //! `cargo bench -p search --bench matrix [--features vectorscan]`
 //! Environment: `SEARCH_BENCH_MB` (payload MiB, default 4),
@@ -211,9 +213,10 @@ fn vectorscan_rows(w: &Workload, budget: Duration, rows: &mut Vec<Row>) {
     });
     let mut cells = Vec::new();
     let mut alone = Vec::new();
+    let mut alone_matches = 0;
     for &c in CHUNK_SIZES {
         // Block mode on each chunk alone: Vectorscan's own per-call floor.
-        let (ta, _) = measure(budget, || {
+        let (ta, na) = measure(budget, || {
             let mut n = 0;
             for chunk in w.data.chunks(c) {
                 block.scan_block(chunk, |_, _| n += 1).expect("hs_scan");
@@ -221,6 +224,7 @@ fn vectorscan_rows(w: &Workload, budget: Duration, rows: &mut Vec<Row>) {
             n
         });
         alone.push(gbps(w.data.len(), ta));
+        alone_matches = na;
         let (tc, _) = measure(budget, || {
             let mut n = 0;
             stream
@@ -249,7 +253,7 @@ fn vectorscan_rows(w: &Workload, budget: Duration, rows: &mut Vec<Row>) {
         flat: gbps(w.data.len(), tf),
         stream: alone.clone(),
         alone: None,
-        matches,
+        matches: alone_matches,
         chain: false,
     });
     rows.push(Row {

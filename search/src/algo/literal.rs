@@ -19,10 +19,10 @@ pub(crate) const PARTIAL_MAX: usize = 64;
 /// lengths: bit `k` (1 ≤ k < len) is set when the flow's last `k` bytes
 /// are the literal's first `k`. That is all the flow history a literal
 /// search needs, so it replaces carried bytes; it lives in
-/// `EngineState::mark`. Computed at a chunk's end from its last byte
-/// (a table gives the `k` whose byte `k − 1` it is; each is then
-/// compared) and, for chunks shorter than the literal, from the set
-/// before the chunk. Most chunk ends leave an empty set and most starts
+/// `EngineState::mark`. Computed at a chunk's end from its last two bytes
+/// (two tables give the `k` whose bytes `k − 1` and `k − 2` they are; each
+/// survivor is then compared) and, for chunks shorter than the literal,
+/// from the set before the chunk. Most chunk ends leave an empty set and most starts
 /// then cost one test.
 #[derive(Debug)]
 pub(crate) struct Partial {
@@ -134,6 +134,7 @@ impl Partial {
 /// `hay` equals the folded `pat` (same length).
 #[inline(always)]
 fn eq(hay: &[u8], pat: &[u8], icase: bool) -> bool {
+    debug_assert_eq!(hay.len(), pat.len());
     if icase {
         hay.iter().zip(pat).all(|(&h, &p)| fold(h, true) == p)
     } else {
