@@ -15,7 +15,7 @@
 //!   number (the whole struct is at most 64 bytes), Boyer-Moore-Horspool and
 //!   memmem on a literal of up to 64 bytes keep a 64-bit set of the partial
 //!   matches at the boundary, and algorithms that look back (those two on
-//!   longer literals, the bucketed shift-or behind `ac` for sets of 4+
+//!   longer literals, the bucketed shift-or behind `ac` for sets of 2+
 //!   unanchored literals, bounded regexes reporting start offsets) keep at
 //!   most *longest pattern − 1* bytes in a buffer allocated once when the
 //!   state is created. Nothing is allocated per packet.

@@ -204,7 +204,7 @@ proptest! {
         }
     }
 
-    /// Sets big enough for the bucketed shift-or (`fdr`, 4+ unanchored
+    /// Sets big enough for the bucketed shift-or (`fdr`, 2+ unanchored
     /// literals): short and long literals mixed (1 to 24 bytes, windows of
     /// 1 to 8), planted so that they straddle chunks and packets, under
     /// every option (icase, from/to windows, earliest, anchored falls back
