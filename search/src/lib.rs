@@ -76,7 +76,7 @@
 //! 1. Write a module in `src/algo/` with a type implementing the crate-private
 //!    `algo::Engine` trait: `scan` receives one chunk (already clipped to the
 //!    window), its absolute offset, the per-flow `EngineState` (a `u32`
-//!    state number, a `u64` scratch offset and the carry buffer) and a sink to
+//!    state number, a `u64` engine word and the carry buffer) and a sink to
 //!    call per match; `carry_capacity` says how many bytes the state must be
 //!    able to hold (at most longest pattern − 1); `scan_chain` (a whole
 //!    chain in one call) defaults to `scan` per chunk.
