@@ -1584,3 +1584,88 @@ fn offload_carries_tcp_super_packets_through_masquerade() {
     assert!(ping(&lan, "198.51.100.2"), "ping through an offload link");
     assert!(ping(&lan, "2001:db8:2::2"), "ping6 through an offload link");
 }
+
+/// `-m string` on live traffic: a request that carries a token gets a TCP reset from the
+/// router and never reaches the server, in both families (v4 with `--algo bm`, v6 with
+/// `--algo ac --icase`), while requests without it pass before and after.
+#[test]
+fn string_match_resets_requests_carrying_a_token() {
+    if !env() {
+        return;
+    }
+    let mut lab = Lab::new("gs");
+    let (l, w) = (lab.name("l"), lab.name("w"));
+    // Before the ESTABLISHED accept: the request travels on an established connection.
+    let filter = |string: &str| {
+        format!(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+             -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+             -A FORWARD -i {l} -p tcp -m tcp --dport 80 -m string {string} \
+             -j REJECT --reject-with tcp-reset\n\
+             -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate INVALID -j DROP\n\
+             -A FORWARD -i {l} -o {w} -j ACCEPT\n\
+             COMMIT\n"
+        )
+    };
+    let setup = Setup {
+        lan_kind: KIND_TUN,
+        wan_kind: KIND_TAP,
+        wan_mtu: 1500,
+        rules4: nat_table(&lab, false, true, false)
+            + &filter("--string \"X-Token: forbidden\" --algo bm"),
+        rules6: nat_table(&lab, true, true, false)
+            + &filter("--string \"x-token: forbidden\" --algo ac --icase"),
+        offload: false,
+    };
+    let (lan, wan) = start_gateway(&mut lab, &setup);
+    let log = web_server(&mut lab, &wan, 80, "web80.log", b"");
+
+    // Requests the server logged from the router's WAN address (masquerade).
+    let served = |peer: &str| {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                // A dual-stack server logs IPv4 peers as ::ffff:a.b.c.d.
+                let from = l.split_whitespace().next().unwrap_or("");
+                from.trim_start_matches("::ffff:") == peer && l.contains("GET /index.html")
+            })
+            .count()
+    };
+    for (server, peer, header) in [
+        ("198.51.100.2", "198.51.100.1", "X-Token: forbidden"),
+        ("[2001:db8:2::2]", "2001:db8:2::1", "X-TOKEN: Forbidden"),
+    ] {
+        let url = format!("http://{server}/index.html");
+        assert_eq!(curl_get(&lab, &lan, &url), b"hello\n");
+        assert!(wait_until(5, || served(peer) == 1), "{}", lab.log());
+
+        let o = run_in(
+            &lan,
+            &["curl", "-sS", "--max-time", "10", "-H", header, &url],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        // curl's exit 56: "Recv failure: Connection reset by peer".
+        assert_eq!(o.status.code(), Some(56), "{server}: {err}\n{}", lab.log());
+        assert!(err.contains("reset"), "{server}: {err}");
+
+        // The filtered request never reached the server; the path still works.
+        assert_eq!(curl_get(&lab, &lan, &url), b"hello\n");
+        assert!(wait_until(5, || served(peer) == 2), "{}", lab.log());
+        assert_eq!(served(peer), 2, "{}", fs::read_to_string(&log).unwrap());
+    }
+
+    // Each family's string rule counted the request it refused.
+    let rules = lab.ctl(&["rules", "list", "-v"]);
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    let hits: Vec<&str> = rules.lines().filter(|l| l.contains("-m string")).collect();
+    assert_eq!(hits.len(), 2, "string rules (v4, v6):\n{rules}");
+    for l in hits {
+        let packets = l
+            .strip_prefix('[')
+            .and_then(|r| r.split(':').next())
+            .and_then(|p| p.parse::<u64>().ok());
+        assert!(packets.is_some_and(|p| p >= 1), "counters: {l}");
+    }
+}
