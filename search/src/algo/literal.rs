@@ -300,7 +300,7 @@ impl Horspool {
 ///
 /// memmem runs at a fraction of a cycle per byte, so a chunk boundary must
 /// cost only a few cycles or it dominates small chunks: with the partial
-/// set most boundaries cost a table load and a test at the end of one
+/// set most boundaries cost two table loads and a test at the end of one
 /// chunk and one test at the start of the next.
 #[derive(Debug)]
 pub(crate) struct Memmem {
