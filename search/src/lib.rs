@@ -310,6 +310,9 @@ pub struct Searcher {
     engine: Box<dyn Engine>,
     id: u32,
     patterns: usize,
+    /// The engine's `initial_sid`, kept here so a rewind makes no dynamic
+    /// call (it is per packet for a caller searching packets one by one).
+    initial_sid: u32,
 }
 
 /// Source of searcher identities, so a state fed to the wrong searcher is
@@ -335,6 +338,7 @@ impl Searcher {
         Ok(Searcher {
             algorithm,
             opts,
+            initial_sid: engine.initial_sid(),
             engine,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             patterns: patterns.len(),
@@ -374,7 +378,7 @@ impl Searcher {
             owner: self.id,
             done: false,
             engine: EngineState {
-                sid: self.engine.initial_sid(),
+                sid: self.initial_sid,
                 mark: 0,
                 carry: Vec::with_capacity(self.engine.carry_capacity()),
             },
@@ -382,6 +386,7 @@ impl Searcher {
     }
 
     /// Rewind `state` to the start of a new flow, keeping its buffer.
+    #[inline]
     pub fn reset(&self, state: &mut StreamState) {
         if state.owner != self.id {
             *state = self.new_state();
@@ -389,7 +394,7 @@ impl Searcher {
         }
         state.offset = 0;
         state.done = false;
-        state.engine.sid = self.engine.initial_sid();
+        state.engine.sid = self.initial_sid;
         state.engine.mark = 0;
         state.engine.carry.clear();
     }
@@ -397,6 +402,7 @@ impl Searcher {
     /// Rewind `state` as [`Searcher::reset`] does, but continue counting at
     /// absolute `offset`: for a flow with a gap (a lost segment), where no
     /// match may span the hole but offsets must stay those of the stream.
+    #[inline]
     pub fn reset_at(&self, state: &mut StreamState, offset: u64) {
         self.reset(state);
         state.offset = offset;
