@@ -95,6 +95,36 @@ impl Partial {
         Control::Continue
     }
 
+    /// Search `chain` (its first byte at `base`) with the set in `*mark`:
+    /// per chunk, the matches the set completes, then `inside` (the
+    /// engine's own search of the chunk alone), then the set after it.
+    /// `*mark` is written back unless the sink stopped.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        pat: &[u8],
+        icase: bool,
+        mark: &mut u64,
+        chain: &[&[u8]],
+        mut base: u64,
+        sink: &mut dyn FnMut(Match) -> Control,
+        mut inside: impl FnMut(&[u8], u64, &mut dyn FnMut(Match) -> Control) -> Control,
+    ) -> Control {
+        let mut set = *mark;
+        for hay in chain {
+            if Partial::complete(pat, icase, set, hay, base, sink) == Control::Stop
+                || inside(hay, base, sink) == Control::Stop
+            {
+                return Control::Stop;
+            }
+            set = self.after(pat, icase, set, hay);
+            base += hay.len() as u64;
+        }
+        *mark = set;
+        Control::Continue
+    }
+
     /// The set after `hay`, given `set` before it.
     #[inline(always)]
     fn after(&self, pat: &[u8], icase: bool, set: u64, hay: &[u8]) -> u64 {
@@ -190,52 +220,35 @@ impl Engine for Horspool {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let Some(p) = &self.partial else {
-            if self.run(&st.carry, hay, base, sink) == Control::Stop {
-                return Control::Stop;
-            }
-            carry::push(&mut st.carry, hay, self.pat.len() - 1);
-            return Control::Continue;
-        };
-        let set = st.mark;
-        if Partial::complete(&self.pat, self.icase, set, hay, base, sink) == Control::Stop
-            || self.run(&[], hay, base, sink) == Control::Stop
-        {
-            return Control::Stop;
-        }
-        st.mark = p.after(&self.pat, self.icase, set, hay);
-        Control::Continue
+        self.scan_chain(st, core::slice::from_ref(&hay), base, sink)
     }
 
+    // Inlined into `scan`: a call per fed chunk cost ~12 % at 64 B.
+    #[inline(always)]
     fn scan_chain(
         &self,
         st: &mut EngineState,
         chain: &[&[u8]],
-        mut base: u64,
+        base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let Some(p) = &self.partial else {
-            let keep = self.pat.len() - 1;
-            return carry::each_with_before(
-                &mut st.carry,
+        match &self.partial {
+            Some(p) => p.walk(
+                &self.pat,
+                self.icase,
+                &mut st.mark,
                 chain,
                 base,
-                keep,
-                |before, hay, base| self.run(before, hay, base, sink),
-            );
-        };
-        let mut set = st.mark;
-        for hay in chain {
-            if Partial::complete(&self.pat, self.icase, set, hay, base, sink) == Control::Stop
-                || self.run(&[], hay, base, sink) == Control::Stop
-            {
-                return Control::Stop;
+                sink,
+                |hay, base, sink| self.run(&[], hay, base, sink),
+            ),
+            None => {
+                let keep = self.pat.len() - 1;
+                carry::each_with_before(&mut st.carry, chain, base, keep, |before, hay, base| {
+                    self.run(before, hay, base, sink)
+                })
             }
-            set = p.after(&self.pat, self.icase, set, hay);
-            base += hay.len() as u64;
         }
-        st.mark = set;
-        Control::Continue
     }
 }
 
@@ -333,61 +346,39 @@ impl Engine for Memmem {
         base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
-        let pat = self.finder.needle();
-        let Some(p) = &self.partial else {
-            if self.stitched(&st.carry, hay, base, sink) == Control::Stop
-                || self.run(hay, hay.len(), base, sink) == Control::Stop
-            {
-                return Control::Stop;
-            }
-            carry::push(&mut st.carry, hay, pat.len() - 1);
-            return Control::Continue;
-        };
-        let set = st.mark;
-        if Partial::complete(pat, false, set, hay, base, sink) == Control::Stop
-            || self.run(hay, hay.len(), base, sink) == Control::Stop
-        {
-            return Control::Stop;
-        }
-        st.mark = p.after(pat, false, set, hay);
-        Control::Continue
+        self.scan_chain(st, core::slice::from_ref(&hay), base, sink)
     }
 
+    // Inlined into `scan`: a call per fed chunk cost ~12 % at 64 B.
+    #[inline(always)]
     fn scan_chain(
         &self,
         st: &mut EngineState,
         chain: &[&[u8]],
-        mut base: u64,
+        base: u64,
         sink: &mut dyn FnMut(Match) -> Control,
     ) -> Control {
         let pat = self.finder.needle();
-        let Some(p) = &self.partial else {
-            let keep = pat.len() - 1;
-            return carry::each_with_before(
-                &mut st.carry,
+        match &self.partial {
+            Some(p) => p.walk(
+                pat,
+                false,
+                &mut st.mark,
                 chain,
                 base,
-                keep,
-                |before, hay, base| {
+                sink,
+                |hay, base, sink| self.run(hay, hay.len(), base, sink),
+            ),
+            None => {
+                let keep = pat.len() - 1;
+                carry::each_with_before(&mut st.carry, chain, base, keep, |before, hay, base| {
                     if self.stitched(before, hay, base, sink) == Control::Stop {
                         return Control::Stop;
                     }
                     self.run(hay, hay.len(), base, sink)
-                },
-            );
-        };
-        let mut set = st.mark;
-        for hay in chain {
-            if Partial::complete(pat, false, set, hay, base, sink) == Control::Stop
-                || self.run(hay, hay.len(), base, sink) == Control::Stop
-            {
-                return Control::Stop;
+                })
             }
-            set = p.after(pat, false, set, hay);
-            base += hay.len() as u64;
         }
-        st.mark = set;
-        Control::Continue
     }
 }
 
