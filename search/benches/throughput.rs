@@ -1,8 +1,9 @@
 //! Criterion throughput benches: per pattern set, our best algorithm (and
 //! Vectorscan with `--features vectorscan`) over the flat payload and over
 //! chains of 64/512/1500/9000-byte chunks (one `feed` per chunk, one
-//! `feed_chain` per chain, and each chunk searched alone). Short samples keep the full run
-//! to a few minutes; `benches/matrix.rs` prints the complete table.
+//! `feed_chain` per chain, and each chunk searched alone). Short samples
+//! keep the full run to a few minutes; `benches/matrix.rs` prints the
+//! complete table.
 
 mod common;
 
