@@ -32,6 +32,7 @@ use l4proto::{AnyState, L4Modules};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -631,6 +632,8 @@ pub struct Engine {
     shard: Option<ShardCtx>,
     /// Reassembled datagrams that belong to other shards (bounded by `MAX_HANDOFFS`).
     handoffs: Vec<Handoff>,
+    /// Packets dropped because handling them panicked (see `contain_panic`).
+    panics: u64,
 }
 
 /// Most reassembled datagrams a shard holds for others between two
@@ -744,6 +747,7 @@ impl Engine {
             warm_sink: 0,
             shard: None,
             handoffs: Vec::new(),
+            panics: 0,
             defrag: Defrag::new(config.defrag.limits),
             defrag_time_exceeded: config.defrag.time_exceeded,
             frag_pending: None,
@@ -894,13 +898,53 @@ impl Engine {
         // The originals of a reassembled datagram belong to this packet only,
         // whichever way its processing ends.
         self.frag_pending = None;
-        self.handle_one(now, ingress, pkt);
+        let done = panic::catch_unwind(AssertUnwindSafe(|| self.handle_one(now, ingress, pkt)));
+        if let Err(p) = done {
+            self.contain_panic(p, Some(ingress));
+        }
         self.frag_pending = None;
+    }
+
+    /// The policy for a bug: no input should make the engine panic, but if one does, the
+    /// packet is dropped and counted and the engine goes on with the next one. A gateway
+    /// that stops forwarding because of one packet is the worst outcome (anyone who can
+    /// send it can repeat it), so neither the worker nor the simulator dies with it. The
+    /// panic message has already gone to the panic hook (stderr); the per-packet state is
+    /// reset, and the tables stay as they were (every table update is complete before the
+    /// next may fail: nothing is half-inserted).
+    #[cold]
+    #[inline(never)]
+    fn contain_panic(&mut self, payload: Box<dyn std::any::Any + Send>, ingress: Option<IfaceId>) {
+        self.frag_pending = None;
+        self.offload = None;
+        self.last_rule = None;
+        self.last_nat = None;
+        self.panics += 1;
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        tracing::error!(panic = %what, "internal error while handling a packet: dropped");
+        self.drop_packet(
+            "internal: panic (packet dropped)",
+            None,
+            None,
+            ingress,
+            what,
+        );
+    }
+
+    /// How many packets an internal error (a panic) dropped since the engine started.
+    pub fn panics(&self) -> u64 {
+        self.panics
     }
 
     fn handle_one(&mut self, now: Instant, ingress: IfaceId, mut pkt: PacketBuf) {
         self.now = now;
         self.packets_in += 1;
+        #[cfg(feature = "fault-injection")]
+        fault_injection::check(pkt.as_slice());
         if now >= self.next_gc {
             self.handle_timeout(now);
         }
@@ -922,6 +966,12 @@ impl Engine {
                 return;
             }
         };
+        // Bytes past the IP length (link padding, or a length field shorter than what
+        // arrived) are not part of the datagram: trim them as ip_rcv/ipv6_rcv do, so that no
+        // later step can read a length field against more bytes than it covers.
+        if pkt.len() > meta.len {
+            pkt.truncate(meta.len);
+        }
         if meta.dst.is_multicast() || meta.src.is_multicast() || is_broadcast(&meta.dst) {
             // No multicast routing: link-local control traffic (MLD, RS) from
             // the kernel side ends here, counted but not worth an event each.
@@ -1017,8 +1067,14 @@ impl Engine {
     pub fn handle_handoff(&mut self, now: Instant, h: Handoff) {
         self.now = now;
         self.frag_pending = None;
-        if let Some((meta, pkt)) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
-            self.pipeline(h.ingress, pkt, meta);
+        let ingress = h.ingress;
+        let done = panic::catch_unwind(AssertUnwindSafe(|| {
+            if let Some((meta, pkt)) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
+                self.pipeline(h.ingress, pkt, meta);
+            }
+        }));
+        if let Err(p) = done {
+            self.contain_panic(p, Some(ingress));
         }
         self.frag_pending = None;
     }
@@ -2376,8 +2432,10 @@ impl Engine {
             (Family::V4, Some((8, 0))) | (Family::V6, Some((128, 0)))
         );
         if echo {
-            if let Some(reply) = local::echo_reply(pkt.as_slice(), meta.l4_offset) {
-                self.output(reply, Some(ingress));
+            match local::echo_reply(pkt.as_slice(), meta.l4_offset) {
+                Some(reply) => self.output(reply, Some(ingress)),
+                // Shorter than an echo header within the IP length (ICMP_MIB_INERRORS).
+                None => self.drops.add("local: malformed echo request"),
             }
             return;
         }
@@ -2504,6 +2562,15 @@ impl Engine {
 
     /// Runs timers: the bounded conntrack GC sweep.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // An expired reassembly queue may owe an ICMP error, which is a packet like any
+        // other: the same containment applies.
+        let done = panic::catch_unwind(AssertUnwindSafe(|| self.run_timers(now)));
+        if let Err(p) = done {
+            self.contain_panic(p, None);
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
         self.now = now;
         if now >= self.next_gc {
             self.ct.gc(now);
@@ -2811,6 +2878,21 @@ fn fragment_l4_offset(p: &[u8]) -> Option<usize> {
             Some(40 + walk.l4_offset)
         }
         _ => None,
+    }
+}
+
+/// Test builds only (`--features fault-injection`): a packet carrying [`FAULT_PANIC`] panics
+/// inside the engine, so that tests can show what a bug in packet handling does to a running
+/// gateway (see `Engine::contain_panic`).
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection {
+    /// The bytes that make a packet panic the engine.
+    pub const FAULT_PANIC: &[u8] = b"tunfilter-fault-injection:panic";
+
+    pub(crate) fn check(pkt: &[u8]) {
+        if pkt.windows(FAULT_PANIC.len()).any(|w| w == FAULT_PANIC) {
+            panic!("fault injection: a packet asked for a panic");
+        }
     }
 }
 

@@ -78,7 +78,6 @@ pub fn icmp_error(src: IpAddr, offending: &[u8], ty: u8, code: u8, rest: u32) ->
 /// The echo reply to an echo request addressed to the router. `request` is
 /// the IP packet, `l4_offset` where its ICMP header starts.
 pub fn echo_reply(request: &[u8], l4_offset: usize) -> Option<PacketBuf> {
-    let msg = request.get(l4_offset..)?;
     match request.first()? >> 4 {
         4 => {
             let ip = conntrack::wire::Ipv4Packet::new_checked(request).ok()?;
@@ -94,12 +93,14 @@ pub fn echo_reply(request: &[u8], l4_offset: usize) -> Option<PacketBuf> {
             ipv4_wrap(ip.dst_addr(), ip.src_addr(), 1, &body, ip.ident())
         }
         6 => {
-            if msg.len() < 8 || msg[0] != 128 {
-                return None;
-            }
+            // The message ends where the Payload Length says, whatever follows it: check
+            // the bytes that will be copied, not the bytes present.
             let ip = conntrack::wire::Ipv6Packet::new_checked(request).ok()?;
             let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
             let mut body = request.get(l4_offset..end)?.to_vec();
+            if body.len() < 8 || body[0] != 128 {
+                return None;
+            }
             body[0] = 129;
             body[2..4].fill(0);
             let (s, d) = (ip.dst_addr(), ip.src_addr());

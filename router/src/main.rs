@@ -243,6 +243,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 },
                 r.events
             );
+            if r.panics > 0 {
+                // The run went on (each such packet was dropped), but a capture that trips
+                // a bug must not look like a clean run to whoever replays it.
+                eprintln!(
+                    "tunfilter: {} packets hit an internal error and were dropped \
+                     (see the \"internal: panic\" drop events)",
+                    r.panics
+                );
+                return Ok(ExitCode::from(3));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run {

@@ -45,6 +45,8 @@ pub struct SimReport {
     pub packets_out: BTreeMap<String, usize>,
     /// Events written.
     pub events: usize,
+    /// Packets an internal error (a panic) dropped: a bug, reported so that a test run fails.
+    pub panics: u64,
 }
 
 /// Why the simulation could not run.
@@ -199,6 +201,7 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
     write("stats.txt", engine.ct_stats())?;
     write("rules-v4.txt", engine.rules_save(Some(Family::V4), true))?;
     write("rules-v6.txt", engine.rules_save(Some(Family::V6), true))?;
+    report.panics = engine.panics();
     Ok(report)
 }
 

@@ -1669,3 +1669,90 @@ fn string_match_resets_requests_carrying_a_token() {
         assert!(packets.is_some_and(|p| p >= 1), "counters: {l}");
     }
 }
+
+/// One packet used to stop a worker (issue 13 item 1): an ICMPv6 echo request to the
+/// router whose Payload Length (3) is shorter than the ICMPv6 bytes after it (11) panicked
+/// the thread that read it, and with one worker all forwarding stopped. Sent here as raw
+/// bytes from the LAN namespace (AF_PACKET on the TUN link), with its IPv4 twin, and then a
+/// packet that makes the engine panic on purpose (the test builds' fault injection): the
+/// panic is contained, counted, and the single worker goes on forwarding.
+#[test]
+fn malformed_and_panicking_packets_leave_the_only_worker_forwarding() {
+    if !env() {
+        return;
+    }
+    let mut lab = Lab::new("gp");
+    let setup = masquerade_setup(&lab, KIND_TUN, KIND_TUN);
+    let lan = lab.netns("l");
+    lab.netns("w");
+    let cfg = write_config(&lab, &setup);
+    lab.start(&cfg, 1);
+    let dev = lab.name("l");
+    let sender = r#"
+import socket, struct, sys
+dev = sys.argv[1]
+def ck(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def send(pkt, proto):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(proto))
+    s.sendto(pkt, (dev, proto))
+src6 = socket.inet_pton(socket.AF_INET6, "2001:db8:1::2")
+dst6 = socket.inet_pton(socket.AF_INET6, "2001:db8:1::1")
+icmp = bytes([128, 0, 0, 0, 0, 1, 0, 1, 0x61, 0x62, 0x63])
+# Payload Length 3, eleven bytes of ICMPv6 follow.
+send(bytes([0x60, 0, 0, 0]) + struct.pack("!HBB", 3, 58, 64) + src6 + dst6 + icmp, 0x86DD)
+# The IPv4 twin: a total length that ends inside the ICMP header.
+h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 23, 1, 0, 64, 1, 0,
+        socket.inet_aton("192.0.2.2"), socket.inet_aton("192.0.2.1")))
+h[10:12] = struct.pack("!H", ck(bytes(h)))
+send(bytes(h) + bytes([8, 0, 0, 0, 0, 1, 0, 1]), 0x0800)
+"#;
+    let o = run_in(&lan, &["python3", "-c", sender, &dev]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The packet the test builds' engine panics on, through the gateway as plain UDP.
+    let marker = "tunfilter-fault-injection:panic";
+    let o = run_in(
+        &lan,
+        &[
+            "python3",
+            "-c",
+            "import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\
+             .sendto(sys.argv[1].encode(), ('198.51.100.2', 9))",
+            marker,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stats = || String::from_utf8_lossy(&lab.ctl(&["ct", "stats"]).stdout).into_owned();
+    assert!(
+        wait_until(5, || stats()
+            .contains("drop reason=\"local: malformed echo request\" count=2")),
+        "both malformed echo requests are counted drops: {}\n{}",
+        stats(),
+        lab.log()
+    );
+    assert!(
+        wait_until(5, || stats().contains(
+            "drop reason=\"internal: panic (packet dropped)\" count=1"
+        )),
+        "the deliberate panic is contained and counted (a test build has the fault \
+         injection: run the workspace's tests, which turn on router/fault-injection): {}",
+        stats()
+    );
+    // The one worker still forwards, both families, and the router still answers.
+    for dst in ["198.51.100.2", "2001:db8:2::2", "2001:db8:1::1"] {
+        assert!(
+            ping(&lan, dst),
+            "ping {dst} after the bad packets\n{}",
+            lab.log()
+        );
+    }
+    assert!(
+        lab.tunfilter
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none()),
+        "tunfilter is still running"
+    );
+}

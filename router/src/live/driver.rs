@@ -406,7 +406,7 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
         let sh = shared.clone();
         let spawned = thread::Builder::new()
             .name(format!("tf-worker-{w}"))
-            .spawn(move || worker(&sh, w));
+            .spawn(move || supervised(&format!("worker {w}"), || worker(&sh, w), |e| sh.fail(e)));
         match spawned {
             Ok(h) => threads.push(h),
             Err(e) => shared.fail(LiveError::System(format!(
@@ -416,10 +416,10 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
     }
     let backend: Arc<dyn Backend> = shared.clone();
     let socket_path = ctl.path().display().to_string();
-    match thread::Builder::new()
-        .name("tf-control".into())
-        .spawn(move || control::serve(&ctl, backend))
-    {
+    match thread::Builder::new().name("tf-control".into()).spawn({
+        let sh = shared.clone();
+        move || supervised("control", || control::serve(&ctl, backend), |e| sh.fail(e))
+    }) {
         Ok(h) => threads.push(h),
         Err(e) => shared.fail(LiveError::System(format!(
             "cannot start control thread: {e}"
@@ -463,6 +463,25 @@ pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
     match fatal {
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Runs a thread's body; if it panics, stops the whole process through `fail`. Packet
+/// handling contains its own panics (a bad packet is a counted drop, see
+/// `Engine::contain_panic`); a panic anywhere else in a worker or the control thread leaves
+/// state nobody can vouch for, and a gateway whose worker silently died would black-hole the
+/// flows steered to it. Exiting with an error lets the supervisor (systemd's
+/// `Restart=on-failure`) start a fresh one.
+fn supervised(name: &str, body: impl FnOnce(), fail: impl FnOnce(LiveError)) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        fail(LiveError::System(format!(
+            "{name} thread panicked ({what}); exiting so that a supervisor restarts tunfilter"
+        )));
     }
 }
 
@@ -692,6 +711,17 @@ mod tests {
         assert!(is_trace("trace-rule"));
         assert!(!is_trace("new"));
         assert!(!is_trace("destroy"));
+    }
+
+    #[test]
+    fn a_thread_that_panics_reports_a_fatal_error() {
+        let mut got = None;
+        supervised("worker 3", || panic!("boom"), |e| got = Some(e.to_string()));
+        let msg = got.expect("the panic reached `fail`");
+        assert!(msg.contains("worker 3") && msg.contains("boom"), "{msg}");
+        let mut called = false;
+        supervised("worker 0", || {}, |_| called = true);
+        assert!(!called, "a thread that ends normally is not a failure");
     }
 
     #[test]
