@@ -12,8 +12,6 @@
 //! ```
 
 use crate::config::{Config, IfaceKind};
-use crate::nat::{self, Manip};
-use crate::nat_eim::{self, Endpoint, SharedMappings};
 use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
@@ -29,6 +27,8 @@ use conntrack::tuple::{Dir, Family, Tuple};
 use ipnet::IpNet;
 use l3proto::defrag::{Defrag, Outcome};
 use l4proto::{AnyState, L4Modules};
+use nat::mapping::{self, Endpoint, SharedMappings};
+use nat::Manip;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
@@ -1539,7 +1539,7 @@ impl Engine {
                         // RFC 4787: a mapped UDP flow refreshes its mapping,
                         // and with outbound-only refresh (REQ-6) only packets
                         // from the internal endpoint extend its life.
-                        let eim = if self.nat_cfg.udp_eim && nat_eim::applies(meta.proto) {
+                        let eim = if self.nat_cfg.udp_eim && mapping::applies(meta.proto) {
                             eim_internal(&c.tuples, c.status)
                         } else {
                             None
@@ -1642,7 +1642,7 @@ impl Engine {
             conn.status.insert(Status::EXPECTED);
             let ext = conn.ext_mut();
             ext.master = Some(exp.master);
-        } else if self.nat_cfg.udp_eif && nat_eim::applies(tuple.proto) {
+        } else if self.nat_cfg.udp_eif && mapping::applies(tuple.proto) {
             // RFC 4787 REQ-8: any remote may use a live mapping. The mapping
             // acts as an expectation: the connection is RELATED and bound to
             // the internal endpoint (DNAT) before the nat table could see it.
@@ -2159,7 +2159,7 @@ impl Engine {
                 };
                 let table = &self.ct;
                 let eim_on =
-                    self.nat_cfg.udp_eim && manip == Manip::Src && nat_eim::applies(orig.proto);
+                    self.nat_cfg.udp_eim && manip == Manip::Src && mapping::applies(orig.proto);
                 let internal = Endpoint {
                     proto: orig.proto,
                     addr: orig.src,

@@ -35,8 +35,6 @@ pub mod engine;
 pub mod flowsearch;
 pub mod live;
 pub mod local;
-pub mod nat;
-pub mod nat_eim;
 pub mod offload;
 pub mod pcap;
 pub mod route;

@@ -14,15 +14,6 @@ const V4_ERROR_MAX: usize = 576;
 /// RFC 4443 §2.4 (c): an ICMPv6 error must not exceed the minimum MTU, 1280.
 const V6_ERROR_MAX: usize = 1280;
 
-/// The checksum of an upper-layer message over IPv6 (pseudo-header included).
-pub(crate) fn v6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
-    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
-    checksum::fold(checksum::combine(
-        checksum::pseudo_header_v6(src, dst, proto, len),
-        checksum::sum(msg),
-    ))
-}
-
 /// An ICMPv4 message from `src` to `dst` wrapped in an IPv4 header.
 fn ipv4_wrap(
     src: Ipv4Addr,
@@ -68,7 +59,7 @@ pub fn icmp_error(src: IpAddr, offending: &[u8], ty: u8, code: u8, rest: u32) ->
             body.extend_from_slice(&[ty, code, 0, 0]);
             body.extend_from_slice(&rest.to_be_bytes());
             body.extend_from_slice(&offending[..q]);
-            let ck = v6_checksum(&s, &d, 58, &body);
+            let ck = checksum::upper_layer_v6(&s, &d, 58, &body);
             body[2..4].copy_from_slice(&ck.to_be_bytes());
             ipv6_wrap(&s, &d, 58, &body)
         }
@@ -104,7 +95,7 @@ pub fn echo_reply(request: &[u8], l4_offset: usize) -> Option<PacketBuf> {
             body[0] = 129;
             body[2..4].fill(0);
             let (s, d) = (ip.dst_addr(), ip.src_addr());
-            let ck = v6_checksum(&s, &d, 58, &body);
+            let ck = checksum::upper_layer_v6(&s, &d, 58, &body);
             body[2..4].copy_from_slice(&ck.to_be_bytes());
             ipv6_wrap(&s, &d, 58, &body)
         }

@@ -10,7 +10,7 @@
 //!
 //! - its L4 checksum is not verified (the kernel's CHECKSUM_PARTIAL is trusted, as Linux does);
 //! - NAT updates the partial checksum for address changes with the pseudo-header's own
-//!   arithmetic ([`update_partial`]) and leaves it alone for port changes (ports are covered
+//!   arithmetic ([`conntrack::wire::checksum::update_partial`]) and leaves it alone for port changes (ports are covered
 //!   when the checksum is completed);
 //! - the egress MTU applies to each segment (`hdr_len + gso_size`), not to the super-packet.
 //!
@@ -22,8 +22,6 @@
 //! assert_eq!((o.gso_size, o.csum_start, o.csum_offset), (1448, 34, 16));
 //! assert_eq!(o.to_bytes(), hdr);
 //! ```
-
-use conntrack::wire::checksum;
 
 /// Length of `struct virtio_net_hdr` (the TUN default; no `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;
@@ -108,15 +106,10 @@ impl Offload {
     }
 }
 
-/// Updates a partial L4 checksum (the pseudo-header sum, not complemented) for `old` bytes of
-/// the pseudo-header becoming `new` — RFC 1624's update without the complements.
-pub fn update_partial(partial: u16, old: &[u8], new: &[u8]) -> u16 {
-    !checksum::update_bytes(!partial, old, new)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conntrack::wire::checksum;
     use std::net::Ipv4Addr;
 
     /// Completes a partial checksum the way the receiving side does: sum from the L4 start
@@ -157,7 +150,7 @@ mod tests {
         // The partial value is the folded pseudo-header sum, not complemented.
         let partial =
             |s: Ipv4Addr, d: Ipv4Addr| !checksum::fold(checksum::pseudo_header_v4(s, d, 6, len));
-        let updated = update_partial(partial(a, c), &a.octets(), &b.octets());
+        let updated = checksum::update_partial(partial(a, c), &a.octets(), &b.octets());
         assert_eq!(updated, partial(b, c));
 
         // And completing it gives the same checksum as a full computation over the new header.

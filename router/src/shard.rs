@@ -71,10 +71,10 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};
-use crate::nat_eim::SharedMappings;
 use crate::offload::Offload;
 use crate::route::IfaceId;
 use crate::rules::{self, Ruleset};
+use nat::mapping::SharedMappings;
 
 /// Most shards (and so workers) a set has.
 pub const MAX_SHARDS: usize = 64;

@@ -161,8 +161,8 @@ fn empty_ruleset_accepts_everything() {
 fn nat_targets_reach_the_engine_as_nat_types() {
     // The rules hand out the engine's own types: no conversion between the two.
     fn same<T>(_: Option<T>, _: Option<T>) {}
-    same::<NatTarget>(None, None::<router::nat::NatTarget>);
-    let _: Option<router::nat::NatRange> = None::<NatRange>;
+    same::<NatTarget>(None, None::<nat::NatTarget>);
+    let _: Option<nat::NatRange> = None::<NatRange>;
 
     let rs = Ruleset::load(&data("docker.rules"), Family::V4).unwrap();
     let local = |a: IpAddr| a == "198.51.100.7".parse::<IpAddr>().unwrap();

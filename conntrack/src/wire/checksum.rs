@@ -146,6 +146,19 @@ const CRC32C_TABLE: [u32; 256] = {
     table
 };
 
+/// Updates a partial L4 checksum (the pseudo-header sum, not complemented, that checksum
+/// offload leaves in the field) for `old` bytes of the pseudo-header becoming `new`: RFC
+/// 1624's update without the complements.
+pub fn update_partial(partial: u16, old: &[u8], new: &[u8]) -> u16 {
+    !update_bytes(!partial, old, new)
+}
+
+/// The checksum of an upper-layer message over IPv6, pseudo-header included (RFC 8200 §8.1).
+pub fn upper_layer_v6(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, msg: &[u8]) -> u16 {
+    let len = u32::try_from(msg.len()).unwrap_or(u32::MAX);
+    fold(combine(pseudo_header_v6(src, dst, proto, len), sum(msg)))
+}
+
 /// CRC32c (Castagnoli, reflected polynomial 0x82F63B78, init and final XOR all ones), the SCTP
 /// checksum (RFC 9260 §6.8 and appendix A). SCTP stores the result least significant byte first.
 pub fn crc32c(data: &[u8]) -> u32 {

@@ -65,7 +65,7 @@
 //!
 //! A NAT target ends the traversal like ACCEPT and hands the engine the mapping to bind in
 //! [`EvalOutput::nat`] ([`NatTarget`], [`NatRange`]); the rules only say *where* to map,
-//! `crate::nat` picks the tuple and rewrites packets. Hook checks follow the kernel: SNAT in
+//! the `nat` crate picks the tuple and rewrites packets. Hook checks follow the kernel: SNAT in
 //! POSTROUTING / INPUT, MASQUERADE in POSTROUTING, DNAT / REDIRECT in PREROUTING / OUTPUT, also
 //! for rules in user chains, against every built-in chain that jumps to them.
 //!

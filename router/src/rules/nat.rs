@@ -1,7 +1,7 @@
 //! nat-table targets as iptables-extensions(8) describes them: SNAT, DNAT, MASQUERADE, REDIRECT
 //! and NETMAP. This module reads their options and prints them back the way iptables-save /
 //! ip6tables-save do; the mapping itself (choosing a unique reply tuple, rewriting packets) is
-//! the engine's, in [`crate::nat`], which owns the types re-exported here.
+//! the engine's, in the `nat` crate, which owns the types re-exported here.
 //!
 //! Accepted forms (ADDR is of the ruleset's family; ports need `-p tcp|udp|udplite|sctp|dccp`):
 //!
@@ -26,7 +26,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-pub use crate::nat::{NatRange, NatTarget};
+pub use nat::{NatRange, NatTarget};
 
 use super::{Family, Hook};
 

@@ -12,6 +12,22 @@
 //! The nat-table targets (`-j SNAT/DNAT/MASQUERADE/REDIRECT/NETMAP`) resolve
 //! to a [`NatTarget`]; [`choose`] turns one into a unique reply tuple for a
 //! new connection and [`rewrite`] / [`rewrite_icmp_error`] apply it to packets.
+//! [`mapping`] keeps RFC 4787 endpoint-independent UDP mappings.
+//!
+//! ```
+//! use nat::{netmap, resolve, Manip, NatTarget};
+//!
+//! // NETMAP keeps the host part and replaces the prefix.
+//! let to = "198.51.100.0/24".parse().unwrap();
+//! assert_eq!(netmap("192.0.2.77".parse().unwrap(), &to), "198.51.100.77".parse::<std::net::IpAddr>().unwrap());
+//! // MASQUERADE resolves to a source translation to the egress address.
+//! let masquerade = NatTarget::Masquerade(Default::default());
+//! let (manip, range) = resolve(&masquerade, Some("203.0.113.1".parse().unwrap())).unwrap();
+//! assert_eq!(manip, Manip::Src);
+//! assert_eq!(range.min_addr, Some("203.0.113.1".parse().unwrap()));
+//! ```
+
+pub mod mapping;
 
 use conntrack::tuple::Tuple;
 use conntrack::wire::checksum;
@@ -19,7 +35,7 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 
 /// Where a NAT target maps an address and port to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct NatRange {
     /// First address (None: keep the address).
     pub min_addr: Option<IpAddr>,
@@ -289,7 +305,7 @@ pub fn rewrite(
 }
 
 /// [`rewrite`] for a packet whose L4 checksum is partial (offloaded: it holds only the
-/// pseudo-header sum, see [`crate::offload`]) when `partial` is true: address changes update
+/// pseudo-header sum, see tunfilter's offload module) when `partial` is true: address changes update
 /// it as a pseudo-header sum, port changes leave it alone (the completed checksum covers
 /// them).
 #[allow(clippy::too_many_arguments)]
@@ -334,7 +350,7 @@ pub fn rewrite_with(
                 if let Some(ck) = rd16(pkt, at) {
                     // UDP over IPv4 without a checksum stays without one.
                     if partial {
-                        wr16(pkt, at, crate::offload::update_partial(ck, &old, &new));
+                        wr16(pkt, at, checksum::update_partial(ck, &old, &new));
                     } else if !(proto == 17 && v4 && ck == 0) {
                         let mut n = checksum::update_bytes(ck, &old, &new);
                         if proto == 17 && n == 0 {
@@ -452,7 +468,7 @@ pub fn rewrite_icmp_error(
         let (Some(s), Some(d)) = (addr(s), addr(d)) else {
             return false;
         };
-        crate::local::v6_checksum(&s, &d, 58, msg)
+        checksum::upper_layer_v6(&s, &d, 58, msg)
     };
     msg[2..4].copy_from_slice(&ck.to_be_bytes());
     true
