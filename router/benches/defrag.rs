@@ -10,7 +10,7 @@ use conntrack::{Instant, PacketBuf};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use router::config::Config;
 use router::engine::Engine;
-use router::rules::{Family, Ruleset};
+use rules::{Family, Ruleset};
 use std::path::Path;
 use std::time::Duration;
 

@@ -15,8 +15,8 @@
 
 use conntrack::{Instant, PacketBuf};
 use router::config::Config;
-use router::rules::{Family, Ruleset};
 use router::shard::{ShardSet, Work};
+use rules::{Family, Ruleset};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -14,7 +14,6 @@
 use crate::config::{Config, IfaceKind};
 use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
-use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
 use crate::shard::ShardCtx;
 use crate::{local, stats::DropCounters, tcpmss};
 use conntrack::buf::PacketBuf;
@@ -29,6 +28,7 @@ use l3proto::defrag::{Defrag, Outcome};
 use l4proto::{AnyState, L4Modules};
 use nat::mapping::{self, Endpoint, SharedMappings};
 use nat::Manip;
+use rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;

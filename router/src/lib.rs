@@ -38,7 +38,6 @@ pub mod local;
 pub mod offload;
 pub mod pcap;
 pub mod route;
-pub mod rules;
 pub mod shard;
 pub mod sim;
 pub mod stats;

@@ -73,8 +73,8 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};
 use crate::offload::Offload;
 use crate::route::IfaceId;
-use crate::rules::{self, Ruleset};
 use nat::mapping::SharedMappings;
+use rules::{self, Ruleset};
 
 /// Most shards (and so workers) a set has.
 pub const MAX_SHARDS: usize = 64;

@@ -8,7 +8,7 @@
 //! verdicts and NAT the file means, in the simulator.
 
 use conntrack::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
-use router::rules::{Family, Ruleset};
+use rules::{Family, Ruleset};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -8,7 +8,7 @@ use conntrack::{Instant, PacketBuf};
 use router::config::Config;
 use router::engine::{Engine, Transmit};
 use router::offload::{Offload, GSO_TCPV4, GSO_TCPV6};
-use router::rules::{Family, Ruleset};
+use rules::{Family, Ruleset};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use tests::flags::*;

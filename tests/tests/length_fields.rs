@@ -11,7 +11,7 @@
 use conntrack::{Instant, PacketBuf};
 use router::config::Config;
 use router::engine::Engine;
-use router::rules::{Family, Ruleset};
+use rules::{Family, Ruleset};
 use std::path::Path;
 use tests::flags::*;
 use tests::*;

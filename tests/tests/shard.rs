@@ -7,8 +7,8 @@
 use conntrack::{Instant, PacketBuf};
 use router::config::Config;
 use router::engine::Transmit;
-use router::rules::{Family, Ruleset};
 use router::shard::{ShardSet, Work};
+use rules::{Family, Ruleset};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use router::rules::{
+use rules::{
     CtState, EvalOutput, Family, Hook, LoadOptions, Marks, NatRange, NatTarget, PacketCtx,
     RejectWith, RuleError, RuleRef, Ruleset, Table, Verdict,
 };

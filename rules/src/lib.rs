@@ -12,7 +12,7 @@
 //! [`PacketCtx`] it fills from the parsed packet and its conntrack entry.
 //!
 //! ```
-//! use router::rules::{CtState, Family, Hook, PacketCtx, Ruleset, Table, Verdict};
+//! use rules::{CtState, Family, Hook, PacketCtx, Ruleset, Table, Verdict};
 //!
 //! let text = "\
 //! *filter
@@ -88,7 +88,7 @@ mod eval;
 mod ext;
 mod lex;
 mod matches;
-mod nat;
+mod nat_target;
 mod parse;
 mod stateful;
 pub use ctmatch::ConnView;
@@ -105,7 +105,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use nat::{NatRange, NatTarget};
+pub use nat_target::{NatRange, NatTarget};
 pub use target::{RejectWith, TcpMss};
 
 pub(crate) use matches::Match;

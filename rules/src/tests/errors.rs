@@ -513,7 +513,7 @@ fn nat_target_options_are_validated() {
 
 #[test]
 fn nat_targets_round_trip_and_evaluate() {
-    use nat::{NatRange, NatTarget};
+    use ::nat::{NatRange, NatTarget};
     let text = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
 -A PREROUTING -i wan0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 192.0.2.2:80\n\
 -A PREROUTING -p udp -j REDIRECT --to-ports 5353\n\

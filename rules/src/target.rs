@@ -180,7 +180,7 @@ pub(crate) enum Target {
     Connmark(ConnmarkOp),
     /// nat table: SNAT/DNAT/MASQUERADE/REDIRECT/NETMAP; terminal like ACCEPT,
     /// the engine binds the mapping.
-    Nat(Arc<super::nat::NatTarget>),
+    Nat(Arc<super::nat_target::NatTarget>),
     /// raw table: trace the packet through every later rule it hits, in every table and
     /// hook; continue.
     Trace,
@@ -249,7 +249,7 @@ impl Target {
             Target::Return => "RETURN".into(),
             Target::Jump(c) => format!("JUMP {}", chain_name(*c)),
             Target::Goto(c) => format!("GOTO {}", chain_name(*c)),
-            Target::Nat(t) => super::nat::kind(t).to_string(),
+            Target::Nat(t) => super::nat_target::kind(t).to_string(),
             Target::Continue
             | Target::NoTrack { .. }
             | Target::CtZone(_)
@@ -296,7 +296,7 @@ impl Target {
                     }
                 }
             }
-            Target::Nat(t) => super::nat::write(t, out),
+            Target::Nat(t) => super::nat_target::write(t, out),
             Target::Trace => out.push_str(" -j TRACE"),
             Target::TcpMss(TcpMss::Set(mss)) => {
                 let _ = write!(out, " -j TCPMSS --set-mss {mss}");

@@ -28,7 +28,7 @@ use super::matches::{
     parse_icmp, parse_net, parse_proto, parse_states, parse_uint, proto_name, IcmpSpec, Iface,
     PortRange, PortSpec, StateSpec, PORT_PROTOCOLS,
 };
-use super::nat::{self, NAT_TARGETS};
+use super::nat_target::{self as nat, NAT_TARGETS};
 use super::stateful::{self, RecentCmd};
 use super::target::{
     parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, TcpMss, LOG_DEFAULT_LEVEL,

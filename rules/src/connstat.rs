@@ -295,7 +295,7 @@ impl Connlimit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{ConnView, Family, PacketCtx};
+    use crate::{ConnView, Family, PacketCtx};
 
     fn tuple(src: u32, sport: u16) -> Tuple {
         Tuple {

@@ -2,7 +2,7 @@
 //! linear reference at 10 / 1,000 / 10,000 / 100,000 rules of a generated realistic mix, and the
 //! load (parse + compile) time of 10,000 rules spread over 1,000 chains.
 //!
-//! Run: `cargo bench -p router --bench classify`
+//! Run: `cargo bench -p rules --bench classify`
 //!
 //! The mix (one FORWARD chain, policy DROP): half per-host allows (`-d host/32 -p tcp --dport P`),
 //! a quarter port ranges from client subnets (`-s net/24 -p udp --dport lo:hi`), a quarter
@@ -12,7 +12,7 @@
 //! hosts do not fit in the documentation prefixes; no packet is ever sent.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use router::rules::{CtState, EvalOutput, Family, Hook, PacketCtx, Ruleset, Table};
+use rules::{CtState, EvalOutput, Family, Hook, PacketCtx, Ruleset, Table};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

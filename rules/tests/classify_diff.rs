@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use proptest::prelude::*;
-use router::rules::{CtState, EvalOutput, Family, Hook, PacketCtx, Ruleset, Table};
+use rules::{CtState, EvalOutput, Family, Hook, PacketCtx, Ruleset, Table};
 
 /// Address pool per family: hosts, subnets and a non-contiguous mask, all documentation space.
 fn nets(v6: bool) -> &'static [&'static str] {
@@ -261,7 +261,7 @@ fn all_wildcard_chain_counts_every_rule() {
     );
     let mut out = EvalOutput::default();
     let v = rs.evaluate_full(Table::Filter, Hook::Input, &c, &mut out);
-    assert_eq!(v, router::rules::Verdict::Drop);
+    assert_eq!(v, rules::Verdict::Drop);
     assert_eq!(out.logs.len(), 1000);
     assert_eq!(
         rs.counters(Table::Filter, "INPUT", 1000),
