@@ -1,10 +1,10 @@
 //! A tracked connection and its per-connection data.
 
 use crate::table::ConnId;
-use crate::time::Instant;
 use crate::tuple::{Dir, Tuple};
 use core::any::Any;
 use core::fmt;
+use wire::Instant;
 
 /// Status bits of a connection (after `enum ip_conntrack_status`).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]

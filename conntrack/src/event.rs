@@ -3,10 +3,10 @@
 
 use crate::conn::{Conn, Counter, Status};
 use crate::proto::{proto_name, ProtoState};
-use crate::time::Instant;
 use crate::tuple::Tuple;
 use core::fmt;
 use core::fmt::Write as _;
+use wire::Instant;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

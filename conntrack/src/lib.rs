@@ -1,12 +1,9 @@
 //! Generic connection tracking, after Linux's nf_conntrack, as a sans-IO
 //! library: no clock, no files, no sockets. Time is passed in as
-//! [`time::Instant`].
+//! [`Instant`] (from the `wire` crate, which also holds the packet views and
+//! buffers this crate reads).
 //!
 //! What lives here:
-//! - [`buf`]: packet buffers with headroom and segment chains;
-//! - [`wire`]: checked zero-copy views of IPv4, IPv6 (+ extension headers),
-//!   TCP, UDP, UDP-Lite, ICMP, ICMPv6, SCTP, DCCP, Ethernet and ARP, and the
-//!   checksum helpers (RFC 1071/1624);
 //! - [`tuple`]: the per-direction connection tuple and its `invert`;
 //! - [`proto`]: the [`proto::L3Proto`] and [`proto::L4Proto`] traits that
 //!   protocol modules implement (the `l3proto` and `l4proto` crates);
@@ -18,7 +15,7 @@
 //! use conntrack::conn::Conn;
 //! use conntrack::proto::ProtoState;
 //! use conntrack::table::{ConnTable, TableConfig};
-//! use conntrack::time::Instant;
+//! use conntrack::Instant;
 //! use conntrack::tuple::{Dir, Tuple};
 //!
 //! #[derive(Debug)]
@@ -44,19 +41,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod buf;
 pub mod conn;
 pub mod event;
 pub mod proto;
 pub mod table;
-pub mod time;
 pub mod tuple;
-pub mod wire;
 
-pub use buf::{PacketBuf, SegChain};
 pub use conn::{Conn, Counter, Status};
 pub use event::{ConnInfo, Event, EventKind};
 pub use proto::{ConnCtx, Invalid, L3Packet, L3Proto, L4Packet, L4Proto, ProtoState, Verdict};
 pub use table::{ConnId, ConnTable, Expectation, TableConfig};
-pub use time::Instant;
 pub use tuple::{Dir, Family, Tuple, TupleMask};
+pub use wire::{Instant, PacketBuf, SegChain};

@@ -2,11 +2,11 @@
 //! means implementing these in its own file; the core does not change.
 
 use crate::conn::Status;
-use crate::time::Instant;
 use crate::tuple::{Dir, Family, Tuple};
 use core::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
+use wire::Instant;
 
 /// Why a packet is INVALID for conntrack. Static strings keep the hot path
 /// allocation-free and give drop counters stable names.

@@ -10,11 +10,11 @@
 use crate::conn::{Conn, Status};
 use crate::event::{ConnInfo, Event, EventKind, EventSubject, ExpectInfo};
 use crate::proto::ProtoState;
-use crate::time::Instant;
 use crate::tuple::{Dir, Tuple, TupleMask};
 use hashbrown::HashTable;
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use wire::Instant;
 
 /// Handle of a connection in a [`ConnTable`]. Stale handles (of removed
 /// connections) are detected by a generation number.

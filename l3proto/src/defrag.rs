@@ -41,7 +41,7 @@
 //!     p[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
 //!     let f = off / 8 | if more { 0x2000 } else { 0 };
 //!     p[6..8].copy_from_slice(&f.to_be_bytes());
-//!     let ck = conntrack::wire::checksum::data(&p);
+//!     let ck = wire::checksum::data(&p);
 //!     p[10..12].copy_from_slice(&ck.to_be_bytes());
 //!     p.extend_from_slice(data);
 //!     PacketBuf::from_vec(p)
@@ -60,12 +60,12 @@
 //! }
 //! ```
 
-use conntrack::buf::PacketBuf;
-use conntrack::time::Instant;
-use conntrack::wire::{checksum, walk_ext_headers, Terminal};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
+use wire::buf::PacketBuf;
+use wire::time::Instant;
+use wire::{checksum, walk_ext_headers, Terminal};
 
 /// Limits and behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

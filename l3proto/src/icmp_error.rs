@@ -7,8 +7,8 @@
 
 use conntrack::proto::{Frag, Invalid, L3Packet, L4Packet, L4Proto};
 use conntrack::tuple::{Family, Tuple};
-use conntrack::wire::{checksum, walk_ext_headers};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use wire::{checksum, walk_ext_headers};
 
 /// Whether `l3` carries an ICMP (types 3, 4, 5, 11, 12) or ICMPv6 (types
 /// 1–4) error message.
@@ -151,8 +151,8 @@ fn quoted_v6(q: &[u8]) -> Result<Quoted<'_>, Invalid> {
 mod tests {
     use super::*;
     use conntrack::proto::{ConnCtx, L3Proto, ProtoState, Verdict};
-    use conntrack::time::Instant;
-    use conntrack::wire::{icmp, ipv4};
+    use wire::time::Instant;
+    use wire::{icmp, ipv4};
 
     /// A port-only L4 module: enough to test the L3 side in isolation.
     struct Ports;
@@ -243,7 +243,7 @@ mod tests {
             let mut p = full[..n].to_vec();
             p[2..4].copy_from_slice(&(n as u16).to_be_bytes());
             p[10..12].fill(0);
-            let ck = conntrack::wire::checksum::data(&p[..20]);
+            let ck = wire::checksum::data(&p[..20]);
             p[10..12].copy_from_slice(&ck.to_be_bytes());
             let l3 = crate::Ipv4.parse(&p).unwrap();
             assert!(icmp_error_tuple(&l3, &Ports, false).is_err(), "len {n}");

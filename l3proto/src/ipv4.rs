@@ -2,8 +2,8 @@
 
 use conntrack::proto::{Frag, L3Error, L3Packet, L3Proto};
 use conntrack::tuple::Family;
-use conntrack::wire::{checksum, Ipv4Packet, WireError};
 use std::net::IpAddr;
+use wire::{checksum, Ipv4Packet, WireError};
 
 /// The IPv4 module.
 #[derive(Clone, Copy, Debug, Default)]
@@ -100,7 +100,7 @@ mod tests {
         p[2..4].copy_from_slice(&total.to_be_bytes());
         p[6..8].copy_from_slice(&frag.to_be_bytes());
         p.resize(usize::from(total), 0xaa);
-        let ck = conntrack::wire::checksum::data(&p[..20]);
+        let ck = wire::checksum::data(&p[..20]);
         p[10..12].copy_from_slice(&ck.to_be_bytes());
         p
     }

@@ -3,8 +3,8 @@
 use crate::ipv4::wire_err;
 use conntrack::proto::{Frag, L3Error, L3Packet, L3Proto};
 use conntrack::tuple::Family;
-use conntrack::wire::{walk_ext_headers, Ipv6Packet};
 use std::net::IpAddr;
+use wire::{walk_ext_headers, Ipv6Packet};
 
 /// The IPv6 module.
 #[derive(Clone, Copy, Debug, Default)]

@@ -12,7 +12,7 @@
 //! // 20-byte IPv4 header (UDP, 192.0.2.1 -> 198.51.100.1) + 8-byte UDP header.
 //! let mut pkt = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 1,
 //!                    0x30, 0x39, 0, 53, 0, 8, 0, 0];
-//! let ck = conntrack::wire::checksum::data(&pkt[..20]);
+//! let ck = wire::checksum::data(&pkt[..20]);
 //! pkt[10..12].copy_from_slice(&ck.to_be_bytes());
 //! let l3 = Ipv4.parse(&pkt).unwrap();
 //! assert_eq!(l3.proto, 17);

@@ -8,9 +8,9 @@
 //! ignored Request, as Linux does.
 
 use crate::{addrs, Addrs, Timeouts};
-use conntrack::wire::{DccpPacket, DccpType, WireError};
 use conntrack::{ConnCtx, Dir, Instant, Invalid, L4Packet, Status, Verdict};
 use std::time::Duration;
+use wire::{DccpPacket, DccpType, WireError};
 
 /// DCCP connection states, named as Linux names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,8 +8,8 @@
 //! they quote: the L3 layer relates them, this module only recognises them.
 
 use crate::{addrs, proto, Addrs, Timeouts};
-use conntrack::wire::{IcmpPacket, Icmpv6Packet};
 use conntrack::{ConnCtx, Dir, Instant, Invalid, L4Packet, Verdict};
+use wire::{IcmpPacket, Icmpv6Packet};
 
 /// Per-connection ICMP state: the request type that opened it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

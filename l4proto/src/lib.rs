@@ -60,7 +60,7 @@ use std::time::Duration;
 
 /// Protocol numbers this crate has modules for.
 pub mod proto {
-    pub use conntrack::wire::proto::{DCCP, ICMP, ICMPV6, SCTP, TCP, UDP, UDPLITE};
+    pub use wire::proto::{DCCP, ICMP, ICMPV6, SCTP, TCP, UDP, UDPLITE};
 }
 
 macro_rules! timeouts {

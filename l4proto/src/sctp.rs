@@ -15,8 +15,8 @@
 //! refused here.
 
 use crate::Timeouts;
-use conntrack::wire::{SctpChunk, SctpChunkType as C, SctpPacket};
 use conntrack::{ConnCtx, Dir, Instant, Invalid, L4Packet, Status, Verdict};
+use wire::{SctpChunk, SctpChunkType as C, SctpPacket};
 
 /// Per-association states, named as Linux names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

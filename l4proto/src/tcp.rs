@@ -23,9 +23,9 @@
 //! 7323 (window scale), 2018 (SACK), 5961 (challenge ACKs); no code copied.
 
 use crate::{addrs, Addrs, Timeouts};
-use conntrack::wire::{TcpOption, TcpPacket, WireError};
 use conntrack::{ConnCtx, Dir, Instant, Invalid, L4Packet, Status, Verdict};
 use std::time::Duration;
+use wire::{TcpOption, TcpPacket, WireError};
 
 /// Per-connection TCP states, numbered as Linux numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

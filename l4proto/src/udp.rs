@@ -7,9 +7,9 @@
 //! short-lived and early-droppable.
 
 use crate::{addrs, proto, Addrs, Timeouts};
-use conntrack::wire::{UdpLitePacket, UdpPacket, WireError};
 use conntrack::{ConnCtx, Dir, Instant, Invalid, L4Packet, Status, Verdict};
 use std::time::Duration;
+use wire::{UdpLitePacket, UdpPacket, WireError};
 
 /// How long after the first packet replies must keep flowing to count as a stream.
 pub const STREAM_DELAY: Duration = Duration::from_secs(2);

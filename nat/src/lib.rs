@@ -30,9 +30,9 @@
 pub mod mapping;
 
 use conntrack::tuple::Tuple;
-use conntrack::wire::checksum;
 use ipnet::IpNet;
 use std::net::IpAddr;
+use wire::checksum;
 
 /// Where a NAT target maps an address and port to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -431,12 +431,10 @@ pub fn rewrite_icmp_error(
     };
     let (inner_l4, inner_proto) = match inner.first().map(|b| b >> 4) {
         Some(4) if inner.len() >= 20 => (usize::from(inner[0] & 0x0f) * 4, inner[9]),
-        Some(6) if inner.len() >= 40 => {
-            match conntrack::wire::walk_ext_headers(inner[6], &inner[40..]) {
-                Ok(w) => (40 + w.l4_offset, w.upper_proto),
-                Err(_) => return false,
-            }
-        }
+        Some(6) if inner.len() >= 40 => match wire::walk_ext_headers(inner[6], &inner[40..]) {
+            Ok(w) => (40 + w.l4_offset, w.upper_proto),
+            Err(_) => return false,
+        },
         _ => return false,
     };
     let opposite = match manip {
@@ -598,7 +596,7 @@ mod tests {
         // TCP over IPv4 and UDP over IPv6: rewrite both ends, verify fully.
         let mut p = vec![0u8; 20];
         let payload = [0u8; 24];
-        conntrack::wire::ipv4::emit_header(
+        wire::ipv4::emit_header(
             &mut p,
             [192, 0, 2, 2].into(),
             [203, 0, 113, 9].into(),
@@ -612,7 +610,7 @@ mod tests {
         p[20..22].copy_from_slice(&40000u16.to_be_bytes());
         p[22..24].copy_from_slice(&80u16.to_be_bytes());
         p[32] = 5 << 4;
-        let mut tcp = conntrack::wire::TcpPacket::new_unchecked(&mut p[20..]);
+        let mut tcp = wire::TcpPacket::new_unchecked(&mut p[20..]);
         tcp.fill_checksum_v4([192, 0, 2, 2].into(), [203, 0, 113, 9].into());
         assert!(rewrite(
             &mut p,
@@ -623,20 +621,20 @@ mod tests {
             "198.51.100.1".parse().unwrap(),
             Some(61000)
         ));
-        let ip = conntrack::wire::Ipv4Packet::new_checked(&p[..]).unwrap();
+        let ip = wire::Ipv4Packet::new_checked(&p[..]).unwrap();
         assert!(ip.verify_checksum());
-        let tcp = conntrack::wire::TcpPacket::new_checked(ip.payload()).unwrap();
+        let tcp = wire::TcpPacket::new_checked(ip.payload()).unwrap();
         assert_eq!(tcp.src_port(), 61000);
         assert!(tcp.verify_checksum_v4(ip.src_addr(), ip.dst_addr()));
     }
 
     fn udp_v4(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16) -> Vec<u8> {
         let mut p = vec![0u8; 20];
-        conntrack::wire::ipv4::emit_header(&mut p, src.into(), dst.into(), 17, 64, 12, 7).unwrap();
+        wire::ipv4::emit_header(&mut p, src.into(), dst.into(), 17, 64, 12, 7).unwrap();
         p.extend_from_slice(&sp.to_be_bytes());
         p.extend_from_slice(&dp.to_be_bytes());
         p.extend_from_slice(&[0, 12, 0, 0, 1, 2, 3, 4]);
-        let mut u = conntrack::wire::UdpPacket::new_unchecked(&mut p[20..]);
+        let mut u = wire::UdpPacket::new_unchecked(&mut p[20..]);
         u.fill_checksum_v4(src.into(), dst.into());
         p
     }
@@ -648,9 +646,9 @@ mod tests {
         // must give the LAN host 192.0.2.2:5353 inside and out.
         let quoted = udp_v4([198, 51, 100, 1], 61000, [203, 0, 113, 9], 53);
         let mut body = vec![0u8; 8 + 28];
-        let n = conntrack::wire::icmp::emit_error(&mut body, 3, 3, 0, &quoted[..28]).unwrap();
+        let n = wire::icmp::emit_error(&mut body, 3, 3, 0, &quoted[..28]).unwrap();
         let mut err = vec![0u8; 20];
-        conntrack::wire::ipv4::emit_header(
+        wire::ipv4::emit_header(
             &mut err,
             [198, 51, 100, 254].into(),
             [198, 51, 100, 1].into(),
@@ -668,12 +666,12 @@ mod tests {
             "192.0.2.2".parse().unwrap(),
             Some(5353)
         ));
-        let ip = conntrack::wire::Ipv4Packet::new_checked(&err[..]).unwrap();
+        let ip = wire::Ipv4Packet::new_checked(&err[..]).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(ip.dst_addr().to_string(), "192.0.2.2");
-        let m = conntrack::wire::IcmpPacket::new_checked(ip.payload()).unwrap();
+        let m = wire::IcmpPacket::new_checked(ip.payload()).unwrap();
         assert!(m.verify_checksum());
-        let inner = conntrack::wire::Ipv4Packet::new_unchecked(&m.data()[..20]);
+        let inner = wire::Ipv4Packet::new_unchecked(&m.data()[..20]);
         assert!(inner.verify_checksum());
         assert_eq!(inner.src_addr().to_string(), "192.0.2.2");
         assert_eq!(u16::from_be_bytes([m.data()[20], m.data()[21]]), 5353);
@@ -717,13 +715,13 @@ mod tests {
             Some(6000)
         ));
         assert_eq!(&p[26..28], &[0, 0]);
-        assert!(conntrack::wire::Ipv4Packet::new_checked(&p[..])
+        assert!(wire::Ipv4Packet::new_checked(&p[..])
             .unwrap()
             .verify_checksum());
         let mut e = vec![0u8; 20];
         let mut body = [0u8; 12];
-        let n = conntrack::wire::icmp::emit_echo(&mut body, 8, 77, 1, b"ping").unwrap();
-        conntrack::wire::ipv4::emit_header(
+        let n = wire::icmp::emit_echo(&mut body, 8, 77, 1, b"ping").unwrap();
+        wire::ipv4::emit_header(
             &mut e,
             [192, 0, 2, 2].into(),
             [203, 0, 113, 9].into(),
@@ -743,7 +741,7 @@ mod tests {
             "198.51.100.1".parse().unwrap(),
             Some(1234)
         ));
-        let m = conntrack::wire::IcmpPacket::new_checked(&e[20..]).unwrap();
+        let m = wire::IcmpPacket::new_checked(&e[20..]).unwrap();
         assert_eq!(m.echo_ident(), 1234);
         assert!(m.verify_checksum());
     }
@@ -756,12 +754,12 @@ mod tests {
             "2001:db8:2::fe".parse().unwrap(),
         );
         let mut quoted = vec![0u8; 40];
-        conntrack::wire::ipv6::emit_header(&mut quoted, &a, &b, 17, 64, 8).unwrap();
+        wire::ipv6::emit_header(&mut quoted, &a, &b, 17, 64, 8).unwrap();
         quoted.extend_from_slice(&[0xee, 0x48, 0, 53, 0, 8, 0, 0]);
         let mut msg = vec![1, 4, 0, 0, 0, 0, 0, 0];
         msg.extend_from_slice(&quoted);
         let mut err = vec![0u8; 40];
-        conntrack::wire::ipv6::emit_header(&mut err, &r, &a, 58, 64, msg.len()).unwrap();
+        wire::ipv6::emit_header(&mut err, &r, &a, 58, 64, msg.len()).unwrap();
         err.extend_from_slice(&msg);
         let client: std::net::Ipv6Addr = "2001:db8:1::2".parse().unwrap();
         assert!(rewrite_icmp_error(
@@ -771,9 +769,9 @@ mod tests {
             IpAddr::V6(client),
             Some(4000)
         ));
-        let ip = conntrack::wire::Ipv6Packet::new_checked(&err[..]).unwrap();
+        let ip = wire::Ipv6Packet::new_checked(&err[..]).unwrap();
         assert_eq!(ip.dst_addr(), client);
-        let m = conntrack::wire::Icmpv6Packet::new_checked(ip.payload()).unwrap();
+        let m = wire::Icmpv6Packet::new_checked(ip.payload()).unwrap();
         assert!(m.verify_checksum(&ip.src_addr(), &ip.dst_addr()));
         assert_eq!(
             &m.data()[8..24],

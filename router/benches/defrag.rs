@@ -5,7 +5,6 @@
 //!
 //! Run: `cargo bench -p router --bench defrag`
 
-use conntrack::wire::checksum;
 use conntrack::{Instant, PacketBuf};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use router::config::Config;
@@ -13,6 +12,7 @@ use router::engine::Engine;
 use rules::{Family, Ruleset};
 use std::path::Path;
 use std::time::Duration;
+use wire::checksum;
 
 const RULES: &str = "\
 *filter
@@ -54,7 +54,7 @@ checksum = false
 fn udp(n: usize) -> Vec<u8> {
     let mut p = vec![0u8; 20];
     let len = 8 + n;
-    conntrack::wire::ipv4::emit_header(
+    wire::ipv4::emit_header(
         &mut p,
         [192, 0, 2, 2].into(),
         [198, 51, 100, 9].into(),

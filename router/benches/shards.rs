@@ -81,7 +81,7 @@ fn udp(n: u32, reply: bool) -> Vec<u8> {
         (host.to_be_bytes(), [198, 51, 100, 9], sport, 53u16)
     };
     let mut p = vec![0u8; 20];
-    conntrack::wire::ipv4::emit_header(&mut p, src.into(), dst.into(), 17, 64, 8 + 18, 1).unwrap();
+    wire::ipv4::emit_header(&mut p, src.into(), dst.into(), 17, 64, 8 + 18, 1).unwrap();
     p.extend_from_slice(&sp.to_be_bytes());
     p.extend_from_slice(&dp.to_be_bytes());
     p.extend_from_slice(&26u16.to_be_bytes());

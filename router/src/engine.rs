@@ -16,12 +16,10 @@ use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
 use crate::shard::ShardCtx;
 use crate::{local, stats::DropCounters, tcpmss};
-use conntrack::buf::PacketBuf;
 use conntrack::conn::{Conn, Status};
 use conntrack::event::Event as CtEvent;
 use conntrack::proto::{ConnCtx, Frag, L4Packet, L4Proto, ProtoState, Verdict as L4Verdict};
 use conntrack::table::{ConfirmError, ConnId, ConnTable, TableConfig};
-use conntrack::time::Instant;
 use conntrack::tuple::{Dir, Family, Tuple};
 use ipnet::IpNet;
 use l3proto::defrag::{Defrag, Outcome};
@@ -35,6 +33,8 @@ use std::net::IpAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
+use wire::buf::PacketBuf;
+use wire::time::Instant;
 
 /// How often the bounded conntrack GC sweep runs.
 const GC_INTERVAL: Duration = Duration::from_millis(100);
@@ -2838,7 +2838,7 @@ fn fragment_segments<'a>(clone: &'a [u8], frags: &'a [PacketBuf]) -> Vec<&'a [u8
                 };
                 let Some(walk) = p
                     .get(40..40 + plen)
-                    .and_then(|pl| conntrack::wire::walk_ext_headers(p[6], pl).ok())
+                    .and_then(|pl| wire::walk_ext_headers(p[6], pl).ok())
                 else {
                     return Vec::new();
                 };
@@ -2874,7 +2874,7 @@ fn fragment_l4_offset(p: &[u8]) -> Option<usize> {
         4 => Some(usize::from(p[0] & 0x0f) * 4),
         6 => {
             let plen = usize::from(u16::from_be_bytes([*p.get(4)?, *p.get(5)?]));
-            let walk = conntrack::wire::walk_ext_headers(p[6], p.get(40..40 + plen)?).ok()?;
+            let walk = wire::walk_ext_headers(p[6], p.get(40..40 + plen)?).ok()?;
             Some(40 + walk.l4_offset)
         }
         _ => None,
@@ -2932,7 +2932,7 @@ fn decrement_ttl(p: &mut [u8]) {
 /// Splits an IPv4 packet without DF into fragments that fit `mtu` (RFC 791:
 /// data on 8-byte boundaries; options only where the copy flag says so).
 fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<PacketBuf>> {
-    let ip = conntrack::wire::Ipv4Packet::new_checked(p).ok()?;
+    let ip = wire::Ipv4Packet::new_checked(p).ok()?;
     let hl = ip.header_len();
     let payload = ip.payload();
     let base_off = usize::from(ip.frag_offset());
@@ -2977,7 +2977,7 @@ fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<PacketBuf>> {
             v[0] = 0x40 | ((this_hl / 4) as u8);
         }
         v.extend_from_slice(&payload[off..off + take]);
-        let mut f = conntrack::wire::Ipv4Packet::new_unchecked(&mut v[..]);
+        let mut f = wire::Ipv4Packet::new_unchecked(&mut v[..]);
         f.set_total_len((this_hl + take) as u16);
         f.set_frag(false, more, (base_off + off) as u16);
         f.fill_checksum();
@@ -2990,8 +2990,8 @@ fn fragment_v4(p: &[u8], mtu: usize) -> Option<Vec<PacketBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conntrack::wire::checksum;
     use l3proto::defrag::{DefragConfig, Outcome};
+    use wire::checksum;
 
     /// The constant-time checksum update keeps every header valid, whatever the TTL and the
     /// other fields (a zero TTL is left alone).
@@ -3025,7 +3025,7 @@ mod tests {
 
     fn v4_fragments(id: u16) -> Vec<Vec<u8>> {
         let mut whole = vec![0u8; 20];
-        conntrack::wire::ipv4::emit_header(
+        wire::ipv4::emit_header(
             &mut whole,
             [192, 0, 2, 2].into(),
             [198, 51, 100, 9].into(),

@@ -20,9 +20,9 @@
 //! // An ICMP echo request from 192.0.2.2 to the router's address.
 //! let mut ping = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 192, 0, 2, 2, 192, 0, 2, 1,
 //!                     8, 0, 0, 0, 0x12, 0x34, 0, 1];
-//! let ck = conntrack::wire::checksum::data(&ping[..20]);
+//! let ck = wire::checksum::data(&ping[..20]);
 //! ping[10..12].copy_from_slice(&ck.to_be_bytes());
-//! let ck = conntrack::wire::checksum::data(&ping[20..]);
+//! let ck = wire::checksum::data(&ping[20..]);
 //! ping[22..24].copy_from_slice(&ck.to_be_bytes());
 //! engine.handle_packet(Instant::from_secs(1), 0, PacketBuf::from_slice(&ping));
 //! let reply = engine.poll_transmit().unwrap();

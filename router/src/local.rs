@@ -3,9 +3,9 @@
 //! a complete IP packet that then goes through the OUTPUT path like any
 //! locally generated packet.
 
-use conntrack::buf::PacketBuf;
-use conntrack::wire::{checksum, icmp, ipv4, ipv6};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use wire::buf::PacketBuf;
+use wire::{checksum, icmp, ipv4, ipv6};
 
 /// TTL / hop limit of packets the router originates (Linux's default).
 pub const LOCAL_TTL: u8 = 64;
@@ -25,20 +25,14 @@ fn ipv4_wrap(
     let mut v = vec![0u8; ipv4::HEADER_LEN + body.len()];
     ipv4::emit_header(&mut v, src, dst, proto, LOCAL_TTL, body.len(), ident).ok()?;
     v[ipv4::HEADER_LEN..].copy_from_slice(body);
-    Some(PacketBuf::with_headroom(
-        conntrack::buf::DEFAULT_HEADROOM,
-        &v,
-    ))
+    Some(PacketBuf::with_headroom(wire::buf::DEFAULT_HEADROOM, &v))
 }
 
 fn ipv6_wrap(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, body: &[u8]) -> Option<PacketBuf> {
     let mut v = vec![0u8; ipv6::HEADER_LEN + body.len()];
     ipv6::emit_header(&mut v, src, dst, proto, LOCAL_TTL, body.len()).ok()?;
     v[ipv6::HEADER_LEN..].copy_from_slice(body);
-    Some(PacketBuf::with_headroom(
-        conntrack::buf::DEFAULT_HEADROOM,
-        &v,
-    ))
+    Some(PacketBuf::with_headroom(wire::buf::DEFAULT_HEADROOM, &v))
 }
 
 /// An ICMP (v4) or ICMPv6 error from `src` about `offending` (the whole IP
@@ -71,7 +65,7 @@ pub fn icmp_error(src: IpAddr, offending: &[u8], ty: u8, code: u8, rest: u32) ->
 pub fn echo_reply(request: &[u8], l4_offset: usize) -> Option<PacketBuf> {
     match request.first()? >> 4 {
         4 => {
-            let ip = conntrack::wire::Ipv4Packet::new_checked(request).ok()?;
+            let ip = wire::Ipv4Packet::new_checked(request).ok()?;
             let msg = ip.payload();
             if msg.len() < 8 || msg[0] != 8 {
                 return None;
@@ -86,7 +80,7 @@ pub fn echo_reply(request: &[u8], l4_offset: usize) -> Option<PacketBuf> {
         6 => {
             // The message ends where the Payload Length says, whatever follows it: check
             // the bytes that will be copied, not the bytes present.
-            let ip = conntrack::wire::Ipv6Packet::new_checked(request).ok()?;
+            let ip = wire::Ipv6Packet::new_checked(request).ok()?;
             let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
             let mut body = request.get(l4_offset..end)?.to_vec();
             if body.len() < 8 || body[0] != 128 {
@@ -108,7 +102,7 @@ pub fn echo_reply(request: &[u8], l4_offset: usize) -> Option<PacketBuf> {
 /// number taken from the ACK if there was one, else ACKing the segment.
 pub fn tcp_reset(offending: &[u8], l4_offset: usize) -> Option<PacketBuf> {
     let l3 = l3proto::parse(offending).ok()?;
-    let tcp = conntrack::wire::TcpPacket::new_checked(offending.get(l4_offset..l3.len)?).ok()?;
+    let tcp = wire::TcpPacket::new_checked(offending.get(l4_offset..l3.len)?).ok()?;
     if tcp.rst() {
         return None; // never answer a reset with a reset
     }
@@ -126,12 +120,12 @@ pub fn tcp_reset(offending: &[u8], l4_offset: usize) -> Option<PacketBuf> {
     }
     match (l3.src, l3.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let mut t = conntrack::wire::TcpPacket::new_unchecked(&mut seg[..]);
+            let mut t = wire::TcpPacket::new_unchecked(&mut seg[..]);
             t.fill_checksum_v4(d, s);
             ipv4_wrap(d, s, 6, &seg, 0)
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let mut t = conntrack::wire::TcpPacket::new_unchecked(&mut seg[..]);
+            let mut t = wire::TcpPacket::new_unchecked(&mut seg[..]);
             t.fill_checksum_v6(&d, &s);
             ipv6_wrap(&d, &s, 6, &seg)
         }
@@ -165,10 +159,10 @@ mod tests {
     fn echo_reply_v4_swaps_and_checksums() {
         let req = echo_request_v4();
         let rep = echo_reply(&req, 20).unwrap();
-        let ip = conntrack::wire::Ipv4Packet::new_checked(rep.as_slice()).unwrap();
+        let ip = wire::Ipv4Packet::new_checked(rep.as_slice()).unwrap();
         assert!(ip.verify_checksum());
         assert_eq!(ip.src_addr(), Ipv4Addr::new(192, 0, 2, 1));
-        let m = conntrack::wire::IcmpPacket::new_checked(ip.payload()).unwrap();
+        let m = wire::IcmpPacket::new_checked(ip.payload()).unwrap();
         assert!(m.is_echo_reply() && m.verify_checksum());
         assert_eq!(
             (m.echo_ident(), m.echo_seq_no(), m.data()),
@@ -182,9 +176,9 @@ mod tests {
         big.resize(1500, 0x55);
         let e = icmp_error("192.0.2.1".parse().unwrap(), &big, 11, 0, 0).unwrap();
         assert_eq!(e.len(), 576);
-        let ip = conntrack::wire::Ipv4Packet::new_checked(e.as_slice()).unwrap();
+        let ip = wire::Ipv4Packet::new_checked(e.as_slice()).unwrap();
         assert_eq!(ip.dst_addr(), Ipv4Addr::new(192, 0, 2, 2));
-        let m = conntrack::wire::IcmpPacket::new_checked(ip.payload()).unwrap();
+        let m = wire::IcmpPacket::new_checked(ip.payload()).unwrap();
         assert!(m.verify_checksum() && m.is_error());
         assert_eq!(&m.data()[..20], &big[..20]);
     }
@@ -208,9 +202,9 @@ mod tests {
         syn[32] = 5 << 4;
         syn[33] = 0x02;
         let rst = tcp_reset(&syn, 20).unwrap();
-        let ip = conntrack::wire::Ipv4Packet::new_checked(rst.as_slice()).unwrap();
+        let ip = wire::Ipv4Packet::new_checked(rst.as_slice()).unwrap();
         assert_eq!(ip.src_addr(), Ipv4Addr::new(198, 51, 100, 1));
-        let t = conntrack::wire::TcpPacket::new_checked(ip.payload()).unwrap();
+        let t = wire::TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(t.rst() && t.ack());
         assert_eq!(t.ack_number(), 1001);
         assert_eq!((t.src_port(), t.dst_port()), (80, 40000));

@@ -10,7 +10,7 @@
 //!
 //! - its L4 checksum is not verified (the kernel's CHECKSUM_PARTIAL is trusted, as Linux does);
 //! - NAT updates the partial checksum for address changes with the pseudo-header's own
-//!   arithmetic ([`conntrack::wire::checksum::update_partial`]) and leaves it alone for port changes (ports are covered
+//!   arithmetic ([`wire::checksum::update_partial`]) and leaves it alone for port changes (ports are covered
 //!   when the checksum is completed);
 //! - the egress MTU applies to each segment (`hdr_len + gso_size`), not to the super-packet.
 //!
@@ -109,8 +109,8 @@ impl Offload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conntrack::wire::checksum;
     use std::net::Ipv4Addr;
+    use wire::checksum;
 
     /// Completes a partial checksum the way the receiving side does: sum from the L4 start
     /// (the partial value included) and complement.

@@ -44,9 +44,9 @@
 //! let set = ShardSet::new(&cfg, 1, 2).unwrap();
 //! let mut ping = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 192, 0, 2, 2, 192, 0, 2, 1,
 //!                     8, 0, 0, 0, 0x12, 0x34, 0, 1];
-//! let ck = conntrack::wire::checksum::data(&ping[..20]);
+//! let ck = wire::checksum::data(&ping[..20]);
 //! ping[10..12].copy_from_slice(&ck.to_be_bytes());
-//! let ck = conntrack::wire::checksum::data(&ping[20..]);
+//! let ck = wire::checksum::data(&ping[20..]);
 //! ping[22..24].copy_from_slice(&ck.to_be_bytes());
 //! let mut work = router::shard::Work::default();
 //! work.batch.push((0, PacketBuf::from_slice(&ping)));
@@ -61,13 +61,13 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use conntrack::buf::PacketBuf;
 use conntrack::proto::{Frag, L4Packet, L4Proto};
-use conntrack::time::Instant;
 use conntrack::tuple::Tuple;
 use l4proto::L4Modules;
 use papaya::{Compute, Operation};
 use parking_lot::{Mutex, MutexGuard};
+use wire::buf::PacketBuf;
+use wire::time::Instant;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};

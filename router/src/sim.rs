@@ -11,13 +11,13 @@
 use crate::config::{Config, IfaceKind};
 use crate::engine::Engine;
 use crate::pcap;
-use conntrack::buf::PacketBuf;
-use conntrack::time::Instant;
 use conntrack::tuple::Family;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use wire::buf::PacketBuf;
+use wire::time::Instant;
 
 /// Hash seed used by the simulator, so that table layout (and thus GC and
 /// listing order) is reproducible.

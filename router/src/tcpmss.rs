@@ -10,7 +10,7 @@
 //! because the receiver would have assumed that default without the option.
 //!
 //! ```
-//! use conntrack::buf::PacketBuf;
+//! use wire::buf::PacketBuf;
 //! # fn syn() -> Vec<u8> {
 //! #     let mut p = vec![0u8; 44];
 //! #     p[0] = 0x45; p[2..4].copy_from_slice(&44u16.to_be_bytes()); p[8] = 64; p[9] = 6;
@@ -24,8 +24,8 @@
 //! assert_eq!(&pkt.as_slice()[40..44], &[2, 4, 0x05, 0x78]); // 1400
 //! ```
 
-use conntrack::buf::PacketBuf;
-use conntrack::wire::checksum;
+use wire::buf::PacketBuf;
+use wire::checksum;
 
 /// The option kind and length of MSS (RFC 9293 §3.2).
 const MSS_KIND: u8 = 2;

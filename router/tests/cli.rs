@@ -99,11 +99,13 @@ fn check_accepts_a_good_config_and_names_the_position_of_errors() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-fn shared_pcap(name: &str) -> Option<PathBuf> {
+/// A capture from the repository's test data (`tests/data/pcap/`, origins in its README).
+fn test_pcap(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/pcap")
+        .join("../tests/data/pcap")
         .join(name);
-    p.exists().then_some(p)
+    assert!(p.exists(), "{} is part of the repository", p.display());
+    p
 }
 
 /// A real FTP session (Ethernet capture) replayed through the gateway: the
@@ -111,14 +113,7 @@ fn shared_pcap(name: &str) -> Option<PathBuf> {
 /// connections appear in the final table.
 #[test]
 fn sim_replays_a_real_capture_and_is_deterministic() {
-    let Some(pcap) = shared_pcap("ndpi-ftp.pcap") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "shared/data/pcap/ndpi-ftp.pcap missing under CI"
-        );
-        eprintln!("SKIPPING: shared test data not found");
-        return;
-    };
+    let pcap = test_pcap("ndpi-ftp.pcap");
     let d = tmpdir("sim");
     std::fs::write(d.join("gw.toml"), CONFIG).unwrap();
     std::fs::write(

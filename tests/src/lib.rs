@@ -2,10 +2,10 @@
 //! with correct checksums, and simulator plumbing (config files, pcaps in,
 //! pcaps and events out).
 
-use conntrack::wire::{checksum, ipv4, ipv6};
 use router::pcap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use wire::{checksum, ipv4, ipv6};
 
 /// TCP flag bits.
 pub mod flags {

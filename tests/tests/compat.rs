@@ -7,13 +7,13 @@
 //! accepted by the real `iptables-restore --test`; and representative packets must get the
 //! verdicts and NAT the file means, in the simulator.
 
-use conntrack::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use rules::{Family, Ruleset};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use tests::flags::*;
 use tests::*;
+use wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 const FILES: &[(&str, Family)] = &[
     ("home-gateway.v4.rules", Family::V4),

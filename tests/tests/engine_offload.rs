@@ -3,7 +3,6 @@
 //! offload header, and its checksum completes to the right value for the translated
 //! addresses; the egress MTU applies per segment; a partial-checksum SYN gets its MSS clamped.
 
-use conntrack::wire::checksum;
 use conntrack::{Instant, PacketBuf};
 use router::config::Config;
 use router::engine::{Engine, Transmit};
@@ -13,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use tests::flags::*;
 use tests::{tcp, tcp_opts};
+use wire::checksum;
 
 const RULES4: &str = "\
 *mangle

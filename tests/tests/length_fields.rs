@@ -122,7 +122,7 @@ fn drain_checked(e: &mut Engine, what: &str) -> Vec<(usize, Vec<u8>)> {
                 let hl = usize::from(p[0] & 15) * 4;
                 assert!(hl >= 20 && hl <= p.len(), "{what}: header length {hl}");
                 assert_eq!(
-                    conntrack::wire::checksum::data(&p[..hl]),
+                    wire::checksum::data(&p[..hl]),
                     0,
                     "{what}: IPv4 header checksum of a sent packet"
                 );
@@ -150,7 +150,7 @@ fn fix_v4_header_checksum(p: &mut [u8]) {
     }
     let hl = (usize::from(p[0] & 15) * 4).clamp(20, p.len());
     p[10..12].fill(0);
-    let ck = conntrack::wire::checksum::data(&p[..hl]);
+    let ck = wire::checksum::data(&p[..hl]);
     p[10..12].copy_from_slice(&ck.to_be_bytes());
 }
 

@@ -568,7 +568,7 @@ fn the_icmp_error_limit_is_the_routers_not_each_shards() {
         p[8] = 1;
         p[10] = 0;
         p[11] = 0;
-        let ck = conntrack::wire::checksum::data(&p[..20]);
+        let ck = wire::checksum::data(&p[..20]);
         p[10..12].copy_from_slice(&ck.to_be_bytes());
         let tx = feed(&set, usize::from(i) % 2, t(1), &[(LAN, p)]);
         sent += on(&tx, LAN).len();

@@ -1,8 +1,8 @@
 //! `-m connbytes` and `-m connlimit` in the simulator, on the gateway's FORWARD chain.
 
-use conntrack::wire::{Ipv4Packet, TcpPacket};
 use tests::flags::*;
 use tests::*;
+use wire::{Ipv4Packet, TcpPacket};
 
 fn at(iface: &'static str, at: f64, packet: Vec<u8>) -> Arrival {
     Arrival { iface, at, packet }

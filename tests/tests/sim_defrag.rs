@@ -2,9 +2,9 @@
 //! reassembled datagram, and exactly the original fragments leave (in
 //! arrival order, TTL decremented, NAT written in), byte for byte.
 
-use conntrack::wire::{checksum, Ipv4Packet, UdpPacket};
 use tests::flags::*;
 use tests::*;
+use wire::{checksum, Ipv4Packet, UdpPacket};
 
 const FILTER: &str = "*filter
 :INPUT ACCEPT [0:0]

@@ -1,9 +1,9 @@
 //! NAT scenarios in the simulator: masquerade, port forward (DNAT), ICMP
 //! errors translated inside, echo identifiers, hairpin, exhaustion.
 
-use conntrack::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 use tests::flags::*;
 use tests::*;
+use wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 const FILTER: &str = "*filter
 :INPUT ACCEPT [0:0]

@@ -3,8 +3,8 @@
 //! traversal needs it, outbound-only refresh (REQ-6), against netfilter's
 //! default address-and-port-dependent behaviour.
 
-use conntrack::wire::{Ipv4Packet, UdpPacket};
 use tests::*;
+use wire::{Ipv4Packet, UdpPacket};
 
 const RULES: &str = "*nat
 :PREROUTING ACCEPT [0:0]

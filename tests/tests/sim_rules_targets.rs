@@ -2,9 +2,9 @@
 //! through every table shows up in the event log, and forwarded SYNs leave
 //! with their MSS clamped to the egress route (checksums intact, after SNAT).
 
-use conntrack::wire::{Ipv4Packet, Ipv6Packet, TcpPacket};
 use tests::flags::*;
 use tests::*;
+use wire::{Ipv4Packet, Ipv6Packet, TcpPacket};
 
 /// lan0 at MTU 1500, wan0 at MTU 1400 (a PPPoE-like uplink).
 const CFG: &str = r#"

@@ -2,9 +2,9 @@
 //! packets (built by the tests, checksums correct), checked with the
 //! project's own parser and, where installed, with tshark.
 
-use conntrack::wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
 use tests::flags::*;
 use tests::*;
+use wire::{IcmpPacket, Ipv4Packet, Ipv6Packet, TcpPacket};
 
 const RULES_V4: &str = "\
 *filter

@@ -58,7 +58,7 @@ fn frag4(whole: &[u8], off: usize, len: usize, id: u16) -> Vec<u8> {
     p[6..8].copy_from_slice(&((off / 8) as u16 | more).to_be_bytes());
     p[10] = 0;
     p[11] = 0;
-    let ck = conntrack::wire::checksum::data(&p);
+    let ck = wire::checksum::data(&p);
     p[10..12].copy_from_slice(&ck.to_be_bytes());
     p.extend_from_slice(&payload[off..end]);
     p

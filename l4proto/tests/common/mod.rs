@@ -4,13 +4,13 @@
 //! correct checksums.
 #![allow(dead_code)]
 
-use conntrack::wire::checksum;
-use conntrack::wire::{DccpPacket, SctpPacket, TcpPacket, UdpLitePacket, UdpPacket};
 use conntrack::{ConnCtx, Dir, Family, Instant, L4Packet, L4Proto, ProtoState, Status, Tuple};
 use conntrack::{Invalid, Verdict};
 use l4proto::{AnyState, L4Modules, TcpConfig, Timeouts};
 use std::net::IpAddr;
 use std::time::Duration;
+use wire::checksum;
+use wire::{DccpPacket, SctpPacket, TcpPacket, UdpLitePacket, UdpPacket};
 
 pub const FIN: u16 = 0x01;
 pub const SYN: u16 = 0x02;

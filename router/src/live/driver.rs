@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use conntrack::buf::PacketBuf;
-use conntrack::time::Instant;
 use parking_lot::Mutex;
 use rustix::event::{PollFd, PollFlags};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use wire::buf::PacketBuf;
+use wire::time::Instant;
 
 use super::control::{
     self, Backend, ControlSocket, EventHub, EventLine, Reply, Request, StopSignal,

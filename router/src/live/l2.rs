@@ -11,7 +11,7 @@
 //! Nothing here panics on any input: every read from a frame is bounds-checked.
 //!
 //! ```
-//! use conntrack::time::Instant;
+//! use wire::time::Instant;
 //! use router::live::l2::{stable_mac, L2Iface, L2Limits};
 //!
 //! let mut l2 = L2Iface::new(stable_mac("lan0"), &["192.0.2.1/24".parse().unwrap()], L2Limits::default());
@@ -28,9 +28,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use conntrack::time::Instant;
-use conntrack::wire::{arp, ethernet, ArpPacket, EthernetFrame, Icmpv6Packet, NdOption};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use wire::time::Instant;
+use wire::{arp, ethernet, ArpPacket, EthernetFrame, Icmpv6Packet, NdOption};
 
 /// An Ethernet (EUI-48) address.
 pub type Mac = [u8; 6];

@@ -1,4 +1,9 @@
-//! Checked zero-copy views over packet bytes.
+//! The bottom of tunfilter's stack: what every other crate says packets with.
+//!
+//! - checked zero-copy views over packet bytes, one module per header format (below);
+//! - [`buf`]: packet buffers with headroom and segment chains ([`PacketBuf`], [`SegChain`]);
+//! - [`time`]: the engine's clock ([`Instant`]), passed in by whoever drives it, so that
+//!   the simulator's virtual time and the live gateway's monotonic clock are one type.
 //!
 //! Every header format the router looks at has a view type here: a thin wrapper around any
 //! `T: AsRef<[u8]>` (a slice, a `Vec`, a pooled buffer) that reads fields straight out of the
@@ -22,7 +27,7 @@
 //! # Example
 //!
 //! ```
-//! use conntrack::wire::{proto, Ipv4Packet, UdpPacket, WireError};
+//! use wire::{proto, Ipv4Packet, UdpPacket, WireError};
 //!
 //! let bytes = [
 //!     0x45, 0x00, 0x00, 0x1d, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, // IPv4
@@ -45,6 +50,7 @@
 use core::fmt;
 
 pub mod arp;
+pub mod buf;
 pub mod checksum;
 pub mod dccp;
 pub mod ethernet;
@@ -54,9 +60,11 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod sctp;
 pub mod tcp;
+pub mod time;
 pub mod udp;
 
 pub use arp::{ArpOp, ArpPacket};
+pub use buf::{PacketBuf, SegChain};
 pub use dccp::{DccpPacket, DccpType};
 pub use ethernet::{EtherType, EthernetFrame};
 pub use icmp::{IcmpPacket, Message as IcmpMessage};
@@ -68,6 +76,7 @@ pub use ipv6::{
 };
 pub use sctp::{SctpChunk, SctpChunkIter, SctpChunkType, SctpPacket};
 pub use tcp::{SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpPacket};
+pub use time::Instant;
 pub use udp::{UdpLitePacket, UdpPacket};
 
 /// Why a buffer was rejected.
