@@ -12,7 +12,6 @@ use router::engine::Engine;
 use rules::{Family, Ruleset};
 use std::path::Path;
 use std::time::Duration;
-use wire::checksum;
 
 const RULES: &str = "\
 *filter
@@ -74,24 +73,11 @@ fn udp(n: usize) -> Vec<u8> {
 
 /// Splits `whole` into fragments of `size` data bytes (a multiple of 8).
 fn fragments(whole: &[u8], size: usize, id: u16) -> Vec<Vec<u8>> {
-    let payload = &whole[20..];
-    (0..payload.len())
+    let cuts: Vec<(usize, usize)> = (0..whole.len() - 20)
         .step_by(size)
-        .map(|off| {
-            let end = (off + size).min(payload.len());
-            let mut p = whole[..20].to_vec();
-            p[2..4].copy_from_slice(&((20 + end - off) as u16).to_be_bytes());
-            p[4..6].copy_from_slice(&id.to_be_bytes());
-            let more = if end < payload.len() { 0x2000 } else { 0 };
-            p[6..8].copy_from_slice(&((off / 8) as u16 | more).to_be_bytes());
-            p[10] = 0;
-            p[11] = 0;
-            let ck = checksum::data(&p);
-            p[10..12].copy_from_slice(&ck.to_be_bytes());
-            p.extend_from_slice(&payload[off..end]);
-            p
-        })
-        .collect()
+        .map(|o| (o, size))
+        .collect();
+    testkit::frag4(whole, &cuts, id)
 }
 
 fn bench(c: &mut Criterion) {
