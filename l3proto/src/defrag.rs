@@ -972,7 +972,11 @@ mod tests {
                     let src = 60_001 + j as u16;
                     d.push(now, frag6(src, i, 0, true, 0, &[], 17, &first), 0);
                 }
-                match d.push(now, frag6(0xffff, id, 1232, false, 0, &[], 17, &[7; 100]), 0) {
+                match d.push(
+                    now,
+                    frag6(0xffff, id, 1232, false, 0, &[], 17, &[7; 100]),
+                    0,
+                ) {
                     Outcome::Complete(dg) => {
                         assert_eq!(dg.clone.len(), 40 + 1232 + 100);
                         done += 1;
@@ -1071,7 +1075,11 @@ mod tests {
         let n = 155usize;
         for (v6, size) in [(true, 376), (false, 400)] {
             for i in 0..n {
-                let data = if i == 0 { udp_start(size) } else { vec![i as u8; size] };
+                let data = if i == 0 {
+                    udp_start(size)
+                } else {
+                    vec![i as u8; size]
+                };
                 let (off, more) = ((i * size) as u16, i + 1 < n);
                 let p = if v6 {
                     frag6(1, 1, off, more, 0, &[], 17, &data)
@@ -1217,7 +1225,10 @@ mod tests {
         assert!(matches!(d.push(now, mid, 0), Outcome::Complete(_)));
         // IPv4: the protocol is part of it.
         let a = key_of(frag(1, 9, 0, true, &udp_start(8)).as_slice()).unwrap();
-        assert_eq!(key_of(frag_ecn(1, 9, 8, false, 3, &[0; 8]).as_slice()), Some(a));
+        assert_eq!(
+            key_of(frag_ecn(1, 9, 8, false, 3, &[0; 8]).as_slice()),
+            Some(a)
+        );
         assert_eq!(a.proto, 17);
         assert_eq!(key_of(&[0x45, 0, 0]), None);
     }
