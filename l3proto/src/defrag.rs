@@ -241,15 +241,87 @@ fn charge(pkt: &PacketBuf) -> usize {
 const NOT_ECT: u8 = 1 << 0;
 const CE: u8 = 1 << 3;
 
+/// The ages of one source's datagrams, oldest first. Most sources have one
+/// datagram in reassembly at a time: that one is held without an allocation.
+#[derive(Debug)]
+enum Held {
+    One(Age),
+    Many(Vec<Age>),
+}
+
+impl Held {
+    fn ages(&self) -> &[Age] {
+        match self {
+            Held::One(a) => std::slice::from_ref(a),
+            Held::Many(v) => v,
+        }
+    }
+
+    fn add(&mut self, age: Age) {
+        let v = match self {
+            Held::One(a) => {
+                *self = Held::Many(vec![*a]);
+                match self {
+                    Held::Many(v) => v,
+                    Held::One(_) => return,
+                }
+            }
+            Held::Many(v) => v,
+        };
+        // Ages grow within one clock; a clock read on another thread may be
+        // a little behind, so keep the order by inserting in place.
+        let at = v.partition_point(|a| *a < age);
+        v.insert(at, age);
+    }
+
+    /// Removes `age`; false when nothing is left.
+    fn take(&mut self, age: Age) -> bool {
+        match self {
+            Held::One(_) => false,
+            Held::Many(v) => {
+                if let Ok(at) = v.binary_search(&age) {
+                    v.remove(at);
+                }
+                match v.as_slice() {
+                    [] => false,
+                    [a] => {
+                        *self = Held::One(*a);
+                        true
+                    }
+                    _ => true,
+                }
+            }
+        }
+    }
+
+    /// Where the source stands for eviction, when it holds more than one:
+    /// most datagrams first, then oldest first (see `Defrag::ranking`).
+    fn rank(&self, src: IpAddr) -> Option<(usize, Reverse<Age>, IpAddr)> {
+        match self {
+            Held::One(_) => None,
+            Held::Many(v) => Some((v.len(), Reverse(*v.first()?), src)),
+        }
+    }
+}
+
+/// Pieces a queue holds before it builds an offset index: below this a
+/// scan is cheaper than a B-tree's allocation.
+const SCAN_PIECES: usize = 16;
+
 #[derive(Debug)]
 struct Queue {
     age: Age,
     /// In arrival order.
     pieces: Vec<Piece>,
-    /// Offset -> (end, index in `pieces`). Held pieces never overlap, so
-    /// the one starting last before a new piece's end is the only one that
-    /// can overlap it: one lookup, however many fragments.
-    index: BTreeMap<usize, (usize, usize)>,
+    /// Offset -> (end, index in `pieces`), once there are more than
+    /// [`SCAN_PIECES`]. Held pieces never overlap, so the one starting last
+    /// before a new piece's end is the only one that can overlap it: one
+    /// lookup, however many fragments.
+    index: Option<BTreeMap<usize, (usize, usize)>>,
+    /// Index in `pieces` of the offset-0 fragment, once it arrived.
+    first: Option<usize>,
+    /// End of the held piece that reaches furthest.
+    held_end: usize,
     /// Length of the fragmentable part, once the last fragment arrived.
     total: Option<usize>,
     /// Bytes of data held (no overlaps are held, so this is coverage).
@@ -269,10 +341,11 @@ pub struct Defrag {
     queues: HashMap<Key, Queue>,
     /// Every datagram by age: the first is the next to expire.
     ages: BTreeMap<Age, Key>,
-    /// Ages of each source's datagrams, oldest first.
-    sources: HashMap<IpAddr, Vec<Age>>,
-    /// Sources by eviction order: the last holds the most datagrams, and of
-    /// those the oldest.
+    /// Ages of each source's datagrams.
+    sources: HashMap<IpAddr, Held>,
+    /// Sources holding more than one datagram, in eviction order: the last
+    /// holds the most, and of those the oldest. When it is empty every
+    /// source holds one, and `ages` gives the order.
     ranking: BTreeSet<(usize, Reverse<Age>, IpAddr)>,
     /// Datagrams whose deadline passed, until [`Defrag::expire`] takes them.
     expired: Vec<Expired>,
@@ -435,10 +508,6 @@ impl Defrag {
         }
     }
 
-    fn rank(src: IpAddr, ages: &[Age]) -> Option<(usize, Reverse<Age>, IpAddr)> {
-        Some((ages.len(), Reverse(*ages.first()?), src))
-    }
-
     fn insert(&mut self, key: Key, now: Instant) {
         self.serial += 1;
         let age = (now, self.serial);
@@ -447,7 +516,9 @@ impl Defrag {
             Queue {
                 age,
                 pieces: Vec::new(),
-                index: BTreeMap::new(),
+                index: None,
+                first: None,
+                held_end: 0,
                 total: None,
                 have: 0,
                 mem: 0,
@@ -456,16 +527,20 @@ impl Defrag {
             },
         );
         self.ages.insert(age, key);
-        let ages = self.sources.entry(key.src).or_default();
-        if let Some(r) = Self::rank(key.src, ages) {
-            self.ranking.remove(&r);
-        }
-        // Ages only grow within one clock; a clock read on another thread
-        // may be a little behind, so keep the order by inserting in place.
-        let at = ages.partition_point(|a| *a < age);
-        ages.insert(at, age);
-        if let Some(r) = Self::rank(key.src, ages) {
-            self.ranking.insert(r);
+        match self.sources.entry(key.src) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Held::One(age));
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let held = o.get_mut();
+                if let Some(r) = held.rank(key.src) {
+                    self.ranking.remove(&r);
+                }
+                held.add(age);
+                if let Some(r) = held.rank(key.src) {
+                    self.ranking.insert(r);
+                }
+            }
         }
     }
 
@@ -473,20 +548,16 @@ impl Defrag {
         let q = self.queues.remove(key)?;
         self.mem -= q.mem;
         self.ages.remove(&q.age);
-        if let Some(ages) = self.sources.get_mut(&key.src) {
-            if let Some(r) = Self::rank(key.src, ages) {
+        if let Some(held) = self.sources.get_mut(&key.src) {
+            if let Some(r) = held.rank(key.src) {
                 self.ranking.remove(&r);
             }
-            if let Ok(at) = ages.binary_search(&q.age) {
-                ages.remove(at);
-            }
-            match Self::rank(key.src, ages) {
-                Some(r) => {
+            if held.take(q.age) {
+                if let Some(r) = held.rank(key.src) {
                     self.ranking.insert(r);
                 }
-                None => {
-                    self.sources.remove(&key.src);
-                }
+            } else {
+                self.sources.remove(&key.src);
             }
         }
         Some(q)
@@ -502,15 +573,17 @@ impl Defrag {
     /// The datagram to evict: the oldest of the source holding the most
     /// (of those, the one whose oldest is oldest), but not `skip`.
     fn victim(&self, skip: Option<&Key>) -> Option<Key> {
-        for (_, _, src) in self.ranking.iter().rev() {
-            for age in self.sources.get(src).into_iter().flatten() {
-                match self.ages.get(age) {
-                    Some(k) if Some(k) != skip => return Some(*k),
-                    _ => {}
-                }
-            }
+        let not_skip = |k: &&Key| Some(*k) != skip;
+        if let Some((_, _, src)) = self.ranking.last() {
+            // It holds two or more, so one of them is not `skip`.
+            let ages = self.sources.get(src).map_or(&[][..], Held::ages);
+            return ages
+                .iter()
+                .filter_map(|a| self.ages.get(a))
+                .find(not_skip)
+                .copied();
         }
-        None
+        self.ages.values().find(not_skip).copied()
     }
 
     /// Drops a datagram's held fragments (counted as `why`) and remembers
@@ -521,7 +594,9 @@ impl Defrag {
             q.mem = 0;
             let n = q.pieces.len();
             q.pieces = Vec::new();
-            q.index = BTreeMap::new();
+            q.index = None;
+            q.first = None;
+            q.held_end = 0;
             q.have = 0;
             q.discarded = Some(later);
             self.lost(why, n);
@@ -556,6 +631,7 @@ impl Defrag {
         let own_oldest = self
             .sources
             .get(&src)
+            .map(Held::ages)
             .filter(|a| a.len() >= self.cfg.per_source)
             .and_then(|a| a.first())
             .and_then(|age| self.ages.get(age))
@@ -624,24 +700,31 @@ impl Defrag {
         let end = f.off + f.len;
         // RFC 5722: an exact duplicate goes alone; any other overlap takes
         // the whole datagram with it.
-        if let Some((&po, &(pe, i))) = q.index.range(..end).next_back() {
-            if pe > f.off {
-                let p = &q.pieces[i];
-                let same = po == f.off
-                    && pe == end
-                    && pkt.as_slice().get(f.data_at..f.data_at + f.len)
-                        == p.pkt.as_slice().get(p.data_at..p.data_at + p.len);
-                if same {
-                    return Outcome::Dropped("frag: duplicate");
-                }
-                let why = "frag: overlap (RFC 5722)";
-                self.discard(&f.key, why, AFTER_OVERLAP);
-                return Outcome::Dropped(why);
+        let hit = match &q.index {
+            Some(ix) => ix
+                .range(..end)
+                .next_back()
+                .filter(|(_, &(pe, _))| pe > f.off)
+                .map(|(_, &(_, i))| i),
+            None => q
+                .pieces
+                .iter()
+                .position(|p| f.off < p.off + p.len && p.off < end),
+        };
+        if let Some(p) = hit.and_then(|i| q.pieces.get(i)) {
+            let same = p.off == f.off
+                && p.off + p.len == end
+                && pkt.as_slice().get(f.data_at..f.data_at + f.len)
+                    == p.pkt.as_slice().get(p.data_at..p.data_at + p.len);
+            if same {
+                return Outcome::Dropped("frag: duplicate");
             }
+            let why = "frag: overlap (RFC 5722)";
+            self.discard(&f.key, why, AFTER_OVERLAP);
+            return Outcome::Dropped(why);
         }
         if !f.more {
-            let held_end = q.index.last_key_value().map_or(0, |(_, &(e, _))| e);
-            if q.total.is_some_and(|t| t != end) || held_end > end {
+            if q.total.is_some_and(|t| t != end) || q.held_end > end {
                 let why = "frag: inconsistent last fragment";
                 self.discard(&f.key, why, AFTER_BAD_LENGTH);
                 return Outcome::Dropped(why);
@@ -661,7 +744,23 @@ impl Defrag {
         q.have += f.len;
         q.mem += size;
         q.ecn |= 1 << f.ecn;
-        q.index.insert(f.off, (end, q.pieces.len()));
+        let at = q.pieces.len();
+        if let Some(ix) = &mut q.index {
+            ix.insert(f.off, (end, at));
+        } else if at >= SCAN_PIECES {
+            let mut ix: BTreeMap<usize, (usize, usize)> = q
+                .pieces
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.off, (p.off + p.len, i)))
+                .collect();
+            ix.insert(f.off, (end, at));
+            q.index = Some(ix);
+        }
+        if f.off == 0 {
+            q.first = Some(at);
+        }
+        q.held_end = q.held_end.max(end);
         q.pieces.push(Piece {
             pkt,
             ingress,
@@ -670,7 +769,7 @@ impl Defrag {
             len: f.len,
         });
         self.mem += size;
-        if q.total == Some(q.have) && q.index.contains_key(&0) {
+        if q.total == Some(q.have) && q.first.is_some() {
             let Some(q) = self.remove(&f.key) else {
                 return Outcome::Dropped("frag: lost queue");
             };
@@ -713,7 +812,7 @@ impl Defrag {
 
 /// Builds the clone from a complete set of pieces (no overlaps, no holes).
 fn assemble(q: Queue) -> Option<Datagram> {
-    let first = q.index.get(&0)?.1;
+    let first = q.first?;
     let total = q.total?;
     let fp = &q.pieces[first];
     let f = fp.pkt.as_slice();
@@ -767,7 +866,15 @@ fn assemble(q: Queue) -> Option<Datagram> {
         }
         clone[4..6].copy_from_slice(&((unfrag + total) as u16).to_be_bytes());
     }
-    for &(_, i) in q.index.values() {
+    let order: Vec<usize> = match &q.index {
+        Some(ix) => ix.values().map(|&(_, i)| i).collect(),
+        None => {
+            let mut o: Vec<usize> = (0..q.pieces.len()).collect();
+            o.sort_unstable_by_key(|&i| q.pieces[i].off);
+            o
+        }
+    };
+    for i in order {
         let p = &q.pieces[i];
         clone.extend_from_slice(p.pkt.as_slice().get(p.data_at..p.data_at + p.len)?);
     }
@@ -1115,6 +1222,68 @@ mod tests {
                     }
                     o => panic!("{o:?}"),
                 }
+            }
+        }
+    }
+
+    /// Duplicates and overlaps are found the same way whether a queue scans
+    /// its pieces or has built its offset index.
+    #[test]
+    fn overlaps_and_duplicates_are_found_in_small_and_large_queues() {
+        let now = Instant::from_secs(1);
+        for held in [4u16, SCAN_PIECES as u16 + 4] {
+            let mut d = Defrag::new(DefragConfig::default());
+            // Pieces of 16 bytes at 0, 16, ..., arriving from the end.
+            for k in (0..held).rev() {
+                let data = if k == 0 {
+                    udp_start(16)
+                } else {
+                    vec![k as u8; 16]
+                };
+                let o = d.push(now, frag(1, 1, k * 16, true, &data), 0);
+                assert!(matches!(o, Outcome::Held), "{held}: {k}: {o:?}");
+            }
+            let dup = frag(1, 1, 32, true, &[2; 16]);
+            assert!(matches!(
+                d.push(now, dup, 0),
+                Outcome::Dropped("frag: duplicate")
+            ));
+            // Same place, other bytes: an overlap.
+            let other = frag(1, 1, 32, true, &[9; 16]);
+            assert!(matches!(
+                d.push(now, other, 0),
+                Outcome::Dropped("frag: overlap (RFC 5722)")
+            ));
+            // Straddling two pieces, and inside one, in fresh datagrams.
+            for (id, off, len) in [(2u16, 24u16, 16usize), (3, 40, 8)] {
+                for k in 0..held {
+                    let data = if k == 0 {
+                        udp_start(16)
+                    } else {
+                        vec![k as u8; 16]
+                    };
+                    d.push(now, frag(1, id, k * 16, true, &data), 0);
+                }
+                assert!(matches!(
+                    d.push(now, frag(1, id, off, true, &vec![0; len]), 0),
+                    Outcome::Dropped("frag: overlap (RFC 5722)")
+                ));
+            }
+            // Just after the last piece: no overlap, and the datagram completes.
+            for k in (0..held).rev() {
+                let data = if k == 0 {
+                    udp_start(16)
+                } else {
+                    vec![k as u8; 16]
+                };
+                d.push(now, frag(1, 4, k * 16, true, &data), 0);
+            }
+            match d.push(now, frag(1, 4, held * 16, false, &[7; 3]), 0) {
+                Outcome::Complete(dg) => {
+                    assert_eq!(dg.clone.len(), 20 + usize::from(held) * 16 + 3);
+                    assert_eq!(dg.first, usize::from(held) - 1, "arrival order kept");
+                }
+                o => panic!("{held}: {o:?}"),
             }
         }
     }
