@@ -1347,8 +1347,11 @@ impl Engine {
     ) {
         let (src0, dst0, sport0, dport0) = f.before;
         let mtu = self.ifaces[egress].mtu;
-        let mut out = Vec::with_capacity(f.fragments.len());
-        for (i, mut frag) in f.fragments.into_iter().enumerate() {
+        let mut frags = f.fragments;
+        // Rewritten in place; only a datagram with a fragment to split needs a second list.
+        let mut split: Option<Vec<PacketBuf>> = None;
+        for i in 0..frags.len() {
+            let frag = &mut frags[i];
             let first = i == f.first;
             set_ttl(frag.as_mut_slice(), meta.ttl);
             let Some(l4_off) = fragment_l4_offset(frag.as_slice()) else {
@@ -1387,23 +1390,32 @@ impl Engine {
                 );
             }
             if frag.len() <= mtu {
-                out.push(frag);
+                if let Some(out) = &mut split {
+                    out.push(std::mem::replace(frag, PacketBuf::from_vec(Vec::new())));
+                }
                 continue;
             }
             // IPv4 without DF: split further on 8-byte boundaries (anything else is refused).
-            match fragment_v4(frag.as_slice(), mtu) {
-                Some(parts) => out.extend(parts),
-                None => {
-                    return self.count_drop_hook(
-                        "ip: cannot fragment",
-                        Hook::Postrouting,
-                        meta,
-                        ingress,
-                    )
-                }
-            }
+            let Some(parts) = fragment_v4(frag.as_slice(), mtu) else {
+                return self.count_drop_hook(
+                    "ip: cannot fragment",
+                    Hook::Postrouting,
+                    meta,
+                    ingress,
+                );
+            };
+            let out = split.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(frags.len() + parts.len());
+                v.extend(
+                    frags[..i]
+                        .iter_mut()
+                        .map(|p| std::mem::replace(p, PacketBuf::from_vec(Vec::new()))),
+                );
+                v
+            });
+            out.extend(parts);
         }
-        for p in out {
+        for p in split.unwrap_or(frags) {
             self.transmit(egress, via.unwrap_or(meta.dst), p, meta, ingress);
         }
     }
