@@ -113,7 +113,9 @@ pub struct DefragSettings {
     /// Limits handed to the reassembly module.
     pub limits: l3proto::defrag::DefragConfig,
     /// Send ICMP Time Exceeded (code 1) when a datagram whose first fragment
-    /// arrived times out. Off by default: a transit router stays silent.
+    /// arrived times out: ICMPv6 always, ICMP only for datagrams addressed to
+    /// the router (RFC 1122 §3.3.2 leaves it to the destination host). Off by
+    /// default: a transit router stays silent.
     pub time_exceeded: bool,
 }
 
@@ -563,6 +565,7 @@ impl Config {
                 }
             };
             let l = &mut defrag.limits;
+            const MAX_FRAGS: i64 = l3proto::defrag::MAX_LEGAL_FRAGMENTS as i64;
             if let Some(t) = num(&d.timeout, "timeout (seconds)", 1, 3600)? {
                 l.timeout = Duration::from_secs(t as u64);
             }
@@ -573,7 +576,7 @@ impl Config {
             l.max_datagrams =
                 num(&d.max_datagrams, "max_datagrams", 1, 1 << 20)?.unwrap_or(l.max_datagrams);
             l.max_fragments =
-                num(&d.max_fragments, "max_fragments", 2, 8192)?.unwrap_or(l.max_fragments);
+                num(&d.max_fragments, "max_fragments", 2, MAX_FRAGS)?.unwrap_or(l.max_fragments);
             l.per_source = num(&d.per_source, "per_source", 1, 1 << 20)?.unwrap_or(l.per_source);
             if l.mem_low > l.mem_high {
                 let at = d.memory_low.as_ref().or(d.memory_high.as_ref());

@@ -983,7 +983,9 @@ impl Engine {
         // original fragments are forwarded at the end (`forward_fragments`).
         if meta.frag != Frag::None {
             let describe = meta.describe();
-            match self.defrag.push(now, pkt, ingress) {
+            let outcome = self.defrag.push(now, pkt, ingress);
+            self.defrag_aftermath(now);
+            match outcome {
                 Outcome::Held => return,
                 Outcome::Dropped(why) => {
                     self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), describe);
@@ -1228,8 +1230,29 @@ impl Engine {
             );
         }
         let mtu = self.ifaces[route.iface].mtu;
-        // A reassembled clone is never sent: its fragments are checked one by one.
-        if self.wire_len(meta.len) > mtu && self.frag_pending.is_none() {
+        if let Some(f) = &self.frag_pending {
+            // A reassembled clone is never sent, its fragments are; the datagram's fate is
+            // one. A fragment over the MTU that may not be split (IPv6, IPv4 with DF) refuses
+            // the whole datagram, with one error quoting its first fragment as it arrived.
+            let v4 = meta.family == Family::V4;
+            let unsplittable =
+                |p: &PacketBuf| !v4 || p.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
+            if f.fragments.iter().any(|p| p.len() > mtu && unsplittable(p)) {
+                let f = self.frag_pending.take();
+                if let Some(first) = f.as_ref().and_then(|f| f.fragments.get(f.first)) {
+                    if let Ok(fm) = Meta::of(first.as_slice()) {
+                        let (t, c) = if v4 { (3, 4) } else { (2, 0) };
+                        self.send_icmp_error(first, &fm, ingress, t, c, mtu as u32);
+                    }
+                }
+                return self.count_drop_hook(
+                    "ip: packet too big",
+                    Hook::Prerouting,
+                    &meta,
+                    Some(ingress),
+                );
+            }
+        } else if self.wire_len(meta.len) > mtu {
             let df =
                 meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
             if df {
@@ -1362,11 +1385,14 @@ impl Engine {
         self.transmit(egress, via.unwrap_or(meta.dst), pkt, &meta, ingress);
     }
 
-    /// Sends the original fragments of an accepted datagram: TTL/hop limit
-    /// decremented, NAT written into every fragment (addresses) and into the
-    /// first (the L4 header and its checksum, which covers the whole
-    /// datagram, so an incremental fix is exact), each checked against the
-    /// egress MTU on its own.
+    /// Sends the original fragments of an accepted datagram: the clone's TTL/hop limit
+    /// written into each (the forwarding decision was the datagram's), NAT written into every
+    /// fragment (addresses) and into the first (the L4 header and its checksum, which covers
+    /// the whole datagram, so an incremental fix is exact), IPv4 fragments without DF above
+    /// the egress MTU split further (`pipeline` refused the datagram if any other was above).
+    ///
+    /// The datagram's fate is one: every fragment is prepared before any leaves, so either all
+    /// of it goes or none (a part could never be reassembled).
     fn forward_fragments(
         &mut self,
         f: FragPending,
@@ -1377,20 +1403,20 @@ impl Engine {
     ) {
         let (src0, dst0, sport0, dport0) = f.before;
         let mtu = self.ifaces[egress].mtu;
-        for (i, mut frag) in f.fragments.into_iter().enumerate() {
+        let mut frags = f.fragments;
+        // Rewritten in place; only a datagram with a fragment to split needs a second list.
+        let mut split: Option<Vec<PacketBuf>> = None;
+        for i in 0..frags.len() {
+            let frag = &mut frags[i];
             let first = i == f.first;
-            decrement_ttl(frag.as_mut_slice());
-            let l4_off = match fragment_l4_offset(frag.as_slice()) {
-                Some(o) => o,
-                None => {
-                    self.count_drop_hook(
-                        "frag: unreadable fragment",
-                        Hook::Postrouting,
-                        meta,
-                        ingress,
-                    );
-                    continue;
-                }
+            set_ttl(frag.as_mut_slice(), meta.ttl);
+            let Some(l4_off) = fragment_l4_offset(frag.as_slice()) else {
+                return self.count_drop_hook(
+                    "frag: unreadable fragment",
+                    Hook::Postrouting,
+                    meta,
+                    ingress,
+                );
             };
             let mut ok = true;
             for (manip, was, now_a, was_p, now_p) in [
@@ -1412,39 +1438,41 @@ impl Engine {
                 }
             }
             if !ok {
-                self.count_drop_hook("nat: cannot rewrite", Hook::Postrouting, meta, ingress);
-                continue;
+                return self.count_drop_hook(
+                    "nat: cannot rewrite",
+                    Hook::Postrouting,
+                    meta,
+                    ingress,
+                );
             }
-            if frag.len() > mtu {
-                let v4 = meta.family == Family::V4;
-                let df = !v4 || frag.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
-                if df {
-                    if let Some(i) = ingress {
-                        let (t, c) = if v4 { (3, 4) } else { (2, 0) };
-                        if let Ok(fm) = Meta::of(frag.as_slice()) {
-                            self.send_icmp_error(&frag, &fm, i, t, c, mtu as u32);
-                        }
-                    }
-                    self.count_drop_hook("ip: packet too big", Hook::Postrouting, meta, ingress);
-                    continue;
-                }
-                // IPv4 without DF: split further on 8-byte boundaries.
-                match fragment_v4(frag.as_slice(), mtu) {
-                    Some(parts) => {
-                        for p in parts {
-                            self.transmit(egress, via.unwrap_or(meta.dst), p, meta, ingress);
-                        }
-                    }
-                    None => self.count_drop_hook(
-                        "ip: cannot fragment",
-                        Hook::Postrouting,
-                        meta,
-                        ingress,
-                    ),
+            if frag.len() <= mtu {
+                if let Some(out) = &mut split {
+                    out.push(std::mem::replace(frag, PacketBuf::from_vec(Vec::new())));
                 }
                 continue;
             }
-            self.transmit(egress, via.unwrap_or(meta.dst), frag, meta, ingress);
+            // IPv4 without DF: split further on 8-byte boundaries (anything else is refused).
+            let Some(parts) = fragment_v4(frag.as_slice(), mtu) else {
+                return self.count_drop_hook(
+                    "ip: cannot fragment",
+                    Hook::Postrouting,
+                    meta,
+                    ingress,
+                );
+            };
+            let out = split.get_or_insert_with(|| {
+                let mut v = Vec::with_capacity(frags.len() + parts.len());
+                v.extend(
+                    frags[..i]
+                        .iter_mut()
+                        .map(|p| std::mem::replace(p, PacketBuf::from_vec(Vec::new()))),
+                );
+                v
+            });
+            out.extend(parts);
+        }
+        for p in split.unwrap_or(frags) {
+            self.transmit(egress, via.unwrap_or(meta.dst), p, meta, ingress);
         }
     }
 
@@ -2576,16 +2604,7 @@ impl Engine {
             self.ct.gc(now);
             self.next_gc = now + GC_INTERVAL;
         }
-        for e in self.defrag.expire(now) {
-            self.drops.add("frag: reassembly timeout");
-            if let (true, Some((first, ingress))) = (self.defrag_time_exceeded, e.first) {
-                if let Ok(m) = Meta::of(first.as_slice()) {
-                    // Code 1: fragment reassembly time exceeded.
-                    let t = if m.family == Family::V4 { 11 } else { 3 };
-                    self.send_icmp_error(&first, &m, ingress, t, 1, 0);
-                }
-            }
-        }
+        self.defrag_aftermath(now);
         // A full pass, so far less often; lookups check expiry themselves.
         if self.nat_cfg.udp_eim && now >= self.next_eim_gc {
             self.eim.gc(now);
@@ -2593,9 +2612,43 @@ impl Engine {
         }
     }
 
-    /// When `handle_timeout` should be called next.
+    /// Counts the held fragments reassembly dropped with their datagrams, and gives up the
+    /// datagrams past their deadline (found by a fragment or by `now`).
+    fn defrag_aftermath(&mut self, now: Instant) {
+        let drops = &mut self.drops;
+        self.defrag
+            .take_dropped(|why, n| drops.add_n(why, n as u64));
+        if !self.defrag.has_expired() && self.defrag.poll_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        for e in self.defrag.expire(now) {
+            self.drops.add("frag: reassembly timeout");
+            let Some((first, ingress)) = e.first.filter(|_| self.defrag_time_exceeded) else {
+                continue;
+            };
+            let Ok(m) = Meta::of(first.as_slice()) else {
+                continue;
+            };
+            // Code 1: fragment reassembly time exceeded. IPv4 leaves it to the destination
+            // host (RFC 1122 §3.3.2), which a router forwarding the fragments is not, unless
+            // they were for the router itself (Linux's conntrack reassembly does the same).
+            let t = match m.family {
+                Family::V4 if !self.is_local(&m.dst) => continue,
+                Family::V4 => 11,
+                Family::V6 => 3,
+            };
+            self.send_icmp_error(&first, &m, ingress, t, 1, 0);
+        }
+    }
+
+    /// When `handle_timeout` should be called next: the next sweep, or sooner the deadline of
+    /// a datagram in reassembly.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_gc)
+        Some(
+            self.defrag
+                .poll_timeout()
+                .map_or(self.next_gc, |t| t.min(self.next_gc)),
+        )
     }
 
     /// The next packet to send.
@@ -2923,6 +2976,30 @@ fn decrement_ttl(p: &mut [u8]) {
         Some(6) => {
             if let Some(h) = p.get_mut(..40) {
                 h[7] = h[7].saturating_sub(1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Sets the TTL (IPv4, checksum updated incrementally) or hop limit (IPv6) to `ttl`.
+fn set_ttl(p: &mut [u8], ttl: u8) {
+    match p.first().map(|b| b >> 4) {
+        Some(4) => {
+            if let Some(h) = p.get_mut(..20) {
+                let old = u16::from_be_bytes([h[8], h[9]]);
+                h[8] = ttl;
+                let ck = wire::checksum::update16(
+                    u16::from_be_bytes([h[10], h[11]]),
+                    old,
+                    u16::from_be_bytes([h[8], h[9]]),
+                );
+                h[10..12].copy_from_slice(&ck.to_be_bytes());
+            }
+        }
+        Some(6) => {
+            if let Some(h) = p.get_mut(7) {
+                *h = ttl;
             }
         }
         _ => {}

@@ -14,9 +14,10 @@
 //!   where the connection is created. At confirm the shard publishes both tuples
 //!   (insert-if-absent), and the table's remove hook withdraws them when the connection
 //!   ends, whatever the reason;
-//! * a fragment carries no ports, so fragments go to a shard chosen by addresses and
-//!   protocol, which reassembles them and hands the datagram ([`Handoff`]) to the shard of
-//!   its flow if that is another one.
+//! * a fragment carries no ports, so fragments go to a shard chosen by their datagram's
+//!   reassembly key (addresses and identification, and for IPv4 the protocol: what every
+//!   fragment of the datagram shares), which reassembles them and hands the datagram
+//!   ([`Handoff`]) to the shard of its flow if that is another one.
 //!
 //! Publishing is also what keeps NAT choices unique across shards: a NAT candidate that any
 //! shard published is taken, and two shards that raced for one tuple are told apart at
@@ -238,7 +239,8 @@ pub enum SteerKey {
     /// The conntrack tuple of its flow (zone 0; for an ICMP error, the connection's tuple
     /// in the error's direction).
     Flow(Tuple),
-    /// A fragment: a symmetric hash of its addresses and protocol.
+    /// A fragment: a keyed hash of its datagram's reassembly key
+    /// ([`l3proto::defrag::key_of`]).
     Fragment(u64),
     /// Creates no connection state (ICMPv6 ND/MLD, or unparseable: it will be dropped).
     Stateless,
@@ -267,10 +269,17 @@ impl Steer {
             return SteerKey::Stateless;
         };
         if l3.frag != Frag::None {
-            let (a, b) = (addr_word(&l3.src), addr_word(&l3.dst));
-            return SteerKey::Fragment(
-                mix(self.seed ^ u64::from(l3.proto)) ^ mix(a.min(b)) ^ mix(a.max(b)).rotate_left(1),
-            );
+            // Reassembly's own key, and nothing else: the fragments of a datagram may differ
+            // in anything it leaves out (an IPv6 fragment's Next Header, the headers after
+            // the first one's Fragment header), and must all reach one shard.
+            return match l3proto::defrag::key_of(pkt) {
+                Some(k) => {
+                    let h = mix(self.seed ^ addr_word(&k.src));
+                    let h = mix(h ^ addr_word(&k.dst));
+                    SteerKey::Fragment(mix(h ^ (u64::from(k.id) << 8 | u64::from(k.proto))))
+                }
+                None => SteerKey::Stateless,
+            };
         }
         let p = L4Packet {
             family: l3.family,

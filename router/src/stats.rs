@@ -13,6 +13,11 @@ impl DropCounters {
         *self.0.entry(reason).or_insert(0) += 1;
     }
 
+    /// Counts `n` drops for `reason`.
+    pub fn add_n(&mut self, reason: &'static str, n: u64) {
+        *self.0.entry(reason).or_insert(0) += n;
+    }
+
     /// The count for `reason`.
     pub fn get(&self, reason: &str) -> u64 {
         self.0.get(reason).copied().unwrap_or(0)

@@ -650,3 +650,112 @@ COMMIT
     assert_eq!(set.directory().len(), 0, "gone with the last connection");
     assert_eq!(set.owner(&q), None);
 }
+
+/// IPv6 fragments of `whole` (a packet without extension headers) cut at `cuts` of its
+/// fragmentable part, which is `after` (an extension header whose first byte is patched to
+/// name the upper layer) and then the upper layer. `next[k]` is the Next Header of fragment
+/// `k`'s Fragment header.
+fn frag6_after(
+    whole: &[u8],
+    cuts: &[(usize, usize)],
+    id: u32,
+    after: &[u8],
+    next: &[u8],
+) -> Vec<Vec<u8>> {
+    let mut body = after.to_vec();
+    if let Some(b) = body.first_mut() {
+        *b = whole[6];
+    }
+    body.extend_from_slice(&whole[40..]);
+    cuts.iter()
+        .zip(next)
+        .map(|(&(off, len), &nh)| {
+            let end = (off + len).min(body.len());
+            let mut p = whole[..40].to_vec();
+            p[6] = 44;
+            p.extend_from_slice(&[nh, 0]);
+            p.extend_from_slice(&((off as u16) | u16::from(end < body.len())).to_be_bytes());
+            p.extend_from_slice(&id.to_be_bytes());
+            p.extend_from_slice(&body[off..end]);
+            let plen = (p.len() - 40) as u16;
+            p[4..6].copy_from_slice(&plen.to_be_bytes());
+            p
+        })
+        .collect()
+}
+
+/// Issue 15 item 1: the fragments of one datagram go to one shard whatever differs between
+/// them (RFC 8200 §4.5: only the first fragment's Next Header counts; a Destination Options
+/// header may follow the Fragment header), for every hash seed and shard count, and the
+/// datagram leaves whole whichever workers read its fragments.
+#[test]
+fn every_fragment_of_a_datagram_reaches_one_shard_whatever_the_seed() {
+    let cfg = r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+[conntrack]
+max = 256
+"#;
+    let cfg = Config::parse(cfg, "t.toml", Path::new(".")).unwrap();
+    let payload: Vec<u8> = (0..1200).map(|k| (k * 5) as u8).collect();
+    let whole = udp("2001:db8:1::2", 41000, "2001:db8:2::9", 9000, &payload);
+    let cuts = [(0, 400), (400, 400), (800, 416)];
+    let dest = [0, 0, 1, 4, 0, 0, 0, 0];
+    let whole4 = udp("192.0.2.2", 41000, SERVER, 9000, &payload);
+    for seed in 0..48u64 {
+        for n in [2, 3, 4] {
+            let set = ShardSet::new(&cfg, seed, n).unwrap();
+            let id = seed as u32 * 8 + n as u32;
+            let datagrams = [
+                // A Destination Options header after the Fragment header, in the first fragment.
+                frag6_after(&whole, &cuts, id, &dest, &[60, 60, 60]),
+                // Next Header values that differ between fragments.
+                frag6_after(&whole, &cuts, id + 1, &[], &[17, 6, 58]),
+                // IPv4: fragments differing in TTL, TOS and DF.
+                frag4(&whole4, &[(0, 400), (400, 400), (800, 408)], id as u16)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, mut p)| {
+                        p[1] = k as u8 * 4;
+                        p[6] |= if k == 1 { 0x40 } else { 0 };
+                        p[8] = 64 - k as u8;
+                        p[10] = 0;
+                        p[11] = 0;
+                        let ck = wire::checksum::data(&p[..20]);
+                        p[10..12].copy_from_slice(&ck.to_be_bytes());
+                        p
+                    })
+                    .collect(),
+            ];
+            for (d, frags) in datagrams.iter().enumerate() {
+                let owners: Vec<Option<usize>> = frags.iter().map(|f| set.owner(f)).collect();
+                assert!(
+                    owners.iter().all(|o| o.is_some() && *o == owners[0]),
+                    "seed {seed}, {n} shards, datagram {d}: owners {owners:?}"
+                );
+                // Each fragment read by another worker: all three leave.
+                let mut out = 0;
+                for (k, f) in frags.iter().enumerate() {
+                    let home = (k + seed as usize) % n;
+                    out += on(&feed(&set, home, t(1), &[(LAN, f.clone())]), WAN).len();
+                }
+                assert_eq!(out, 3, "seed {seed}, {n} shards, datagram {d}");
+            }
+            // Nothing is left waiting to time out, in any shard.
+            for home in 0..n {
+                feed(&set, home, t(70), &[]);
+            }
+            assert!(
+                !set.ct_stats().contains("reassembly timeout"),
+                "{}",
+                set.ct_stats()
+            );
+        }
+    }
+}

@@ -367,10 +367,13 @@ fn timeout_discards_and_optionally_reports_time_exceeded() {
     let f = frag4(&w, &CUTS3, 11);
     let w6 = big_udp(C6, S6, 150);
     let f6 = frag6(&w6, &CUTS3, 12, &[]);
+    // A datagram for the router itself: there it is the destination host.
+    let local = frag4(&big_udp(C, "192.0.2.1", 150), &CUTS3, 13);
     let arr = [
         at("lan0", 0.0, f[0].clone()),
         at("lan0", 0.0, f6[0].clone()),
         at("lan0", 0.0, f6[2].clone()),
+        at("lan0", 0.0, local[0].clone()),
         // The missing piece arrives too late.
         at("lan0", 61.0, f[1].clone()),
         at("lan0", 61.0, f[2].clone()),
@@ -393,8 +396,10 @@ fn timeout_discards_and_optionally_reports_time_exceeded() {
     );
     let out = loud.run(&arr, Some(70.0));
     let back = out.on("lan0");
-    // v4: type 11 code 1; v6: type 3 code 1; the later datagram from t=61
-    // (no first fragment) times out silently.
+    // v6: type 3 code 1. v4: type 11 code 1 only for the datagram addressed to
+    // the router (RFC 1122 §3.3.2: the destination host's; a router forwarding
+    // the fragments says nothing, as Linux's conntrack reassembly). The later
+    // datagram from t=61 (no first fragment) times out silently.
     let kinds: Vec<(u8, u8)> = back
         .iter()
         .map(|p| {
@@ -410,6 +415,8 @@ fn timeout_discards_and_optionally_reports_time_exceeded() {
         kinds.contains(&(11, 1)) && kinds.contains(&(3, 1)),
         "{kinds:?}"
     );
+    let v4 = back.iter().find(|p| p[0] >> 4 == 4).unwrap();
+    assert_eq!(&v4[28..48], &local[0][..20], "about the local datagram");
 }
 
 #[test]
@@ -425,13 +432,20 @@ fn queue_exhaustion_by_one_source_does_not_starve_another() {
     for p in frag4(&other, &CUTS3, 100) {
         arr.push(at("lan0", 0.5, p));
     }
+    // At its limit, a source gives up its own oldest datagram rather than
+    // being refused until they time out: its two latest still complete.
+    for id in [108, 109] {
+        for p in &frag4(&w, &CUTS3, id)[1..] {
+            arr.push(at("lan0", 0.6, p.clone()));
+        }
+    }
     let out = sc.run(&arr, None);
     assert_eq!(
         out.on("wan0").len(),
-        3,
-        "the other source's datagram passes"
+        9,
+        "the other source's datagram passes, and the first source's last two"
     );
-    assert_eq!(out.events_with(&["frag: per-source limit"]).len(), 8);
+    assert_eq!(dropped(&out, "frag: evicted"), 8, "{}", out.stats);
 }
 
 #[test]
@@ -454,9 +468,9 @@ fn bad_defrag_settings_are_rejected_with_their_position() {
 
 #[test]
 fn fragments_larger_than_the_egress_mtu() {
-    // wan0 MTU 576: a 1500-byte IPv4 fragment without DF is split further on
-    // 8-byte boundaries; with DF it gets Fragmentation Needed; an IPv6
-    // fragment gets Packet Too Big.
+    // wan0 MTU 1280: a 1500-byte IPv4 fragment without DF is split further on
+    // 8-byte boundaries; with DF its datagram gets Fragmentation Needed; an
+    // IPv6 datagram with a fragment over the MTU gets Packet Too Big.
     let cfg = config("").replace(
         "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
         "mtu = 1280\naddresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
@@ -501,13 +515,12 @@ fn fragments_larger_than_the_egress_mtu() {
             (21, 0, true, 1256),
             (21, 1256, true, 224),
             (21, 1480, false, 528),
-            // The DF datagram's second fragment fits and goes.
-            (22, 1480, false, 528),
         ]
     );
-    // DF: the first fragment is refused with Fragmentation Needed (MTU 1280);
-    // the second fits and goes. IPv6: Packet Too Big for the big fragment.
-    assert_eq!(sent.iter().filter(|p| p[0] >> 4 == 6).count(), 1);
+    // DF: the first fragment is too big, so the datagram is refused whole with
+    // Fragmentation Needed (MTU 1280), though its second fragment would fit.
+    // IPv6: Packet Too Big, and nothing of the datagram leaves.
+    assert_eq!(sent.iter().filter(|p| p[0] >> 4 == 6).count(), 0);
     let back = out.on("lan0");
     let errors: Vec<(u8, u8, u32)> = back
         .iter()
@@ -602,4 +615,266 @@ COMMIT
         .collect();
     assert!(icmp.contains(&(0, 0)), "echo reply: {icmp:?}");
     assert!(icmp.contains(&(3, 3)), "port unreachable: {icmp:?}");
+}
+
+/// The count of a drop reason in the final statistics.
+fn dropped(out: &SimOutput, reason: &str) -> u64 {
+    out.stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("drop reason=\"{reason}\" count=")))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// `p` with its ECN field set to `ecn` (IPv4 header checksum fixed).
+fn with_ecn(p: &[u8], ecn: u8) -> Vec<u8> {
+    let mut p = p.to_vec();
+    if p[0] >> 4 == 4 {
+        p[1] = (p[1] & !3) | ecn;
+        p[10] = 0;
+        p[11] = 0;
+        let ck = checksum::data(&p[..20]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+    } else {
+        p[1] = (p[1] & !0x30) | ecn << 4;
+    }
+    p
+}
+
+/// `p` with its TTL or hop limit set to `ttl`.
+fn with_ttl(p: &[u8], ttl: u8) -> Vec<u8> {
+    let mut p = p.to_vec();
+    if p[0] >> 4 == 4 {
+        p[8] = ttl;
+        p[10] = 0;
+        p[11] = 0;
+        let ck = checksum::data(&p[..20]);
+        p[10..12].copy_from_slice(&ck.to_be_bytes());
+    } else {
+        p[7] = ttl;
+    }
+    p
+}
+
+/// Issue 15 item 2: RFC 3168 §5.3. Not-ECT beside ECT drops the datagram (counted); CE
+/// beside ECT is a valid datagram, and its fragments leave as they came (the destination's
+/// reassembly carries the CE into the whole).
+#[test]
+fn ecn_not_ect_mixed_with_ect_drops_the_datagram_and_ce_fragments_pass_unchanged() {
+    let f4 = frag4(&big_udp(C, S, 150), &CUTS3, 61);
+    let f6 = frag6(&big_udp(C6, S6, 150), &CUTS3, 62, &[]);
+    let g4 = frag4(&big_udp(C, S, 150), &CUTS3, 63);
+    let g6 = frag6(&big_udp(C6, S6, 150), &CUTS3, 64, &[]);
+    let mut arr = Vec::new();
+    // Not-ECT, ECT(0), Not-ECT; then ECT(0), CE, ECT(1).
+    for (f, ecns) in [
+        (&f4, [0, 2, 0]),
+        (&f6, [0, 2, 0]),
+        (&g4, [2, 3, 1]),
+        (&g6, [2, 3, 1]),
+    ] {
+        for (p, e) in f.iter().zip(ecns) {
+            arr.push(at("lan0", arr.len() as f64 * 0.01, with_ecn(p, e)));
+        }
+    }
+    let sc = Scenario::gateway("defrag-ecn", FILTER, FILTER6);
+    let out = sc.run(&arr, None);
+    let want: Vec<Vec<u8>> = arr[6..].iter().map(|a| hop(&a.packet)).collect();
+    assert_eq!(out.on("wan0"), want);
+    assert_eq!(out.events_with(&["RFC 3168"]).len(), 2, "{:#?}", out.events);
+    // Each dropped datagram's three fragments are counted.
+    assert_eq!(
+        dropped(&out, "frag: Not-ECT mixed with ECT or CE (RFC 3168)"),
+        6,
+        "{}",
+        out.stats
+    );
+}
+
+/// Issue 15 item 3: a datagram with a fragment above the egress MTU that may not be split
+/// (IPv6, or IPv4 with DF) is refused whole, with one error that quotes its first fragment
+/// as it arrived; behind masquerade the error still reaches the sender.
+#[test]
+fn the_egress_mtu_decides_for_the_whole_datagram_and_the_error_quotes_it_as_it_arrived() {
+    let cfg = config("").replace(
+        "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+        "mtu = 1280\naddresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+    );
+    let rules6 = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o wan0 -j MASQUERADE\nCOMMIT\n".to_string() + FILTER6;
+    let sc = Scenario::with_config("defrag-mtu-whole", &cfg, &masq_rules(), &rules6);
+    let w = big_udp(C, S, 2000);
+    // The big fragment arrives last: nothing may have left before it.
+    let mut df = frag4(&w, &[(0, 1480), (1480, 600)], 22);
+    for p in &mut df {
+        p[6] |= 0x40;
+        *p = with_ttl(p, 64);
+    }
+    let f6 = frag6(&big_udp(C6, S6, 2000), &[(0, 1400), (1400, 700)], 23, &[]);
+    let arr = vec![
+        at("lan0", 0.0, df[1].clone()),
+        at("lan0", 0.0, df[0].clone()),
+        at("lan0", 1.0, f6[1].clone()),
+        at("lan0", 1.0, f6[0].clone()),
+    ];
+    let out = sc.run(&arr, None);
+    assert!(out.on("wan0").is_empty(), "no fragment of either leaves");
+    let back = out.on("lan0");
+    assert_eq!(back.len(), 2, "one error per datagram");
+    for (e, first) in back.iter().zip([&df[0], &f6[0]]) {
+        let (ty, code, quote_at, sender) = if e[0] >> 4 == 4 {
+            (e[20], e[21], 28, C)
+        } else {
+            (e[40], e[41], 48, C6)
+        };
+        assert_eq!((ty, code), if e[0] >> 4 == 4 { (3, 4) } else { (2, 0) });
+        let rest = u32::from_be_bytes(e[quote_at - 4..quote_at].try_into().unwrap());
+        assert_eq!(rest & 0xffff, 1280, "the egress MTU");
+        // To the sender, quoting its first fragment byte for byte: TTL or hop limit not
+        // decremented, addresses not translated.
+        let dst = if e[0] >> 4 == 4 {
+            std::net::IpAddr::from(<[u8; 4]>::try_from(&e[16..20]).unwrap())
+        } else {
+            std::net::IpAddr::from(<[u8; 16]>::try_from(&e[24..40]).unwrap())
+        };
+        assert_eq!(dst, sender.parse::<std::net::IpAddr>().unwrap());
+        let quote = &e[quote_at..];
+        assert!(quote.len() >= 28, "{}", quote.len());
+        assert_eq!(quote, &first[..quote.len()]);
+    }
+    assert_eq!(dropped(&out, "ip: packet too big"), 2, "{}", out.stats);
+    // Refused before FORWARD, as the kernel's forwarding MTU check: no connection stays.
+    assert!(out.conntrack.is_empty(), "{}", out.conntrack);
+}
+
+/// Sibling of issue 15 item 3: the TTL decision is taken once, on the datagram (its first
+/// fragment's TTL), and every fragment leaves with that TTL; a later fragment that came
+/// with TTL 1 does not leave with 0.
+#[test]
+fn every_fragment_leaves_with_the_datagrams_ttl() {
+    let f4 = frag4(&big_udp(C, S, 150), &CUTS3, 71);
+    let f6 = frag6(&big_udp(C6, S6, 150), &CUTS3, 72, &[]);
+    let mut arr = Vec::new();
+    for f in [&f4, &f6] {
+        for (p, ttl) in f.iter().zip([64, 1, 200]) {
+            arr.push(at("lan0", arr.len() as f64 * 0.01, with_ttl(p, ttl)));
+        }
+    }
+    let sc = Scenario::gateway("defrag-ttl", FILTER, FILTER6);
+    let out = sc.run(&arr, None);
+    let want: Vec<Vec<u8>> = arr.iter().map(|a| with_ttl(&a.packet, 63)).collect();
+    assert_eq!(out.on("wan0"), want);
+}
+
+/// Issue 15 item 4: ten thousand first fragments from as many sources, never completed,
+/// do not keep well-behaved senders' datagrams out of reassembly.
+#[test]
+fn a_flood_of_incomplete_datagrams_from_many_sources_does_not_block_reassembly() {
+    let sc = Scenario::gateway("defrag-flood", FILTER, FILTER6);
+    let mut arr = Vec::new();
+    let mut good = Vec::new();
+    for i in 0..10_000u32 {
+        let t = f64::from(i) * 0.0001;
+        let src = format!("2001:db8:1::1:{:x}", i + 1);
+        let w = big_udp(&src, S6, 1300);
+        let first = frag6(&w, &[(0, 1232)], i, &[]).remove(0);
+        arr.push(at("lan0", t, first));
+        if i % 1000 == 999 {
+            // Well-behaved senders, their fragments interleaved with the flood's.
+            let f4 = frag4(&big_udp(C, S, 150), &CUTS3, i as u16);
+            let f6 = frag6(&big_udp(C6, S6, 150), &CUTS3, i, &[]);
+            for k in 0..3 {
+                arr.push(at("lan0", t + 0.00001 * k as f64, f4[k].clone()));
+                arr.push(at("lan0", t + 0.00001 * k as f64, f6[k].clone()));
+                good.push(hop(&f4[k]));
+                good.push(hop(&f6[k]));
+            }
+        }
+    }
+    let out = sc.run(&arr, None);
+    let sent = out.on("wan0");
+    assert_eq!(
+        sent.len(),
+        good.len(),
+        "every well-behaved datagram is forwarded"
+    );
+    for g in &good {
+        assert!(sent.contains(g));
+    }
+    assert_eq!(out.events_with(&["too many datagrams"]).len(), 0);
+    assert!(
+        dropped(&out, "frag: evicted") >= 10_000 - 1024,
+        "{}",
+        out.stats
+    );
+}
+
+/// Issue 15 item 5: a datagram whose deadline passed owes its Time Exceeded when its next
+/// fragment arrives, even before the sweep has found it.
+#[test]
+fn a_fragment_past_the_deadline_expires_its_datagram_with_its_time_exceeded() {
+    let f6 = frag6(&big_udp(C6, S6, 150), &CUTS3, 81, &[]);
+    let cfg = config("[defrag]\ntime_exceeded = true\ntimeout = 30\n");
+    let sc = Scenario::with_config("defrag-deadline", &cfg, FILTER, FILTER6);
+    let arr = [
+        // Sets the sweep's rhythm: every 100 ms from here.
+        at("lan0", 0.0, udp(C6, 1, S6, 2, b"tick")),
+        at("lan0", 0.05, f6[0].clone()),
+        // Past the deadline (30.05 s), before the next sweep (30.1 s).
+        at("lan0", 30.07, f6[1].clone()),
+    ];
+    let out = sc.run(&arr, Some(100.0));
+    let back = out.on("lan0");
+    assert_eq!(back.len(), 1, "{:#?}", out.events);
+    assert_eq!((back[0][40], back[0][41]), (3, 1));
+    assert_eq!(
+        &back[0][48..48 + 40],
+        &f6[0][..40],
+        "it quotes the first fragment"
+    );
+}
+
+/// Issue 15 item 5: the default admits a legal datagram of 155 fragments of 424 bytes.
+#[test]
+fn a_maximum_size_datagram_of_many_small_fragments_passes_with_the_defaults() {
+    // 155 IPv6 fragments of 424 bytes carry 376 bytes each: 58,280 bytes.
+    let w6 = big_udp(C6, S6, 155 * 376 - 8);
+    let cuts: Vec<(usize, usize)> = (0..155).map(|k| (k * 376, 376)).collect();
+    let f6 = frag6(&w6, &cuts, 91, &[]);
+    assert!(f6.iter().all(|p| p.len() == 424));
+    let w4 = big_udp(C, S, 155 * 400 - 8);
+    let cuts4: Vec<(usize, usize)> = (0..155).map(|k| (k * 400, 400)).collect();
+    let f4 = frag4(&w4, &cuts4, 92);
+    let mut arr: Vec<Arrival> = f6.iter().map(|p| at("lan0", 0.0, p.clone())).collect();
+    arr.extend(f4.iter().map(|p| at("lan0", 0.1, p.clone())));
+    let sc = Scenario::gateway("defrag-155", FILTER, FILTER6);
+    let out = sc.run(&arr, None);
+    assert_eq!(out.on("wan0").len(), 310, "{:#?}", out.events);
+}
+
+/// Issue 15 item 5: the fragments after a too-many-fragments drop are not "after an
+/// overlap".
+#[test]
+fn fragments_after_a_too_many_fragments_drop_say_so() {
+    let cfg = config("[defrag]\nmax_fragments = 4\n");
+    let sc = Scenario::with_config("defrag-toomany", &cfg, FILTER, FILTER6);
+    let w = big_udp(C, S, 200);
+    let cuts: Vec<(usize, usize)> = (0..6).map(|k| (k * 40, 40)).collect();
+    let f = frag4(&w, &cuts, 93);
+    let out = sc.run(
+        &f.iter()
+            .map(|p| at("lan0", 0.0, p.clone()))
+            .collect::<Vec<_>>(),
+        None,
+    );
+    assert!(out.on("wan0").is_empty());
+    assert_eq!(
+        out.events_with(&["too many fragments in a datagram"]).len(),
+        1
+    );
+    assert_eq!(
+        out.events_with(&["after an overlap"]).len(),
+        0,
+        "{:#?}",
+        out.events
+    );
+    assert_eq!(out.events_with(&["after too many fragments"]).len(), 1);
 }

@@ -53,6 +53,12 @@ impl PacketBuf {
         &mut self.storage[self.start..]
     }
 
+    /// Bytes the buffer takes (headroom and spare room included), for
+    /// memory budgets.
+    pub fn capacity(&self) -> usize {
+        self.storage.capacity()
+    }
+
     /// Length of the packet (headroom excluded).
     #[inline]
     pub fn len(&self) -> usize {
