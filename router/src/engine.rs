@@ -12,9 +12,11 @@
 //! ```
 
 use crate::config::{Config, IfaceKind};
+use crate::hooks::{HookTable, Stage};
 use crate::offload::Offload;
 use crate::route::{IfaceId, RouteTable};
 use crate::shard::ShardCtx;
+use crate::timer::{Timer, TimerTable};
 use crate::{local, stats::DropCounters, tcpmss};
 use conntrack::conn::{Conn, Status};
 use conntrack::event::Event as CtEvent;
@@ -111,9 +113,8 @@ pub struct TraceEvent {
     pub packet: String,
 }
 
-/// What travels with one packet through the hooks besides its bytes, as in
-/// the kernel's skb: the mark, the trace id once TRACE marked it, and the
-/// MSS that TCPMSS rules chose.
+/// The marks a packet picks up in the rule tables, as in the kernel's skb: the mark, the
+/// conntrack zone, the trace id once TRACE marked it, and the MSS that TCPMSS rules chose.
 #[derive(Debug, Clone, Copy, Default)]
 struct Skb {
     mark: u32,
@@ -121,6 +122,72 @@ struct Skb {
     zone: u16,
     trace: Option<u64>,
     mss: Option<u16>,
+}
+
+/// One packet on its way through the hooks: everything the stages read and write about it
+/// travels in this one value, never on the engine (quinn-proto keeps per-connection state
+/// the same way). A packet the router makes while another is in flight (an ICMP error, a
+/// RST) is a second `InFlight`, so nothing needs to be set aside and restored.
+struct InFlight {
+    pkt: PacketBuf,
+    meta: Meta,
+    /// The packet's connection, once the conntrack stage ran.
+    ct: Ct,
+    skb: Skb,
+    /// The raw table said NOTRACK / CT --notrack: conntrack skips it.
+    notrack: bool,
+    /// Interface it arrived on (`None`: made by the router).
+    ingress: Option<IfaceId>,
+    /// Interface and next hop the routing decision chose (`None` before it).
+    egress: Option<IfaceId>,
+    via: Option<IpAddr>,
+    /// The original fragments, when `pkt` is a reassembled clone (boxed: most packets are
+    /// whole, and this value is built for every one).
+    frag: Option<Box<FragPending>>,
+    /// The offload header it arrived with (`handle_packet_offload`).
+    offload: Option<Offload>,
+}
+
+impl InFlight {
+    /// A packet's state from its bytes, or why they are not an IP packet.
+    #[inline(always)]
+    fn parse(
+        pkt: PacketBuf,
+        ingress: Option<IfaceId>,
+    ) -> Result<InFlight, (conntrack::proto::L3Error, PacketBuf)> {
+        match Meta::of(pkt.as_slice()) {
+            Ok(meta) => Ok(InFlight::new(pkt, meta, ingress)),
+            Err(e) => Err((e, pkt)),
+        }
+    }
+
+    #[inline(always)]
+    fn new(pkt: PacketBuf, meta: Meta, ingress: Option<IfaceId>) -> InFlight {
+        InFlight {
+            pkt,
+            meta,
+            ct: Ct::Untracked,
+            skb: Skb::default(),
+            notrack: false,
+            ingress,
+            egress: None,
+            via: None,
+            frag: None,
+            offload: None,
+        }
+    }
+
+    /// Whether the L4 checksum is partial (offloaded).
+    fn partial_csum(&self) -> bool {
+        self.offload.is_some_and(|o| o.needs_csum)
+    }
+
+    /// The largest packet this one becomes on the wire: itself, or one segment of an
+    /// offloaded super-packet.
+    fn wire_len(&self) -> usize {
+        self.offload
+            .map_or(self.meta.len, |o| o.segment_len(self.meta.len))
+    }
 }
 
 impl Event {
@@ -591,7 +658,11 @@ pub struct Engine {
     invalid: DropCounters,
     /// Shared by all shards of a sharded router: the limit is the router's, as in Linux.
     icmp_limit: Arc<parking_lot::Mutex<TokenBucket>>,
-    next_gc: Instant,
+    /// Every deadline (see [`crate::timer`]).
+    timers: TimerTable,
+    /// The hook stage tables of each family, pruned to the tables its ruleset has.
+    hooks4: HookTable,
+    hooks6: HookTable,
     now: Instant,
     packets_in: u64,
     /// Offloaded super-packets handled (each counts once in `packets_in`).
@@ -609,21 +680,15 @@ pub struct Engine {
     /// Fragment reassembly (`[defrag]`).
     defrag: Defrag,
     defrag_time_exceeded: bool,
-    /// The original fragments of the datagram being processed, if it was
-    /// reassembled.
-    frag_pending: Option<FragPending>,
     /// RFC 4787 behaviour for UDP (`[nat]`).
     nat_cfg: crate::config::NatConfig,
     /// Endpoint-independent mappings (empty unless `nat_cfg.udp_eim`).
     /// Shared by all shards of a sharded router: a mapping holds whatever the destination.
     eim: Arc<SharedMappings>,
-    next_eim_gc: Instant,
     /// The last trace id given to a TRACEd packet.
     next_trace_id: u64,
     /// Scratch output of rule evaluation, kept between calls (see `run_table`).
     eval_out: Option<Box<rules::EvalOutput>>,
-    /// The offload header of the packet being handled (see `handle_packet_offload`).
-    offload: Option<Offload>,
     /// Scratch space of `handle_batch` (kept to avoid an allocation per batch).
     warm_tuples: Vec<Tuple>,
     /// Keeps the cache-warming reads observable so they are not optimised away.
@@ -697,6 +762,10 @@ impl Engine {
         for (k, v) in &config.conntrack.timeouts {
             timeouts.set(k, *v).map_err(EngineError::Config)?;
         }
+        let (hooks4, hooks6) = (
+            HookTable::for_ruleset(&rules4),
+            HookTable::for_ruleset(&rules6),
+        );
         let tcp = l4proto::TcpConfig {
             loose: config.conntrack.tcp_loose,
             be_liberal: config.conntrack.tcp_be_liberal,
@@ -731,7 +800,16 @@ impl Engine {
             drops: DropCounters::default(),
             invalid: DropCounters::default(),
             icmp_limit: Arc::new(parking_lot::Mutex::new(TokenBucket::icmp_errors())),
-            next_gc: Instant::ZERO,
+            timers: {
+                let mut t = TimerTable::default();
+                t.set(Timer::ConntrackGc, Instant::ZERO);
+                if config.nat.udp_eim {
+                    t.set(Timer::Mappings, Instant::ZERO);
+                }
+                t
+            },
+            hooks4,
+            hooks6,
             now: Instant::ZERO,
             packets_in: 0,
             gso_in: 0,
@@ -741,7 +819,6 @@ impl Engine {
             nat_salt: 0,
             next_trace_id: 0,
             eval_out: None,
-            offload: None,
             nat_secret: hash_seed.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15,
             warm_tuples: Vec::new(),
             warm_sink: 0,
@@ -750,10 +827,8 @@ impl Engine {
             panics: 0,
             defrag: Defrag::new(config.defrag.limits),
             defrag_time_exceeded: config.defrag.time_exceeded,
-            frag_pending: None,
             nat_cfg: config.nat,
             eim: Arc::new(SharedMappings::new(config.conntrack.max)),
-            next_eim_gc: Instant::ZERO,
         })
     }
 
@@ -847,9 +922,7 @@ impl Engine {
         if offload.is_gso() {
             self.gso_in += 1;
         }
-        self.offload = Some(offload);
-        self.handle_packet(now, ingress, pkt);
-        self.offload = None;
+        self.handle_guarded(now, ingress, pkt, Some(offload));
     }
 
     /// [`Engine::handle_batch`] for packets with offload headers.
@@ -882,41 +955,38 @@ impl Engine {
         }
     }
 
-    /// Whether the current packet's L4 checksum is partial (offloaded).
-    fn partial_csum(&self) -> bool {
-        self.offload.is_some_and(|o| o.needs_csum)
-    }
-
-    /// The largest packet the current one becomes on the wire: itself, or one segment of an
-    /// offloaded super-packet.
-    fn wire_len(&self, len: usize) -> usize {
-        self.offload.map_or(len, |o| o.segment_len(len))
-    }
-
     /// Handles one IP packet received on `ingress`.
     pub fn handle_packet(&mut self, now: Instant, ingress: IfaceId, pkt: PacketBuf) {
-        // The originals of a reassembled datagram belong to this packet only,
-        // whichever way its processing ends.
-        self.frag_pending = None;
-        let done = panic::catch_unwind(AssertUnwindSafe(|| self.handle_one(now, ingress, pkt)));
+        self.handle_guarded(now, ingress, pkt, None);
+    }
+
+    /// `handle_one` behind the panic policy (see `contain_panic`).
+    #[inline(always)]
+    fn handle_guarded(
+        &mut self,
+        now: Instant,
+        ingress: IfaceId,
+        pkt: PacketBuf,
+        offload: Option<Offload>,
+    ) {
+        let done = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.handle_one(now, ingress, pkt, offload)
+        }));
         if let Err(p) = done {
             self.contain_panic(p, Some(ingress));
         }
-        self.frag_pending = None;
     }
 
     /// The policy for a bug: no input should make the engine panic, but if one does, the
     /// packet is dropped and counted and the engine goes on with the next one. A gateway
     /// that stops forwarding because of one packet is the worst outcome (anyone who can
     /// send it can repeat it), so neither the worker nor the simulator dies with it. The
-    /// panic message has already gone to the panic hook (stderr); the per-packet state is
-    /// reset, and the tables stay as they were (every table update is complete before the
-    /// next may fail: nothing is half-inserted).
+    /// panic message has already gone to the panic hook (stderr); the packet's state died
+    /// with it (it travels in its `InFlight`), and the tables stay as they were (every table
+    /// update is complete before the next may fail: nothing is half-inserted).
     #[cold]
     #[inline(never)]
     fn contain_panic(&mut self, payload: Box<dyn std::any::Any + Send>, ingress: Option<IfaceId>) {
-        self.frag_pending = None;
-        self.offload = None;
         self.last_rule = None;
         self.last_nat = None;
         self.panics += 1;
@@ -940,17 +1010,25 @@ impl Engine {
         self.panics
     }
 
-    fn handle_one(&mut self, now: Instant, ingress: IfaceId, mut pkt: PacketBuf) {
+    fn handle_one(
+        &mut self,
+        now: Instant,
+        ingress: IfaceId,
+        pkt: PacketBuf,
+        offload: Option<Offload>,
+    ) {
         self.now = now;
         self.packets_in += 1;
         #[cfg(feature = "fault-injection")]
         fault_injection::check(pkt.as_slice());
-        if now >= self.next_gc {
+        if self.timers.is_due(Timer::ConntrackGc, now) {
             self.handle_timeout(now);
         }
-        let mut meta = match Meta::of(pkt.as_slice()) {
-            Ok(m) => m,
-            Err(e) => {
+        // Parsed straight into the packet's state: a copy of the parse result into it was
+        // a wide load over the narrow stores that built it (a store-forwarding stall).
+        let mut f = match InFlight::parse(pkt, Some(ingress)) {
+            Ok(f) => f,
+            Err((e, pkt)) => {
                 let reason = match e {
                     conntrack::proto::L3Error::BadChecksum => "ip: bad header checksum",
                     conntrack::proto::L3Error::Malformed(what) => l3_reason(what),
@@ -969,9 +1047,10 @@ impl Engine {
         // Bytes past the IP length (link padding, or a length field shorter than what
         // arrived) are not part of the datagram: trim them as ip_rcv/ipv6_rcv do, so that no
         // later step can read a length field against more bytes than it covers.
-        if pkt.len() > meta.len {
-            pkt.truncate(meta.len);
+        if f.pkt.len() > f.meta.len {
+            f.pkt.truncate(f.meta.len);
         }
+        let meta = &f.meta;
         if meta.dst.is_multicast() || meta.src.is_multicast() || is_broadcast(&meta.dst) {
             // No multicast routing: link-local control traffic (MLD, RS) from
             // the kernel side ends here, counted but not worth an event each.
@@ -983,13 +1062,12 @@ impl Engine {
         // original fragments are forwarded at the end (`forward_fragments`).
         if meta.frag != Frag::None {
             let describe = meta.describe();
-            let outcome = self.defrag.push(now, pkt, ingress);
+            let outcome = self.defrag.push(now, f.pkt, ingress);
             self.defrag_aftermath(now);
             match outcome {
-                Outcome::Held => return,
+                Outcome::Held => {}
                 Outcome::Dropped(why) => {
                     self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), describe);
-                    return;
                 }
                 Outcome::Complete(d) => {
                     // In a sharded router the datagram belongs to the shard of its flow,
@@ -1016,35 +1094,34 @@ impl Engine {
                             return;
                         }
                     }
-                    match self.adopt_datagram(d, ingress, describe) {
-                        Some((m, p)) => {
-                            meta = m;
-                            pkt = p;
-                        }
-                        None => return,
+                    if let Some(mut f) = self.adopt_datagram(d, ingress, describe) {
+                        self.pipeline(&mut f);
                     }
                 }
             }
+            return;
         }
-        self.pipeline(ingress, pkt, meta);
+        f.offload = offload;
+        self.pipeline(&mut f);
     }
 
-    /// Takes a reassembled datagram as the packet to process: its originals wait in
-    /// `frag_pending` for the verdict. `None` (counted) if the clone does not parse.
+    /// Takes a reassembled datagram as the packet to process: its originals travel with it
+    /// (`InFlight::frag`) until the verdict. `None` (counted) if the clone does not parse.
     fn adopt_datagram(
         &mut self,
         d: l3proto::defrag::Datagram,
         ingress: IfaceId,
         describe: String,
-    ) -> Option<(Meta, PacketBuf)> {
+    ) -> Option<InFlight> {
         match Meta::of(d.clone.as_slice()) {
             Ok(m) if m.frag == Frag::None => {
-                self.frag_pending = Some(FragPending {
+                let mut f = InFlight::new(d.clone, m, Some(ingress));
+                f.frag = Some(Box::new(FragPending {
                     fragments: d.fragments,
                     first: d.first,
                     before: (m.src, m.dst, m.sport, m.dport),
-                });
-                Some((m, d.clone))
+                }));
+                Some(f)
             }
             _ => {
                 self.drop_packet(
@@ -1068,178 +1145,217 @@ impl Engine {
     /// Processes a datagram another shard reassembled for this one.
     pub fn handle_handoff(&mut self, now: Instant, h: Handoff) {
         self.now = now;
-        self.frag_pending = None;
         let ingress = h.ingress;
         let done = panic::catch_unwind(AssertUnwindSafe(|| {
-            if let Some((meta, pkt)) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
-                self.pipeline(h.ingress, pkt, meta);
+            if let Some(mut f) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
+                self.pipeline(&mut f);
             }
         }));
         if let Err(p) = done {
             self.contain_panic(p, Some(ingress));
         }
-        self.frag_pending = None;
     }
 
-    /// The hooks, from PREROUTING on, for a whole (or reassembled) packet. Inlined into
-    /// `handle_one` so that `meta`, just built, is not copied through memory (a wide load
-    /// over narrower stores stalls store-to-load forwarding).
+    // ---------------------------------------------------------------- hooks
+
+    /// The stage table of a packet's family (`hooks`; pruned to the tables its ruleset has).
     #[inline(always)]
-    fn pipeline(&mut self, ingress: IfaceId, mut pkt: PacketBuf, mut meta: Meta) {
-        // PREROUTING: raw
-        let mut skb = Skb::default();
-        let mut ct = Ct::Untracked;
-        let mut notrack = false;
-        match self.run_table(
-            Table::Raw,
-            Hook::Prerouting,
-            &meta,
-            &pkt,
-            Some(ingress),
-            None,
-            CtState::UNTRACKED,
-            &mut skb,
-            None,
-        ) {
-            Verdict::Accept => {}
-            Verdict::NoTrack => notrack = true,
-            v => return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress)),
+    fn hook_table(&self, family: Family) -> &HookTable {
+        match family {
+            Family::V4 => &self.hooks4,
+            Family::V6 => &self.hooks6,
         }
-        // PREROUTING: conntrack in
-        if !notrack {
-            // A partial checksum is the sender's to complete: trusted, as Linux does.
-            let verify = self.verify_checksum && !self.partial_csum();
-            ct = self.conntrack_in(&meta, pkt.as_slice(), verify, skb.zone);
-            if let Ct::Invalid(why) = ct {
-                self.invalid.add(why);
-            }
-        }
-        // PREROUTING: mangle, nat (dst)
-        for table in [Table::Mangle, Table::Nat] {
-            if table == Table::Nat && !ct.nat_due(Manip::Dst) {
-                continue; // the nat table sees only the first packet of a connection
-            }
-            if !self.has_rules(meta.family, table) {
-                continue;
-            }
-            let st = ct.state(&self.ct);
-            let v = self.run_table(
-                table,
-                Hook::Prerouting,
-                &meta,
-                &pkt,
-                Some(ingress),
-                None,
-                st,
-                &mut skb,
-                Some(&ct),
-            );
-            if v != Verdict::Accept {
-                return self.verdict_drop(v, Hook::Prerouting, &meta, &pkt, Some(ingress));
-            }
-        }
-        // PREROUTING: nat (dst) binding and rewrite, before routing sees the address.
-        if !self.nat_step(
-            &mut ct,
-            Manip::Dst,
-            Some(ingress),
-            &mut pkt,
-            &mut meta,
-            Hook::Prerouting,
-            Some(ingress),
-        ) {
-            return;
-        }
+    }
 
-        // Routing decision.
-        if self.is_local(&meta.dst) {
-            let st = ct.state(&self.ct);
-            for table in [Table::Mangle, Table::Filter, Table::Nat] {
-                if table == Table::Nat && !ct.nat_due(Manip::Src) {
-                    continue;
+    /// Walks the stages of `hook` for a packet, in their order. False when a stage took the
+    /// packet (dropped, counted, or answered).
+    #[inline(always)]
+    fn run_hook(&mut self, hook: Hook, f: &mut InFlight) -> bool {
+        // A copy of the hook's few stages, so the walk holds no borrow of the table.
+        let stages = self.hook_table(f.meta.family).hook(hook);
+        for &stage in stages.as_slice() {
+            if !self.run_stage(stage, hook, f) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One stage of a hook (see [`crate::hooks`] for the table and their order).
+    #[inline(always)]
+    fn run_stage(&mut self, stage: Stage, hook: Hook, f: &mut InFlight) -> bool {
+        match stage {
+            Stage::Raw => match self.run_table(Table::Raw, hook, f) {
+                Verdict::Accept => true,
+                Verdict::NoTrack => {
+                    f.notrack = true;
+                    true
                 }
-                let v = self.run_table(
-                    table,
-                    Hook::Input,
-                    &meta,
-                    &pkt,
-                    Some(ingress),
-                    None,
-                    st,
-                    &mut skb,
-                    Some(&ct),
-                );
-                match v {
-                    Verdict::Accept => {}
-                    Verdict::Reject(with) => {
-                        self.reject(with, &meta, &pkt, ingress);
-                        return self.count_drop_hook("reject", Hook::Input, &meta, Some(ingress));
+                v => self.stage_drop(v, hook, f),
+            },
+            Stage::ConntrackIn => {
+                if !f.notrack {
+                    // A partial checksum is the sender's to complete: trusted, as Linux does;
+                    // locally generated packets are not verified (netfilter neither).
+                    let verify = hook != Hook::Output && self.verify_checksum && !f.partial_csum();
+                    f.ct = self.conntrack_in(&f.meta, f.pkt.as_slice(), verify, f.skb.zone);
+                    if let Ct::Invalid(why) = f.ct {
+                        self.invalid.add(why);
                     }
-                    v => return self.verdict_drop(v, Hook::Input, &meta, &pkt, Some(ingress)),
+                }
+                true
+            }
+            Stage::Mangle | Stage::Filter => {
+                let table = if stage == Stage::Mangle {
+                    Table::Mangle
+                } else {
+                    Table::Filter
+                };
+                match self.run_table(table, hook, f) {
+                    Verdict::Accept => true,
+                    v => self.stage_drop(v, hook, f),
                 }
             }
-            if !self.nat_step(
-                &mut ct,
-                Manip::Src,
-                Some(ingress),
-                &mut pkt,
-                &mut meta,
-                Hook::Input,
-                Some(ingress),
-            ) {
-                return;
+            Stage::NatDst | Stage::NatSrc => {
+                let manip = if stage == Stage::NatDst {
+                    Manip::Dst
+                } else {
+                    Manip::Src
+                };
+                // The nat table sees only the first packet of a connection.
+                if f.ct.nat_due(manip) && self.has_rules(f.meta.family, Table::Nat) {
+                    let v = self.run_table(Table::Nat, hook, f);
+                    if v != Verdict::Accept {
+                        return self.stage_drop(v, hook, f);
+                    }
+                }
+                // A masquerade binds to the address of the interface the packet leaves by;
+                // the others to the one it arrived on.
+                let iface = match hook {
+                    Hook::Postrouting => f.egress,
+                    Hook::Output => None,
+                    _ => f.ingress,
+                };
+                let before = f.meta.dst;
+                if !self.nat_step(f, manip, iface, hook) {
+                    return false;
+                }
+                // A DNAT in OUTPUT re-routes the packet before the filter table, as
+                // ip_route_me_harder does.
+                if hook == Hook::Output && f.meta.dst != before {
+                    let Some(route) = self.routes.lookup(f.meta.dst).copied() else {
+                        self.count_drop_hook("route: no route", hook, &f.meta, None);
+                        return false;
+                    };
+                    f.egress = Some(route.iface);
+                    f.via = route.via;
+                }
+                true
             }
-            if !self.confirm(ct, &meta, Some(ingress), Hook::Input) {
-                return;
+            Stage::Tcpmss => {
+                // After every table had its say (the rules only choose the value). A
+                // reassembled SYN keeps its options: its fragments, not the clone, are sent.
+                if let (Some(mss), None) = (f.skb.mss, &f.frag) {
+                    let (v6, partial) = (f.meta.family == Family::V6, f.partial_csum());
+                    match tcpmss::apply_with(&mut f.pkt, v6, f.meta.l4_offset, mss, partial) {
+                        Ok(()) => f.meta.len = f.pkt.len(),
+                        Err(why) => {
+                            self.count_drop_hook(why, hook, &f.meta, f.ingress);
+                            return false;
+                        }
+                    }
+                }
+                true
             }
-            self.local_deliver(self.now, &meta, pkt, ingress);
+            Stage::Confirm => {
+                let ct = std::mem::replace(&mut f.ct, Ct::Untracked);
+                self.confirm(ct, &f.meta, f.ingress, hook)
+            }
+        }
+    }
+
+    /// A table's verdict other than ACCEPT ends the packet: REJECT answers a packet that
+    /// arrived (the router's own are just dropped), and either is counted.
+    #[cold]
+    fn stage_drop(&mut self, v: Verdict, hook: Hook, f: &InFlight) -> bool {
+        self.verdict_drop(v, hook, &f.meta, &f.pkt, f.ingress);
+        false
+    }
+
+    /// The path of a whole (or reassembled) packet that arrived: PREROUTING, the routing
+    /// decision, then INPUT and the local stack, or FORWARD and POSTROUTING. Inlined into
+    /// `handle_one` so that the packet's state, just built, is not copied through memory
+    /// (a wide load over narrower stores stalls store-to-load forwarding).
+    #[inline(always)]
+    fn pipeline(&mut self, f: &mut InFlight) {
+        let Some(ingress) = f.ingress else {
+            return;
+        };
+        if !self.run_hook(Hook::Prerouting, f) {
             return;
         }
-
+        // Routing decision.
+        if self.is_local(&f.meta.dst) {
+            if self.run_hook(Hook::Input, f) {
+                let pkt = std::mem::take(&mut f.pkt);
+                self.local_deliver(self.now, &f.meta, pkt, ingress);
+            }
+            return;
+        }
         // Forwarding: link-local destinations are never forwarded (RFC 4291 §2.5.6).
-        if is_link_local(&meta.dst) || is_link_local(&meta.src) {
+        if is_link_local(&f.meta.dst) || is_link_local(&f.meta.src) {
             return self.count_drop_hook(
                 "ip: link-local not forwarded",
                 Hook::Prerouting,
-                &meta,
+                &f.meta,
                 Some(ingress),
             );
         }
-        let Some(route) = self.routes.lookup(meta.dst).copied() else {
-            let (t, c) = if meta.family == Family::V4 {
+        let Some(route) = self.routes.lookup(f.meta.dst).copied() else {
+            let (t, c) = if f.meta.family == Family::V4 {
                 (3, 0)
             } else {
                 (1, 0)
             };
-            self.send_icmp_error(&pkt, &meta, ingress, t, c, 0);
-            return self.count_drop_hook("route: no route", Hook::Prerouting, &meta, Some(ingress));
+            self.send_icmp_error(&f.pkt, &f.meta, ingress, t, c, 0);
+            return self.count_drop_hook(
+                "route: no route",
+                Hook::Prerouting,
+                &f.meta,
+                Some(ingress),
+            );
         };
+        f.egress = Some(route.iface);
+        f.via = route.via;
         // TTL check before the FORWARD hook, as ip_forward() does.
-        if meta.ttl <= 1 {
-            let (t, c) = if meta.family == Family::V4 {
+        if f.meta.ttl <= 1 {
+            let (t, c) = if f.meta.family == Family::V4 {
                 (11, 0)
             } else {
                 (3, 0)
             };
-            self.send_icmp_error(&pkt, &meta, ingress, t, c, 0);
+            self.send_icmp_error(&f.pkt, &f.meta, ingress, t, c, 0);
             return self.count_drop_hook(
                 "ip: ttl exceeded",
                 Hook::Prerouting,
-                &meta,
+                &f.meta,
                 Some(ingress),
             );
         }
         let mtu = self.ifaces[route.iface].mtu;
-        if let Some(f) = &self.frag_pending {
+        if let Some(frag) = &f.frag {
             // A reassembled clone is never sent, its fragments are; the datagram's fate is
             // one. A fragment over the MTU that may not be split (IPv6, IPv4 with DF) refuses
             // the whole datagram, with one error quoting its first fragment as it arrived.
-            let v4 = meta.family == Family::V4;
+            let v4 = f.meta.family == Family::V4;
             let unsplittable =
                 |p: &PacketBuf| !v4 || p.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
-            if f.fragments.iter().any(|p| p.len() > mtu && unsplittable(p)) {
-                let f = self.frag_pending.take();
-                if let Some(first) = f.as_ref().and_then(|f| f.fragments.get(f.first)) {
+            if frag
+                .fragments
+                .iter()
+                .any(|p| p.len() > mtu && unsplittable(p))
+            {
+                if let Some(first) = frag.fragments.get(frag.first) {
                     if let Ok(fm) = Meta::of(first.as_slice()) {
                         let (t, c) = if v4 { (3, 4) } else { (2, 0) };
                         self.send_icmp_error(first, &fm, ingress, t, c, mtu as u32);
@@ -1248,141 +1364,78 @@ impl Engine {
                 return self.count_drop_hook(
                     "ip: packet too big",
                     Hook::Prerouting,
-                    &meta,
+                    &f.meta,
                     Some(ingress),
                 );
             }
-        } else if self.wire_len(meta.len) > mtu {
-            let df =
-                meta.family == Family::V6 || pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
+        } else if f.wire_len() > mtu {
+            let df = f.meta.family == Family::V6
+                || f.pkt.as_slice().get(6).is_some_and(|b| b & 0x40 != 0);
             if df {
-                let (t, c) = if meta.family == Family::V4 {
+                let (t, c) = if f.meta.family == Family::V4 {
                     (3, 4)
                 } else {
                     (2, 0)
                 };
-                self.send_icmp_error(&pkt, &meta, ingress, t, c, mtu as u32);
+                self.send_icmp_error(&f.pkt, &f.meta, ingress, t, c, mtu as u32);
                 return self.count_drop_hook(
                     "ip: packet too big",
                     Hook::Prerouting,
-                    &meta,
+                    &f.meta,
                     Some(ingress),
                 );
             }
         }
-        decrement_ttl(pkt.as_mut_slice());
-        meta.ttl -= 1;
-        let st = ct.state(&self.ct);
-        for table in [Table::Mangle, Table::Filter] {
-            let v = self.run_table(
-                table,
-                Hook::Forward,
-                &meta,
-                &pkt,
-                Some(ingress),
-                Some(route.iface),
-                st,
-                &mut skb,
-                Some(&ct),
-            );
-            match v {
-                Verdict::Accept => {}
-                Verdict::Reject(with) => {
-                    self.reject(with, &meta, &pkt, ingress);
-                    return self.count_drop_hook("reject", Hook::Forward, &meta, Some(ingress));
-                }
-                v => return self.verdict_drop(v, Hook::Forward, &meta, &pkt, Some(ingress)),
-            }
+        decrement_ttl(f.pkt.as_mut_slice());
+        f.meta.ttl -= 1;
+        if self.run_hook(Hook::Forward, f) {
+            self.postrouting(f);
         }
-        self.postrouting(ct, meta, pkt, Some(ingress), route.iface, route.via, skb);
     }
 
-    /// Inlined for the same reason as `pipeline`: its arguments were just built.
-    #[allow(clippy::too_many_arguments)]
+    /// POSTROUTING, then the packet leaves: as it is, fragmented to the egress MTU (IPv4
+    /// without DF), or as the original fragments of a reassembled datagram. Inlined for the
+    /// same reason as `pipeline`.
     #[inline(always)]
-    fn postrouting(
-        &mut self,
-        mut ct: Ct,
-        mut meta: Meta,
-        mut pkt: PacketBuf,
-        ingress: Option<IfaceId>,
-        egress: IfaceId,
-        via: Option<IpAddr>,
-        mut skb: Skb,
-    ) {
-        for table in [Table::Mangle, Table::Nat] {
-            if table == Table::Nat && !ct.nat_due(Manip::Src) {
-                continue;
-            }
-            if !self.has_rules(meta.family, table) {
-                continue;
-            }
-            let st = ct.state(&self.ct);
-            let v = self.run_table(
-                table,
-                Hook::Postrouting,
-                &meta,
-                &pkt,
-                ingress,
-                Some(egress),
-                st,
-                &mut skb,
-                Some(&ct),
-            );
-            if v != Verdict::Accept {
-                return self.verdict_drop(v, Hook::Postrouting, &meta, &pkt, ingress);
-            }
-        }
-        // TCPMSS, after every table had its say (the rules only choose the value). A
-        // reassembled SYN keeps its options: its fragments, not the clone, are sent.
-        if let (Some(mss), None) = (skb.mss, &self.frag_pending) {
-            let (v6, partial) = (meta.family == Family::V6, self.partial_csum());
-            match tcpmss::apply_with(&mut pkt, v6, meta.l4_offset, mss, partial) {
-                Ok(()) => meta.len = pkt.len(),
-                Err(why) => return self.count_drop_hook(why, Hook::Postrouting, &meta, ingress),
-            }
-        }
-        if !self.nat_step(
-            &mut ct,
-            Manip::Src,
-            Some(egress),
-            &mut pkt,
-            &mut meta,
-            Hook::Postrouting,
-            ingress,
-        ) {
+    fn postrouting(&mut self, f: &mut InFlight) {
+        if !self.run_hook(Hook::Postrouting, f) {
             return;
         }
-        if !self.confirm(ct, &meta, ingress, Hook::Postrouting) {
+        let Some(egress) = f.egress else {
             return;
+        };
+        let next_hop = f.via.unwrap_or(f.meta.dst);
+        if let Some(frag) = f.frag.take() {
+            return self.forward_fragments(*frag, &f.meta, egress, f.via, f.ingress);
         }
-        if let Some(f) = self.frag_pending.take() {
-            return self.forward_fragments(f, &meta, egress, via, ingress);
-        }
-        if self.wire_len(meta.len) > self.ifaces[egress].mtu {
-            if self.offload.is_some_and(|o| o.is_gso()) {
+        if f.wire_len() > self.ifaces[egress].mtu {
+            if f.offload.is_some_and(|o| o.is_gso()) {
                 // Segments without DF would have to be segmented, then fragmented.
                 return self.count_drop_hook(
                     "offload: segment above egress MTU",
                     Hook::Postrouting,
-                    &meta,
-                    ingress,
+                    &f.meta,
+                    f.ingress,
                 );
             }
             // Only IPv4 without DF gets here (the rest got an ICMP error).
-            match fragment_v4(pkt.as_slice(), self.ifaces[egress].mtu) {
+            match fragment_v4(f.pkt.as_slice(), self.ifaces[egress].mtu) {
                 Some(frags) => {
-                    for f in frags {
-                        self.transmit(egress, via.unwrap_or(meta.dst), f, &meta, ingress);
+                    for p in frags {
+                        self.transmit(egress, next_hop, p, None, &f.meta, f.ingress);
                     }
                 }
-                None => {
-                    self.count_drop_hook("ip: cannot fragment", Hook::Postrouting, &meta, ingress)
-                }
+                None => self.count_drop_hook(
+                    "ip: cannot fragment",
+                    Hook::Postrouting,
+                    &f.meta,
+                    f.ingress,
+                ),
             }
             return;
         }
-        self.transmit(egress, via.unwrap_or(meta.dst), pkt, &meta, ingress);
+        let pkt = std::mem::take(&mut f.pkt);
+        self.transmit(egress, next_hop, pkt, f.offload, &f.meta, f.ingress);
     }
 
     /// Sends the original fragments of an accepted datagram: the clone's TTL/hop limit
@@ -1472,7 +1525,7 @@ impl Engine {
             out.extend(parts);
         }
         for p in split.unwrap_or(frags) {
-            self.transmit(egress, via.unwrap_or(meta.dst), p, meta, ingress);
+            self.transmit(egress, via.unwrap_or(meta.dst), p, None, meta, ingress);
         }
     }
 
@@ -1482,6 +1535,7 @@ impl Engine {
         iface: IfaceId,
         next_hop: IpAddr,
         packet: PacketBuf,
+        offload: Option<Offload>,
         meta: &Meta,
         ingress: Option<IfaceId>,
     ) {
@@ -1493,7 +1547,7 @@ impl Engine {
             iface,
             next_hop,
             packet,
-            offload: self.offload,
+            offload,
         });
     }
 
@@ -1877,29 +1931,24 @@ impl Engine {
         }
     }
 
-    /// Evaluates `table` at `hook`. Inlined so that the common case, a table the ruleset
-    /// does not have, costs one test instead of a call with ten arguments.
-    #[allow(clippy::too_many_arguments)]
+    /// Evaluates `table` at `hook` for a packet. Inlined so that the common case, a table
+    /// the ruleset does not have, costs one test instead of a call.
     #[inline(always)]
-    fn run_table(
-        &mut self,
-        table: Table,
-        hook: Hook,
-        meta: &Meta,
-        pkt: &PacketBuf,
-        in_iface: Option<IfaceId>,
-        out_iface: Option<IfaceId>,
-        ctstate: CtState,
-        skb: &mut Skb,
-        ct: Option<&Ct>,
-    ) -> Verdict {
-        let rs = match meta.family {
+    fn run_table(&mut self, table: Table, hook: Hook, f: &mut InFlight) -> Verdict {
+        let rs = match f.meta.family {
             Family::V4 => &*self.rules4,
             Family::V6 => &*self.rules6,
         };
         if !rs.has_table(table) {
             return Verdict::Accept;
         }
+        // The raw table runs before conntrack: it sees every packet as untracked.
+        let ctstate = if table == Table::Raw {
+            CtState::UNTRACKED
+        } else {
+            f.ct.state(&self.ct)
+        };
+        let (meta, skb) = (&f.meta, &f.skb);
         // A stateful chain's usual first rule decides established traffic from the state
         // alone; a traced packet takes the full path, which reports each rule.
         if skb.trace.is_none() && rs.accept_by_state(table, hook, ctstate, meta.len as u32) {
@@ -1908,25 +1957,30 @@ impl Engine {
             }
             return Verdict::Accept;
         }
-        self.run_table_rules(
-            table, hook, meta, pkt, in_iface, out_iface, ctstate, skb, ct,
-        )
+        self.run_table_rules(table, hook, f, ctstate)
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn run_table_rules(
         &mut self,
         table: Table,
         hook: Hook,
-        meta: &Meta,
-        pkt: &PacketBuf,
-        in_iface: Option<IfaceId>,
-        out_iface: Option<IfaceId>,
+        f: &mut InFlight,
         ctstate: CtState,
-        skb: &mut Skb,
-        ct: Option<&Ct>,
     ) -> Verdict {
+        let InFlight {
+            pkt,
+            meta,
+            ct,
+            skb,
+            ingress: in_iface,
+            egress: out_iface,
+            frag,
+            ..
+        } = f;
+        let (meta, pkt, in_iface, out_iface) = (&*meta, &*pkt, *in_iface, *out_iface);
+        // The raw table runs before conntrack: no connection (and no connmark) yet.
+        let ct = (table != Table::Raw).then_some(&*ct);
         // Borrowed, not cloned: an Arc clone per hook was a measurable share
         // of the per-packet cost.
         let rs = match meta.family {
@@ -1972,7 +2026,7 @@ impl Engine {
         };
         // A reassembled datagram is shown to payload matches as its fragments'
         // segments (the clone's header, then each fragment's data), not as a copy.
-        let segments: Vec<&[u8]> = match &self.frag_pending {
+        let segments: Vec<&[u8]> = match &*frag {
             Some(f) => fragment_segments(pkt.as_slice(), &f.fragments),
             None => Vec::new(),
         };
@@ -2054,35 +2108,39 @@ impl Engine {
     /// the target the nat table chose (pick a unique reply tuple); then, for
     /// every packet of a NATed connection, rewrite the `manip` end. Returns
     /// false when the packet was dropped (no free mapping, or unwritable).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn nat_step(
         &mut self,
-        ct: &mut Ct,
+        f: &mut InFlight,
         manip: Manip,
         iface: Option<IfaceId>,
-        pkt: &mut PacketBuf,
-        meta: &mut Meta,
         hook: Hook,
-        ingress: Option<IfaceId>,
     ) -> bool {
         // Most packets: nothing to bind and a connection without NAT. Decided inline.
         if self.last_nat.is_none() {
             let nat = Status::SRC_NAT | Status::DST_NAT;
-            let plain = match &*ct {
+            let plain = match &f.ct {
                 Ct::Untracked | Ct::Invalid(_) => true,
                 Ct::Known { id, .. } => self.ct.get(*id).is_none_or(|c| c.status.0 & nat == 0),
                 // A new connection's source may still need a null binding (below).
                 Ct::New { conn, .. } => {
                     conn.status.0 & nat == 0
-                        && !(manip == Manip::Src && self.has_rules(meta.family, Table::Nat))
+                        && !(manip == Manip::Src && self.has_rules(f.meta.family, Table::Nat))
                 }
             };
             if plain {
                 return true;
             }
         }
-        self.nat_step_full(ct, manip, iface, pkt, meta, hook, ingress)
+        let partial = f.partial_csum();
+        let InFlight {
+            ct,
+            pkt,
+            meta,
+            ingress,
+            ..
+        } = f;
+        self.nat_step_full(ct, manip, iface, pkt, meta, hook, *ingress, partial)
     }
 
     /// netfilter's null binding, at the last source-NAT hook of a new connection that no rule
@@ -2135,6 +2193,7 @@ impl Engine {
         meta: &mut Meta,
         hook: Hook,
         ingress: Option<IfaceId>,
+        partial: bool,
     ) -> bool {
         // `take` moves the whole (large) target: only pay for it when there is one.
         let target = if self.last_nat.is_some() {
@@ -2297,7 +2356,7 @@ impl Engine {
                 manip,
                 addr,
                 Some(port),
-                self.partial_csum(),
+                partial,
             )
         };
         if !ok {
@@ -2488,102 +2547,23 @@ impl Engine {
         self.drops.add("local: delivered to router");
     }
 
-    /// The OUTPUT path for a packet the router originates.
-    fn output(&mut self, pkt: PacketBuf, cause: Option<IfaceId>) {
-        // A packet the router makes (an echo reply, an ICMP error, a RST) while
-        // a reassembled datagram is in flight must not pick up that datagram's
-        // fragments at POSTROUTING: set them aside for its duration.
-        // Nor the offload header of the packet that caused it.
-        let pending = self.frag_pending.take();
-        let offload = self.offload.take();
-        self.output_one(pkt, cause);
-        self.frag_pending = pending;
-        self.offload = offload;
-    }
-
-    fn output_one(&mut self, mut pkt: PacketBuf, cause: Option<IfaceId>) {
-        let Ok(mut meta) = Meta::of(pkt.as_slice()) else {
+    /// The OUTPUT path for a packet the router originates (an echo reply, an ICMP error, a
+    /// RST). It travels in its own `InFlight`: whatever packet caused it keeps its state.
+    fn output(&mut self, pkt: PacketBuf, _cause: Option<IfaceId>) {
+        let Ok(meta) = Meta::of(pkt.as_slice()) else {
             return;
         };
-        let mut skb = Skb::default();
-        let mut notrack = false;
-        match self.run_table(
-            Table::Raw,
-            Hook::Output,
-            &meta,
-            &pkt,
-            None,
-            None,
-            CtState::UNTRACKED,
-            &mut skb,
-            None,
-        ) {
-            Verdict::Accept => {}
-            Verdict::NoTrack => notrack = true,
-            v => return self.verdict_drop(v, Hook::Output, &meta, &pkt, None),
-        }
-        let mut ct = if notrack {
-            Ct::Untracked
-        } else {
-            // Locally generated packets are not checksum-verified (netfilter neither).
-            self.conntrack_in(&meta, pkt.as_slice(), false, skb.zone)
-        };
+        // The routing decision comes before the OUTPUT hook (`-o` matches it); a DNAT in
+        // the hook routes again.
         let Some(route) = self.routes.lookup(meta.dst).copied() else {
             return self.count_drop_hook("route: no route", Hook::Output, &meta, None);
         };
-        let st = ct.state(&self.ct);
-        for table in [Table::Mangle, Table::Nat, Table::Filter] {
-            if table == Table::Nat && !ct.nat_due(Manip::Dst) {
-                continue;
-            }
-            let v = self.run_table(
-                table,
-                Hook::Output,
-                &meta,
-                &pkt,
-                None,
-                Some(route.iface),
-                st,
-                &mut skb,
-                Some(&ct),
-            );
-            if v != Verdict::Accept {
-                // A REJECT of the router's own packet just drops it.
-                return self.count_drop_hook(
-                    if matches!(v, Verdict::Reject(_)) {
-                        "reject"
-                    } else {
-                        "rule: drop"
-                    },
-                    Hook::Output,
-                    &meta,
-                    None,
-                );
-            }
+        let mut f = InFlight::new(pkt, meta, None);
+        f.egress = Some(route.iface);
+        f.via = route.via;
+        if self.run_hook(Hook::Output, &mut f) {
+            self.postrouting(&mut f);
         }
-        let _ = cause;
-        let before = meta.dst;
-        if !self.nat_step(
-            &mut ct,
-            Manip::Dst,
-            None,
-            &mut pkt,
-            &mut meta,
-            Hook::Output,
-            None,
-        ) {
-            return;
-        }
-        // A DNAT in OUTPUT re-routes the packet, as ip_route_me_harder does.
-        let route = if meta.dst != before {
-            match self.routes.lookup(meta.dst).copied() {
-                Some(r) => r,
-                None => return self.count_drop_hook("route: no route", Hook::Output, &meta, None),
-            }
-        } else {
-            route
-        };
-        self.postrouting(ct, meta, pkt, None, route.iface, route.via, skb);
     }
 
     // --------------------------------------------------------------- timers
@@ -2600,16 +2580,25 @@ impl Engine {
 
     fn run_timers(&mut self, now: Instant) {
         self.now = now;
-        if now >= self.next_gc {
-            self.ct.gc(now);
-            self.next_gc = now + GC_INTERVAL;
+        for timer in Timer::ALL {
+            if !self.timers.is_due(timer, now) {
+                continue;
+            }
+            match timer {
+                Timer::ConntrackGc => {
+                    self.ct.gc(now);
+                    self.timers.set(Timer::ConntrackGc, now + GC_INTERVAL);
+                }
+                // Handled below, as after every fragment.
+                Timer::Reassembly => {}
+                // A full pass, so far less often; lookups check expiry themselves.
+                Timer::Mappings => {
+                    self.eim.gc(now);
+                    self.timers.set(Timer::Mappings, now + EIM_GC_INTERVAL);
+                }
+            }
         }
         self.defrag_aftermath(now);
-        // A full pass, so far less often; lookups check expiry themselves.
-        if self.nat_cfg.udp_eim && now >= self.next_eim_gc {
-            self.eim.gc(now);
-            self.next_eim_gc = now + EIM_GC_INTERVAL;
-        }
     }
 
     /// Counts the held fragments reassembly dropped with their datagrams, and gives up the
@@ -2619,6 +2608,8 @@ impl Engine {
         self.defrag
             .take_dropped(|why, n| drops.add_n(why, n as u64));
         if !self.defrag.has_expired() && self.defrag.poll_timeout().is_none_or(|t| t > now) {
+            self.timers
+                .set_opt(Timer::Reassembly, self.defrag.poll_timeout());
             return;
         }
         for e in self.defrag.expire(now) {
@@ -2639,16 +2630,14 @@ impl Engine {
             };
             self.send_icmp_error(&first, &m, ingress, t, 1, 0);
         }
+        self.timers
+            .set_opt(Timer::Reassembly, self.defrag.poll_timeout());
     }
 
-    /// When `handle_timeout` should be called next: the next sweep, or sooner the deadline of
-    /// a datagram in reassembly.
+    /// When `handle_timeout` should be called next: the earliest deadline of the timer
+    /// table (the next GC step, a datagram in reassembly, the next mapping collection).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(
-            self.defrag
-                .poll_timeout()
-                .map_or(self.next_gc, |t| t.min(self.next_gc)),
-        )
+        self.timers.next()
     }
 
     /// The next packet to send.
@@ -2728,8 +2717,7 @@ impl Engine {
             Some(p) => Ruleset::load(p, rules::Family::V6).map_err(|e| e.to_string())?,
             None => Ruleset::empty(rules::Family::V6),
         };
-        self.rules4 = Arc::new(r4);
-        self.rules6 = Arc::new(r6);
+        self.set_shared_rules(Arc::new(r4), Arc::new(r6));
         Ok(())
     }
 
@@ -2740,6 +2728,8 @@ impl Engine {
 
     /// Replaces the rulesets with ones other engines may share.
     pub fn set_shared_rules(&mut self, r4: Arc<Ruleset>, r6: Arc<Ruleset>) {
+        self.hooks4 = HookTable::for_ruleset(&r4);
+        self.hooks6 = HookTable::for_ruleset(&r6);
         self.rules4 = r4;
         self.rules6 = r6;
     }

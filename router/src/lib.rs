@@ -33,6 +33,7 @@
 pub mod config;
 pub mod engine;
 pub mod flowsearch;
+pub mod hooks;
 pub mod live;
 pub mod local;
 pub mod offload;
@@ -42,3 +43,4 @@ pub mod shard;
 pub mod sim;
 pub mod stats;
 pub mod tcpmss;
+pub mod timer;

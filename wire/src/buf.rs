@@ -10,7 +10,7 @@
 pub const DEFAULT_HEADROOM: usize = 64;
 
 /// One packet's bytes, with spare room in front of them.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PacketBuf {
     storage: Vec<u8>,
     start: usize,
