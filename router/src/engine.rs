@@ -932,13 +932,15 @@ impl Engine {
         // nf_defrag does): the pipeline sees the reassembled clone; the
         // original fragments are forwarded at the end (`forward_fragments`).
         if meta.frag != Frag::None {
-            let describe = meta.describe();
+            // Descriptions are made only for a drop or a hand-off: formatting one per held
+            // fragment cost more than holding it.
             let outcome = self.defrag.push(now, pkt, ingress);
             self.defrag_aftermath(now);
             match outcome {
                 Outcome::Held => return,
                 Outcome::Dropped(why) => {
-                    self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), describe);
+                    let d = meta.describe();
+                    self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), d);
                     return;
                 }
                 Outcome::Complete(d) => {
@@ -952,7 +954,7 @@ impl Engine {
                                     owner: owner.unwrap_or(sh.index),
                                     ingress,
                                     datagram: d,
-                                    describe,
+                                    describe: meta.describe(),
                                 });
                             } else {
                                 self.drop_packet(
@@ -960,13 +962,13 @@ impl Engine {
                                     Some(Hook::Prerouting),
                                     None,
                                     Some(ingress),
-                                    describe,
+                                    meta.describe(),
                                 );
                             }
                             return;
                         }
                     }
-                    match self.adopt_datagram(d, ingress, describe) {
+                    match self.adopt_datagram(d, ingress, || meta.describe()) {
                         Some((m, p)) => {
                             meta = m;
                             pkt = p;
@@ -985,7 +987,7 @@ impl Engine {
         &mut self,
         d: l3proto::defrag::Datagram,
         ingress: IfaceId,
-        describe: String,
+        describe: impl FnOnce() -> String,
     ) -> Option<(Meta, PacketBuf)> {
         match Meta::of(d.clone.as_slice()) {
             Ok(m) if m.frag == Frag::None => {
@@ -1002,7 +1004,7 @@ impl Engine {
                     Some(Hook::Prerouting),
                     None,
                     Some(ingress),
-                    describe,
+                    describe(),
                 );
                 None
             }
@@ -1019,7 +1021,7 @@ impl Engine {
     pub fn handle_handoff(&mut self, now: Instant, h: Handoff) {
         self.now = now;
         self.frag_pending = None;
-        if let Some((meta, pkt)) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
+        if let Some((meta, pkt)) = self.adopt_datagram(h.datagram, h.ingress, || h.describe) {
             self.pipeline(h.ingress, pkt, meta);
         }
         self.frag_pending = None;
