@@ -912,6 +912,7 @@ mod tests {
     /// An IPv6 fragment from 2001:db8::`src` with `ext` (whose first byte is
     /// patched to `next`) after the Fragment header, which names `ext`'s
     /// kind (60) or `next` when `ext` is empty.
+    #[allow(clippy::too_many_arguments)]
     fn frag6(
         src: u16,
         id: u32,
