@@ -258,20 +258,15 @@ impl Held {
     }
 
     fn add(&mut self, age: Age) {
-        let v = match self {
-            Held::One(a) => {
-                *self = Held::Many(vec![*a]);
-                match self {
-                    Held::Many(v) => v,
-                    Held::One(_) => return,
-                }
-            }
-            Held::Many(v) => v,
-        };
-        // Ages grow within one clock; a clock read on another thread may be
-        // a little behind, so keep the order by inserting in place.
-        let at = v.partition_point(|a| *a < age);
-        v.insert(at, age);
+        if let Held::One(a) = *self {
+            *self = Held::Many(vec![a]);
+        }
+        if let Held::Many(v) = self {
+            // Ages grow within one clock; a clock read on another thread may
+            // be a little behind, so keep the order by inserting in place.
+            let at = v.partition_point(|a| *a < age);
+            v.insert(at, age);
+        }
     }
 
     /// Removes `age`; false when nothing is left.

@@ -1061,13 +1061,15 @@ impl Engine {
         // nf_defrag does): the pipeline sees the reassembled clone; the
         // original fragments are forwarded at the end (`forward_fragments`).
         if meta.frag != Frag::None {
-            let describe = meta.describe();
+            // Descriptions are made only for a drop or a hand-off: formatting one per held
+            // fragment cost more than holding it.
             let outcome = self.defrag.push(now, f.pkt, ingress);
             self.defrag_aftermath(now);
             match outcome {
                 Outcome::Held => {}
                 Outcome::Dropped(why) => {
-                    self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), describe);
+                    let d = meta.describe();
+                    self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), d);
                 }
                 Outcome::Complete(d) => {
                     // In a sharded router the datagram belongs to the shard of its flow,
@@ -1080,7 +1082,7 @@ impl Engine {
                                     owner: owner.unwrap_or(sh.index),
                                     ingress,
                                     datagram: d,
-                                    describe,
+                                    describe: meta.describe(),
                                 });
                             } else {
                                 self.drop_packet(
@@ -1088,13 +1090,13 @@ impl Engine {
                                     Some(Hook::Prerouting),
                                     None,
                                     Some(ingress),
-                                    describe,
+                                    meta.describe(),
                                 );
                             }
                             return;
                         }
                     }
-                    if let Some(mut f) = self.adopt_datagram(d, ingress, describe) {
+                    if let Some(mut f) = self.adopt_datagram(d, ingress, || meta.describe()) {
                         self.pipeline(&mut f);
                     }
                 }
@@ -1111,7 +1113,7 @@ impl Engine {
         &mut self,
         d: l3proto::defrag::Datagram,
         ingress: IfaceId,
-        describe: String,
+        describe: impl FnOnce() -> String,
     ) -> Option<InFlight> {
         match Meta::of(d.clone.as_slice()) {
             Ok(m) if m.frag == Frag::None => {
@@ -1129,7 +1131,7 @@ impl Engine {
                     Some(Hook::Prerouting),
                     None,
                     Some(ingress),
-                    describe,
+                    describe(),
                 );
                 None
             }
@@ -1147,7 +1149,7 @@ impl Engine {
         self.now = now;
         let ingress = h.ingress;
         let done = panic::catch_unwind(AssertUnwindSafe(|| {
-            if let Some(mut f) = self.adopt_datagram(h.datagram, h.ingress, h.describe) {
+            if let Some(mut f) = self.adopt_datagram(h.datagram, h.ingress, || h.describe) {
                 self.pipeline(&mut f);
             }
         }));

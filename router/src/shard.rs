@@ -14,10 +14,9 @@
 //!   where the connection is created. At confirm the shard publishes both tuples
 //!   (insert-if-absent), and the table's remove hook withdraws them when the connection
 //!   ends, whatever the reason;
-//! * a fragment carries no ports, so fragments go to a shard chosen by their datagram's
-//!   reassembly key (addresses and identification, and for IPv4 the protocol: what every
-//!   fragment of the datagram shares), which reassembles them and hands the datagram
-//!   ([`Handoff`]) to the shard of its flow if that is another one.
+//! * a fragment carries no ports, so fragments go to a shard chosen by what every fragment
+//!   of a datagram shares (its addresses, and for IPv4 its protocol), which reassembles them
+//!   and hands the datagram ([`Handoff`]) to the shard of its flow if that is another one.
 //!
 //! Publishing is also what keeps NAT choices unique across shards: a NAT candidate that any
 //! shard published is taken, and two shards that raced for one tuple are told apart at
@@ -239,8 +238,8 @@ pub enum SteerKey {
     /// The conntrack tuple of its flow (zone 0; for an ICMP error, the connection's tuple
     /// in the error's direction).
     Flow(Tuple),
-    /// A fragment: a keyed hash of its datagram's reassembly key
-    /// ([`l3proto::defrag::key_of`]).
+    /// A fragment: a keyed symmetric hash of its datagram's addresses, and for IPv4 its
+    /// protocol (from [`l3proto::defrag::key_of`]).
     Fragment(u64),
     /// Creates no connection state (ICMPv6 ND/MLD, or unparseable: it will be dropped).
     Stateless,
@@ -269,14 +268,19 @@ impl Steer {
             return SteerKey::Stateless;
         };
         if l3.frag != Frag::None {
-            // Reassembly's own key, and nothing else: the fragments of a datagram may differ
-            // in anything it leaves out (an IPv6 fragment's Next Header, the headers after
-            // the first one's Fragment header), and must all reach one shard.
+            // Only what every fragment of a datagram shares, from reassembly's own key: the
+            // fragments may differ in anything it leaves out (an IPv6 fragment's Next Header,
+            // the headers after the first one's Fragment header). The identification is left
+            // out too, so that all datagrams between two hosts, those of one new flow among
+            // them, meet in one shard instead of racing to create its connection in two.
             return match l3proto::defrag::key_of(pkt) {
                 Some(k) => {
-                    let h = mix(self.seed ^ addr_word(&k.src));
-                    let h = mix(h ^ addr_word(&k.dst));
-                    SteerKey::Fragment(mix(h ^ (u64::from(k.id) << 8 | u64::from(k.proto))))
+                    let (a, b) = (addr_word(&k.src), addr_word(&k.dst));
+                    SteerKey::Fragment(
+                        mix(self.seed ^ u64::from(k.proto))
+                            ^ mix(a.min(b))
+                            ^ mix(a.max(b)).rotate_left(1),
+                    )
                 }
                 None => SteerKey::Stateless,
             };
