@@ -15,7 +15,7 @@ use crate::config::{Config, IfaceKind};
 use crate::nat::{self, Manip};
 use crate::nat_eim::{self, Endpoint, SharedMappings};
 use crate::offload::Offload;
-use crate::route::{IfaceId, RouteTable};
+use crate::route::{IfaceId, Route, RouteTable};
 use crate::rules::{self, CtState, Hook, PacketCtx, RejectWith, RuleRef, Ruleset, Table, Verdict};
 use crate::shard::ShardCtx;
 use crate::{local, stats::DropCounters, tcpmss};
@@ -575,10 +575,12 @@ pub struct Engine {
     /// the per-packet "is this for me" test.
     local: LocalAddrs,
     kinds: Vec<IfaceKind>,
-    routes: RouteTable,
+    /// Shared by all shards of a sharded router; changed in place by `ShardSet::update_routes`
+    /// while every shard is locked, copied on write otherwise.
+    routes: Arc<RouteTable>,
     rules4: Arc<Ruleset>,
     rules6: Arc<Ruleset>,
-    rule_paths: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    rule_files: crate::config::RulesConfig,
     ct: ConnTable<AnyState>,
     l4: L4Modules,
     verify_checksum: bool,
@@ -659,16 +661,10 @@ impl fmt::Debug for Engine {
 impl Engine {
     /// Builds the engine for a configuration, loading its rule files.
     pub fn new(config: &Config, hash_seed: u64) -> Result<Engine, EngineError> {
-        let rules4 = match &config.rules.ipv4 {
-            Some(p) => Ruleset::load(p, rules::Family::V4).map_err(EngineError::Rules)?,
-            None => Ruleset::empty(rules::Family::V4),
-        };
-        let rules6 = match &config.rules.ipv6 {
-            Some(p) => Ruleset::load(p, rules::Family::V6).map_err(EngineError::Rules)?,
-            None => Ruleset::empty(rules::Family::V6),
-        };
+        let (rules4, rules6) =
+            crate::shard::load_rules(&config.rules).map_err(EngineError::Rules)?;
         let mut engine = Engine::with_rules(config, hash_seed, rules4, rules6)?;
-        engine.rule_paths = (config.rules.ipv4.clone(), config.rules.ipv6.clone());
+        engine.rule_files = config.rules.clone();
         Ok(engine)
     }
 
@@ -689,6 +685,19 @@ impl Engine {
         hash_seed: u64,
         rules4: Arc<Ruleset>,
         rules6: Arc<Ruleset>,
+    ) -> Result<Engine, EngineError> {
+        let routes = Arc::new(RouteTable::from_config(config));
+        Engine::with_shared_parts(config, hash_seed, rules4, rules6, routes)
+    }
+
+    /// [`Engine::with_shared_rules`] with a routing table that other engines may share
+    /// (a full table is built once for all shards).
+    pub(crate) fn with_shared_parts(
+        config: &Config,
+        hash_seed: u64,
+        rules4: Arc<Ruleset>,
+        rules6: Arc<Ruleset>,
+        routes: Arc<RouteTable>,
     ) -> Result<Engine, EngineError> {
         let mut timeouts = l4proto::Timeouts::default();
         for (k, v) in &config.conntrack.timeouts {
@@ -711,10 +720,10 @@ impl Engine {
                 .collect(),
             local: LocalAddrs::new(config.interfaces.iter().flat_map(|i| i.addresses.iter())),
             kinds: config.interfaces.iter().map(|i| i.kind).collect(),
-            routes: RouteTable::from_config(config),
+            routes,
             rules4,
             rules6,
-            rule_paths: (None, None),
+            rule_files: crate::config::RulesConfig::default(),
             ct: ConnTable::new(TableConfig {
                 max: config.conntrack.max,
                 hash_seed,
@@ -792,6 +801,33 @@ impl Engine {
     /// Interface names, by id.
     pub fn iface_name(&self, id: IfaceId) -> Option<&str> {
         self.ifaces.get(id).map(|i| &*i.name)
+    }
+
+    /// The id of the interface called `name`.
+    pub fn iface_id(&self, name: &str) -> Option<IfaceId> {
+        self.ifaces.iter().position(|i| &*i.name == name)
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> &Arc<RouteTable> {
+        &self.routes
+    }
+
+    /// Adds a route unless its prefix has one; returns whether it was added. Takes effect
+    /// for the next packet. (A table shared with other shards is copied first: change the
+    /// routes of a [`crate::shard::ShardSet`] with its own methods.)
+    pub fn route_add(&mut self, r: Route) -> bool {
+        Arc::make_mut(&mut self.routes).add(r)
+    }
+
+    /// Removes the route of exactly `prefix`; see [`Engine::route_add`].
+    pub fn route_del(&mut self, prefix: IpNet) -> Option<Route> {
+        Arc::make_mut(&mut self.routes).remove(prefix)
+    }
+
+    /// The table slot itself, for [`crate::shard::ShardSet::update_routes`].
+    pub(crate) fn routes_slot(&mut self) -> &mut Arc<RouteTable> {
+        &mut self.routes
     }
 
     /// Kind of an interface.
@@ -2600,14 +2636,7 @@ impl Engine {
     /// Re-reads the configured rule files and swaps both rulesets at once;
     /// on any error nothing changes. Connections are kept.
     pub fn reload_rules(&mut self) -> Result<(), String> {
-        let r4 = match &self.rule_paths.0 {
-            Some(p) => Ruleset::load(p, rules::Family::V4).map_err(|e| e.to_string())?,
-            None => Ruleset::empty(rules::Family::V4),
-        };
-        let r6 = match &self.rule_paths.1 {
-            Some(p) => Ruleset::load(p, rules::Family::V6).map_err(|e| e.to_string())?,
-            None => Ruleset::empty(rules::Family::V6),
-        };
+        let (r4, r6) = crate::shard::load_rules(&self.rule_files).map_err(|e| e.to_string())?;
         self.rules4 = Arc::new(r4);
         self.rules6 = Arc::new(r6);
         Ok(())

@@ -45,3 +45,4 @@ pub mod shard;
 pub mod sim;
 pub mod stats;
 pub mod tcpmss;
+pub mod textfile;

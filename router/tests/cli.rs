@@ -174,3 +174,75 @@ fn sim_replays_a_real_capture_and_is_deterministic() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no interface named \"eth9\""));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A rule file that cannot be read (missing, a directory, endless like /dev/zero) is reported
+/// at the config key that names it; bytes that are not UTF-8 are reported at their own line and
+/// column, in the config or in the rules.
+#[test]
+fn check_reports_bad_files_with_the_position_of_the_problem() {
+    let d = tmpdir("files");
+    let check = |cfg: &str| {
+        std::fs::write(d.join("gw.toml"), cfg).unwrap();
+        let t0 = std::time::Instant::now();
+        let o = bin()
+            .arg("check")
+            .arg("--config")
+            .arg(d.join("gw.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "check took too long"
+        );
+        assert_eq!(o.status.code(), Some(1), "{cfg}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // CONFIG's `ipv4 = "gw.rules"` is on line 17, the value at column 8.
+    let e = check(CONFIG);
+    assert!(
+        e.contains("gw.toml:17:8: [rules] ipv4: ") && e.contains("No such file or directory"),
+        "{e}"
+    );
+    assert!(e.contains("gw.rules: cannot read the ruleset"), "{e}");
+
+    std::fs::create_dir_all(d.join("gw.rules")).unwrap();
+    let e = check(CONFIG);
+    assert!(
+        e.contains("gw.toml:17:8: [rules] ipv4: ") && e.contains("Is a directory"),
+        "{e}"
+    );
+    std::fs::remove_dir(d.join("gw.rules")).unwrap();
+
+    let e = check(&CONFIG.replace("\"gw.rules\"", "\"/dev/zero\""));
+    assert!(
+        e.contains(
+            "gw.toml:17:8: [rules] ipv4: /dev/zero: cannot read the ruleset: larger than 64 MiB"
+        ),
+        "{e}"
+    );
+
+    let mut bad = RULES.as_bytes().to_vec();
+    let at = RULES.find("-i lan0").unwrap() + 4;
+    bad[at] = 0xe9; // Latin-1 'é': not UTF-8
+    std::fs::write(d.join("gw.rules"), &bad).unwrap();
+    let e = check(CONFIG);
+    assert!(
+        e.contains("gw.rules:6:16: invalid UTF-8 (byte 0xe9)"),
+        "{e}"
+    );
+
+    std::fs::write(d.join("gw.rules"), RULES).unwrap();
+    let mut cfg = CONFIG.as_bytes().to_vec();
+    let at = CONFIG.find("\"wan0\"").unwrap() + 2;
+    cfg[at] = 0xff;
+    std::fs::write(d.join("gw.toml"), &cfg).unwrap();
+    let o = bin()
+        .arg("check")
+        .arg("--config")
+        .arg(d.join("gw.toml"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("gw.toml:8:10: invalid UTF-8 (byte 0xff)"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -76,6 +76,19 @@ pub enum Request {
         #[serde(default)]
         json: bool,
     },
+    /// `route list`: the routing table, one `PREFIX [via ADDR] dev IFACE` line per route.
+    RouteList,
+    /// `route add PREFIX [via ADDR] dev IFACE`: adds a route to the running table, for every
+    /// worker at once; refused if the prefix has a route already.
+    RouteAdd {
+        /// The words after `add`, as `ip route` takes them.
+        route: Vec<String>,
+    },
+    /// `route del PREFIX`: removes the route of exactly that prefix.
+    RouteDel {
+        /// The prefix.
+        prefix: String,
+    },
 }
 
 impl Request {
