@@ -2567,6 +2567,55 @@ impl Engine {
         Some(self.next_gc)
     }
 
+    /// The earliest time at which a timer has work: a connection, expectation or
+    /// endpoint-independent mapping expires, or a datagram's reassembly time runs out. `None`
+    /// when nothing is pending. Looks at every connection: for the simulator, which uses it
+    /// with [`Engine::skip_idle_ticks`] to cross long gaps in a capture.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let eim = if self.nat_cfg.udp_eim {
+            self.eim.next_expiry()
+        } else {
+            None
+        };
+        [self.ct.next_expiry(), self.defrag.poll_timeout(), eim]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Moves the periodic timers on as if `handle_timeout` had run at every tick before `t`,
+    /// for a caller that knows none of those ticks had work (`t <= next_deadline()`): they
+    /// would only have moved the conntrack sweep and the schedules on. Returns how many
+    /// ticks were skipped. The result is the same as ticking, at the cost of one step.
+    pub fn skip_idle_ticks(&mut self, t: Instant) -> u64 {
+        if t <= self.next_gc {
+            return 0;
+        }
+        let step = GC_INTERVAL.as_nanos() as u64;
+        let first = self.next_gc.as_nanos();
+        // Ticks at first, first + step, ... strictly before t.
+        let k = (t.as_nanos() - first).div_ceil(step);
+        let last = first + (k - 1) * step;
+        if self.nat_cfg.udp_eim {
+            // The first tick at or after next_eim_gc runs the mapping sweep, which sets the
+            // next one EIM_GC_INTERVAL later: every `period` ticks from then on.
+            let period = (EIM_GC_INTERVAL.as_nanos() as u64).div_ceil(step);
+            let j0 = self
+                .next_eim_gc
+                .as_nanos()
+                .saturating_sub(first)
+                .div_ceil(step);
+            if j0 < k {
+                let j = j0 + (k - 1 - j0) / period * period;
+                self.next_eim_gc = Instant::from_nanos(first + j * step) + EIM_GC_INTERVAL;
+            }
+        }
+        self.ct.skip_gc(k);
+        self.next_gc = Instant::from_nanos(last) + GC_INTERVAL;
+        self.now = Instant::from_nanos(last);
+        k
+    }
+
     /// The next packet to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.tx.pop_front()
@@ -2967,6 +3016,55 @@ mod tests {
                     assert_eq!(checksum::data(&h), 0, "ttl {ttl}: {before:02x?}");
                 }
             }
+        }
+    }
+
+    /// The schedules `skip_idle_ticks` leaves are those of ticking through the same time,
+    /// including the endpoint-independent mapping sweep's (every 10 s, on the 100 ms grid),
+    /// whatever the two grids' phases.
+    #[test]
+    fn skipping_idle_ticks_leaves_the_schedules_of_ticking() {
+        let cfg = Config::parse(
+            "[[interface]]\nname = \"a\"\nkind = \"tun\"\n\
+             [nat]\nudp_mapping = \"endpoint-independent\"\n",
+            "t.toml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        for (start_ms, eim_ms, end_ms) in [
+            (1_000, 0, 1_000),
+            (1_000, 0, 1_001),
+            (1_000, 5_050, 1_000_000),
+            (1_037, 11_000, 37_777),
+            (2_000, 12_099, 12_100),
+            (2_000, 12_100, 12_100),
+            (2_000, 12_100, 12_101),
+            (5, 3, 86_400_000),
+        ] {
+            let ms = |m: u64| Instant::from_nanos(m * 1_000_000);
+            let mut a = Engine::new(&cfg, 1).unwrap();
+            a.next_gc = ms(start_ms);
+            a.next_eim_gc = ms(eim_ms);
+            let mut b = Engine::new(&cfg, 1).unwrap();
+            b.next_gc = a.next_gc;
+            b.next_eim_gc = a.next_eim_gc;
+            let end = ms(end_ms);
+            let mut ticks = 0;
+            while a.next_gc < end {
+                let t = a.next_gc;
+                a.handle_timeout(t);
+                ticks += 1;
+            }
+            assert_eq!(
+                b.skip_idle_ticks(end),
+                ticks,
+                "{start_ms} {eim_ms} {end_ms}"
+            );
+            assert_eq!(
+                (b.next_gc, b.next_eim_gc, b.now),
+                (a.next_gc, a.next_eim_gc, a.now),
+                "{start_ms} {eim_ms} {end_ms}"
+            );
         }
     }
 

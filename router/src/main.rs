@@ -257,6 +257,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 until,
             };
             let r = sim::run(&cfg, &opts).map_err(|e| e.to_string())?;
+            if let Some(first) = &r.first_clamped {
+                eprintln!(
+                    "tunfilter: warning: {} record(s) stamped earlier than the record before \
+                     them in their file were replayed at that record's time (first: {first})",
+                    r.clamped
+                );
+            }
             let outs: Vec<String> = r
                 .packets_out
                 .iter()
