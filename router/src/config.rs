@@ -786,32 +786,38 @@ fn read_route_file(
             }
         };
         let text = line.split('#').next().unwrap_or("");
-        // Words with their 1-based character columns.
-        let mut words = Vec::new();
+        // Words with their 1-based character columns; a route has at most 5 (on the stack:
+        // a full table has a million lines).
+        const MAX_WORDS: usize = 8;
+        let mut words = [""; MAX_WORDS];
+        let mut cols = [0usize; MAX_WORDS];
+        let mut n = 0;
         let mut start = None;
-        for (col, (i, c)) in text.char_indices().enumerate() {
+        for (col, (i, c)) in text.char_indices().chain([(text.len(), ' ')]).enumerate() {
             match (c.is_whitespace(), start) {
                 (false, None) => start = Some((i, col + 1)),
                 (true, Some((s, sc))) => {
-                    words.push((&text[s..i], sc));
+                    if n == MAX_WORDS {
+                        return Err(err(
+                            sc,
+                            "too many words: expected PREFIX [via ADDR] dev IFACE".into(),
+                        ));
+                    }
+                    words[n] = &text[s..i];
+                    cols[n] = sc;
+                    n += 1;
                     start = None;
                 }
                 _ => {}
             }
         }
-        if let Some((s, sc)) = start {
-            words.push((&text[s..], sc));
-        }
-        if words.is_empty() {
+        if n == 0 {
             continue;
         }
-        let spec = {
-            let w: Vec<&str> = words.iter().map(|w| w.0).collect();
-            crate::route::RouteSpec::parse(&w).map_err(|(i, m)| err(words[i].1, m))?
-        };
+        let spec = crate::route::RouteSpec::parse(&words[..n]).map_err(|(i, m)| err(cols[i], m))?;
         let (dev, at) = spec.dev;
         if !interfaces.iter().any(|i| i.name == dev) {
-            return Err(err(words[at].1, format!("no [[interface]] named {dev:?}")));
+            return Err(err(cols[at], format!("no [[interface]] named {dev:?}")));
         }
         out.push(RouteConfig {
             prefix: spec.prefix,

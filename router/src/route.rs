@@ -389,17 +389,22 @@ impl<K: Key, const S: u32> Fib<K, S> {
     fn build_node(&mut self, list: &[Item<K>], off: u32, inh: u32) -> Node {
         let mut vals = [inh; 64];
         let mut vector = 0u64;
-        let mut ends: Vec<(u8, usize, u32)> = Vec::new();
+        // The routes ending in this node: at most 2 + 4 + ... + 64 distinct prefixes of
+        // `off + 1` to `off + 6` bits. On the stack: a full table builds a million nodes.
+        let mut ends = [(0u8, 0usize, 0u32); 126];
+        let mut n = 0;
         for &(net, len, leaf) in list {
             let c = net.chunk(off);
             if u32::from(len) > off + STRIDE {
                 vector |= 1 << c;
-            } else {
-                ends.push((len, c, leaf));
+            } else if let Some(e) = ends.get_mut(n) {
+                *e = (len, c, leaf);
+                n += 1;
             }
         }
-        ends.sort_by_key(|e| e.0);
-        for (len, c, leaf) in ends {
+        let ends = &mut ends[..n];
+        ends.sort_unstable_by_key(|e| e.0);
+        for &(len, c, leaf) in ends.iter() {
             let span = 1usize << (off + STRIDE - u32::from(len));
             vals[c..c + span].fill(leaf);
         }

@@ -350,7 +350,9 @@ fn sim_survives_hostile_timestamps() {
     )
     .unwrap();
     const MAX: u32 = u32::MAX;
-    let cases: &[(&str, &[(u32, u32)], bool, Option<&str>)] = &[
+    // (name, (seconds, fraction) per record, nanosecond format, --until)
+    type Case<'a> = (&'a str, &'a [(u32, u32)], bool, Option<&'a str>);
+    let cases: &[Case] = &[
         ("zero", &[(0, 0), (0, 0), (0, 0)], false, Some("100")),
         (
             "max-us",
