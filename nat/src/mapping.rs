@@ -145,6 +145,11 @@ impl MappingTable {
         }
     }
 
+    /// The earliest expiry of a mapping, if any.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.by_internal.values().map(|m| m.expires).min()
+    }
+
     /// Drops expired mappings (a full pass; called at the GC interval).
     pub fn gc(&mut self, now: Instant) {
         let dead: Vec<Endpoint> = self
@@ -236,6 +241,14 @@ impl SharedMappings {
         for s in self.stripes.iter() {
             s.lock().gc(now);
         }
+    }
+
+    /// The earliest expiry of a mapping, if any.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.stripes
+            .iter()
+            .filter_map(|s| s.lock().next_expiry())
+            .min()
     }
 
     /// Number of mappings, live or not yet collected.

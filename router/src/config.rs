@@ -54,6 +54,24 @@ pub struct RouteConfig {
     pub via: Option<IpAddr>,
 }
 
+/// Where a value is written in the configuration, for errors found after parsing (a rule
+/// file named there cannot be read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The configuration file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
 /// `[rules]`: rule files, resolved against the config file's folder.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RulesConfig {
@@ -61,6 +79,10 @@ pub struct RulesConfig {
     pub ipv4: Option<PathBuf>,
     /// ip6tables-save file.
     pub ipv6: Option<PathBuf>,
+    /// Where `ipv4` is set, for errors about the file as a whole (missing, unreadable).
+    pub ipv4_at: Option<Position>,
+    /// Where `ipv6` is set.
+    pub ipv6_at: Option<Position>,
 }
 
 /// `[conntrack]`.
@@ -177,6 +199,8 @@ struct RawConfig {
     #[serde(default)]
     route: Vec<RawRoute>,
     #[serde(default)]
+    routes: Option<RawRoutes>,
+    #[serde(default)]
     rules: Option<RawRules>,
     #[serde(default)]
     conntrack: Option<RawConntrack>,
@@ -248,9 +272,16 @@ struct RawRoute {
 #[serde(deny_unknown_fields)]
 struct RawRules {
     #[serde(default)]
-    ipv4: Option<String>,
+    ipv4: Option<Spanned<String>>,
     #[serde(default)]
-    ipv6: Option<String>,
+    ipv6: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoutes {
+    #[serde(default)]
+    files: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -287,6 +318,44 @@ impl Ctx<'_> {
     fn at<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
         self.err(s.span().start, message)
     }
+
+    fn position<T>(&self, s: &Spanned<T>) -> Position {
+        let (line, column) = line_col(self.text, s.span().start);
+        Position {
+            file: self.file.clone(),
+            line,
+            column,
+        }
+    }
+}
+
+/// Why Linux would refuse an interface name or read it as something else (`dev_valid_name`
+/// and the `%d` template of `dev_alloc_name`), if it would.
+fn bad_ifname(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("is empty");
+    }
+    if name.len() > 15 {
+        return Some("is longer than 15 bytes (IFNAMSIZ)");
+    }
+    if name == "." || name == ".." {
+        return Some("is \".\" or \"..\"");
+    }
+    // The kernel's isspace() also counts 0xa0; in UTF-8 that byte only occurs inside
+    // non-ASCII characters, which therefore include U+00A0 and others.
+    for b in name.bytes() {
+        match b {
+            b'/' => return Some("contains '/'"),
+            b':' => return Some("contains ':' (alias syntax)"),
+            b'%' => return Some("contains '%' (the kernel reads it as a name template)"),
+            0 => return Some("contains a NUL byte"),
+            b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0 => {
+                return Some("contains white space")
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -299,13 +368,23 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file (and the route files it names).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
+        let text = rules::textfile::read(path, rules::textfile::MAX_TEXT_FILE).map_err(|e| {
+            let (line, column) = match e {
+                rules::textfile::TextError::NotUtf8 { line, column, .. } => (line, column),
+                _ => (0, 0),
+            };
+            ConfigError {
+                file: path.display().to_string(),
+                line,
+                column,
+                message: if line == 0 {
+                    format!("cannot read: {e}")
+                } else {
+                    e.to_string()
+                },
+            }
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut c = Config::parse(&text, &path.display().to_string(), &base)?;
@@ -313,7 +392,8 @@ impl Config {
         Ok(c)
     }
 
-    /// Parses config text; `file` names it in errors, `base_dir` resolves paths.
+    /// Parses config text; `file` names it in errors, `base_dir` resolves paths. Route files
+    /// named in `[routes]` are read too.
     pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
         let cx = Ctx {
             file: file.to_string(),
@@ -331,10 +411,13 @@ impl Config {
         let mut interfaces = Vec::new();
         for i in &raw.interface {
             let name = i.name.get_ref().clone();
-            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+            if let Some(why) = bad_ifname(&name) {
                 return Err(cx.at(
                     &i.name,
-                    "expected an interface name of 1 to 15 characters without '/' or spaces",
+                    format!(
+                        "interface name {name:?} {why}: expected 1 to 15 bytes without '/', ':', \
+                         '%' or white space, and not \".\" or \"..\""
+                    ),
                 ));
             }
             if interfaces.iter().any(|o: &InterfaceConfig| o.name == name) {
@@ -400,8 +483,21 @@ impl Config {
                 ));
             }
             let netns = match &i.netns {
-                Some(n) if n.get_ref().is_empty() || n.get_ref().contains('/') => {
-                    return Err(cx.at(n, "expected a network namespace name"))
+                // A name under /run/netns: no '/', not "." or "..", no NUL.
+                Some(n)
+                    if n.get_ref().is_empty()
+                        || n.get_ref().contains(['/', '\0'])
+                        || n.get_ref() == "."
+                        || n.get_ref() == ".." =>
+                {
+                    return Err(cx.at(
+                        n,
+                        format!(
+                            "expected a network namespace name (a file name: no '/', not \
+                             \".\" or \"..\"), found {:?}",
+                            n.get_ref()
+                        ),
+                    ))
                 }
                 Some(n) => Some(n.get_ref().clone()),
                 None => None,
@@ -474,11 +570,25 @@ impl Config {
                 via,
             });
         }
+        if let Some(rf) = &raw.routes {
+            for f in &rf.files {
+                let path = base_dir.join(f.get_ref());
+                read_route_file(&path, &interfaces, &mut routes).map_err(|e| match e {
+                    RouteFileError::Read(e) => cx.at(
+                        f,
+                        format!("[routes] files: cannot read {}: {e}", path.display()),
+                    ),
+                    RouteFileError::Syntax(e) => e,
+                })?;
+            }
+        }
         let rules = raw
             .rules
             .map_or_else(RulesConfig::default, |r| RulesConfig {
-                ipv4: r.ipv4.map(|p| base_dir.join(p)),
-                ipv6: r.ipv6.map(|p| base_dir.join(p)),
+                ipv4_at: r.ipv4.as_ref().map(|p| cx.position(p)),
+                ipv6_at: r.ipv6.as_ref().map(|p| cx.position(p)),
+                ipv4: r.ipv4.map(|p| base_dir.join(p.into_inner())),
+                ipv6: r.ipv6.map(|p| base_dir.join(p.into_inner())),
             });
         let mut conntrack = ConntrackConfig::default();
         if let Some(c) = raw.conntrack {
@@ -591,6 +701,13 @@ impl Config {
             }
             defrag.time_exceeded = d.time_exceeded.unwrap_or(false);
         }
+        if interfaces.is_empty() {
+            // A router without interfaces forwards nothing: surely not what was meant.
+            return Err(cx.err(
+                0,
+                "no [[interface]]: expected at least one interface to route between",
+            ));
+        }
         Ok(Config {
             interfaces,
             routes,
@@ -606,6 +723,110 @@ impl Config {
     /// The id (index) of the interface called `name`.
     pub fn iface_id(&self, name: &str) -> Option<usize> {
         self.interfaces.iter().position(|i| i.name == name)
+    }
+}
+
+/// Longest line of a route file.
+const MAX_ROUTE_LINE: usize = 4096;
+
+enum RouteFileError {
+    /// The file could not be read: reported at the config key that names it.
+    Read(String),
+    /// A line is wrong: reported at its own position.
+    Syntax(ConfigError),
+}
+
+/// Reads a route file: one route per line, `PREFIX [via ADDR] dev IFACE` (the format of
+/// `tunfilter route list`, see [`crate::route::RouteSpec`]), `#` starting a comment. Read line by line, so a huge file never
+/// sits in memory as text, and a line longer than [`MAX_ROUTE_LINE`] is an error (a path like
+/// /dev/zero fails at once).
+fn read_route_file(
+    path: &Path,
+    interfaces: &[InterfaceConfig],
+    out: &mut Vec<RouteConfig>,
+) -> Result<(), RouteFileError> {
+    use std::io::{BufRead, Read};
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| RouteFileError::Read(e.to_string()))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        line_no += 1;
+        let n = (&mut r)
+            .take(MAX_ROUTE_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| RouteFileError::Read(e.to_string()))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let err = |column: usize, message: String| {
+            RouteFileError::Syntax(ConfigError {
+                file: shown.clone(),
+                line: line_no,
+                column,
+                message,
+            })
+        };
+        if buf.len() > MAX_ROUTE_LINE && buf.last() != Some(&b'\n') {
+            return Err(err(
+                1,
+                format!("line longer than {MAX_ROUTE_LINE} bytes: expected one route per line"),
+            ));
+        }
+        let line = match std::str::from_utf8(&buf) {
+            Ok(l) => l,
+            Err(e) => {
+                let good = std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default();
+                return Err(err(
+                    good.chars().count() + 1,
+                    format!(
+                        "invalid UTF-8 (byte 0x{:02x}): expected UTF-8 text",
+                        buf[e.valid_up_to()]
+                    ),
+                ));
+            }
+        };
+        let text = line.split('#').next().unwrap_or("");
+        // Words with their 1-based character columns; a route has at most 5 (on the stack:
+        // a full table has a million lines).
+        const MAX_WORDS: usize = 8;
+        let mut words = [""; MAX_WORDS];
+        let mut cols = [0usize; MAX_WORDS];
+        let mut n = 0;
+        let mut start = None;
+        for (col, (i, c)) in text.char_indices().chain([(text.len(), ' ')]).enumerate() {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some((i, col + 1)),
+                (true, Some((s, sc))) => {
+                    if n == MAX_WORDS {
+                        return Err(err(
+                            sc,
+                            "too many words: expected PREFIX [via ADDR] dev IFACE".into(),
+                        ));
+                    }
+                    words[n] = &text[s..i];
+                    cols[n] = sc;
+                    n += 1;
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let spec = crate::route::RouteSpec::parse(&words[..n]).map_err(|(i, m)| err(cols[i], m))?;
+        let (dev, at) = spec.dev;
+        if !interfaces.iter().any(|i| i.name == dev) {
+            return Err(err(cols[at], format!("no [[interface]] named {dev:?}")));
+        }
+        out.push(RouteConfig {
+            prefix: spec.prefix,
+            interface: dev.to_string(),
+            via: spec.via,
+        });
     }
 }
 
@@ -707,6 +928,191 @@ timeouts = { tcp_established = 3600 }
         let bad = GOOD.replace("via = \"198.51.100.254\"", "via = \"2001:db8::1\"");
         assert!(err(&bad).contains("different address families"));
         assert!(err("[[interface]]\nname = \"x\"\n").contains("missing field `kind`"));
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    fn parse_in(t: &str, dir: &Path) -> Result<Config, ConfigError> {
+        Config::parse(t, "gw.toml", dir)
+    }
+
+    fn err(t: &str) -> String {
+        parse_in(t, Path::new(".")).unwrap_err().to_string()
+    }
+
+    fn iface(name: &str) -> String {
+        format!("[[interface]]\nname = {}\nkind = \"tun\"\n", toml_str(name))
+    }
+
+    /// A TOML basic string for any text (escapes control characters and quotes).
+    fn toml_str(s: &str) -> String {
+        let mut o = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => {
+                    o.push('\\');
+                    o.push(c);
+                }
+                c if c.is_control() => o.push_str(&format!("\\u{:04X}", c as u32)),
+                c => o.push(c),
+            }
+        }
+        o.push('"');
+        o
+    }
+
+    #[test]
+    fn a_config_without_interfaces_is_refused() {
+        assert_eq!(
+            err(""),
+            "gw.toml:1:1: no [[interface]]: expected at least one interface to route between"
+        );
+        assert!(err("[conntrack]\nmax = 10\n").contains("no [[interface]]"));
+        assert!(parse_in(&iface("lan0"), Path::new(".")).is_ok());
+    }
+
+    /// What Linux's dev_valid_name refuses, and '%' that dev_alloc_name reads as a template.
+    #[test]
+    fn interface_names_the_kernel_refuses_or_rewrites_are_refused_at_their_position() {
+        for bad in [
+            ".",
+            "..",
+            ":x",
+            "eth0:1",
+            "%d",
+            "tun%d",
+            "a%",
+            "",
+            "sixteen-bytes-xx",
+            "a/b",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\u{b}b",
+            "a\u{c}b",
+            "a\rb",
+            "a\0b",
+            "nb\u{a0}sp",
+        ] {
+            let e = err(&iface(bad));
+            assert!(
+                e.starts_with("gw.toml:2:8: interface name "),
+                "{bad:?} accepted or misplaced: {e}"
+            );
+            assert!(e.contains("expected 1 to 15 bytes"), "{e}");
+        }
+        for good in ["lan0", "fifteen-bytes-x", "wan.100", "e-é"] {
+            assert!(parse_in(&iface(good), Path::new(".")).is_ok(), "{good:?}");
+        }
+        let e = err(&format!("{}netns = \"..\"\n", iface("lan0")));
+        assert!(
+            e.starts_with("gw.toml:4:9: expected a network namespace name"),
+            "{e}"
+        );
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("tf-cfg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn rule_file_positions_are_kept_for_later_errors() {
+        let c = parse_in(
+            &format!("{}[rules]\nipv6 = \"six.rules\"\n", iface("lan0")),
+            Path::new("/etc/tf"),
+        )
+        .unwrap();
+        assert_eq!(c.rules.ipv6, Some(PathBuf::from("/etc/tf/six.rules")));
+        assert_eq!(c.rules.ipv6_at.unwrap().to_string(), "gw.toml:5:8");
+        assert_eq!(c.rules.ipv4_at, None);
+    }
+
+    #[test]
+    fn route_files_load_and_their_errors_name_file_line_and_column() {
+        let d = tmp("routes");
+        let cfg = format!(
+            "{}{}[routes]\nfiles = [\"a.routes\", \"b.routes\"]\n",
+            iface("lan0"),
+            iface("wan0")
+        );
+        std::fs::write(
+            d.join("a.routes"),
+            "# full table\n198.51.100.0/24 via 198.51.100.254 dev wan0\n\n\
+             203.0.113.0/24 dev lan0   # a comment\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("b.routes"),
+            "2001:db8::/32 dev wan0 via 2001:db8::1\n",
+        )
+        .unwrap();
+        let c = parse_in(&cfg, &d).unwrap();
+        assert_eq!(c.routes.len(), 3);
+        assert_eq!(c.routes[1].prefix.to_string(), "203.0.113.0/24");
+        assert_eq!(c.routes[1].interface, "lan0");
+        assert_eq!(c.routes[2].via, Some("2001:db8::1".parse().unwrap()));
+
+        let a = d.join("a.routes").display().to_string();
+        for (text, want) in [
+            (
+                &b"198.51.100.0/33 dev wan0\n"[..],
+                ":1:1: expected a prefix",
+            ),
+            (
+                &b"198.51.100.0/24 dev wan9\n"[..],
+                ":1:21: no [[interface]] named \"wan9\"",
+            ),
+            (&b"198.51.100.0/24\n"[..], ":1:1: expected `dev IFACE`"),
+            (
+                &b"\n  198.51.100.0/24 dev\n"[..],
+                ":2:19: \"dev\": expected",
+            ),
+            (
+                &b"198.51.100.0/24 dev wan0 via 2001:db8::1\n"[..],
+                ":1:30: next hop and prefix",
+            ),
+            (
+                &b"198.51.100.0/24 dev wan0 dev lan0\n"[..],
+                ":1:26: found \"dev\"",
+            ),
+            (
+                &b"198.51.100.0/24 gw x dev wan0\n"[..],
+                ":1:17: found \"gw\"",
+            ),
+            (
+                &b"198.51.100.7/24 dev wan0\n"[..],
+                ":1:1: 198.51.100.7/24 has host bits set",
+            ),
+            (
+                &b"10.0.0.0/8 dev wan0\n10.1.0.0/16 d\xc3\xa9v\xff wan0\n"[..],
+                ":2:16: invalid UTF-8 (byte 0xff)",
+            ),
+        ] {
+            std::fs::write(d.join("a.routes"), text).unwrap();
+            let e = parse_in(&cfg, &d).unwrap_err().to_string();
+            let (pos, what) = want.split_once(": ").unwrap();
+            assert!(e.starts_with(&format!("{a}{pos}: ")), "{text:?}: {e}");
+            assert!(e.contains(what), "{text:?}: {e}");
+        }
+        std::fs::remove_file(d.join("a.routes")).unwrap();
+        let e = parse_in(&cfg, &d).unwrap_err().to_string();
+        assert!(
+            e.starts_with("gw.toml:8:10: [routes] files: cannot read ") && e.contains("a.routes"),
+            "{e}"
+        );
+        let zero = cfg.replace("\"a.routes\"", "\"/dev/zero\"");
+        let e = parse_in(&zero, &d).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/dev/zero:1:1: line longer than 4096 bytes"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }
 

@@ -14,7 +14,7 @@
 use crate::config::{Config, IfaceKind};
 use crate::hooks::{HookTable, Stage};
 use crate::offload::Offload;
-use crate::route::{IfaceId, RouteTable};
+use crate::route::{IfaceId, Route, RouteTable};
 use crate::shard::ShardCtx;
 use crate::timer::{Timer, TimerTable};
 use crate::{local, stats::DropCounters, tcpmss};
@@ -643,10 +643,12 @@ pub struct Engine {
     /// the per-packet "is this for me" test.
     local: LocalAddrs,
     kinds: Vec<IfaceKind>,
-    routes: RouteTable,
+    /// Shared by all shards of a sharded router; changed in place by `ShardSet::update_routes`
+    /// while every shard is locked, copied on write otherwise.
+    routes: Arc<RouteTable>,
     rules4: Arc<Ruleset>,
     rules6: Arc<Ruleset>,
-    rule_paths: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    rule_files: crate::config::RulesConfig,
     ct: ConnTable<AnyState>,
     l4: L4Modules,
     verify_checksum: bool,
@@ -727,16 +729,10 @@ impl fmt::Debug for Engine {
 impl Engine {
     /// Builds the engine for a configuration, loading its rule files.
     pub fn new(config: &Config, hash_seed: u64) -> Result<Engine, EngineError> {
-        let rules4 = match &config.rules.ipv4 {
-            Some(p) => Ruleset::load(p, rules::Family::V4).map_err(EngineError::Rules)?,
-            None => Ruleset::empty(rules::Family::V4),
-        };
-        let rules6 = match &config.rules.ipv6 {
-            Some(p) => Ruleset::load(p, rules::Family::V6).map_err(EngineError::Rules)?,
-            None => Ruleset::empty(rules::Family::V6),
-        };
+        let (rules4, rules6) =
+            crate::shard::load_rules(&config.rules).map_err(EngineError::Rules)?;
         let mut engine = Engine::with_rules(config, hash_seed, rules4, rules6)?;
-        engine.rule_paths = (config.rules.ipv4.clone(), config.rules.ipv6.clone());
+        engine.rule_files = config.rules.clone();
         Ok(engine)
     }
 
@@ -757,6 +753,19 @@ impl Engine {
         hash_seed: u64,
         rules4: Arc<Ruleset>,
         rules6: Arc<Ruleset>,
+    ) -> Result<Engine, EngineError> {
+        let routes = Arc::new(RouteTable::from_config(config));
+        Engine::with_shared_parts(config, hash_seed, rules4, rules6, routes)
+    }
+
+    /// [`Engine::with_shared_rules`] with a routing table that other engines may share
+    /// (a full table is built once for all shards).
+    pub(crate) fn with_shared_parts(
+        config: &Config,
+        hash_seed: u64,
+        rules4: Arc<Ruleset>,
+        rules6: Arc<Ruleset>,
+        routes: Arc<RouteTable>,
     ) -> Result<Engine, EngineError> {
         let mut timeouts = l4proto::Timeouts::default();
         for (k, v) in &config.conntrack.timeouts {
@@ -783,10 +792,10 @@ impl Engine {
                 .collect(),
             local: LocalAddrs::new(config.interfaces.iter().flat_map(|i| i.addresses.iter())),
             kinds: config.interfaces.iter().map(|i| i.kind).collect(),
-            routes: RouteTable::from_config(config),
+            routes,
             rules4,
             rules6,
-            rule_paths: (None, None),
+            rule_files: crate::config::RulesConfig::default(),
             ct: ConnTable::new(TableConfig {
                 max: config.conntrack.max,
                 hash_seed,
@@ -871,6 +880,33 @@ impl Engine {
     /// Interface names, by id.
     pub fn iface_name(&self, id: IfaceId) -> Option<&str> {
         self.ifaces.get(id).map(|i| &*i.name)
+    }
+
+    /// The id of the interface called `name`.
+    pub fn iface_id(&self, name: &str) -> Option<IfaceId> {
+        self.ifaces.iter().position(|i| &*i.name == name)
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> &Arc<RouteTable> {
+        &self.routes
+    }
+
+    /// Adds a route unless its prefix has one; returns whether it was added. Takes effect
+    /// for the next packet. (A table shared with other shards is copied first: change the
+    /// routes of a [`crate::shard::ShardSet`] with its own methods.)
+    pub fn route_add(&mut self, r: Route) -> bool {
+        Arc::make_mut(&mut self.routes).add(r)
+    }
+
+    /// Removes the route of exactly `prefix`; see [`Engine::route_add`].
+    pub fn route_del(&mut self, prefix: IpNet) -> Option<Route> {
+        Arc::make_mut(&mut self.routes).remove(prefix)
+    }
+
+    /// The table slot itself, for [`crate::shard::ShardSet::update_routes`].
+    pub(crate) fn routes_slot(&mut self) -> &mut Arc<RouteTable> {
+        &mut self.routes
     }
 
     /// Kind of an interface.
@@ -2642,6 +2678,54 @@ impl Engine {
         self.timers.next()
     }
 
+    /// The earliest time at which a timer has work: a connection, expectation or
+    /// endpoint-independent mapping expires, or a datagram's reassembly time runs out. `None`
+    /// when nothing is pending. Looks at every connection: for the simulator, which uses it
+    /// with [`Engine::skip_idle_ticks`] to cross long gaps in a capture.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let eim = if self.nat_cfg.udp_eim {
+            self.eim.next_expiry()
+        } else {
+            None
+        };
+        [self.ct.next_expiry(), self.defrag.poll_timeout(), eim]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Moves the periodic timers on as if `handle_timeout` had run at every tick before `t`,
+    /// for a caller that knows none of those ticks had work (`t <= next_deadline()`): they
+    /// would only have moved the conntrack sweep and the schedules on. Returns how many
+    /// ticks were skipped. The result is the same as ticking, at the cost of one step.
+    pub fn skip_idle_ticks(&mut self, t: Instant) -> u64 {
+        let mut now = self.now.as_nanos();
+        // The mapping collection keeps its own schedule, every EIM_GC_INTERVAL from its
+        // deadline on: it moves to the first of those at or after t.
+        if let Some(m) = self.timers.get(Timer::Mappings).filter(|m| *m < t) {
+            let period = EIM_GC_INTERVAL.as_nanos() as u64;
+            let n = (t.as_nanos() - m.as_nanos()).div_ceil(period);
+            let last_run = m.as_nanos() + (n - 1) * period;
+            now = now.max(last_run);
+            self.timers
+                .set(Timer::Mappings, Instant::from_nanos(last_run + period));
+        }
+        let mut k = 0;
+        if let Some(next_gc) = self.timers.get(Timer::ConntrackGc).filter(|g| *g < t) {
+            let step = GC_INTERVAL.as_nanos() as u64;
+            let first = next_gc.as_nanos();
+            // Ticks at first, first + step, ... strictly before t.
+            k = (t.as_nanos() - first).div_ceil(step);
+            let last = first + (k - 1) * step;
+            now = now.max(last);
+            self.ct.skip_gc(k);
+            self.timers
+                .set(Timer::ConntrackGc, Instant::from_nanos(last) + GC_INTERVAL);
+        }
+        self.now = Instant::from_nanos(now);
+        k
+    }
+
     /// The next packet to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.tx.pop_front()
@@ -2711,14 +2795,7 @@ impl Engine {
     /// Re-reads the configured rule files and swaps both rulesets at once;
     /// on any error nothing changes. Connections are kept.
     pub fn reload_rules(&mut self) -> Result<(), String> {
-        let r4 = match &self.rule_paths.0 {
-            Some(p) => Ruleset::load(p, rules::Family::V4).map_err(|e| e.to_string())?,
-            None => Ruleset::empty(rules::Family::V4),
-        };
-        let r6 = match &self.rule_paths.1 {
-            Some(p) => Ruleset::load(p, rules::Family::V6).map_err(|e| e.to_string())?,
-            None => Ruleset::empty(rules::Family::V6),
-        };
+        let (r4, r6) = crate::shard::load_rules(&self.rule_files).map_err(|e| e.to_string())?;
         self.set_shared_rules(Arc::new(r4), Arc::new(r6));
         Ok(())
     }
@@ -3089,6 +3166,54 @@ mod tests {
                     assert_eq!(checksum::data(&h), 0, "ttl {ttl}: {before:02x?}");
                 }
             }
+        }
+    }
+
+    /// The schedules `skip_idle_ticks` leaves are those of ticking through the same time,
+    /// including the endpoint-independent mapping collection's (every 10 s from its own
+    /// deadline), whatever the two schedules' phases.
+    #[test]
+    fn skipping_idle_ticks_leaves_the_schedules_of_ticking() {
+        let cfg = Config::parse(
+            "[[interface]]\nname = \"a\"\nkind = \"tun\"\n\
+             [nat]\nudp_mapping = \"endpoint-independent\"\n",
+            "t.toml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        for (start_ms, eim_ms, end_ms) in [
+            (1_000, 0, 1_000),
+            (1_000, 0, 1_001),
+            (1_000, 5_050, 1_000_000),
+            (1_037, 11_000, 37_777),
+            (2_000, 12_099, 12_100),
+            (2_000, 12_100, 12_100),
+            (2_000, 12_100, 12_101),
+            (5, 3, 86_400_000),
+        ] {
+            let ms = |m: u64| Instant::from_nanos(m * 1_000_000);
+            let mut a = Engine::new(&cfg, 1).unwrap();
+            a.timers.set(Timer::ConntrackGc, ms(start_ms));
+            a.timers.set(Timer::Mappings, ms(eim_ms));
+            let mut b = Engine::new(&cfg, 1).unwrap();
+            b.timers = a.timers;
+            let end = ms(end_ms);
+            let mut ticks = 0;
+            // Ticking is what a driver does: run the timers at each deadline before `end`.
+            while let Some(t) = a.poll_timeout().filter(|t| *t < end) {
+                ticks += u64::from(a.timers.is_due(Timer::ConntrackGc, t));
+                a.handle_timeout(t);
+            }
+            assert_eq!(
+                b.skip_idle_ticks(end),
+                ticks,
+                "{start_ms} {eim_ms} {end_ms}"
+            );
+            assert_eq!(
+                (b.timers, b.now),
+                (a.timers, a.now),
+                "{start_ms} {eim_ms} {end_ms}"
+            );
         }
     }
 

@@ -76,6 +76,11 @@ enum Cmd {
         #[command(flatten)]
         sock: SocketArg,
     },
+    /// The routing table of a running instance, changed without a reload.
+    Route {
+        #[command(subcommand)]
+        cmd: RouteCmd,
+    },
     /// Stream trace events of a running instance.
     Trace {
         #[command(flatten)]
@@ -179,6 +184,31 @@ enum RulesCmd {
 }
 
 #[derive(Subcommand)]
+enum RouteCmd {
+    /// Print the routes, one `PREFIX [via ADDR] dev IFACE` per line (the route file format).
+    List {
+        #[command(flatten)]
+        sock: SocketArg,
+    },
+    /// Add a route for every worker at once: `route add 203.0.113.0/24 via 198.51.100.2 dev
+    /// wan0`. Refused if the prefix has a route already.
+    Add {
+        /// PREFIX [via ADDR] dev IFACE, as `ip route` takes them.
+        #[arg(required = true, num_args = 1..)]
+        route: Vec<String>,
+        #[command(flatten)]
+        sock: SocketArg,
+    },
+    /// Delete the route of exactly PREFIX.
+    Del {
+        /// The prefix, e.g. 203.0.113.0/24.
+        prefix: String,
+        #[command(flatten)]
+        sock: SocketArg,
+    },
+}
+
+#[derive(Subcommand)]
 enum SearchCmd {
     /// List the pattern-search algorithms and what they can do.
     Algorithms,
@@ -227,6 +257,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 until,
             };
             let r = sim::run(&cfg, &opts).map_err(|e| e.to_string())?;
+            if let Some(first) = &r.first_clamped {
+                eprintln!(
+                    "tunfilter: warning: {} record(s) stamped earlier than the record before \
+                     them in their file were replayed at that record's time (first: {first})",
+                    r.clamped
+                );
+            }
             let outs: Vec<String> = r
                 .packets_out
                 .iter()
@@ -326,6 +363,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Reload { sock } => client(&sock, Request::Reload),
+        Cmd::Route { cmd } => match cmd {
+            RouteCmd::List { sock } => client(&sock, Request::RouteList),
+            RouteCmd::Add { route, sock } => {
+                // Checked here too, so that a typo is reported without a round trip.
+                let words: Vec<&str> = route.iter().map(String::as_str).collect();
+                router::route::RouteSpec::parse(&words).map_err(|(_, m)| m)?;
+                client(&sock, Request::RouteAdd { route })
+            }
+            RouteCmd::Del { prefix, sock } => {
+                router::route::parse_prefix(&prefix)?;
+                client(&sock, Request::RouteDel { prefix })
+            }
+        },
         Cmd::Trace { sock, json } => client(&sock, Request::Trace { json }),
         Cmd::Search {
             cmd: SearchCmd::Algorithms,

@@ -70,9 +70,10 @@ use wire::buf::PacketBuf;
 use wire::time::Instant;
 
 use crate::config::Config;
+use crate::config::{Position, RulesConfig};
 use crate::engine::{Engine, EngineError, EngineStats, Event, Handoff, Transmit};
 use crate::offload::Offload;
-use crate::route::IfaceId;
+use crate::route::{IfaceId, Route, RouteTable};
 use nat::mapping::SharedMappings;
 use rules::{self, Ruleset};
 
@@ -396,7 +397,7 @@ pub struct ShardSet {
     deadlines: Box<[AtomicU64]>,
     dir: Arc<Directory>,
     steer: Arc<Steer>,
-    rule_paths: (Option<std::path::PathBuf>, Option<std::path::PathBuf>),
+    rule_files: RulesConfig,
     sink: parking_lot::RwLock<Option<EventSink>>,
 }
 
@@ -414,18 +415,32 @@ impl ShardSet {
     /// rule files once. The connection table maximum is split evenly between the shards.
     pub fn new(config: &Config, hash_seed: u64, n: usize) -> Result<Arc<ShardSet>, EngineError> {
         let n = n.clamp(1, MAX_SHARDS);
-        let (r4, r6) =
-            load_rules(&config.rules.ipv4, &config.rules.ipv6).map_err(EngineError::Rules)?;
+        let (r4, r6) = load_rules(&config.rules).map_err(EngineError::Rules)?;
         let (r4, r6) = (Arc::new(r4), Arc::new(r6));
-        let mut cfg = config.clone();
-        cfg.conntrack.max = config.conntrack.max.div_ceil(n).max(1);
+        // One routing table for all shards: a full table is built (and held) once.
+        let routes = Arc::new(RouteTable::from_config(config));
+        // Each shard gets its part of the connection table; the routes are not copied.
+        let cfg = Config {
+            routes: Vec::new(),
+            conntrack: crate::config::ConntrackConfig {
+                max: config.conntrack.max.div_ceil(n).max(1),
+                ..config.conntrack.clone()
+            },
+            interfaces: config.interfaces.clone(),
+            rules: config.rules.clone(),
+            nat: config.nat,
+            defrag: config.defrag,
+            base_dir: config.base_dir.clone(),
+            path: config.path.clone(),
+        };
         let mut engines = Vec::with_capacity(n);
         for _ in 0..n {
-            engines.push(Engine::with_shared_rules(
+            engines.push(Engine::with_shared_parts(
                 &cfg,
                 hash_seed,
                 r4.clone(),
                 r6.clone(),
+                routes.clone(),
             )?);
         }
         let dir = Arc::new(Directory::new(hash_seed));
@@ -451,7 +466,7 @@ impl ShardSet {
                 shards: engines.into_iter().map(Mutex::new).collect(),
                 dir,
                 steer,
-                rule_paths: (config.rules.ipv4.clone(), config.rules.ipv6.clone()),
+                rule_files: config.rules.clone(),
                 sink: parking_lot::RwLock::new(None),
             }
         }))
@@ -640,11 +655,53 @@ impl ShardSet {
         self.shards[0].lock().rules_save(None, counters)
     }
 
+    /// The interface called `name`.
+    pub fn iface_id(&self, name: &str) -> Option<IfaceId> {
+        self.shards[0].lock().iface_id(name)
+    }
+
+    /// The routing table as it is now (a snapshot: later changes make a new version).
+    pub fn routes(&self) -> Arc<RouteTable> {
+        self.shards[0].lock().routes().clone()
+    }
+
+    /// Changes the routing table of every shard at once: all shard locks are held, taken in
+    /// index order, while `f` changes the one table they share, in place. Packets wait for
+    /// the change (microseconds for one route: see BENCHMARKS.md, "routes") and then all
+    /// see the new table; none sees a mix.
+    pub fn update_routes<R>(&self, f: impl FnOnce(&mut RouteTable) -> R) -> R {
+        let mut guards: Vec<_> = self.shards.iter().map(|m| m.lock()).collect();
+        let placeholder = Arc::new(RouteTable::default());
+        let mut tables: Vec<Arc<RouteTable>> = guards
+            .iter_mut()
+            .map(|g| std::mem::replace(g.routes_slot(), placeholder.clone()))
+            .collect();
+        let mut table = tables.pop().unwrap_or_default();
+        // With every shard's reference gone the table is ours alone and changes in place;
+        // if a snapshot (`routes()`) is still out, it is copied once and the snapshot keeps
+        // the old version.
+        drop(tables);
+        let r = f(Arc::make_mut(&mut table));
+        for g in &mut guards {
+            *g.routes_slot() = table.clone();
+        }
+        r
+    }
+
+    /// Adds a route in every shard at once; false if its prefix has one already.
+    pub fn route_add(&self, r: Route) -> bool {
+        self.update_routes(|t| t.add(r))
+    }
+
+    /// Removes the route of exactly `prefix` in every shard at once.
+    pub fn route_del(&self, prefix: ipnet::IpNet) -> Option<Route> {
+        self.update_routes(|t| t.remove(prefix))
+    }
+
     /// Re-reads the rule files and swaps them in every shard at once (all shard locks are
     /// held, taken in index order, while the new rules go in); on error nothing changes.
     pub fn reload(&self) -> Result<(), String> {
-        let (r4, r6) =
-            load_rules(&self.rule_paths.0, &self.rule_paths.1).map_err(|e| e.to_string())?;
+        let (r4, r6) = load_rules(&self.rule_files).map_err(|e| e.to_string())?;
         let (r4, r6) = (Arc::new(r4), Arc::new(r6));
         let mut guards: Vec<_> = self.shards.iter().map(|m| m.lock()).collect();
         for g in &mut guards {
@@ -654,17 +711,29 @@ impl ShardSet {
     }
 }
 
-fn load_rules(
-    v4: &Option<std::path::PathBuf>,
-    v6: &Option<std::path::PathBuf>,
-) -> Result<(Ruleset, Ruleset), rules::RuleError> {
-    let r4 = match v4 {
-        Some(p) => Ruleset::load(p, rules::Family::V4)?,
-        None => Ruleset::empty(rules::Family::V4),
+/// Loads the configured rule files. An error about a file as a whole (missing, unreadable,
+/// too large) is reported at the configuration key that names it, with the file's own error
+/// after it; an error inside a file keeps that file's position.
+pub(crate) fn load_rules(cfg: &RulesConfig) -> Result<(Ruleset, Ruleset), rules::RuleError> {
+    let one = |path: &Option<std::path::PathBuf>,
+               at: &Option<Position>,
+               key: &str,
+               family: rules::Family| {
+        let Some(p) = path else {
+            return Ok(Ruleset::empty(family));
+        };
+        Ruleset::load(p, family).map_err(|e| match at {
+            Some(at) if e.line == 0 => rules::RuleError {
+                file: at.file.clone(),
+                line: at.line,
+                column: at.column,
+                message: format!("[rules] {key}: {e}"),
+            },
+            _ => e,
+        })
     };
-    let r6 = match v6 {
-        Some(p) => Ruleset::load(p, rules::Family::V6)?,
-        None => Ruleset::empty(rules::Family::V6),
-    };
-    Ok((r4, r6))
+    Ok((
+        one(&cfg.ipv4, &cfg.ipv4_at, "ipv4", rules::Family::V4)?,
+        one(&cfg.ipv6, &cfg.ipv6_at, "ipv6", rules::Family::V6)?,
+    ))
 }

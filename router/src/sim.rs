@@ -7,6 +7,14 @@
 //! `rules-v4.txt` / `rules-v6.txt` (iptables-save with counters). The same
 //! input always gives byte-identical output: the hash seed is fixed and
 //! nothing depends on wall-clock time.
+//!
+//! Timestamps are taken as they are, with one exception: within one file, a record stamped
+//! earlier than the record before it (a capture across a clock step, or merged from several
+//! queues) is replayed at that earlier record's time, in file order, as tcpreplay would send
+//! it; [`SimReport::clamped`] counts them and the CLI says so. Files are then merged by time.
+//! A timestamp of zero or the largest a pcap can hold is just a time. Across a gap in which
+//! no timer has work (say from 1970 to 2106) virtual time jumps in one step
+//! ([`Engine::skip_idle_ticks`]), with the same result as ticking through it.
 
 use crate::config::{Config, IfaceKind};
 use crate::engine::Engine;
@@ -47,6 +55,11 @@ pub struct SimReport {
     pub events: usize,
     /// Packets an internal error (a panic) dropped: a bug, reported so that a test run fails.
     pub panics: u64,
+    /// Records stamped earlier than the record before them in their file, replayed at that
+    /// record's time instead.
+    pub clamped: usize,
+    /// The first of them, as `FILE: record N` (1-based), for the warning.
+    pub first_clamped: Option<String>,
 }
 
 /// Why the simulation could not run.
@@ -60,6 +73,11 @@ impl std::fmt::Display for SimError {
 }
 
 impl std::error::Error for SimError {}
+
+/// Gaps longer than this between timer work are crossed in one jump (see
+/// [`Engine::skip_idle_ticks`]); shorter ones are ticked through, which is cheaper than
+/// looking at every connection for its expiry.
+const IDLE_JUMP: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Input {
     ts: u64,
@@ -92,10 +110,22 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
         let f = File::open(path).map_err(|e| SimError(format!("{}: {e}", path.display())))?;
         let (lt, recs) = pcap::read_all(std::io::BufReader::new(f))
             .map_err(|e| SimError(format!("{}: {e}", path.display())))?;
+        let mut last = 0;
         for (seq, r) in recs.into_iter().enumerate() {
+            // File order is replay order: a timestamp going backwards is held at the last one.
+            let ts = if seq > 0 && r.ts_ns < last {
+                report.clamped += 1;
+                report
+                    .first_clamped
+                    .get_or_insert_with(|| format!("{}: record {}", path.display(), seq + 1));
+                last
+            } else {
+                r.ts_ns
+            };
+            last = ts;
             match pcap::ip_payload(lt, &r.data) {
                 Some(ip) => inputs.push(Input {
-                    ts: r.ts_ns,
+                    ts,
                     file: file_no,
                     seq,
                     iface: id,
@@ -152,16 +182,15 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
 
     for inp in inputs {
         let arrival = Instant::from_nanos(inp.ts);
-        // Timers due before this packet run first, in order; a timer due
-        // before the previous event runs at that event's time (virtual time
-        // never goes backwards, and the first timer starts at the capture).
-        while let Some(t) = engine.poll_timeout().filter(|t| *t < arrival) {
-            let t = t.max(now);
-            engine.handle_timeout(t);
-            drain(&mut engine, t, &mut report)?;
-            now = t;
-        }
-        now = arrival;
+        run_timers(
+            &mut engine,
+            &mut now,
+            arrival,
+            false,
+            &mut report,
+            &mut drain,
+        )?;
+        now = now.max(arrival);
         engine.handle_packet(now, inp.iface, PacketBuf::from_slice(&inp.data));
         report.packets_in += 1;
         drain(&mut engine, now, &mut report)?;
@@ -173,12 +202,7 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
             )));
         }
         let end = Instant::from_nanos(start.saturating_add((secs * 1e9) as u64));
-        while let Some(t) = engine.poll_timeout().filter(|t| *t <= end) {
-            let t = t.max(now);
-            engine.handle_timeout(t);
-            drain(&mut engine, t, &mut report)?;
-            now = t;
-        }
+        run_timers(&mut engine, &mut now, end, true, &mut report, &mut drain)?;
         if end > now {
             engine.handle_timeout(end);
             drain(&mut engine, end, &mut report)?;
@@ -203,6 +227,41 @@ pub fn run(config: &Config, opts: &SimOptions) -> Result<SimReport, SimError> {
     write("rules-v6.txt", engine.rules_save(Some(Family::V6), true))?;
     report.panics = engine.panics();
     Ok(report)
+}
+
+/// Runs the timers due before `limit` (up to it with `inclusive`), in order, handing their
+/// output to `drain`; a timer due before the previous event runs at that event's time
+/// (virtual time never goes backwards, and the first timer starts at the capture).
+fn run_timers(
+    engine: &mut Engine,
+    now: &mut Instant,
+    limit: Instant,
+    inclusive: bool,
+    report: &mut SimReport,
+    drain: &mut impl FnMut(&mut Engine, Instant, &mut SimReport) -> Result<(), SimError>,
+) -> Result<(), SimError> {
+    while let Some(t) = engine.poll_timeout() {
+        if t > limit || (t == limit && !inclusive) {
+            break;
+        }
+        // Ticking every 100 ms through a long idle stretch could take longer than the
+        // universe has: jump to the next time a timer has work instead.
+        if limit.saturating_duration_since(t) > IDLE_JUMP {
+            let until = engine.next_deadline().map_or(limit, |d| d.min(limit));
+            if engine.skip_idle_ticks(until) > 0 {
+                continue;
+            }
+        }
+        let t = t.max(*now);
+        engine.handle_timeout(t);
+        drain(engine, t, report)?;
+        *now = t;
+        // A clock at its end (u64::MAX ns) cannot move on: stop rather than spin.
+        if engine.poll_timeout().is_some_and(|n| n <= t) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Wraps an IP packet in an Ethernet header with stable, locally administered

@@ -1878,3 +1878,170 @@ send(bytes(h) + bytes([8, 0, 0, 0, 0, 1, 0, 1]), 0x0800)
         "tunfilter is still running"
     );
 }
+
+/// `tunfilter route add|del|list` on a running gateway with two WAN namespaces that both
+/// hold the remote addresses 203.0.113.200 and 2001:db8:ff::200 (each on its loopback, with a
+/// UDP server logging its peers): datagrams from the LAN reach the namespace the current
+/// route names, switch over when the route is deleted and added by the other link, fail while
+/// there is none, and a longer prefix added live wins over the shorter one.
+#[test]
+fn route_add_del_list_steer_live_traffic() {
+    if !env() {
+        return;
+    }
+    let mut lab = Lab::new("rt");
+    let lan = lab.netns("l");
+    let wa = lab.netns("a");
+    let wb = lab.netns("b");
+    for ns in [&wa, &wb] {
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            "203.0.113.200/32",
+            "dev",
+            "lo",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            "2001:db8:ff::200/128",
+            "dev",
+            "lo",
+        ]);
+    }
+    let cfg = lab.write(
+        "gw.toml",
+        &format!(
+            r#"
+[[interface]]
+name = "{lan}"
+kind = "tun"
+addresses = ["192.0.2.1/25", "2001:db8:1::1/64"]
+netns = "{lan}"
+peer_addresses = ["192.0.2.2/25", "2001:db8:1::2/64"]
+peer_routes = ["default"]
+
+[[interface]]
+name = "{wa}"
+kind = "tun"
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+netns = "{wa}"
+peer_addresses = ["198.51.100.2/24", "2001:db8:2::2/64"]
+peer_routes = ["default"]
+
+[[interface]]
+name = "{wb}"
+kind = "tun"
+addresses = ["203.0.113.1/25", "2001:db8:3::1/64"]
+netns = "{wb}"
+peer_addresses = ["203.0.113.2/25", "2001:db8:3::2/64"]
+peer_routes = ["default"]
+
+[[route]]
+prefix = "203.0.113.128/25"
+interface = "{wa}"
+via = "198.51.100.2"
+
+[[route]]
+prefix = "2001:db8:ff::/64"
+interface = "{wa}"
+via = "2001:db8:2::2"
+"#
+        ),
+    );
+    lab.start(&cfg, 2);
+    let log_a = udp_server(&mut lab, &wa, 7000, "udp-a.log");
+    let log_b = udp_server(&mut lab, &wb, 7000, "udp-b.log");
+    let route = |args: &[&str]| {
+        let mut a = vec!["route"];
+        a.extend_from_slice(args);
+        let o = lab.ctl(&a);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let heard = |log: &PathBuf, peer: &str| {
+        let p: IpAddr = peer.parse().unwrap();
+        logged_peers(log).iter().filter(|&&a| a == p).count()
+    };
+
+    for (dst, net, host, client, via_a, via_b) in [
+        (
+            "203.0.113.200",
+            "203.0.113.128/25",
+            "203.0.113.200/32",
+            "192.0.2.2",
+            "198.51.100.2",
+            "203.0.113.2",
+        ),
+        (
+            "2001:db8:ff::200",
+            "2001:db8:ff::/64",
+            "2001:db8:ff::200/128",
+            "2001:db8:1::2",
+            "2001:db8:2::2",
+            "2001:db8:3::2",
+        ),
+    ] {
+        // The configured route: by WAN A.
+        let (ok, list) = route(&["list"]);
+        assert!(ok, "{list}");
+        assert!(
+            list.contains(&format!("{net} via {via_a} dev {wa}\n")),
+            "{list}"
+        );
+        assert_eq!(udp_ask(&lan, dst, 7000), "pong\n", "{}", lab.log());
+        assert!(wait_until(5, || heard(&log_a, client) == 1));
+        assert_eq!(heard(&log_b, client), 0);
+
+        // Deleted: no route, the datagram goes nowhere.
+        let (ok, out) = route(&["del", net]);
+        assert!(ok && out.contains("route deleted"), "{out}");
+        assert_eq!(udp_ask_within(&lan, dst, 7000, 2), "", "no route left");
+        let (ok, out) = route(&["del", net]);
+        assert!(!ok && out.contains(&format!("no route for {net}")), "{out}");
+
+        // Added by WAN B: the traffic follows.
+        let (ok, out) = route(&["add", net, "via", via_b, "dev", &wb]);
+        assert!(ok && out.contains("route added"), "{out}");
+        let (ok, out) = route(&["add", net, "dev", &wa]);
+        assert!(!ok && out.contains("has a route already"), "{out}");
+        assert_eq!(udp_ask(&lan, dst, 7000), "pong\n", "{}", lab.log());
+        assert!(wait_until(5, || heard(&log_b, client) == 1));
+        assert_eq!(heard(&log_a, client), 1, "nothing more by A");
+
+        // A longer prefix added live wins over the shorter one; deleting it falls back.
+        let (ok, out) = route(&["add", host, "dev", &wa]);
+        assert!(ok, "{out}");
+        assert_eq!(udp_ask(&lan, dst, 7000), "pong\n");
+        assert!(wait_until(5, || heard(&log_a, client) == 2));
+        let (ok, out) = route(&["del", host]);
+        assert!(ok, "{out}");
+        assert_eq!(udp_ask(&lan, dst, 7000), "pong\n");
+        assert!(wait_until(5, || heard(&log_b, client) == 2));
+        assert_eq!(heard(&log_a, client), 2);
+
+        let (_, list) = route(&["list"]);
+        assert!(
+            list.contains(&format!("{net} via {via_b} dev {wb}\n")),
+            "{list}"
+        );
+        assert!(!list.contains(host), "{list}");
+    }
+    // Bad input is refused before anything changes.
+    let (ok, out) = route(&["add", "203.0.113.7/24", "dev", &wa]);
+    assert!(!ok && out.contains("host bits set"), "{out}");
+    let (ok, out) = route(&["add", "198.51.100.0/24", "dev", "nosuch0"]);
+    assert!(
+        !ok && out.contains("no interface named \"nosuch0\""),
+        "{out}"
+    );
+    assert!(lab.stop(), "clean exit:\n{}", lab.log());
+}

@@ -95,6 +95,7 @@ pub use ctmatch::ConnView;
 mod save;
 mod string;
 mod target;
+pub mod textfile;
 
 #[cfg(test)]
 mod tests;
@@ -743,11 +744,21 @@ impl Ruleset {
         options: LoadOptions,
     ) -> Result<Ruleset, RuleError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| RuleError {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the ruleset: {e}"),
+        let text = crate::textfile::read(path, crate::textfile::MAX_TEXT_FILE).map_err(|e| {
+            let (line, column) = match e {
+                crate::textfile::TextError::NotUtf8 { line, column, .. } => (line, column),
+                _ => (0, 0),
+            };
+            RuleError {
+                file: file.clone(),
+                line,
+                column,
+                message: if line == 0 {
+                    format!("cannot read the ruleset: {e}")
+                } else {
+                    e.to_string()
+                },
+            }
         })?;
         Ruleset::parse_with(&text, &file, family, options)
     }

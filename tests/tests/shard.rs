@@ -759,3 +759,53 @@ max = 256
         }
     }
 }
+
+/// `route add`/`route del` on a running set (`ShardSet::route_add`/`route_del`): every shard
+/// routes by the new table from the next packet on, the shards keep sharing one table, and a
+/// snapshot taken before a change still shows the old routes.
+#[test]
+fn route_changes_reach_every_shard_at_once() {
+    use router::route::Route;
+    let set = shards(3);
+    let dst = "203.0.113.9";
+    let probe = |home: usize, sport: u16| {
+        let p = udp("192.0.2.10", sport, dst, 53, b"q");
+        feed(&set, home, t(1), &[(LAN, p)])
+    };
+    // No route yet: each shard answers with an ICMP unreachable towards the LAN.
+    for home in 0..3 {
+        let tx = probe(home, 1000 + home as u16);
+        assert!(on(&tx, WAN).is_empty(), "no route, nothing leaves by wan0");
+        assert_eq!(on(&tx, LAN).len(), 1, "ICMP destination unreachable");
+    }
+    let before = set.routes();
+    let r = Route {
+        prefix: "203.0.113.0/24".parse().unwrap(),
+        iface: WAN,
+        via: Some(ip("198.51.100.254")),
+    };
+    assert!(set.route_add(r));
+    assert!(!set.route_add(r), "the prefix has a route already");
+    for home in 0..3 {
+        let tx = probe(home, 2000 + home as u16);
+        let out = on(&tx, WAN);
+        assert_eq!(out.len(), 1, "shard {home} forwards by the new route");
+        assert_eq!(dst4(&out[0].1), ip(dst));
+    }
+    let now = set.routes();
+    for i in 0..3 {
+        assert!(Arc::ptr_eq(set.lock(i).routes(), &now), "one table for all");
+    }
+    assert!(
+        before.get(r.prefix).is_none(),
+        "the old snapshot is unchanged"
+    );
+    assert_eq!(now.get(r.prefix), Some(&r));
+    drop((before, now));
+    assert_eq!(set.route_del(r.prefix), Some(r));
+    assert_eq!(set.route_del(r.prefix), None);
+    for home in 0..3 {
+        let tx = probe(home, 3000 + home as u16);
+        assert!(on(&tx, WAN).is_empty(), "deleted: no route again");
+    }
+}

@@ -7,8 +7,16 @@
 //! events (never blocks the packet path) and is told so with `{"type":"dropped","count":N}`.
 //!
 //! The socket is created with mode 0600 (root only: it can flush the connection table) and
-//! removed at exit. The server runs in its own thread with one short-lived thread per client,
-//! at most [`MAX_CLIENTS`] at a time.
+//! removed at exit.
+//!
+//! The server thread itself holds connections until their request line is complete (no thread
+//! each); a client gets [`Limits::request_timeout`] to send it, and when more than
+//! [`Limits::pending`] wait, the oldest is dropped to admit the newest, so idle or slow
+//! clients can never keep the operator out. A complete request gets a thread: one-shot
+//! requests share [`Limits::oneshot`] slots, of which [`Limits::reserved`] only serve the
+//! light commands (`ct stats`, `ct flush`, `ct delete`, `reload`, `route add|del`), so slow
+//! readers of long listings cannot take them all; an answer must be read within
+//! [`Limits::reply_timeout`]. Streams have their own [`Limits::subscribers`] slots.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -30,8 +38,37 @@ use super::LiveError;
 
 /// Default path of the control socket.
 pub const DEFAULT_SOCKET: &str = "/run/tunfilter.sock";
-/// Clients served at once; more are refused with an error response.
-pub const MAX_CLIENTS: usize = 16;
+/// How many clients the control server serves, and for how long (see the module
+/// documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections waiting for their request line; past this the oldest is dropped.
+    pub pending: usize,
+    /// Time a client has to send its whole request line.
+    pub request_timeout: Duration,
+    /// One-shot requests answered at once.
+    pub oneshot: usize,
+    /// Of the one-shot slots, those only light commands may take.
+    pub reserved: usize,
+    /// Stream subscribers (`ct events`, `trace`) at once.
+    pub subscribers: usize,
+    /// Time a client has to read a one-shot answer.
+    pub reply_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            pending: 64,
+            request_timeout: Duration::from_secs(5),
+            oneshot: 16,
+            reserved: 4,
+            subscribers: 32,
+            reply_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Events buffered per stream subscriber before events are dropped for it.
 pub const SUBSCRIBER_QUEUE: usize = 4096;
 /// Longest request line accepted.
@@ -76,11 +113,37 @@ pub enum Request {
         #[serde(default)]
         json: bool,
     },
+    /// `route list`: the routing table, one `PREFIX [via ADDR] dev IFACE` line per route.
+    RouteList,
+    /// `route add PREFIX [via ADDR] dev IFACE`: adds a route to the running table, for every
+    /// worker at once; refused if the prefix has a route already.
+    RouteAdd {
+        /// The words after `add`, as `ip route` takes them.
+        route: Vec<String>,
+    },
+    /// `route del PREFIX`: removes the route of exactly that prefix.
+    RouteDel {
+        /// The prefix.
+        prefix: String,
+    },
 }
 
 impl Request {
     fn is_stream(&self) -> bool {
         matches!(self, Request::CtEvents { .. } | Request::Trace { .. })
+    }
+
+    /// A request with a short answer, that may use the reserved slots.
+    fn is_light(&self) -> bool {
+        matches!(
+            self,
+            Request::CtStats
+                | Request::CtFlush
+                | Request::CtDelete { .. }
+                | Request::Reload
+                | Request::RouteAdd { .. }
+                | Request::RouteDel { .. }
+        )
     }
 }
 
@@ -374,64 +437,170 @@ impl ControlSocket {
     }
 }
 
-/// Serves clients until the backend stops. Run it in its own thread.
+/// Serves clients with the default [`Limits`] until the backend stops. Run it in its own
+/// thread.
 pub fn serve(sock: &ControlSocket, backend: Arc<dyn Backend>) {
-    let clients = Arc::new(AtomicUsize::new(0));
-    let mut handles: VecDeque<thread::JoinHandle<()>> = VecDeque::new();
+    serve_with(sock, backend, Limits::default())
+}
+
+/// A connection whose request line is not complete yet.
+struct Pending {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    deadline: std::time::Instant,
+}
+
+/// What became of a pending connection after a read.
+enum Progress {
+    Waiting,
+    Complete(Vec<u8>),
+    Closed,
+    TooLong,
+}
+
+/// Reads what a pending client has sent, without blocking.
+fn read_pending(p: &mut Pending) -> Progress {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match (&p.stream).read(&mut chunk) {
+            Ok(0) if p.buf.is_empty() => return Progress::Closed,
+            // A client that shut down its side without a newline sent all it had.
+            Ok(0) => return Progress::Complete(std::mem::take(&mut p.buf)),
+            Ok(n) => {
+                p.buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = p.buf.iter().position(|&b| b == b'\n') {
+                    p.buf.truncate(i);
+                    return Progress::Complete(std::mem::take(&mut p.buf));
+                }
+                if p.buf.len() as u64 > MAX_REQUEST {
+                    return Progress::TooLong;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Waiting,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Progress::Closed,
+        }
+    }
+}
+
+/// Sends an error line to a client being turned away, without ever blocking the server.
+fn refuse(stream: &UnixStream, message: String) {
+    let _ = stream.set_nonblocking(true);
+    if let Ok(mut line) = serde_json::to_string(&Response::Error { message }) {
+        line.push('\n');
+        let _ = (&*stream).write(line.as_bytes());
+    }
+}
+
+/// A slot counter released when the thread that took it ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves clients with `limits` until the backend stops.
+pub fn serve_with(sock: &ControlSocket, backend: Arc<dyn Backend>, limits: Limits) {
+    let oneshots = Arc::new(AtomicUsize::new(0));
+    let subscribers = Arc::new(AtomicUsize::new(0));
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut handles: Vec<thread::JoinHandle<()>> = Vec::new();
     while !backend.stopping() {
-        let ready = {
-            let mut fds = [
-                PollFd::new(&sock.listener, PollFlags::IN),
-                PollFd::from_borrowed_fd(backend.wake_fd(), PollFlags::IN),
-            ];
+        let now = std::time::Instant::now();
+        let wait = pending
+            .iter()
+            .map(|p| p.deadline.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        let (listener_ready, readable) = {
+            let mut fds = Vec::with_capacity(pending.len() + 2);
+            fds.push(PollFd::new(&sock.listener, PollFlags::IN));
+            fds.push(PollFd::from_borrowed_fd(backend.wake_fd(), PollFlags::IN));
+            for p in &pending {
+                fds.push(PollFd::new(&p.stream, PollFlags::IN));
+            }
             let t = rustix::time::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_nanos()),
             };
             match rustix::event::poll(&mut fds, Some(&t)) {
-                Ok(_) => !fds[0].revents().is_empty(),
-                Err(rustix::io::Errno::INTR) => false,
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "control socket poll failed");
                     break;
                 }
             }
+            let readable: Vec<bool> = fds[2..].iter().map(|f| !f.revents().is_empty()).collect();
+            (!fds[0].revents().is_empty(), readable)
         };
         // Reap finished client threads so the list stays bounded.
         handles.retain(|h| !h.is_finished());
-        if !ready {
+
+        // Requests that came in, clients that left or took too long.
+        let now = std::time::Instant::now();
+        let mut kept = VecDeque::with_capacity(pending.len());
+        for (mut p, ready) in pending
+            .drain(..)
+            .zip(readable.into_iter().chain(std::iter::repeat(false)))
+        {
+            let progress = if ready {
+                read_pending(&mut p)
+            } else {
+                Progress::Waiting
+            };
+            match progress {
+                Progress::Waiting if now >= p.deadline => refuse(
+                    &p.stream,
+                    format!(
+                        "no complete request within {} ms",
+                        limits.request_timeout.as_millis()
+                    ),
+                ),
+                Progress::Waiting => kept.push_back(p),
+                Progress::Closed => {}
+                Progress::TooLong => refuse(
+                    &p.stream,
+                    format!("request longer than {MAX_REQUEST} bytes"),
+                ),
+                Progress::Complete(line) => {
+                    if let Some(h) =
+                        dispatch(p.stream, &line, &backend, &limits, &oneshots, &subscribers)
+                    {
+                        handles.push(h);
+                    }
+                }
+            }
+        }
+        pending = kept;
+
+        if !listener_ready {
             continue;
         }
         loop {
             match sock.listener.accept() {
                 Ok((stream, _)) => {
-                    if clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
-                        let mut s = stream;
-                        let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-                        let _ = send(
-                            &mut s,
-                            &Response::Error {
-                                message: format!("too many control clients (max {MAX_CLIENTS})"),
-                            },
-                        );
+                    if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    clients.fetch_add(1, Ordering::Relaxed);
-                    let b = backend.clone();
-                    let c = clients.clone();
-                    let spawned = thread::Builder::new().name("tf-ctl-client".into()).spawn(
-                        move || {
-                            if let Err(e) = serve_client(stream, &*b) {
-                                tracing::debug!(error = %e, "control client ended with an error");
-                            }
-                            c.fetch_sub(1, Ordering::Relaxed);
-                        },
-                    );
-                    match spawned {
-                        Ok(h) => handles.push_back(h),
-                        Err(e) => {
-                            clients.fetch_sub(1, Ordering::Relaxed);
-                            tracing::warn!(error = %e, "cannot spawn a control client thread");
+                    pending.push_back(Pending {
+                        stream,
+                        buf: Vec::new(),
+                        deadline: std::time::Instant::now() + limits.request_timeout,
+                    });
+                    // The newest client is the likeliest to be the operator who just typed a
+                    // command; the oldest has had the most time to send its request.
+                    if pending.len() > limits.pending.max(1) {
+                        if let Some(old) = pending.pop_front() {
+                            refuse(
+                                &old.stream,
+                                format!(
+                                    "dropped: more than {} clients waiting to send a request",
+                                    limits.pending
+                                ),
+                            );
                         }
                     }
                 }
@@ -450,37 +619,120 @@ pub fn serve(sock: &ControlSocket, backend: Arc<dyn Backend>) {
     }
 }
 
+/// Starts serving a complete request in a thread of its own, if a slot is free; otherwise
+/// answers with an error at once.
+fn dispatch(
+    stream: UnixStream,
+    line: &[u8],
+    backend: &Arc<dyn Backend>,
+    limits: &Limits,
+    oneshots: &Arc<AtomicUsize>,
+    subscribers: &Arc<AtomicUsize>,
+) -> Option<thread::JoinHandle<()>> {
+    let req: Request = match std::str::from_utf8(line)
+        .map_err(|e| e.to_string())
+        .and_then(|l| serde_json::from_str(l.trim()).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            refuse(&stream, format!("bad request: {e}"));
+            return None;
+        }
+    };
+    tracing::debug!(?req, "control request");
+    let (counter, cap, what) = if req.is_stream() {
+        (subscribers, limits.subscribers, "event subscribers")
+    } else if req.is_light() {
+        (oneshots, limits.oneshot, "requests in progress")
+    } else {
+        (
+            oneshots,
+            limits.oneshot.saturating_sub(limits.reserved),
+            "listings in progress",
+        )
+    };
+    if counter.fetch_add(1, Ordering::Relaxed) >= cap {
+        counter.fetch_sub(1, Ordering::Relaxed);
+        refuse(
+            &stream,
+            format!("busy: too many {what} (max {cap}); try again"),
+        );
+        return None;
+    }
+    let slot = Slot(counter.clone());
+    let b = backend.clone();
+    let reply_timeout = limits.reply_timeout;
+    let spawned = thread::Builder::new()
+        .name("tf-ctl-client".into())
+        .spawn(move || {
+            let _slot = slot;
+            let r = if req.is_stream() {
+                stream
+                    .set_nonblocking(false)
+                    .and_then(|_| stream.set_write_timeout(Some(Duration::from_secs(2))))
+                    .and_then(|_| stream_events(&stream, &req, &*b))
+            } else {
+                answer(&stream, &req, &*b, reply_timeout)
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "control client ended with an error");
+            }
+        });
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot spawn a control client thread");
+            None
+        }
+    }
+}
+
 fn send(w: &mut impl Write, r: &Response) -> io::Result<()> {
     let mut line = serde_json::to_string(r).map_err(io::Error::other)?;
     line.push('\n');
     w.write_all(line.as_bytes())
 }
 
-fn serve_client(stream: UnixStream, backend: &dyn Backend) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
-    let mut w = io::BufWriter::new(&stream);
-    let req: Request = match serde_json::from_str(line.trim()) {
-        Ok(r) => r,
-        Err(e) => {
-            send(
-                &mut w,
-                &Response::Error {
-                    message: format!("bad request: {e}"),
-                },
-            )?;
-            return w.flush();
+/// Writes to a client that must have read everything by `deadline`.
+struct DeadlineWriter<'a> {
+    stream: &'a UnixStream,
+    deadline: std::time::Instant,
+}
+
+impl Write for DeadlineWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read its answer in time",
+            ));
         }
-    };
-    tracing::debug!(?req, "control request");
-    if req.is_stream() {
-        drop(w);
-        return stream_events(&stream, &req, backend);
+        self.stream.set_write_timeout(Some(left))?;
+        (&*self.stream).write(buf)
     }
-    match backend.execute(&req) {
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Executes a one-shot request and writes the answer.
+fn answer(
+    stream: &UnixStream,
+    req: &Request,
+    backend: &dyn Backend,
+    reply_timeout: Duration,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    let reply = backend.execute(req);
+    let mut w = io::BufWriter::new(DeadlineWriter {
+        stream,
+        deadline: std::time::Instant::now() + reply_timeout,
+    });
+    match reply {
         Ok(reply) => {
             for text in reply.lines {
                 send(&mut w, &Response::Line { text })?;
@@ -796,6 +1048,11 @@ mod tests {
                     note: Some("1 line".into()),
                 }),
                 Request::Reload => Err("gateway.rules:3:5: unknown match".into()),
+                // Long enough (about 2 MiB) that a client that does not read blocks the writer.
+                Request::CtList { .. } => Ok(Reply {
+                    lines: (0..30_000).map(|i| format!("{i:040}")).collect(),
+                    note: None,
+                }),
                 _ => Ok(Reply::default()),
             }
         }
@@ -865,5 +1122,197 @@ mod tests {
         server.join().unwrap();
         assert!(!path.exists(), "socket file removed");
         let _ = std::fs::remove_dir(&dir);
+    }
+
+    /// A server on a fresh socket with `limits`; stop it with `fake.stop.stop()`.
+    fn start(name: &str, limits: Limits) -> (Arc<Fake>, PathBuf, thread::JoinHandle<()>) {
+        let dir = std::env::temp_dir().join(format!("tf-ctl-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let sock = ControlSocket::bind(&path).unwrap();
+        let fake = Arc::new(Fake {
+            hub: Arc::new(EventHub::default()),
+            stop: StopSignal::new().unwrap(),
+        });
+        let backend: Arc<dyn Backend> = fake.clone();
+        let server = thread::spawn(move || serve_with(&sock, backend, limits));
+        (fake, path, server)
+    }
+
+    /// Reads a connection until the server closes it; the text read, or None if it stayed
+    /// open for `within`.
+    fn closed_within(s: &mut UnixStream, within: Duration) -> Option<String> {
+        s.set_read_timeout(Some(within)).unwrap();
+        let mut out = Vec::new();
+        match s.read_to_end(&mut out) {
+            Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+            Err(_) => None,
+        }
+    }
+
+    fn stats(path: &Path) -> Result<String, LiveError> {
+        let mut out = Vec::new();
+        client_request(path, &Request::CtStats, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    /// Many clients that connect and send nothing: the operator still gets answers, and the
+    /// idle ones are dropped (the oldest at once when too many wait, the others at their
+    /// deadline).
+    #[test]
+    fn idle_clients_never_lock_the_operator_out_and_are_dropped() {
+        let limits = Limits {
+            pending: 8,
+            request_timeout: Duration::from_millis(800),
+            ..Limits::default()
+        };
+        let (fake, path, server) = start("idle", limits);
+        let mut idle: Vec<UnixStream> = (0..40)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        // Give the server time to accept them all.
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(stats(&path).unwrap(), "cpu=0 found=0\n");
+        assert_eq!(stats(&path).unwrap(), "cpu=0 found=0\n");
+        let t0 = std::time::Instant::now();
+        for (i, s) in idle.iter_mut().enumerate() {
+            let text = closed_within(s, Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("idle client {i} still connected"));
+            assert!(
+                text.contains("dropped: more than 8 clients")
+                    || text.contains("no complete request"),
+                "client {i}: {text}"
+            );
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "dropped at their deadline"
+        );
+        fake.stop.stop();
+        server.join().unwrap();
+    }
+
+    /// A client that sends its request a byte at a time, slower than the deadline allows,
+    /// is dropped at the deadline rather than holding its place for as long as it trickles.
+    #[test]
+    fn trickling_clients_are_dropped_at_the_request_deadline() {
+        let limits = Limits {
+            request_timeout: Duration::from_millis(600),
+            ..Limits::default()
+        };
+        let (fake, path, server) = start("trickle", limits);
+        let mut s = UnixStream::connect(&path).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut refused = false;
+        for b in br#"{"cmd":"ct-stats"}"#.iter().cycle().take(60) {
+            if s.write_all(&[*b]).is_err() {
+                refused = true;
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+            if t0.elapsed() > Duration::from_millis(2500) {
+                break;
+            }
+        }
+        let text = closed_within(&mut s, Duration::from_secs(5));
+        assert!(
+            refused
+                || text
+                    .as_deref()
+                    .is_some_and(|t| t.contains("no complete request within 600 ms")),
+            "{text:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        fake.stop.stop();
+        server.join().unwrap();
+    }
+
+    /// Event subscribers have their own slots: filling them refuses one more subscriber but
+    /// not `ct stats` or `reload`.
+    #[test]
+    fn subscribers_have_their_own_limit() {
+        let limits = Limits {
+            subscribers: 3,
+            oneshot: 2,
+            reserved: 1,
+            ..Limits::default()
+        };
+        let (fake, path, server) = start("subs", limits);
+        let streams: Vec<thread::JoinHandle<Result<(), String>>> = (0..3)
+            .map(|_| {
+                let p = path.clone();
+                thread::spawn(move || {
+                    client_request(&p, &Request::CtEvents { json: false }, &mut io::sink())
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        let t0 = std::time::Instant::now();
+        while fake.hub.subscribers() < 3 && t0.elapsed() < Duration::from_secs(10) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(fake.hub.subscribers(), 3);
+        let err = client_request(&path, &Request::Trace { json: false }, &mut io::sink())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("too many event subscribers (max 3)"), "{err}");
+        assert_eq!(stats(&path).unwrap(), "cpu=0 found=0\n");
+        let err = client_request(&path, &Request::Reload, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gateway.rules:3:5: unknown match",
+            "answered, not busy"
+        );
+        fake.stop.stop();
+        for s in streams {
+            s.join().unwrap().unwrap();
+        }
+        server.join().unwrap();
+    }
+
+    /// Clients that ask for a long listing and do not read it hold their slot until the reply
+    /// deadline, but the reserved slots still answer light commands meanwhile.
+    #[test]
+    fn slow_readers_of_listings_leave_the_reserved_slots_to_the_operator() {
+        let limits = Limits {
+            oneshot: 3,
+            reserved: 1,
+            reply_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        };
+        let (fake, path, server) = start("slow", limits);
+        let ask = |req: &Request| {
+            let mut s = UnixStream::connect(&path).unwrap();
+            let mut l = serde_json::to_string(req).unwrap();
+            l.push('\n');
+            s.write_all(l.as_bytes()).unwrap();
+            s
+        };
+        let list = Request::CtList {
+            filter: CtFilter::default(),
+        };
+        // Two listings that nobody reads take the two unreserved slots.
+        let mut slow = [ask(&list), ask(&list)];
+        thread::sleep(Duration::from_millis(300));
+        let err = client_request(&path, &list, &mut io::sink())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("busy: too many listings in progress (max 2)"),
+            "{err}"
+        );
+        assert_eq!(stats(&path).unwrap(), "cpu=0 found=0\n");
+        // Past the reply deadline the slow readers are cut off (their answers end without
+        // `end`) and listings work again, while they still have not read a byte.
+        thread::sleep(Duration::from_millis(2500));
+        let mut out = Vec::new();
+        client_request(&path, &list, &mut out).unwrap();
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 30_000);
+        for s in &mut slow {
+            let text = closed_within(s, Duration::from_secs(10)).expect("cut off");
+            assert!(!text.contains(r#"{"type":"end"}"#), "an incomplete answer");
+        }
+        fake.stop.stop();
+        server.join().unwrap();
     }
 }

@@ -33,6 +33,7 @@ use super::l2::{self, L2Iface, L2Limits, Rx};
 use super::LiveError;
 use crate::config::{Config, IfaceKind};
 use crate::offload::{Offload, VNET_HDR_LEN};
+use crate::route::{parse_prefix, Route, RouteSpec};
 use crate::shard::{ShardSet, Work};
 
 /// Packets read from one queue before the batch goes to the engine.
@@ -249,6 +250,59 @@ impl Backend for Shared {
                 Ok(Reply {
                     lines: Vec::new(),
                     note: Some("tunfilter: rules reloaded".into()),
+                })
+            }
+            Request::RouteList => {
+                // A snapshot: formatting a full table must not hold the shards' locks.
+                let table = self.set.routes();
+                let lines = table
+                    .iter()
+                    .map(|r| r.to_line(self.links.get(r.iface).map_or("?", |l| &l.name)))
+                    .collect();
+                Ok(Reply { lines, note: None })
+            }
+            Request::RouteAdd { route } => {
+                let words: Vec<&str> = route.iter().map(String::as_str).collect();
+                let spec = RouteSpec::parse(&words).map_err(|(_, m)| m)?;
+                let iface = self
+                    .set
+                    .iface_id(spec.dev.0)
+                    .ok_or_else(|| format!("no interface named {:?}", spec.dev.0))?;
+                let r = Route {
+                    prefix: spec.prefix,
+                    iface,
+                    via: spec.via,
+                };
+                let line = r.to_line(spec.dev.0);
+                if !self.set.route_add(r) {
+                    let old = self
+                        .set
+                        .routes()
+                        .get(spec.prefix)
+                        .map(|o| o.to_line(self.links.get(o.iface).map_or("?", |l| &l.name)));
+                    return Err(format!(
+                        "{} has a route already ({}): delete it first",
+                        spec.prefix,
+                        old.unwrap_or_default()
+                    ));
+                }
+                tracing::info!(route = %line, "route added");
+                Ok(Reply {
+                    lines: Vec::new(),
+                    note: Some(format!("tunfilter: route added: {line}")),
+                })
+            }
+            Request::RouteDel { prefix } => {
+                let p = parse_prefix(prefix)?;
+                let r = self
+                    .set
+                    .route_del(p)
+                    .ok_or_else(|| format!("no route for {p}"))?;
+                let line = r.to_line(self.links.get(r.iface).map_or("?", |l| &l.name));
+                tracing::info!(route = %line, "route deleted");
+                Ok(Reply {
+                    lines: Vec::new(),
+                    note: Some(format!("tunfilter: route deleted: {line}")),
                 })
             }
             Request::CtEvents { .. } | Request::Trace { .. } => {
