@@ -112,12 +112,9 @@ pub use target::{RejectWith, TcpMss};
 pub(crate) use matches::Match;
 pub(crate) use target::Target;
 
-/// Address family of a ruleset (an `iptables-save` or an `ip6tables-save` file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
+/// Address family of a ruleset (an `iptables-save` or an `ip6tables-save` file): the one
+/// family type of the workspace, conntrack's.
+pub use conntrack::tuple::Family;
 
 /// The netfilter tables, in hook priority order (raw runs first, filter last of these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
