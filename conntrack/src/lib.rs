@@ -39,6 +39,7 @@
 //! // The reply direction finds the same connection.
 //! assert_eq!(table.lookup(&t.invert(), now), Some((id, Dir::Reply)));
 //! ```
+#![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod conn;

@@ -11,7 +11,7 @@ use wire::{walk_ext_headers, Ipv6Packet};
 pub struct Ipv6;
 
 /// Length of the fixed IPv6 header.
-pub const HEADER_LEN: usize = 40;
+pub(crate) const HEADER_LEN: usize = 40;
 
 impl L3Proto for Ipv6 {
     fn family(&self) -> Family {

@@ -19,6 +19,7 @@
 //! assert_eq!(l3.l4_offset, 20);
 //! assert_eq!(l3.frag, Frag::None);
 //! ```
+#![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod defrag;

@@ -26,6 +26,7 @@
 //! assert_eq!(manip, Manip::Src);
 //! assert_eq!(range.min_addr, Some("203.0.113.1".parse().unwrap()));
 //! ```
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod mapping;
 

@@ -26,8 +26,11 @@ use std::net::IpAddr;
 /// An address and port of one protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
+    /// IP protocol number.
     pub proto: u8,
+    /// Address.
     pub addr: IpAddr,
+    /// Port (or ICMP identifier).
     pub port: u16,
 }
 

@@ -86,7 +86,7 @@
 //!    test pick it up from [`algorithms`]; add it to the benchmark matrix.
 // Unsafe only in the SSE2 loop of `algo::fdr_x86` and the Vectorscan binding.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub(crate) mod algo;
 mod carry;

@@ -11,6 +11,7 @@
 //! let dgram = udp("2001:db8:1::2", 5000, "2001:db8:2::9", 53, b"q");
 //! assert_eq!((dgram[0] >> 4, dgram[6], dgram.len()), (6, 17, 40 + 8 + 1));
 //! ```
+#![warn(missing_docs, unreachable_pub)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use wire::{checksum, ipv4, ipv6};

@@ -5,12 +5,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::{be16, be32, checksum, clamp, proto, put16, WireError};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const DATA_OFFSET: usize = 4;
-    pub const CCVAL_CSCOV: usize = 5;
-    pub const CHECKSUM: usize = 6;
-    pub const TYPE_X: usize = 8;
+    pub(super) const SRC_PORT: usize = 0;
+    pub(super) const DST_PORT: usize = 2;
+    pub(super) const DATA_OFFSET: usize = 4;
+    pub(super) const CCVAL_CSCOV: usize = 5;
+    pub(super) const CHECKSUM: usize = 6;
+    pub(super) const TYPE_X: usize = 8;
 }
 
 /// Generic header size with 24-bit sequence numbers (X = 0).

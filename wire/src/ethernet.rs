@@ -3,9 +3,9 @@
 use super::{be16, clamp, clamp_mut, put16, WireError};
 
 mod field {
-    pub const DST: usize = 0;
-    pub const SRC: usize = 6;
-    pub const ETHERTYPE: usize = 12;
+    pub(super) const DST: usize = 0;
+    pub(super) const SRC: usize = 6;
+    pub(super) const ETHERTYPE: usize = 12;
 }
 
 /// Size of the header (no 802.1Q tag, no FCS).

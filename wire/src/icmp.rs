@@ -3,12 +3,12 @@
 use super::{be16, be32, checksum, clamp, clamp_mut, put16, put32, WireError};
 
 mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const REST: usize = 4;
-    pub const IDENT: usize = 4;
-    pub const SEQ: usize = 6;
+    pub(super) const TYPE: usize = 0;
+    pub(super) const CODE: usize = 1;
+    pub(super) const CHECKSUM: usize = 2;
+    pub(super) const REST: usize = 4;
+    pub(super) const IDENT: usize = 4;
+    pub(super) const SEQ: usize = 6;
 }
 
 /// Size of the header (type, code, checksum, rest of header).

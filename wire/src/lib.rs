@@ -46,6 +46,7 @@
 //! assert_eq!(Ipv4Packet::new_checked(&bytes[..10]).unwrap_err(), WireError::Truncated);
 //! # Ok::<(), WireError>(())
 //! ```
+#![warn(missing_docs, unreachable_pub)]
 
 use core::fmt;
 

@@ -3,10 +3,10 @@
 use super::{be16, be32, checksum, clamp, put16, put32, WireError};
 
 mod field {
-    pub const SRC_PORT: usize = 0;
-    pub const DST_PORT: usize = 2;
-    pub const VTAG: usize = 4;
-    pub const CHECKSUM: usize = 8;
+    pub(super) const SRC_PORT: usize = 0;
+    pub(super) const DST_PORT: usize = 2;
+    pub(super) const VTAG: usize = 4;
+    pub(super) const CHECKSUM: usize = 8;
 }
 
 /// Size of the common header.
