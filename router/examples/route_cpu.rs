@@ -11,8 +11,8 @@
 mod routegen;
 
 use ipnet::IpNet;
-use router::route::RouteTable;
 use routegen::*;
+use router::route::RouteTable;
 use rustix::time::{clock_gettime, ClockId};
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -39,8 +39,16 @@ fn main() {
         println!("{name}: load {:.0} ms CPU (best of 5)", best as f64 / 1e6);
         let t = RouteTable::from_routes(routes.iter().copied());
         let mut rng = Rng(42);
-        let v4: Vec<IpNet> = prefixes.iter().copied().filter(|p| p.addr().is_ipv4()).collect();
-        let v6: Vec<IpNet> = prefixes.iter().copied().filter(|p| p.addr().is_ipv6()).collect();
+        let v4: Vec<IpNet> = prefixes
+            .iter()
+            .copied()
+            .filter(|p| p.addr().is_ipv4())
+            .collect();
+        let v6: Vec<IpNet> = prefixes
+            .iter()
+            .copied()
+            .filter(|p| p.addr().is_ipv6())
+            .collect();
         let mut streams = vec![
             ("v4-in-table", addresses_in(&v4, 65_536, &mut rng)),
             ("v4-uniform", random_addresses_v4(65_536, &mut rng)),
