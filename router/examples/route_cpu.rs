@@ -1,7 +1,8 @@
 //! The `routes` benchmark's figures in CPU time of the measuring thread instead of wall time,
 //! for a shared machine where other processes take the cores (criterion's wall-clock figures
-//! then scatter by 5×): load time of the full realistic table, then lookups per CPU second
-//! for the streams of `benches/routes.rs`.
+//! then scatter by 5×): load time of the full realistic table, the copy a route change makes
+//! while a `route list` snapshot is out, then lookups per CPU second for the streams of
+//! `benches/routes.rs`.
 //!
 //! ```sh
 //! cargo run --release -p router --example route_cpu
@@ -38,6 +39,10 @@ fn main() {
         }
         println!("{name}: load {:.0} ms CPU (best of 5)", best as f64 / 1e6);
         let t = RouteTable::from_routes(routes.iter().copied());
+        // What a route change costs while a `route list` snapshot is out: one copy.
+        let t0 = cpu_ns();
+        black_box(t.clone());
+        println!("{name}: copy {:.0} ms CPU", (cpu_ns() - t0) as f64 / 1e6);
         let mut rng = Rng(42);
         let v4: Vec<IpNet> = prefixes
             .iter()
