@@ -341,8 +341,8 @@ fn bad_ifname(name: &str) -> Option<&'static str> {
     if name == "." || name == ".." {
         return Some("is \".\" or \"..\"");
     }
-    // The kernel's isspace() also counts 0xa0; in UTF-8 that byte only occurs inside
-    // non-ASCII characters, which therefore include U+00A0 and others.
+    // Linux checks bytes with its own isspace(), which counts 0xa0 too: a name whose UTF-8
+    // holds that byte (U+00A0, 'à', ...) is refused there, so here as well.
     for b in name.bytes() {
         match b {
             b'/' => return Some("contains '/'"),

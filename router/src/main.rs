@@ -306,7 +306,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 socket: sock.socket,
                 drop_privileges: !keep_privileges,
             };
-            router::live::run(&cfg, opts).map_err(|e| e.to_string())
+            router::live::run(cfg, opts).map_err(|e| e.to_string())
         }
         Cmd::Ct { cmd, sock } => {
             let req = match cmd {

@@ -16,7 +16,8 @@
 //! requests share [`Limits::oneshot`] slots, of which [`Limits::reserved`] only serve the
 //! light commands (`ct stats`, `ct flush`, `ct delete`, `reload`, `route add|del`), so slow
 //! readers of long listings cannot take them all; an answer must be read within
-//! [`Limits::reply_timeout`]. Streams have their own [`Limits::subscribers`] slots.
+//! [`Limits::reply_timeout`], and no write waits more than 2 s. Streams have their own
+//! [`Limits::subscribers`] slots.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -693,10 +694,12 @@ fn send(w: &mut impl Write, r: &Response) -> io::Result<()> {
     w.write_all(line.as_bytes())
 }
 
-/// Writes to a client that must have read everything by `deadline`.
+/// Writes to a client that must have read everything by `deadline`, and keep reading (a
+/// write may not wait more than 2 s); gives up when tunfilter stops.
 struct DeadlineWriter<'a> {
     stream: &'a UnixStream,
     deadline: std::time::Instant,
+    backend: &'a dyn Backend,
 }
 
 impl Write for DeadlineWriter<'_> {
@@ -704,13 +707,14 @@ impl Write for DeadlineWriter<'_> {
         let left = self
             .deadline
             .saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || self.backend.stopping() {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the client did not read its answer in time",
             ));
         }
-        self.stream.set_write_timeout(Some(left))?;
+        self.stream
+            .set_write_timeout(Some(left.min(Duration::from_secs(2))))?;
         (&*self.stream).write(buf)
     }
 
@@ -731,6 +735,7 @@ fn answer(
     let mut w = io::BufWriter::new(DeadlineWriter {
         stream,
         deadline: std::time::Instant::now() + reply_timeout,
+        backend,
     });
     match reply {
         Ok(reply) => {

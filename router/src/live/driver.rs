@@ -387,15 +387,18 @@ fn drop_privileges() {
 }
 
 /// Runs tunfilter on live devices until SIGINT/SIGTERM (exit code 0) or a fatal error.
-pub fn run(config: &Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
+/// Takes the configuration by value: its route list (a million entries for a full table)
+/// is freed once the shards hold the table.
+pub fn run(mut config: Config, opts: RunOptions) -> Result<ExitCode, LiveError> {
     let workers = match opts.workers {
         0 => thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
     .clamp(1, 64);
     // The engine first: a bad ruleset must fail before anything is created on the system.
-    let set = ShardSet::new(config, random_seed(), workers)
+    let set = ShardSet::new(&config, random_seed(), workers)
         .map_err(|e| LiveError::Engine(e.to_string()))?;
+    drop(std::mem::take(&mut config.routes));
     // Signals before devices: a Ctrl-C during setup is then handled as a clean stop.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| LiveError::System(format!("cannot install signal handlers: {e}")))?;

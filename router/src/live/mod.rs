@@ -20,7 +20,7 @@
 //!
 //! init_logging(false);
 //! let config = Config::load("gateway.toml".as_ref()).expect("valid config");
-//! match run(&config, RunOptions::default()) {
+//! match run(config, RunOptions::default()) {
 //!     Ok(code) => std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 }),
 //!     Err(e) => {
 //!         eprintln!("tunfilter: {e}");
