@@ -170,7 +170,17 @@ fn key(t: &Tuple) -> Tuple {
 impl Directory {
     fn new(seed: u64) -> Directory {
         Directory {
-            map: papaya::HashMap::with_hasher(Keyed(mix(seed ^ 0x6469_7265_6374_6f72))),
+            map: papaya::HashMap::builder()
+                .hasher(Keyed(mix(seed ^ 0x6469_7265_6374_6f72)))
+                // Churn fills the table with tombstones, and each time it is full a resize
+                // starts. In incremental mode only `insert`/`remove` help a resize along, and
+                // papaya 0.2.5's `compute` (our only write) never does: no table was ever
+                // promoted, each resize chained one more that every operation walked, and
+                // none was freed. In blocking mode the writer that needs the next table
+                // finishes the copy, so at most two tables exist (tests/tests/shard_churn.rs).
+                // Reads never wait on a resize in either mode.
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
             len: AtomicUsize::new(0),
         }
     }
