@@ -889,6 +889,34 @@ impl Engine {
         self.offload.map_or(len, |o| o.segment_len(len))
     }
 
+    /// The tuple of a plain IPv4/IPv6 TCP or UDP packet (zone 0) and whether this engine's
+    /// connection table holds it; `None` for any other packet. For rationing new flows
+    /// (see [`crate::shard::ShardSet::handle`]).
+    pub(crate) fn quick_flow(&self, pkt: &[u8]) -> Option<(Tuple, bool)> {
+        let t = quick_tuple(pkt)?;
+        Some((t, self.ct.peek(&t).is_some()))
+    }
+
+    /// Counts a received packet that is dropped before the pipeline sees it (a sharded
+    /// router's admission of new flows, see [`crate::shard::ShardSet::handle`]): it counts in
+    /// `packets_in` and under `reason`, with a drop event when someone listens.
+    pub(crate) fn drop_unprocessed(
+        &mut self,
+        now: Instant,
+        ingress: IfaceId,
+        pkt: &[u8],
+        reason: &'static str,
+    ) {
+        self.now = now;
+        self.packets_in += 1;
+        let describe = if self.events_enabled {
+            Meta::of(pkt).map_or_else(|_| format!("{} bytes", pkt.len()), |m| m.describe())
+        } else {
+            String::new()
+        };
+        self.drop_packet(reason, None, None, Some(ingress), describe);
+    }
+
     /// Handles one IP packet received on `ingress`.
     pub fn handle_packet(&mut self, now: Instant, ingress: IfaceId, pkt: PacketBuf) {
         // The originals of a reassembled datagram belong to this packet only,

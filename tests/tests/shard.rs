@@ -54,6 +54,8 @@ kind = "tun"
 addresses = ["198.51.100.1/24"]
 [conntrack]
 max = 65536
+# These scenarios start many flows in one batch; rationing them is tested on its own.
+new_flows_per_batch = 0
 "#;
     let cfg = Config::parse(cfg, "t.toml", Path::new(".")).unwrap();
     let set = ShardSet::new(&cfg, 11, n).unwrap();
@@ -649,4 +651,149 @@ COMMIT
     set.ct_flush();
     assert_eq!(set.directory().len(), 0, "gone with the last connection");
     assert_eq!(set.owner(&q), None);
+}
+
+/// A set whose batches may start at most `budget` new flows (`[conntrack]
+/// new_flows_per_batch`), with `rules` for IPv4.
+fn rationed(n: usize, budget: usize, rules: &str) -> Arc<ShardSet> {
+    let cfg = format!(
+        r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24"]
+[conntrack]
+new_flows_per_batch = {budget}
+"#
+    );
+    let cfg = Config::parse(&cfg, "t.toml", Path::new(".")).unwrap();
+    let set = ShardSet::new(&cfg, 13, n).unwrap();
+    let r4 = Arc::new(Ruleset::parse(rules, "t.rules", Family::V4).unwrap());
+    let r6 = Arc::new(Ruleset::empty(Family::V6));
+    for i in 0..set.len() {
+        set.lock(i).set_shared_rules(r4.clone(), r6.clone());
+    }
+    set
+}
+
+fn budget_drops(set: &ShardSet) -> u64 {
+    let stats = set.ct_stats();
+    stats
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "drop reason=\"{}\" count=",
+                router::shard::NEW_FLOW_BUDGET_DROP
+            ))
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn a_batch_starts_at_most_its_budget_of_new_flows_and_serves_known_ones_first() {
+    for n in [1, 2] {
+        let set = rationed(n, 4, RULES);
+        // Eight UDP flows, established one batch at a time (a batch within the budget).
+        let known: Vec<(usize, Vec<u8>)> = (0..8u16)
+            .map(|i| (LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")))
+            .collect();
+        for k in &known {
+            assert_eq!(
+                on(&feed(&set, 0, t(1), std::slice::from_ref(k)), WAN).len(),
+                1
+            );
+        }
+        // A flood batch: a new UDP flow of three datagrams first, then ten new TCP flows
+        // (one SYN each) interleaved with the eight known flows.
+        let mut batch = vec![(LAN, udp("192.0.2.20", 7000, SERVER, 54, b"x")); 3];
+        for i in 0..10u16 {
+            let client = format!("192.0.2.{}", 30 + i);
+            batch.push((LAN, tcp(&client, 8000 + i, SERVER, 80, 1, 0, SYN, b"")));
+            if let Some(k) = known.get(usize::from(i)) {
+                batch.push(k.clone());
+            }
+        }
+        let out = on(&feed(&set, 0, t(2), &batch), WAN);
+        let ports: Vec<u16> = out.iter().map(|(_, p)| dport(p)).collect();
+        // Four new flows are admitted: the UDP flow (all three of its datagrams) and the
+        // first three SYNs; the seven other SYNs are counted drops.
+        assert_eq!(
+            ports.iter().filter(|&&p| p == 53).count(),
+            8,
+            "n={n}: {ports:?}"
+        );
+        assert_eq!(
+            ports.iter().filter(|&&p| p == 54).count(),
+            3,
+            "n={n}: {ports:?}"
+        );
+        let syns: BTreeSet<u16> = out
+            .iter()
+            .filter(|(_, p)| dport(p) == 80)
+            .map(|(_, p)| sport(p))
+            .collect();
+        assert_eq!(syns, BTreeSet::from([8000, 8001, 8002]), "n={n}: {ports:?}");
+        assert_eq!(budget_drops(&set), 7, "n={n}: {}", set.ct_stats());
+        assert_eq!(
+            set.directory().len(),
+            2 * (8 + 4),
+            "n={n}: no connection for a refused flow"
+        );
+        // Known flows first, in arrival order; then the admitted new flows.
+        let first_new = ports.iter().position(|&p| p != 53).unwrap();
+        assert!(
+            ports[first_new..].iter().all(|&p| p != 53),
+            "n={n}: known flows are served first: {ports:?}"
+        );
+        // A batch no larger than the budget is not sorted: a SYN before a known flow stays so.
+        let small = [
+            (LAN, tcp("192.0.2.60", 9000, SERVER, 80, 1, 0, SYN, b"")),
+            known[0].clone(),
+        ];
+        let ports: Vec<u16> = on(&feed(&set, 0, t(3), &small), WAN)
+            .iter()
+            .map(|(_, p)| dport(p))
+            .collect();
+        assert_eq!(ports, [80, 53], "n={n}");
+        assert_eq!(budget_drops(&set), 7, "n={n}");
+    }
+}
+
+#[test]
+fn rationing_knows_the_connections_of_every_zone() {
+    // With one shard, rationing looks a plain packet up in the shard's own table with zone 0
+    // first; a connection of another zone must still count as known.
+    let rules = "\
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -i lan0 -j CT --zone 3
+-A PREROUTING -i wan0 -j CT --zone 3
+COMMIT
+";
+    let set = rationed(1, 1, rules);
+    let known: Vec<(usize, Vec<u8>)> = (0..4u16)
+        .map(|i| (LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")))
+        .collect();
+    for k in &known {
+        assert_eq!(
+            on(&feed(&set, 0, t(1), std::slice::from_ref(k)), WAN).len(),
+            1
+        );
+    }
+    assert!(set.ct_list().iter().all(|c| c.tuples[0].zone == 3));
+    let mut batch = known.clone();
+    for i in 0..3u16 {
+        batch.push((LAN, tcp("192.0.2.30", 8000 + i, SERVER, 80, 1, 0, SYN, b"")));
+    }
+    let ports: Vec<u16> = on(&feed(&set, 0, t(2), &batch), WAN)
+        .iter()
+        .map(|(_, p)| dport(p))
+        .collect();
+    assert_eq!(ports, [53, 53, 53, 53, 80], "{}", set.ct_stats());
+    assert_eq!(budget_drops(&set), 2);
 }

@@ -111,6 +111,8 @@ kind = "tun"
 addresses = ["198.51.100.1/24"]
 [conntrack]
 max = {max}
+# Every SYN of a batch is to make a connection (rationing is tested in shard.rs).
+new_flows_per_batch = 0
 "#
     );
     Config::parse(&text, "churn.toml", Path::new(".")).unwrap()
