@@ -64,7 +64,7 @@ pub struct RulesConfig {
 }
 
 /// Default of `[conntrack] new_flows_per_batch`.
-pub const DEFAULT_NEW_FLOWS_PER_BATCH: usize = 16;
+pub const DEFAULT_NEW_FLOWS_PER_BATCH: usize = 8;
 
 /// `[conntrack]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,9 +79,9 @@ pub struct ConntrackConfig {
     pub tcp_be_liberal: bool,
     /// Verify L4 checksums of packets entering the router (`nf_conntrack_checksum`).
     pub checksum: bool,
-    /// Live router only: most new flows one worker's read batch may start; the packets of
-    /// further new flows in that batch are dropped and counted (0: no limit). See
-    /// [`crate::shard::ShardSet::handle`].
+    /// Live router only: most new connections each shard's part of a worker's read batch
+    /// may start; packets of further new connections are dropped and counted (0: no limit).
+    /// See [`crate::engine::Engine::set_new_flow_budget`].
     pub new_flows_per_batch: usize,
 }
 
@@ -509,8 +509,8 @@ impl Config {
                     return Err(cx.at(
                         m,
                         format!(
-                            "expected a number of new flows per batch between 0 (no limit) \
-                             and 65536, found {v}"
+                            "expected a number of new connections per batch between 0 (no \
+                             limit) and 65536, found {v}"
                         ),
                     ));
                 }
@@ -787,8 +787,8 @@ mod offload_tests {
         assert_eq!(with("64").unwrap().conntrack.new_flows_per_batch, 64);
         assert_eq!(
             with("-1").unwrap_err().to_string(),
-            "gw.toml:5:23: expected a number of new flows per batch between 0 (no limit) and \
-             65536, found -1"
+            "gw.toml:5:23: expected a number of new connections per batch between 0 (no \
+             limit) and 65536, found -1"
         );
     }
 }

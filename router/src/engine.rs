@@ -631,7 +631,14 @@ pub struct Engine {
     shard: Option<ShardCtx>,
     /// Reassembled datagrams that belong to other shards (bounded by `MAX_HANDOFFS`).
     handoffs: Vec<Handoff>,
+    /// New connections the current batch may still start (`None`: no limit); see
+    /// [`Engine::set_new_flow_budget`].
+    new_flow_budget: Option<usize>,
 }
+
+/// Drop reason of a new connection's packet beyond its batch's budget (see
+/// [`Engine::set_new_flow_budget`]).
+pub const NEW_FLOW_BUDGET_DROP: &str = "conntrack: new-flow budget exceeded";
 
 /// Most reassembled datagrams a shard holds for others between two
 /// [`Engine::take_handoffs`] calls (the live driver drains them after every batch).
@@ -743,6 +750,7 @@ impl Engine {
             warm_tuples: Vec::new(),
             warm_sink: 0,
             shard: None,
+            new_flow_budget: None,
             handoffs: Vec::new(),
             defrag: Defrag::new(config.defrag.limits),
             defrag_time_exceeded: config.defrag.time_exceeded,
@@ -762,6 +770,17 @@ impl Engine {
     /// Whether events are generated.
     pub fn events_enabled(&self) -> bool {
         self.events_enabled
+    }
+
+    /// Lets the packets handled from now on start at most `budget` new connections (`None`:
+    /// no limit). The packet of a new connection beyond it is dropped right after conntrack
+    /// found no connection for it, as [`NEW_FLOW_BUDGET_DROP`]: it costs a parse, the raw
+    /// table and one lookup, but none of connection setup (rules, NAT, the table's insert and
+    /// early drop, the directory, forwarding). Packets of known connections, untracked ones
+    /// (raw `NOTRACK`) and those the raw table drops never use it. A sharded router sets it
+    /// per read batch (see [`crate::shard::ShardSet::handle`]).
+    pub fn set_new_flow_budget(&mut self, budget: Option<usize>) {
+        self.new_flow_budget = budget;
     }
 
     /// Makes this engine one shard of a [`crate::shard::ShardSet`]: it learns the directory
@@ -887,34 +906,6 @@ impl Engine {
     /// offloaded super-packet.
     fn wire_len(&self, len: usize) -> usize {
         self.offload.map_or(len, |o| o.segment_len(len))
-    }
-
-    /// The tuple of a plain IPv4/IPv6 TCP or UDP packet (zone 0) and whether this engine's
-    /// connection table holds it; `None` for any other packet. For rationing new flows
-    /// (see [`crate::shard::ShardSet::handle`]).
-    pub(crate) fn quick_flow(&self, pkt: &[u8]) -> Option<(Tuple, bool)> {
-        let t = quick_tuple(pkt)?;
-        Some((t, self.ct.peek(&t).is_some()))
-    }
-
-    /// Counts a received packet that is dropped before the pipeline sees it (a sharded
-    /// router's admission of new flows, see [`crate::shard::ShardSet::handle`]): it counts in
-    /// `packets_in` and under `reason`, with a drop event when someone listens.
-    pub(crate) fn drop_unprocessed(
-        &mut self,
-        now: Instant,
-        ingress: IfaceId,
-        pkt: &[u8],
-        reason: &'static str,
-    ) {
-        self.now = now;
-        self.packets_in += 1;
-        let describe = if self.events_enabled {
-            Meta::of(pkt).map_or_else(|_| format!("{} bytes", pkt.len()), |m| m.describe())
-        } else {
-            String::new()
-        };
-        self.drop_packet(reason, None, None, Some(ingress), describe);
     }
 
     /// Handles one IP packet received on `ingress`.
@@ -1082,6 +1073,25 @@ impl Engine {
             ct = self.conntrack_in(&meta, pkt.as_slice(), verify, skb.zone);
             if let Ct::Invalid(why) = ct {
                 self.invalid.add(why);
+            }
+            if let (Ct::New { .. }, Some(left)) = (&ct, &mut self.new_flow_budget) {
+                if *left == 0 {
+                    // Described only for an event: a flood makes many of these drops.
+                    let describe = if self.events_enabled {
+                        meta.describe()
+                    } else {
+                        String::new()
+                    };
+                    let hook = Some(Hook::Prerouting);
+                    return self.drop_packet(
+                        NEW_FLOW_BUDGET_DROP,
+                        hook,
+                        None,
+                        Some(ingress),
+                        describe,
+                    );
+                }
+                *left -= 1;
             }
         }
         // PREROUTING: mangle, nat (dst)

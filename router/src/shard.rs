@@ -381,24 +381,6 @@ pub struct Work {
     bins: Vec<Vec<(IfaceId, PacketBuf)>>,
     obins: Vec<Vec<(IfaceId, PacketBuf, Offload)>>,
     handoffs: Vec<Handoff>,
-    /// Packets of new flows admitted to the home shard, after its known flows.
-    fresh: Vec<(IfaceId, PacketBuf)>,
-    ofresh: Vec<(IfaceId, PacketBuf, Offload)>,
-    /// Packets of new flows beyond the budget: counted and dropped by the home shard.
-    refused: Vec<(IfaceId, PacketBuf)>,
-    /// The new flows admitted in this batch (at most the budget).
-    admitted: Vec<Tuple>,
-}
-
-/// Drop reason of a packet whose new flow did not fit in its batch's budget.
-pub const NEW_FLOW_BUDGET_DROP: &str = "conntrack: new-flow budget exceeded";
-
-/// Where [`ShardSet::handle`] puts a packet of a batch that must be sorted.
-enum Class {
-    /// To this shard, in arrival order: known flows, fragments, packets that make no state.
-    Owned(usize),
-    /// A flow no connection holds: it may start one.
-    New(Tuple),
 }
 
 /// Receives a shard's events while its lock is held (see [`ShardSet::set_event_sink`]).
@@ -515,51 +497,30 @@ impl ShardSet {
     /// shard involved, its own first; then the datagrams reassembled for other shards; then
     /// the due timers of `home`. Transmits and events are appended to `work`.
     ///
-    /// New flows are rationed. A batch may start at most `[conntrack] new_flows_per_batch`
-    /// of them (all packets of an admitted flow pass); the packets of the others are dropped
-    /// before the pipeline and counted as [`NEW_FLOW_BUDGET_DROP`]. A batch larger than the
-    /// budget is sorted first, so that the home shard handles its known flows before the
-    /// admitted new ones. A worker reads small batches while it keeps up, so the budget only
-    /// bites when it is falling behind: then setting up connections (rules, NAT, the
-    /// connection table, the directory, forwarding the SYN) is what a flood of new flows
-    /// makes expensive, and capping it per batch leaves the worker the time to read its
-    /// queues before they overflow and lose the packets of established connections.
+    /// New connections are rationed: each shard's part of the batch may start at most
+    /// `[conntrack] new_flows_per_batch` of them ([`Engine::set_new_flow_budget`]); the
+    /// packets of further new connections are counted drops. Under a flood of new flows,
+    /// connection setup is what eats a worker's time, and while it is busy there its device
+    /// queues overflow and the kernel drops established connections' packets with the
+    /// flood's. A worker that keeps up reads small batches, so the budget only bites when
+    /// it is falling behind.
     pub fn handle(&self, home: usize, now: Instant, work: &mut Work) {
         let n = self.shards.len();
         let home = home % n;
-        let budget = self.new_flows_per_batch;
-        // A batch that cannot hold more new flows than the budget keeps its order.
-        let ration = budget > 0 && work.batch.len() + work.obatch.len() > budget;
-        work.bins.resize_with(n, Vec::new);
-        work.obins.resize_with(n, Vec::new);
         if n == 1 {
             let mut e = self.shards[0].lock();
-            if ration {
-                self.ration(Some(&e), 0, work, budget);
-                for (iface, p) in work.refused.drain(..) {
-                    e.drop_unprocessed(now, iface, p.as_slice(), NEW_FLOW_BUDGET_DROP);
-                }
-                std::mem::swap(&mut work.batch, &mut work.bins[0]);
-                std::mem::swap(&mut work.obatch, &mut work.obins[0]);
-            }
             self.drive(&mut e, 0, now, work, true);
-            if ration {
-                std::mem::swap(&mut work.batch, &mut work.bins[0]);
-                std::mem::swap(&mut work.obatch, &mut work.obins[0]);
-            }
             return;
         }
-        if ration {
-            self.ration(None, home, work, budget);
-        } else {
-            for (iface, p) in work.batch.drain(..) {
-                let o = self.owner(p.as_slice()).unwrap_or(home);
-                work.bins[o].push((iface, p));
-            }
-            for (iface, p, off) in work.obatch.drain(..) {
-                let o = self.owner(p.as_slice()).unwrap_or(home);
-                work.obins[o].push((iface, p, off));
-            }
+        work.bins.resize_with(n, Vec::new);
+        work.obins.resize_with(n, Vec::new);
+        for (iface, p) in work.batch.drain(..) {
+            let o = self.owner(p.as_slice()).unwrap_or(home);
+            work.bins[o].push((iface, p));
+        }
+        for (iface, p, off) in work.obatch.drain(..) {
+            let o = self.owner(p.as_slice()).unwrap_or(home);
+            work.obins[o].push((iface, p, off));
         }
         let mut home_done = false;
         for k in 0..n {
@@ -568,11 +529,6 @@ impl ShardSet {
                 continue;
             }
             let mut e = self.shards[s].lock();
-            if s == home {
-                for (iface, p) in work.refused.drain(..) {
-                    e.drop_unprocessed(now, iface, p.as_slice(), NEW_FLOW_BUDGET_DROP);
-                }
-            }
             std::mem::swap(&mut work.batch, &mut work.bins[s]);
             std::mem::swap(&mut work.obatch, &mut work.obins[s]);
             self.drive(&mut e, s, now, work, s == home);
@@ -593,65 +549,16 @@ impl ShardSet {
         }
     }
 
-    /// Sorts a batch larger than the budget into `work.bins`/`work.obins` by owner, each in
-    /// arrival order, with the admitted packets of new flows after the known ones of `home`,
-    /// and the packets of new flows beyond the budget in `work.refused`.
-    fn ration(&self, local: Option<&Engine>, home: usize, work: &mut Work, budget: usize) {
-        work.admitted.clear();
-        for (iface, p) in work.batch.drain(..) {
-            match self.classify(local, p.as_slice(), home) {
-                Class::Owned(o) => work.bins[o].push((iface, p)),
-                Class::New(t) if admit(&mut work.admitted, t, budget) => {
-                    work.fresh.push((iface, p))
-                }
-                Class::New(_) => work.refused.push((iface, p)),
-            }
-        }
-        for (iface, p, off) in work.obatch.drain(..) {
-            match self.classify(local, p.as_slice(), home) {
-                Class::Owned(o) => work.obins[o].push((iface, p, off)),
-                Class::New(t) if admit(&mut work.admitted, t, budget) => {
-                    work.ofresh.push((iface, p, off))
-                }
-                Class::New(_) => work.refused.push((iface, p)),
-            }
-        }
-        work.bins[home].append(&mut work.fresh);
-        work.obins[home].append(&mut work.ofresh);
-    }
-
-    /// Sorts one packet of a rationed batch: the owner of a known flow or of a fragment,
-    /// `home` for a packet that makes no state, or the tuple of a new flow.
-    ///
-    /// With one shard (`local`, locked by the caller) a plain TCP or UDP packet is looked
-    /// up in that shard's own connection table first: cheaper than steering's full parse
-    /// and the directory, and it warms what the pipeline reads next. A miss there may
-    /// still be a connection of another zone, which the directory (keys without zone) knows.
-    fn classify(&self, local: Option<&Engine>, pkt: &[u8], home: usize) -> Class {
-        if let Some((t, known)) = local.and_then(|e| e.quick_flow(pkt)) {
-            return if known || self.dir.lookup(&t).is_some() {
-                Class::Owned(home)
-            } else {
-                Class::New(t)
-            };
-        }
-        match self.steer.key(pkt) {
-            SteerKey::Flow(t) => match self.dir.lookup(&t) {
-                Some(o) => Class::Owned(o),
-                None => Class::New(t),
-            },
-            SteerKey::Fragment(h) => Class::Owned((h % self.shards.len() as u64) as usize),
-            SteerKey::Stateless => Class::Owned(home),
-        }
-    }
-
     /// Runs one locked shard over `work.batch`/`work.obatch` and collects its output.
     fn drive(&self, e: &mut Engine, s: usize, now: Instant, work: &mut Work, timers: bool) {
         if e.events_enabled() != work.want_events {
             e.set_events(work.want_events);
         }
+        let budget = self.new_flows_per_batch;
+        e.set_new_flow_budget((budget > 0).then_some(budget));
         e.handle_batch(now, &mut work.batch);
         e.handle_batch_offload(now, &mut work.obatch);
+        e.set_new_flow_budget(None);
         if timers && e.poll_timeout().is_some_and(|t| t <= now) {
             e.handle_timeout(now);
         }
@@ -756,19 +663,6 @@ impl ShardSet {
         }
         Ok(())
     }
-}
-
-/// Whether a packet of new flow `t` may go on: its flow was admitted in this batch already,
-/// or there is room for one more.
-fn admit(admitted: &mut Vec<Tuple>, t: Tuple, budget: usize) -> bool {
-    if admitted.contains(&t) {
-        return true;
-    }
-    if admitted.len() < budget {
-        admitted.push(t);
-        return true;
-    }
-    false
 }
 
 fn load_rules(

@@ -687,17 +687,17 @@ fn budget_drops(set: &ShardSet) -> u64 {
         .find_map(|l| {
             l.strip_prefix(&format!(
                 "drop reason=\"{}\" count=",
-                router::shard::NEW_FLOW_BUDGET_DROP
+                router::engine::NEW_FLOW_BUDGET_DROP
             ))
         })
         .map_or(0, |n| n.parse().unwrap())
 }
 
 #[test]
-fn a_batch_starts_at_most_its_budget_of_new_flows_and_serves_known_ones_first() {
+fn a_batch_starts_at_most_its_budget_of_new_connections() {
     for n in [1, 2] {
         let set = rationed(n, 4, RULES);
-        // Eight UDP flows, established one batch at a time (a batch within the budget).
+        // Eight UDP flows, established one batch at a time.
         let known: Vec<(usize, Vec<u8>)> = (0..8u16)
             .map(|i| (LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")))
             .collect();
@@ -719,8 +719,9 @@ fn a_batch_starts_at_most_its_budget_of_new_flows_and_serves_known_ones_first() 
         }
         let out = on(&feed(&set, 0, t(2), &batch), WAN);
         let ports: Vec<u16> = out.iter().map(|(_, p)| dport(p)).collect();
-        // Four new flows are admitted: the UDP flow (all three of its datagrams) and the
-        // first three SYNs; the seven other SYNs are counted drops.
+        // Known flows all pass. Four new connections start: the UDP flow (its first datagram
+        // starts it, the next two belong to it) and the first three SYNs; the seven other
+        // SYNs are counted drops.
         assert_eq!(
             ports.iter().filter(|&&p| p == 53).count(),
             8,
@@ -743,57 +744,55 @@ fn a_batch_starts_at_most_its_budget_of_new_flows_and_serves_known_ones_first() 
             2 * (8 + 4),
             "n={n}: no connection for a refused flow"
         );
-        // Known flows first, in arrival order; then the admitted new flows.
-        let first_new = ports.iter().position(|&p| p != 53).unwrap();
-        assert!(
-            ports[first_new..].iter().all(|&p| p != 53),
-            "n={n}: known flows are served first: {ports:?}"
-        );
-        // A batch no larger than the budget is not sorted: a SYN before a known flow stays so.
-        let small = [
-            (LAN, tcp("192.0.2.60", 9000, SERVER, 80, 1, 0, SYN, b"")),
-            known[0].clone(),
-        ];
-        let ports: Vec<u16> = on(&feed(&set, 0, t(3), &small), WAN)
-            .iter()
-            .map(|(_, p)| dport(p))
+        // The budget is per batch: the next one starts four more.
+        let more: Vec<(usize, Vec<u8>)> = (10..16u16)
+            .map(|i| {
+                let client = format!("192.0.2.{}", 30 + i);
+                (LAN, tcp(&client, 8000 + i, SERVER, 80, 1, 0, SYN, b""))
+            })
             .collect();
-        assert_eq!(ports, [80, 53], "n={n}");
-        assert_eq!(budget_drops(&set), 7, "n={n}");
+        assert_eq!(on(&feed(&set, 0, t(3), &more), WAN).len(), 4, "n={n}");
+        assert_eq!(budget_drops(&set), 9, "n={n}");
     }
 }
 
 #[test]
-fn rationing_knows_the_connections_of_every_zone() {
-    // With one shard, rationing looks a plain packet up in the shard's own table with zone 0
-    // first; a connection of another zone must still count as known.
-    let rules = "\
+fn the_budget_spares_what_the_raw_table_drops_or_untracks() {
+    // A flood the raw table already drops, and traffic it exempts from tracking, must not
+    // use up the budget of the connections that are really new.
+    let rules = format!(
+        "\
 *raw
 :PREROUTING ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A PREROUTING -i lan0 -j CT --zone 3
--A PREROUTING -i wan0 -j CT --zone 3
+-A PREROUTING -s 192.0.2.200/32 -j DROP
+-A PREROUTING -p udp --dport 53 -j NOTRACK
 COMMIT
-";
-    let set = rationed(1, 1, rules);
-    let known: Vec<(usize, Vec<u8>)> = (0..4u16)
-        .map(|i| (LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")))
-        .collect();
-    for k in &known {
-        assert_eq!(
-            on(&feed(&set, 0, t(1), std::slice::from_ref(k)), WAN).len(),
-            1
-        );
+{RULES}"
+    );
+    for n in [1, 2] {
+        let set = rationed(n, 2, &rules);
+        let mut batch: Vec<(usize, Vec<u8>)> = (0..20u16)
+            .map(|i| {
+                (
+                    LAN,
+                    tcp("192.0.2.200", 9000 + i, SERVER, 80, 1, 0, SYN, b""),
+                )
+            })
+            .collect();
+        for i in 0..6u16 {
+            batch.push((LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")));
+        }
+        for i in 0..3u16 {
+            let client = format!("192.0.2.{}", 11 + i);
+            batch.push((LAN, tcp(&client, 8000 + i, SERVER, 80, 1, 0, SYN, b"")));
+        }
+        let out = on(&feed(&set, 0, t(1), &batch), WAN);
+        let ports: Vec<u16> = out.iter().map(|(_, p)| dport(p)).collect();
+        // The untracked datagrams pass; the budget of two goes to the first two real new
+        // connections, and only the third is refused.
+        assert_eq!(ports, [53, 53, 53, 53, 53, 53, 80, 80], "n={n}");
+        assert_eq!(budget_drops(&set), 1, "n={n}: {}", set.ct_stats());
+        assert_eq!(set.directory().len(), 4, "n={n}: only two SYNs are tracked");
     }
-    assert!(set.ct_list().iter().all(|c| c.tuples[0].zone == 3));
-    let mut batch = known.clone();
-    for i in 0..3u16 {
-        batch.push((LAN, tcp("192.0.2.30", 8000 + i, SERVER, 80, 1, 0, SYN, b"")));
-    }
-    let ports: Vec<u16> = on(&feed(&set, 0, t(2), &batch), WAN)
-        .iter()
-        .map(|(_, p)| dport(p))
-        .collect();
-    assert_eq!(ports, [53, 53, 53, 53, 80], "{}", set.ct_stats());
-    assert_eq!(budget_drops(&set), 2);
 }
