@@ -85,6 +85,9 @@ pub struct RulesConfig {
     pub ipv6_at: Option<Position>,
 }
 
+/// Default of `[conntrack] new_flows_per_batch`.
+pub const DEFAULT_NEW_FLOWS_PER_BATCH: usize = 8;
+
 /// `[conntrack]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConntrackConfig {
@@ -98,6 +101,10 @@ pub struct ConntrackConfig {
     pub tcp_be_liberal: bool,
     /// Verify L4 checksums of packets entering the router (`nf_conntrack_checksum`).
     pub checksum: bool,
+    /// Live router only: most new connections each shard's part of a worker's read batch
+    /// may start; packets of further new connections are dropped and counted (0: no limit).
+    /// See [`crate::engine::Engine::set_new_flow_budget`].
+    pub new_flows_per_batch: usize,
 }
 
 impl Default for ConntrackConfig {
@@ -108,6 +115,7 @@ impl Default for ConntrackConfig {
             tcp_loose: true,
             tcp_be_liberal: false,
             checksum: true,
+            new_flows_per_batch: DEFAULT_NEW_FLOWS_PER_BATCH,
         }
     }
 }
@@ -295,6 +303,8 @@ struct RawConntrack {
     tcp_be_liberal: Option<bool>,
     #[serde(default)]
     checksum: Option<bool>,
+    #[serde(default)]
+    new_flows_per_batch: Option<Spanned<i64>>,
     #[serde(default)]
     timeouts: Option<toml::Table>,
 }
@@ -605,6 +615,19 @@ impl Config {
             conntrack.tcp_loose = c.tcp_loose.unwrap_or(conntrack.tcp_loose);
             conntrack.tcp_be_liberal = c.tcp_be_liberal.unwrap_or(conntrack.tcp_be_liberal);
             conntrack.checksum = c.checksum.unwrap_or(conntrack.checksum);
+            if let Some(m) = &c.new_flows_per_batch {
+                let v = *m.get_ref();
+                if !(0..=65_536).contains(&v) {
+                    return Err(cx.at(
+                        m,
+                        format!(
+                            "expected a number of new connections per batch between 0 (no \
+                             limit) and 65536, found {v}"
+                        ),
+                    ));
+                }
+                conntrack.new_flows_per_batch = v as usize;
+            }
             if let Some(t) = c.timeouts {
                 let mut probe = l4proto::Timeouts::default();
                 for (k, v) in t {
@@ -1158,6 +1181,23 @@ mod offload_tests {
         assert_eq!(
             e(&TWO_TUNS.replace("kind = \"tun\"\noffload", "kind = \"tap\"\noffload")),
             "gw.toml:4:11: offload is supported on tun interfaces only"
+        );
+    }
+
+    #[test]
+    fn new_flows_per_batch_has_a_default_and_a_range() {
+        let base = "[[interface]]\nname = \"a\"\nkind = \"tun\"\n[conntrack]\n";
+        assert_eq!(
+            parse(base).unwrap().conntrack.new_flows_per_batch,
+            DEFAULT_NEW_FLOWS_PER_BATCH
+        );
+        let with = |v: &str| parse(&format!("{base}new_flows_per_batch = {v}\n"));
+        assert_eq!(with("0").unwrap().conntrack.new_flows_per_batch, 0);
+        assert_eq!(with("64").unwrap().conntrack.new_flows_per_batch, 64);
+        assert_eq!(
+            with("-1").unwrap_err().to_string(),
+            "gw.toml:5:23: expected a number of new connections per batch between 0 (no \
+             limit) and 65536, found -1"
         );
     }
 }

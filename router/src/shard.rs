@@ -171,7 +171,17 @@ fn key(t: &Tuple) -> Tuple {
 impl Directory {
     fn new(seed: u64) -> Directory {
         Directory {
-            map: papaya::HashMap::with_hasher(Keyed(mix(seed ^ 0x6469_7265_6374_6f72))),
+            map: papaya::HashMap::builder()
+                .hasher(Keyed(mix(seed ^ 0x6469_7265_6374_6f72)))
+                // Churn fills the table with tombstones, and each time it is full a resize
+                // starts. In incremental mode only `insert`/`remove` help a resize along, and
+                // papaya 0.2.5's `compute` (our only write) never does: no table was ever
+                // promoted, each resize chained one more that every operation walked, and
+                // none was freed. In blocking mode the writer that needs the next table
+                // finishes the copy, so at most two tables exist (tests/tests/shard_churn.rs).
+                // Reads never wait on a resize in either mode.
+                .resize_mode(papaya::ResizeMode::Blocking)
+                .build(),
             len: AtomicUsize::new(0),
         }
     }
@@ -399,6 +409,8 @@ pub struct ShardSet {
     steer: Arc<Steer>,
     rule_files: RulesConfig,
     sink: parking_lot::RwLock<Option<EventSink>>,
+    /// Most new flows one call of [`ShardSet::handle`] starts (0: no limit).
+    new_flows_per_batch: usize,
 }
 
 impl std::fmt::Debug for ShardSet {
@@ -468,6 +480,7 @@ impl ShardSet {
                 steer,
                 rule_files: config.rules.clone(),
                 sink: parking_lot::RwLock::new(None),
+                new_flows_per_batch: config.conntrack.new_flows_per_batch,
             }
         }))
     }
@@ -511,6 +524,14 @@ impl ShardSet {
     /// may take, new flows among them, go to `home`, the worker's own shard), one lock per
     /// shard involved, its own first; then the datagrams reassembled for other shards; then
     /// the due timers of `home`. Transmits and events are appended to `work`.
+    ///
+    /// New connections are rationed: each shard's part of the batch may start at most
+    /// `[conntrack] new_flows_per_batch` of them ([`Engine::set_new_flow_budget`]); the
+    /// packets of further new connections are counted drops. Under a flood of new flows,
+    /// connection setup is what eats a worker's time, and while it is busy there its device
+    /// queues overflow and the kernel drops established connections' packets with the
+    /// flood's. A worker that keeps up reads small batches, so the budget only bites when
+    /// it is falling behind.
     pub fn handle(&self, home: usize, now: Instant, work: &mut Work) {
         let n = self.shards.len();
         let home = home % n;
@@ -561,8 +582,11 @@ impl ShardSet {
         if e.events_enabled() != work.want_events {
             e.set_events(work.want_events);
         }
+        let budget = self.new_flows_per_batch;
+        e.set_new_flow_budget((budget > 0).then_some(budget));
         e.handle_batch(now, &mut work.batch);
         e.handle_batch_offload(now, &mut work.obatch);
+        e.set_new_flow_budget(None);
         if timers && e.poll_timeout().is_some_and(|t| t <= now) {
             e.handle_timeout(now);
         }

@@ -54,6 +54,8 @@ kind = "tun"
 addresses = ["198.51.100.1/24"]
 [conntrack]
 max = 65536
+# These scenarios start many flows in one batch; rationing them is tested on its own.
+new_flows_per_batch = 0
 "#;
     let cfg = Config::parse(cfg, "t.toml", Path::new(".")).unwrap();
     let set = ShardSet::new(&cfg, 11, n).unwrap();
@@ -807,5 +809,149 @@ fn route_changes_reach_every_shard_at_once() {
     for home in 0..3 {
         let tx = probe(home, 3000 + home as u16);
         assert!(on(&tx, WAN).is_empty(), "deleted: no route again");
+    }
+}
+
+/// A set whose batches may start at most `budget` new flows (`[conntrack]
+/// new_flows_per_batch`), with `rules` for IPv4.
+fn rationed(n: usize, budget: usize, rules: &str) -> Arc<ShardSet> {
+    let cfg = format!(
+        r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24"]
+[conntrack]
+new_flows_per_batch = {budget}
+"#
+    );
+    let cfg = Config::parse(&cfg, "t.toml", Path::new(".")).unwrap();
+    let set = ShardSet::new(&cfg, 13, n).unwrap();
+    let r4 = Arc::new(Ruleset::parse(rules, "t.rules", Family::V4).unwrap());
+    let r6 = Arc::new(Ruleset::empty(Family::V6));
+    for i in 0..set.len() {
+        set.lock(i).set_shared_rules(r4.clone(), r6.clone());
+    }
+    set
+}
+
+fn budget_drops(set: &ShardSet) -> u64 {
+    let stats = set.ct_stats();
+    stats
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "drop reason=\"{}\" count=",
+                router::engine::NEW_FLOW_BUDGET_DROP
+            ))
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn a_batch_starts_at_most_its_budget_of_new_connections() {
+    for n in [1, 2] {
+        let set = rationed(n, 4, RULES);
+        // Eight UDP flows, established one batch at a time.
+        let known: Vec<(usize, Vec<u8>)> = (0..8u16)
+            .map(|i| (LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")))
+            .collect();
+        for k in &known {
+            assert_eq!(
+                on(&feed(&set, 0, t(1), std::slice::from_ref(k)), WAN).len(),
+                1
+            );
+        }
+        // A flood batch: a new UDP flow of three datagrams first, then ten new TCP flows
+        // (one SYN each) interleaved with the eight known flows.
+        let mut batch = vec![(LAN, udp("192.0.2.20", 7000, SERVER, 54, b"x")); 3];
+        for i in 0..10u16 {
+            let client = format!("192.0.2.{}", 30 + i);
+            batch.push((LAN, tcp(&client, 8000 + i, SERVER, 80, 1, 0, SYN, b"")));
+            if let Some(k) = known.get(usize::from(i)) {
+                batch.push(k.clone());
+            }
+        }
+        let out = on(&feed(&set, 0, t(2), &batch), WAN);
+        let ports: Vec<u16> = out.iter().map(|(_, p)| dport(p)).collect();
+        // Known flows all pass. Four new connections start: the UDP flow (its first datagram
+        // starts it, the next two belong to it) and the first three SYNs; the seven other
+        // SYNs are counted drops.
+        assert_eq!(
+            ports.iter().filter(|&&p| p == 53).count(),
+            8,
+            "n={n}: {ports:?}"
+        );
+        assert_eq!(
+            ports.iter().filter(|&&p| p == 54).count(),
+            3,
+            "n={n}: {ports:?}"
+        );
+        let syns: BTreeSet<u16> = out
+            .iter()
+            .filter(|(_, p)| dport(p) == 80)
+            .map(|(_, p)| sport(p))
+            .collect();
+        assert_eq!(syns, BTreeSet::from([8000, 8001, 8002]), "n={n}: {ports:?}");
+        assert_eq!(budget_drops(&set), 7, "n={n}: {}", set.ct_stats());
+        assert_eq!(
+            set.directory().len(),
+            2 * (8 + 4),
+            "n={n}: no connection for a refused flow"
+        );
+        // The budget is per batch: the next one starts four more.
+        let more: Vec<(usize, Vec<u8>)> = (10..16u16)
+            .map(|i| {
+                let client = format!("192.0.2.{}", 30 + i);
+                (LAN, tcp(&client, 8000 + i, SERVER, 80, 1, 0, SYN, b""))
+            })
+            .collect();
+        assert_eq!(on(&feed(&set, 0, t(3), &more), WAN).len(), 4, "n={n}");
+        assert_eq!(budget_drops(&set), 9, "n={n}");
+    }
+}
+
+#[test]
+fn the_budget_spares_what_the_raw_table_drops_or_untracks() {
+    // A flood the raw table already drops, and traffic it exempts from tracking, must not
+    // use up the budget of the connections that are really new.
+    let rules = format!(
+        "\
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A PREROUTING -s 192.0.2.200/32 -j DROP
+-A PREROUTING -p udp --dport 53 -j NOTRACK
+COMMIT
+{RULES}"
+    );
+    for n in [1, 2] {
+        let set = rationed(n, 2, &rules);
+        let mut batch: Vec<(usize, Vec<u8>)> = (0..20u16)
+            .map(|i| {
+                (
+                    LAN,
+                    tcp("192.0.2.200", 9000 + i, SERVER, 80, 1, 0, SYN, b""),
+                )
+            })
+            .collect();
+        for i in 0..6u16 {
+            batch.push((LAN, udp("192.0.2.10", 6000 + i, SERVER, 53, b"q")));
+        }
+        for i in 0..3u16 {
+            let client = format!("192.0.2.{}", 11 + i);
+            batch.push((LAN, tcp(&client, 8000 + i, SERVER, 80, 1, 0, SYN, b"")));
+        }
+        let out = on(&feed(&set, 0, t(1), &batch), WAN);
+        let ports: Vec<u16> = out.iter().map(|(_, p)| dport(p)).collect();
+        // The untracked datagrams pass; the budget of two goes to the first two real new
+        // connections, and only the third is refused.
+        assert_eq!(ports, [53, 53, 53, 53, 53, 53, 80, 80], "n={n}");
+        assert_eq!(budget_drops(&set), 1, "n={n}: {}", set.ct_stats());
+        assert_eq!(set.directory().len(), 4, "n={n}: only two SYNs are tracked");
     }
 }

@@ -483,7 +483,14 @@ pub struct Engine {
     handoffs: Vec<Handoff>,
     /// Packets dropped because handling them panicked (see `contain_panic`).
     panics: u64,
+    /// New connections the current batch may still start (`None`: no limit); see
+    /// [`Engine::set_new_flow_budget`].
+    new_flow_budget: Option<usize>,
 }
+
+/// Drop reason of a new connection's packet beyond its batch's budget (see
+/// [`Engine::set_new_flow_budget`]).
+pub const NEW_FLOW_BUDGET_DROP: &str = "conntrack: new-flow budget exceeded";
 
 /// Most reassembled datagrams a shard holds for others between two
 /// [`Engine::take_handoffs`] calls (the live driver drains them after every batch).
@@ -616,6 +623,7 @@ impl Engine {
             shard: None,
             handoffs: Vec::new(),
             panics: 0,
+            new_flow_budget: None,
             defrag: Defrag::new(config.defrag.limits),
             defrag_time_exceeded: config.defrag.time_exceeded,
             nat_cfg: config.nat,
@@ -632,6 +640,17 @@ impl Engine {
     /// Whether events are generated.
     pub fn events_enabled(&self) -> bool {
         self.events_enabled
+    }
+
+    /// Lets the packets handled from now on start at most `budget` new connections (`None`:
+    /// no limit). The packet of a new connection beyond it is dropped right after conntrack
+    /// found no connection for it, as [`NEW_FLOW_BUDGET_DROP`]: it costs a parse, the raw
+    /// table and one lookup, but none of connection setup (rules, NAT, the table's insert and
+    /// early drop, the directory, forwarding). Packets of known connections, untracked ones
+    /// (raw `NOTRACK`), those the raw table drops and the router's own never use it. A
+    /// sharded router sets it per read batch (see [`crate::shard::ShardSet::handle`]).
+    pub fn set_new_flow_budget(&mut self, budget: Option<usize>) {
+        self.new_flow_budget = budget;
     }
 
     /// Makes this engine one shard of a [`crate::shard::ShardSet`]: it learns the directory

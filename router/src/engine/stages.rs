@@ -49,6 +49,22 @@ impl Engine {
                     if let Ct::Invalid(why) = f.ct {
                         self.invalid.add(why);
                     }
+                    if let (Hook::Prerouting, Ct::New { .. }, Some(left)) =
+                        (hook, &f.ct, &mut self.new_flow_budget)
+                    {
+                        if *left == 0 {
+                            // Described only for an event: a flood makes many of these.
+                            let describe = if self.events_enabled {
+                                f.meta.describe()
+                            } else {
+                                String::new()
+                            };
+                            let hook = Some(Hook::Prerouting);
+                            self.drop_packet(NEW_FLOW_BUDGET_DROP, hook, None, f.ingress, describe);
+                            return false;
+                        }
+                        *left -= 1;
+                    }
                 }
                 true
             }
