@@ -178,7 +178,8 @@ impl Directory {
                 // papaya 0.2.5's `compute` (our only write) never does: no table was ever
                 // promoted, each resize chained one more that every operation walked, and
                 // none was freed. In blocking mode the writer that needs the next table
-                // finishes the copy, so at most two tables exist (tests/tests/shard_churn.rs).
+                // finishes the copy and retires the old table, freed once readers have moved
+                // on (tests/tests/shard_churn.rs bounds the memory under churn).
                 // Reads never wait on a resize in either mode.
                 .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
@@ -409,7 +410,7 @@ pub struct ShardSet {
     steer: Arc<Steer>,
     rule_files: RulesConfig,
     sink: parking_lot::RwLock<Option<EventSink>>,
-    /// Most new flows one call of [`ShardSet::handle`] starts (0: no limit).
+    /// Most new connections each shard starts per call of [`ShardSet::handle`] (0: no limit).
     new_flows_per_batch: usize,
 }
 
