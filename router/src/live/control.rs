@@ -35,7 +35,7 @@ pub const MAX_CLIENTS: usize = 16;
 /// Events buffered per stream subscriber before events are dropped for it.
 pub const SUBSCRIBER_QUEUE: usize = 4096;
 /// Longest request line accepted.
-const MAX_REQUEST: u64 = 64 * 1024;
+pub const MAX_REQUEST: u64 = 64 * 1024;
 
 /// A control request. `main.rs` maps CLI arguments to one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -450,6 +450,13 @@ pub fn serve(sock: &ControlSocket, backend: Arc<dyn Backend>) {
     }
 }
 
+/// Parses one request line as the server reads it (the newline may be there or not); the
+/// error is the message the client gets. Kept apart from the socket so that it can be
+/// fuzzed (`crate::fuzzing::control`).
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
+}
+
 fn send(w: &mut impl Write, r: &Response) -> io::Result<()> {
     let mut line = serde_json::to_string(r).map_err(io::Error::other)?;
     line.push('\n');
@@ -463,15 +470,10 @@ fn serve_client(stream: UnixStream, backend: &dyn Backend) -> io::Result<()> {
     let mut line = String::new();
     BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
     let mut w = io::BufWriter::new(&stream);
-    let req: Request = match serde_json::from_str(line.trim()) {
+    let req = match parse_request(&line) {
         Ok(r) => r,
-        Err(e) => {
-            send(
-                &mut w,
-                &Response::Error {
-                    message: format!("bad request: {e}"),
-                },
-            )?;
+        Err(message) => {
+            send(&mut w, &Response::Error { message })?;
             return w.flush();
         }
     };
