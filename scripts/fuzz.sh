@@ -29,24 +29,28 @@ fi
 flags=(--fuzz-dir fuzz -s none)
 cargo +nightly fuzz build "${flags[@]}" || exit 2
 
+bin=fuzz/target/x86_64-unknown-linux-gnu/release
 found=0
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
     dict=()
     [ -f "fuzz/dicts/$t.dict" ] && dict=("-dict=fuzz/dicts/$t.dict")
     log="fuzz/artifacts/$t/last-run.log"
+    # The binary built above, run directly (as `cargo fuzz run` would, without rebuilding
+    # from sources edited since). New inputs go to the first folder (the working corpus);
+    # the seeds are only read. One process (libFuzzer's default: no -jobs/-workers fork).
     start=$(date +%s)
-    # New inputs go to the first folder (the working corpus); the seeds are only read.
-    nice -n 10 cargo +nightly fuzz run "${flags[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    nice -n 10 "$bin/$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        "${dict[@]}" >"$log" 2>&1
+        -artifact_prefix="fuzz/artifacts/$t/" "${dict[@]}" >"$log" 2>&1
     rc=$?
     took=$(($(date +%s) - start))
+    # libFuzzer's count (printed on a crash too, by -print_final_stats).
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     if [ $rc -eq 0 ]; then
         outcome=ok
     else
-        outcome="FINDING (exit $rc): $(grep -o 'Test unit written to .*\|^SUMMARY.*\|panicked at .*' "$log" | head -2 | tr '\n' ' ')"
+        outcome="FINDING (exit $rc): $(grep -a -o 'Test unit written to .*\|panicked at .*' "$log" | head -2 | tr '\n' ' ')"
         found=1
     fi
     line="$(date -u +%Y-%m-%dT%H:%M:%SZ) target=$t seconds=$took execs=${execs:-?} $outcome"
