@@ -3,6 +3,9 @@
 # Installs what the tests need first (Debian packages, Python packages).
 # Network-namespace and TUN tests need root; under CI=true they fail loudly
 # instead of skipping when something is missing.
+# Fuzzing is not run here (nightly, and CPU time CI does not have): the suite replays the
+# committed fuzz inputs (tests/tests/fuzz_replay.rs); run `scripts/fuzz.sh [seconds]` to
+# fuzz every target (see FUZZING.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

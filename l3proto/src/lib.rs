@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod defrag;
+pub mod fuzzing;
 mod icmp_error;
 mod ipv4;
 mod ipv6;

@@ -46,6 +46,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod dccp;
+pub mod fuzzing;
 pub mod generic;
 pub mod icmp;
 pub mod sctp;

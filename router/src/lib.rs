@@ -33,6 +33,7 @@
 pub mod config;
 pub mod engine;
 pub mod flowsearch;
+pub mod fuzzing;
 pub mod hooks;
 pub mod live;
 pub mod local;

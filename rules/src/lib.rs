@@ -86,6 +86,7 @@ mod connstat;
 mod ctmatch;
 mod eval;
 mod ext;
+pub mod fuzzing;
 mod lex;
 mod matches;
 mod nat_target;

@@ -1226,7 +1226,10 @@ impl<'p, 't> RuleParser<'p, 't> {
                     "--algo" => m.algo = super::string::parse_algo(&v.text).map_err(at)?,
                     "--string" => {
                         m.pattern = v.text.as_bytes().to_vec();
-                        m.hex = false;
+                        // A pattern with bytes outside printable ASCII is saved as a hex
+                        // string (as iptables-save does): record that form, so that the saved
+                        // text loads back as this very rule.
+                        m.hex = !super::string::printable(&m.pattern);
                         m.invert = inv;
                     }
                     "--hex-string" => {

@@ -66,6 +66,12 @@ impl Default for StringMatch {
     }
 }
 
+/// Whether a pattern can be saved as a `--string` (printable ASCII only); anything else is
+/// saved as a `--hex-string`.
+pub(crate) fn printable(pattern: &[u8]) -> bool {
+    pattern.iter().all(|b| (0x20..0x7f).contains(b))
+}
+
 /// `--algo` names: iptables' two, then ours.
 pub(crate) fn parse_algo(s: &str) -> Result<Algorithm, String> {
     match s {
@@ -180,9 +186,8 @@ impl StringMatch {
     /// The iptables-save form: `-m string --string "..." --algo bm --to 65535`.
     pub(crate) fn write(&self, out: &mut String) {
         let not = if self.invert { " !" } else { "" };
-        let printable = self.pattern.iter().all(|b| (0x20..0x7f).contains(b));
         out.push_str(" -m string");
-        if printable && !self.hex {
+        if printable(&self.pattern) && !self.hex {
             let text = String::from_utf8_lossy(&self.pattern);
             let _ = write!(out, "{not} --string {}", quote_always(&text));
         } else {

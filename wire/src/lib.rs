@@ -55,6 +55,7 @@ pub mod buf;
 pub mod checksum;
 pub mod dccp;
 pub mod ethernet;
+pub mod fuzzing;
 pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;

@@ -73,7 +73,7 @@ impl Default for Limits {
 /// Events buffered per stream subscriber before events are dropped for it.
 pub const SUBSCRIBER_QUEUE: usize = 4096;
 /// Longest request line accepted.
-const MAX_REQUEST: u64 = 64 * 1024;
+pub const MAX_REQUEST: u64 = 64 * 1024;
 
 /// A control request. `main.rs` maps CLI arguments to one of these.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -630,13 +630,13 @@ fn dispatch(
     oneshots: &Arc<AtomicUsize>,
     subscribers: &Arc<AtomicUsize>,
 ) -> Option<thread::JoinHandle<()>> {
-    let req: Request = match std::str::from_utf8(line)
-        .map_err(|e| e.to_string())
-        .and_then(|l| serde_json::from_str(l.trim()).map_err(|e| e.to_string()))
+    let req = match std::str::from_utf8(line)
+        .map_err(|e| format!("bad request: {e}"))
+        .and_then(parse_request)
     {
         Ok(r) => r,
         Err(e) => {
-            refuse(&stream, format!("bad request: {e}"));
+            refuse(&stream, e);
             return None;
         }
     };
@@ -686,6 +686,13 @@ fn dispatch(
             None
         }
     }
+}
+
+/// Parses one request line as the server reads it (the newline may be there or not); the
+/// error is the message the client gets. Kept apart from the socket so that it can be
+/// fuzzed (`crate::fuzzing::control`).
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
 }
 
 fn send(w: &mut impl Write, r: &Response) -> io::Result<()> {

@@ -40,6 +40,22 @@ fn loads_saves_as_iptables_does_and_round_trips() {
     assert_eq!(v4(&saved).save(false), saved);
 }
 
+/// Found by fuzzing (`fuzz/regressions/rules/string-with-control-bytes-saves-as-hex`): a
+/// `--string` with bytes outside printable ASCII is saved as a hex string, which must load
+/// back as the same rule.
+#[test]
+fn unprintable_string_round_trips_as_hex() {
+    let rs = v4(&filter(
+        "-A INPUT -m string --string \"GET /a\u{0}\u{0}b\u{e9}\" --algo bm -j DROP",
+    ));
+    let saved = rs.save(false);
+    assert!(
+        saved.contains("--hex-string \"|474554202f61000062c3a9|\""),
+        "{saved}"
+    );
+    round_trip(&rs);
+}
+
 #[test]
 fn verdicts() {
     let rs = v4(&filter(
