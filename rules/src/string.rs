@@ -89,13 +89,13 @@ pub(crate) fn parse_algo(s: &str) -> Result<Algorithm, String> {
 
 /// `--hex-string`: literal characters, with bytes in hex between `|` pairs
 /// (`|0d 0a|`, `|03|www|07|example|03|com|00|`). Errors carry the offset of
-/// the offending character.
+/// the offending character, counted in characters (the unit of a column), not bytes.
 pub(crate) fn parse_hex(s: &str) -> Result<Vec<u8>, (usize, String)> {
     let mut out = Vec::new();
     let mut in_hex = false;
     let mut open = 0;
     let mut nibble: Option<(u8, usize)> = None;
-    for (i, c) in s.char_indices() {
+    for (i, c) in s.chars().enumerate() {
         match (c, in_hex) {
             ('|', false) => {
                 in_hex = true;

@@ -107,6 +107,16 @@ fn errors_name_the_position() {
         rule_err("-m string --hex-string \"|0g|\" --algo bm -j DROP"),
         "t.rules:2:36: 'g' is not a hex digit"
     );
+    // Columns count characters: multi-byte ones before the error do not push it further
+    // (found by fuzzing: a column past the end of its line).
+    assert_eq!(
+        rule_err("-m string --hex-string \"ééé|0g|\" --algo bm -j DROP"),
+        "t.rules:2:39: 'g' is not a hex digit"
+    );
+    assert_eq!(
+        rule_err("-m string --hex-string \"ééé|0d\" --algo bm -j DROP"),
+        "t.rules:2:37: unterminated |"
+    );
     assert_eq!(
         rule_err("-m string --string x --algo bm --to 70000 -j DROP"),
         "t.rules:2:46: bad --to offset 70000 (0..=65535)"
