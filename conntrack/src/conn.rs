@@ -1,6 +1,5 @@
 //! A tracked connection and its per-connection data.
 
-use crate::table::ConnId;
 use crate::tuple::{Dir, Tuple};
 use core::any::Any;
 use core::fmt;
@@ -87,6 +86,22 @@ pub struct Counter {
     pub packets: u64,
     /// Bytes seen (L3 length).
     pub bytes: u64,
+}
+
+/// Handle of a connection in a [`crate::ConnTable`]. Stale handles (of removed
+/// connections) are detected by a generation number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl ConnId {
+    /// A handle from its parts: for tables kept outside [`crate::ConnTable`] and for tests.
+    /// A table finds nothing for a handle it did not give out (or a stale one).
+    pub fn from_raw(index: u32, generation: u32) -> ConnId {
+        ConnId { index, generation }
+    }
 }
 
 /// TCP sequence adjustment after a helper changed a payload's length.

@@ -2,10 +2,12 @@
 //! simulator's event log show.
 
 use crate::conn::{Conn, Counter, Status};
+use crate::expect::Expectation;
 use crate::proto::{proto_name, ProtoState};
-use crate::tuple::Tuple;
+use crate::tuple::{Tuple, TupleMask};
 use core::fmt;
 use core::fmt::Write as _;
+use std::net::IpAddr;
 use wire::Instant;
 
 /// What happened.
@@ -153,12 +155,83 @@ pub struct ExpectInfo {
     pub id: u32,
     /// Id of the master connection.
     pub master: u32,
+    /// The master's original tuple.
+    pub master_tuple: Option<Tuple>,
     /// The expected tuple.
     pub tuple: Tuple,
+    /// Which parts of it must match.
+    pub mask: TupleMask,
     /// Helper that created it.
     pub helper: &'static str,
+    /// Kept after use (`PERMANENT` in `conntrack -L expect`).
+    pub permanent: bool,
     /// Seconds until expiry.
     pub timeout_secs: u64,
+}
+
+impl ExpectInfo {
+    /// The listing form of an expectation at `now`.
+    pub fn of(e: &Expectation, now: Instant) -> ExpectInfo {
+        ExpectInfo {
+            id: e.id(),
+            master: e.master_id(),
+            master_tuple: e.master_tuple().copied(),
+            tuple: e.tuple,
+            mask: e.mask,
+            helper: e.helper,
+            permanent: e.permanent,
+            timeout_secs: e.expires.saturating_duration_since(now).as_secs(),
+        }
+    }
+}
+
+/// The address mask of `bits` leading ones in `like`'s family, as `conntrack` prints it.
+fn mask_addr(like: &IpAddr, bits: u8) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => {
+            let b = u32::from(bits.min(32));
+            let m = if b == 0 { 0 } else { u32::MAX << (32 - b) };
+            IpAddr::V4(m.into())
+        }
+        IpAddr::V6(_) => {
+            let b = u32::from(bits.min(128));
+            let m = if b == 0 { 0 } else { u128::MAX << (128 - b) };
+            IpAddr::V6(m.into())
+        }
+    }
+}
+
+/// `conntrack -L expect`'s line: timeout, the tuple, its mask, the master, the flags and
+/// the helper.
+impl fmt::Display for ExpectInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.tuple;
+        write!(
+            f,
+            "{} proto={} src={} dst={} sport={} dport={} mask-src={} mask-dst={} sport={} dport={}",
+            self.timeout_secs,
+            t.proto,
+            t.src,
+            t.dst,
+            t.src_id,
+            t.dst_id,
+            mask_addr(&t.src, self.mask.src_prefix),
+            mask_addr(&t.dst, 128),
+            self.mask.src_id,
+            self.mask.dst_id,
+        )?;
+        if let Some(m) = &self.master_tuple {
+            write!(
+                f,
+                " master-src={} master-dst={} sport={} dport={}",
+                m.src, m.dst, m.src_id, m.dst_id
+            )?;
+        }
+        if self.permanent {
+            f.write_str(" PERMANENT")?;
+        }
+        write!(f, " class=0 helper={}", self.helper)
+    }
 }
 
 /// What an event is about.
@@ -202,7 +275,7 @@ impl Event {
             EventSubject::Expect(e) => {
                 let _ = write!(
                     s,
-                    ",\"expect\":{{\"id\":{},\"master\":{},\"helper\":\"{}\",\"timeout\":{},\"proto\":\"{}\",\"src\":\"{}\",\"dst\":\"{}\",\"sport\":{},\"dport\":{}}}",
+                    ",\"expect\":{{\"id\":{},\"master\":{},\"helper\":\"{}\",\"timeout\":{},\"proto\":\"{}\",\"src\":\"{}\",\"dst\":\"{}\",\"sport\":{},\"dport\":{},\"mask_sport\":{},\"permanent\":{}}}",
                     e.id,
                     e.master,
                     e.helper,
@@ -211,7 +284,9 @@ impl Event {
                     e.tuple.src,
                     e.tuple.dst,
                     e.tuple.src_id,
-                    e.tuple.dst_id
+                    e.tuple.dst_id,
+                    e.mask.src_id,
+                    e.permanent
                 );
             }
         }
@@ -226,18 +301,7 @@ impl fmt::Display for Event {
         write!(f, "{:>10} ", format!("[{}]", self.kind.tag()))?;
         match &self.subject {
             EventSubject::Conn(c) => write!(f, "{c}"),
-            EventSubject::Expect(e) => write!(
-                f,
-                "{} proto={} src={} dst={} sport={} dport={} master={} helper={}",
-                e.timeout_secs,
-                e.tuple.proto,
-                e.tuple.src,
-                e.tuple.dst,
-                e.tuple.src_id,
-                e.tuple.dst_id,
-                e.master,
-                e.helper
-            ),
+            EventSubject::Expect(e) => write!(f, "{e}"),
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`proto`]: the [`proto::L3Proto`] and [`proto::L4Proto`] traits that
 //!   protocol modules implement (the `l3proto` and `l4proto` crates);
 //! - [`table`]: the connection table (keyed hash, bounded size, early drop,
-//!   bounded GC sweep, insertion at confirm) and the expectation table;
+//!   bounded GC sweep, insertion at confirm);
+//! - [`expect`]: the expectation table (hashed by destination, bounded, swept);
 //! - [`event`]: the event stream (new/update/destroy, expectations).
 //!
 //! ```
@@ -44,13 +45,16 @@
 
 pub mod conn;
 pub mod event;
+pub mod expect;
 pub mod proto;
 pub mod table;
 pub mod tuple;
 
+pub use conn::ConnId;
 pub use conn::{Conn, Counter, Status};
 pub use event::{ConnInfo, Event, EventKind};
+pub use expect::{ExpectLimits, Expectation};
 pub use proto::{ConnCtx, Invalid, L3Packet, L3Proto, L4Packet, L4Proto, ProtoState, Verdict};
-pub use table::{ConnId, ConnTable, Expectation, TableConfig};
+pub use table::{ConnTable, TableConfig};
 pub use tuple::{Dir, Family, Tuple, TupleMask};
 pub use wire::{Instant, PacketBuf, SegChain};

@@ -7,22 +7,17 @@
 //! including its index entries. The hash is keyed with a seed chosen
 //! by the driver (random in live mode), so remote peers cannot aim collisions.
 
+pub use crate::conn::ConnId;
 use crate::conn::{Conn, Status};
 use crate::event::{ConnInfo, Event, EventKind, EventSubject, ExpectInfo};
+use crate::expect::ExpectTable;
+pub use crate::expect::{ExpectError, ExpectLimits, Expectation};
 use crate::proto::ProtoState;
-use crate::tuple::{Dir, Tuple, TupleMask};
+use crate::tuple::{Dir, Tuple};
 use hashbrown::HashTable;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use wire::Instant;
-
-/// Handle of a connection in a [`ConnTable`]. Stale handles (of removed
-/// connections) are detected by a generation number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnId {
-    index: u32,
-    generation: u32,
-}
 
 /// Table limits and tuning.
 #[derive(Clone, Debug)]
@@ -91,72 +86,6 @@ struct Slot<S> {
     conn: Option<Conn<S>>,
 }
 
-/// An expectation: a connection that a helper predicts (after `nf_conntrack_expect`).
-#[derive(Clone, Debug)]
-pub struct Expectation {
-    /// The connection whose helper created it.
-    pub master: ConnId,
-    /// The expected original tuple.
-    pub tuple: Tuple,
-    /// Which parts of `tuple` must match.
-    pub mask: TupleMask,
-    /// When it expires unused.
-    pub expires: Instant,
-    /// The helper's name.
-    pub helper: &'static str,
-    /// Keep it after a connection used it (e.g. H.245 may open several).
-    pub permanent: bool,
-    /// Where the expected connection must be destination-NATed to, if the
-    /// master is NATed (the helper computed it).
-    pub nat_to: Option<(std::net::IpAddr, u16)>,
-    id: u32,
-    master_id: u32,
-}
-
-impl Expectation {
-    /// A new expectation; `master` is the helper's connection.
-    pub fn new(
-        master: ConnId,
-        tuple: Tuple,
-        mask: TupleMask,
-        expires: Instant,
-        helper: &'static str,
-    ) -> Self {
-        Expectation {
-            master,
-            tuple,
-            mask,
-            expires,
-            helper,
-            permanent: false,
-            nat_to: None,
-            id: 0,
-            master_id: 0,
-        }
-    }
-
-    fn info(&self, now: Instant) -> ExpectInfo {
-        ExpectInfo {
-            id: self.id,
-            master: self.master_id,
-            tuple: self.tuple,
-            helper: self.helper,
-            timeout_secs: (self.expires - now).as_secs(),
-        }
-    }
-}
-
-/// Why an expectation was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpectError {
-    /// The global expectation limit is reached.
-    GlobalLimit,
-    /// The master connection is gone.
-    NoMaster,
-    /// An identical expectation of another master exists.
-    Clash,
-}
-
 /// The connection table. `S` is the L4 state type (usually the dispatch enum
 /// of the `l4proto` crate).
 pub struct ConnTable<S> {
@@ -172,7 +101,7 @@ pub struct ConnTable<S> {
     cfg: TableConfig,
     gc_cursor: usize,
     next_id: u32,
-    expectations: Vec<Expectation>,
+    expectations: ExpectTable,
     events: VecDeque<Event>,
     events_enabled: bool,
     stats: TableStats,
@@ -273,6 +202,7 @@ fn entry(index: u32, dir: Dir) -> u32 {
 impl<S: ProtoState> ConnTable<S> {
     /// An empty table.
     pub fn new(cfg: TableConfig) -> Self {
+        let expect_max = cfg.expect_max;
         let hasher = TupleHasher::new(cfg.hash_seed);
         ConnTable {
             slots: Vec::new(),
@@ -283,7 +213,7 @@ impl<S: ProtoState> ConnTable<S> {
             cfg,
             gc_cursor: 0,
             next_id: 1,
-            expectations: Vec::new(),
+            expectations: ExpectTable::new(expect_max),
             events: VecDeque::new(),
             events_enabled: true,
             stats: TableStats::default(),
@@ -650,15 +580,9 @@ impl<S: ProtoState> ConnTable<S> {
                 removed += 1;
             }
         }
-        let mut k = 0;
-        while k < self.expectations.len() {
-            if self.expectations[k].expires <= now {
-                let e = self.expectations.swap_remove(k);
-                self.stats.expect_delete += 1;
-                self.expect_event(EventKind::ExpectDestroy, &e, now, "timeout");
-            } else {
-                k += 1;
-            }
+        for e in self.expectations.sweep(now, self.cfg.gc_budget) {
+            self.stats.expect_delete += 1;
+            self.expect_event(EventKind::ExpectDestroy, &e, now, "timeout");
         }
         removed
     }
@@ -669,7 +593,7 @@ impl<S: ProtoState> ConnTable<S> {
         self.slots
             .iter()
             .filter_map(|s| s.conn.as_ref().map(|c| c.expires))
-            .chain(self.expectations.iter().map(|e| e.expires))
+            .chain(self.expectations.next_expiry())
             .min()
     }
 
@@ -759,89 +683,83 @@ impl<S: ProtoState> ConnTable<S> {
 
     // ---- expectations ----
 
-    /// Registers an expectation. If the master already has `per_master_max`
-    /// expectations from this helper, its oldest one is replaced (as Linux
-    /// does for `max_expected`); the global limit refuses.
+    /// Registers an expectation of master `exp.master` within `limits`: a master's
+    /// re-announcement replaces its own, its `per_master`-th replaces its oldest (as Linux
+    /// does for `max_expected`); the global and per-helper limits and a clash refuse.
+    /// Returns the expectation's id.
     pub fn expect(
         &mut self,
-        mut exp: Expectation,
-        per_master_max: usize,
+        exp: Expectation,
+        limits: ExpectLimits,
         now: Instant,
-    ) -> Result<(), ExpectError> {
-        let master_id = self.get(exp.master).ok_or(ExpectError::NoMaster)?.id;
-        if let Some(pos) = self
+    ) -> Result<u32, ExpectError> {
+        let master = self.get(exp.master).ok_or(ExpectError::NoMaster)?;
+        let master = (master.id, master.tuples[0]);
+        let done = self.expectations.insert(exp, master, limits, now)?;
+        if let Some(e) = &done.evicted {
+            self.stats.expect_delete += 1;
+            self.expect_event(EventKind::ExpectDestroy, e, now, "replaced");
+        }
+        let Some(new) = self
             .expectations
             .iter()
-            .position(|e| e.tuple == exp.tuple && e.mask == exp.mask)
-        {
-            if self.expectations[pos].master != exp.master {
-                return Err(ExpectError::Clash);
-            }
-            // Same master re-announcing: refresh instead of duplicating.
-            self.expectations[pos].expires = exp.expires;
-            return Ok(());
+            .find(|e| e.id() == done.id)
+            .cloned()
+        else {
+            return Ok(done.id);
+        };
+        if done.refreshed.is_none() {
+            self.stats.expect_create += 1;
+            self.expect_event(EventKind::ExpectNew, &new, now, "");
         }
-        let mine = self
-            .expectations
-            .iter()
-            .filter(|e| e.master == exp.master && e.helper == exp.helper)
-            .count();
-        if per_master_max > 0 && mine >= per_master_max {
-            if let Some(oldest) = self
-                .expectations
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| e.master == exp.master && e.helper == exp.helper)
-                .min_by_key(|(_, e)| e.id)
-                .map(|(i, _)| i)
-            {
-                let e = self.expectations.remove(oldest);
-                self.stats.expect_delete += 1;
-                self.expect_event(EventKind::ExpectDestroy, &e, now, "replaced");
-            }
-        }
-        if self.expectations.len() >= self.cfg.expect_max {
-            return Err(ExpectError::GlobalLimit);
-        }
-        exp.id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        exp.master_id = master_id;
-        self.stats.expect_create += 1;
-        self.expect_event(EventKind::ExpectNew, &exp, now, "");
-        self.expectations.push(exp);
-        Ok(())
+        Ok(done.id)
     }
 
-    /// Finds an expectation matching the original tuple of a new connection
-    /// and consumes it (unless permanent).
+    /// Finds the expectation a new connection with original tuple `t` fulfils and
+    /// consumes it (unless permanent). One hash probe; nothing when no expectation lives.
+    #[inline]
     pub fn take_expectation(&mut self, t: &Tuple, now: Instant) -> Option<Expectation> {
-        let pos = self
-            .expectations
-            .iter()
-            .position(|e| e.expires > now && e.mask.matches(&e.tuple, t))?;
-        self.stats.expect_new += 1;
-        if self.expectations[pos].permanent {
-            return Some(self.expectations[pos].clone());
+        if self.expectations.is_empty() {
+            return None;
         }
-        let e = self.expectations.remove(pos);
-        self.expect_event(EventKind::ExpectDestroy, &e, now, "used");
+        let e = self.expectations.take(t, now)?;
+        self.stats.expect_new += 1;
+        if !e.permanent {
+            self.expect_event(EventKind::ExpectDestroy, &e, now, "used");
+        }
         Some(e)
     }
 
-    /// The current expectations.
-    pub fn expectations(&self) -> &[Expectation] {
+    /// The expectations (`conntrack -L expect`).
+    pub fn expectations(&self) -> &ExpectTable {
         &self.expectations
+    }
+
+    /// Removes the expectation with id `id` (`conntrack -D expect`).
+    pub fn remove_expectation(&mut self, id: u32, now: Instant) -> bool {
+        let Some(e) = self.expectations.remove_id(id) else {
+            return false;
+        };
+        self.stats.expect_delete += 1;
+        self.expect_event(EventKind::ExpectDestroy, &e, now, "deleted");
+        true
+    }
+
+    /// Removes every expectation (`conntrack -F expect`); returns how many.
+    pub fn flush_expectations(&mut self, now: Instant) -> usize {
+        let gone = self.expectations.flush();
+        for e in &gone {
+            self.stats.expect_delete += 1;
+            self.expect_event(EventKind::ExpectDestroy, e, now, "flush");
+        }
+        gone.len()
     }
 
     fn remove_expectations_of(&mut self, master: ConnId, now: Instant) {
         if self.expectations.is_empty() {
             return;
         }
-        let (gone, keep): (Vec<_>, Vec<_>) = core::mem::take(&mut self.expectations)
-            .into_iter()
-            .partition(|e| e.master == master);
-        self.expectations = keep;
-        for e in gone {
+        for e in self.expectations.remove_master(master) {
             self.stats.expect_delete += 1;
             self.expect_event(EventKind::ExpectDestroy, &e, now, "master-gone");
         }
@@ -858,7 +776,7 @@ impl<S: ProtoState> ConnTable<S> {
             self.push_event(Event {
                 at: now,
                 kind,
-                subject: EventSubject::Expect(e.info(now)),
+                subject: EventSubject::Expect(ExpectInfo::of(e, now)),
                 reason: (!reason.is_empty()).then_some(reason),
             });
         }
@@ -868,6 +786,7 @@ impl<S: ProtoState> ConnTable<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tuple::TupleMask;
     use std::time::Duration;
 
     #[derive(Debug)]
@@ -1147,11 +1066,15 @@ mod tests {
             dst_id: 0xffff,
         };
         let until = now + Duration::from_secs(5);
+        let limits = ExpectLimits {
+            per_master: 2,
+            per_helper: 0,
+        };
         for port in [1000, 1001, 1002] {
             let mut want = tup(0);
             want.dst_id = port;
-            t.expect(Expectation::new(m, want, mask, until, "ftp"), 2, now)
-                .unwrap();
+            let e = Expectation::new(m, want, mask, until, "ftp", Dir::Reply);
+            t.expect(e, limits, now).unwrap();
         }
         // Per-master limit 2: the oldest (port 1000) was replaced.
         assert_eq!(t.expectations().len(), 2);
@@ -1164,7 +1087,8 @@ mod tests {
         assert_eq!(t.expectations().len(), 1);
         t.remove(m, now, "test");
         assert!(t.expectations().is_empty());
-        let missing = t.expect(Expectation::new(m, tup(9), mask, until, "ftp"), 2, now);
+        let e = Expectation::new(m, tup(9), mask, until, "ftp", Dir::Reply);
+        let missing = t.expect(e, limits, now);
         assert_eq!(missing, Err(ExpectError::NoMaster));
     }
 

@@ -239,8 +239,13 @@ impl Tracker {
             mask,
             self.now + std::time::Duration::from_secs(30),
             "fuzz",
+            Dir::Reply,
         );
-        let _ = self.table.expect(exp, 2, self.now);
+        let limits = conntrack::ExpectLimits {
+            per_master: 2,
+            per_helper: 64,
+        };
+        let _ = self.table.expect(exp, limits, self.now);
     }
 
     /// The table's invariants.
