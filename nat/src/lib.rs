@@ -28,6 +28,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod mangle;
 pub mod mapping;
 
 use conntrack::tuple::Tuple;
