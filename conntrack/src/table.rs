@@ -107,12 +107,17 @@ pub struct ConnTable<S> {
     stats: TableStats,
     /// Told about every connection that leaves the table (see [`ConnTable::set_on_remove`]).
     on_remove: Option<RemoveHook<S>>,
+    /// Told about every expectation that enters or leaves (see [`ConnTable::set_on_expect`]).
+    on_expect: Option<ExpectHook>,
     /// The last tuple [`ConnTable::lookup_mut`] found, with its answer: packets of one
     /// flow come in runs (a TCP window, a TUN read of one stream), and a run after its
     /// first packet skips the hash probe. Checked against the slot before use, so a
     /// removed or changed connection misses; a changed reply tuple also clears it.
     last: Option<(Tuple, ConnId, Dir)>,
 }
+
+/// A callback run for each expectation as it enters (`true`) or leaves the table.
+pub type ExpectHook = Box<dyn FnMut(&Expectation, bool) + Send>;
 
 /// A callback run for each connection as it leaves the table.
 pub type RemoveHook<S> = Box<dyn FnMut(&Conn<S>) + Send>;
@@ -218,6 +223,7 @@ impl<S: ProtoState> ConnTable<S> {
             events_enabled: true,
             stats: TableStats::default(),
             on_remove: None,
+            on_expect: None,
             last: None,
         }
     }
@@ -581,8 +587,7 @@ impl<S: ProtoState> ConnTable<S> {
             }
         }
         for e in self.expectations.sweep(now, self.cfg.gc_budget) {
-            self.stats.expect_delete += 1;
-            self.expect_event(EventKind::ExpectDestroy, &e, now, "timeout");
+            self.expect_removed(&e, now, "timeout");
         }
         removed
     }
@@ -697,8 +702,7 @@ impl<S: ProtoState> ConnTable<S> {
         let master = (master.id, master.tuples[0]);
         let done = self.expectations.insert(exp, master, limits, now)?;
         if let Some(e) = &done.evicted {
-            self.stats.expect_delete += 1;
-            self.expect_event(EventKind::ExpectDestroy, e, now, "replaced");
+            self.expect_removed(e, now, "replaced");
         }
         let Some(new) = self
             .expectations
@@ -711,6 +715,9 @@ impl<S: ProtoState> ConnTable<S> {
         if done.refreshed.is_none() {
             self.stats.expect_create += 1;
             self.expect_event(EventKind::ExpectNew, &new, now, "");
+            if let Some(hook) = self.on_expect.as_mut() {
+                hook(&new, true);
+            }
         }
         Ok(done.id)
     }
@@ -726,6 +733,9 @@ impl<S: ProtoState> ConnTable<S> {
         self.stats.expect_new += 1;
         if !e.permanent {
             self.expect_event(EventKind::ExpectDestroy, &e, now, "used");
+            if let Some(hook) = self.on_expect.as_mut() {
+                hook(&e, false);
+            }
         }
         Some(e)
     }
@@ -740,8 +750,7 @@ impl<S: ProtoState> ConnTable<S> {
         let Some(e) = self.expectations.remove_id(id) else {
             return false;
         };
-        self.stats.expect_delete += 1;
-        self.expect_event(EventKind::ExpectDestroy, &e, now, "deleted");
+        self.expect_removed(&e, now, "deleted");
         true
     }
 
@@ -749,8 +758,7 @@ impl<S: ProtoState> ConnTable<S> {
     pub fn flush_expectations(&mut self, now: Instant) -> usize {
         let gone = self.expectations.flush();
         for e in &gone {
-            self.stats.expect_delete += 1;
-            self.expect_event(EventKind::ExpectDestroy, e, now, "flush");
+            self.expect_removed(e, now, "flush");
         }
         gone.len()
     }
@@ -760,9 +768,23 @@ impl<S: ProtoState> ConnTable<S> {
             return;
         }
         for e in self.expectations.remove_master(master) {
-            self.stats.expect_delete += 1;
-            self.expect_event(EventKind::ExpectDestroy, &e, now, "master-gone");
+            self.expect_removed(&e, now, "master-gone");
         }
+    }
+
+    /// Counts, reports and announces an expectation that left unused.
+    fn expect_removed(&mut self, e: &Expectation, now: Instant, reason: &'static str) {
+        self.stats.expect_delete += 1;
+        self.expect_event(EventKind::ExpectDestroy, e, now, reason);
+        if let Some(hook) = self.on_expect.as_mut() {
+            hook(e, false);
+        }
+    }
+
+    /// Sets a callback told about every expectation that enters (`true`) or leaves
+    /// (`false`) the table, whatever the reason (a sharded engine publishes them).
+    pub fn set_on_expect(&mut self, hook: ExpectHook) {
+        self.on_expect = Some(hook);
     }
 
     fn expect_event(

@@ -160,6 +160,19 @@ enum CtCmd {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// The expectations helpers created (like `conntrack -L expect`).
+    Expect {
+        #[command(subcommand)]
+        cmd: ExpectCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExpectCmd {
+    /// List expectations (like `conntrack -L expect`).
+    List,
+    /// Delete every expectation (like `conntrack -F expect`).
+    Flush,
 }
 
 #[derive(Subcommand)]
@@ -316,6 +329,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 CtCmd::Events { json } => Request::CtEvents { json },
                 CtCmd::Stats => Request::CtStats,
                 CtCmd::Flush => Request::CtFlush,
+                CtCmd::Expect {
+                    cmd: ExpectCmd::List,
+                } => Request::ExpectList,
+                CtCmd::Expect {
+                    cmd: ExpectCmd::Flush,
+                } => Request::ExpectFlush,
                 CtCmd::Delete { filter } => {
                     let filter = filter.into_filter();
                     if filter.is_empty() {

@@ -142,6 +142,9 @@ pub struct Directory {
     map: papaya::HashMap<Tuple, Held, Keyed>,
     /// Kept apart from the map so that `len` is one load (control and tests only).
     len: AtomicUsize,
+    /// Entries that stand for expectations (see [`expect_key`]): while there are none, a
+    /// packet of no known connection costs one lookup, not two.
+    expect_keys: AtomicUsize,
 }
 
 /// A directory entry: the shard holding a tuple, and how many of its connections did
@@ -168,6 +171,22 @@ fn key(t: &Tuple) -> Tuple {
     Tuple { zone: 0, ..*t }
 }
 
+/// The entry an expectation publishes: what every connection it expects shares, the
+/// destination and protocol (a helper's expected source port, and often the source, are
+/// unknown). The unspecified source address and port 0 cannot be a connection's.
+fn expect_key(t: &Tuple) -> Tuple {
+    let any: IpAddr = match t.dst {
+        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    Tuple {
+        src: any,
+        src_id: 0,
+        zone: 0,
+        ..*t
+    }
+}
+
 impl Directory {
     fn new(seed: u64) -> Directory {
         Directory {
@@ -184,6 +203,41 @@ impl Directory {
                 .resize_mode(papaya::ResizeMode::Blocking)
                 .build(),
             len: AtomicUsize::new(0),
+            expect_keys: AtomicUsize::new(0),
+        }
+    }
+
+    /// The shard a packet with flow tuple `t` belongs to: the one holding its connection,
+    /// else the one holding an expectation of it (a helper's data connection must start
+    /// where its master lives), else none.
+    pub fn owner_of_flow(&self, t: &Tuple) -> Option<usize> {
+        self.lookup(t).or_else(|| {
+            if self.expect_keys.load(Ordering::Relaxed) == 0 {
+                None
+            } else {
+                self.lookup(&expect_key(t))
+            }
+        })
+    }
+
+    /// Publishes an expectation of `shard` with expected tuple `t` (see [`expect_key`]);
+    /// false if another shard publishes one for the same destination (the first keeps it).
+    pub fn reserve_expect(&self, t: &Tuple, shard: usize) -> bool {
+        match self.reserve(&expect_key(t), shard) {
+            Some(created) => {
+                if created {
+                    self.expect_keys.fetch_add(1, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Withdraws an expectation [`Directory::reserve_expect`] published.
+    pub fn release_expect(&self, t: &Tuple, shard: usize) {
+        if self.release(&expect_key(t), shard) {
+            self.expect_keys.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -216,8 +270,9 @@ impl Directory {
         }
     }
 
-    /// Withdraws one connection of `shard` from `t`'s entry; the entry goes with the last.
-    pub fn release(&self, t: &Tuple, shard: usize) {
+    /// Withdraws one connection of `shard` from `t`'s entry; the entry goes with the last
+    /// (then true).
+    pub fn release(&self, t: &Tuple, shard: usize) -> bool {
         let shard = shard as u16;
         let m = self.map.pin();
         let r = m.compute(key(t), |e| match e {
@@ -228,9 +283,11 @@ impl Directory {
             Some((_, h)) if h.shard == shard => Operation::Remove,
             _ => Operation::Abort(()),
         });
-        if matches!(r, Compute::Removed(..)) {
+        let removed = matches!(r, Compute::Removed(..));
+        if removed {
             self.len.fetch_sub(1, Ordering::Relaxed);
         }
+        removed
     }
 
     /// Number of published tuples.
@@ -341,7 +398,7 @@ impl ShardCtx {
     /// The owner of a whole packet (`None`: no connection yet, any shard may take it).
     pub(crate) fn owner_of_packet(&self, pkt: &[u8]) -> Option<usize> {
         match self.steer.key(pkt) {
-            SteerKey::Flow(t) => self.dir.lookup(&t),
+            SteerKey::Flow(t) => self.dir.owner_of_flow(&t),
             SteerKey::Fragment(h) => Some((h % self.steer.shards as u64) as usize),
             SteerKey::Stateless => None,
         }
@@ -370,7 +427,7 @@ impl ShardCtx {
 
     /// Withdraws a tuple this shard published.
     pub(crate) fn unpublish(&self, t: &Tuple) {
-        self.dir.release(t, self.index)
+        self.dir.release(t, self.index);
     }
 
     pub(crate) fn directory(&self) -> Arc<Directory> {
@@ -515,7 +572,7 @@ impl ShardSet {
     /// holds its tuple yet, or it creates no state).
     pub fn owner(&self, pkt: &[u8]) -> Option<usize> {
         match self.steer.key(pkt) {
-            SteerKey::Flow(t) => self.dir.lookup(&t),
+            SteerKey::Flow(t) => self.dir.owner_of_flow(&t),
             SteerKey::Fragment(h) => Some((h % self.shards.len() as u64) as usize),
             SteerKey::Stateless => None,
         }
@@ -661,6 +718,22 @@ impl ShardSet {
         ));
         s.push_str(&per);
         s
+    }
+
+    /// All expectations of all shards (`conntrack -L expect`).
+    pub fn expect_list(&self) -> Vec<conntrack::event::ExpectInfo> {
+        let mut v = Vec::new();
+        for m in self.shards.iter() {
+            v.extend(m.lock().expect_list());
+        }
+        v
+    }
+
+    /// Removes every expectation.
+    pub fn expect_flush(&self) {
+        for m in self.shards.iter() {
+            m.lock().expect_flush();
+        }
     }
 
     /// Removes every connection.

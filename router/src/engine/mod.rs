@@ -665,9 +665,21 @@ impl Engine {
         self.icmp_limit = icmp_limit;
         let dir = ctx.directory();
         let index = ctx.index;
+        let exp_dir = dir.clone();
         self.ct.set_on_remove(Box::new(move |c| {
             dir.release(&c.tuples[0], index);
             dir.release(&c.tuples[1], index);
+        }));
+        // Expectations are published too, so that the connection they expect, whichever
+        // worker reads its first packet, is created in this shard, next to its master.
+        // One that another shard published first for the same destination is not
+        // (`reserve_expect` refuses); releasing it is then a no-op.
+        self.ct.set_on_expect(Box::new(move |e, added| {
+            if added {
+                exp_dir.reserve_expect(&e.tuple, index);
+            } else {
+                exp_dir.release_expect(&e.tuple, index);
+            }
         }));
         self.eim = eim;
         self.shard = Some(ctx);
@@ -753,6 +765,20 @@ impl Engine {
             .iter()
             .map(|(_, c)| conntrack::ConnInfo::of(c, self.now))
             .collect()
+    }
+
+    /// The expectations (`conntrack -L expect`), in table order.
+    pub fn expect_list(&self) -> Vec<conntrack::event::ExpectInfo> {
+        self.ct
+            .expectations()
+            .iter()
+            .map(|e| conntrack::event::ExpectInfo::of(e, self.now))
+            .collect()
+    }
+
+    /// Removes every expectation (`conntrack -F expect`).
+    pub fn expect_flush(&mut self) {
+        self.ct.flush_expectations(self.now);
     }
 
     /// Statistics like `conntrack -S`, plus drop counters per reason.

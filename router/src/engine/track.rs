@@ -175,8 +175,33 @@ impl Engine {
         if let Some(exp) = self.ct.take_expectation(&tuple, now) {
             related = true;
             conn.status.insert(Status::EXPECTED);
+            // An expected connection carries its master's mark (as the kernel copies it
+            // in init_conntrack).
+            conn.mark = self.ct.get(exp.master).map_or(0, |m| m.mark);
+            if let Some(nat) = exp.nat {
+                // Its NAT follows the master's (nf_nat_follow_master), bound here so that
+                // the nat table never sees it: the source becomes what the master's peer
+                // knows, the destination the endpoint the helper's message announced.
+                conn.tuples[1] = Tuple {
+                    src: nat.dst,
+                    dst: nat.src,
+                    src_id: nat.dst_port,
+                    dst_id: tuple.src_id,
+                    proto: tuple.proto,
+                    zone: tuple.zone,
+                };
+                if nat.src != tuple.src {
+                    conn.status.insert(Status::SRC_NAT | Status::SRC_NAT_DONE);
+                }
+                if (nat.dst, nat.dst_port) != (tuple.dst, tuple.dst_id) {
+                    conn.status.insert(Status::DST_NAT | Status::DST_NAT_DONE);
+                }
+            }
             let ext = conn.ext_mut();
             ext.master = Some(exp.master);
+            if let Some(child) = exp.child_helper {
+                ext.helper = Some(child);
+            }
         } else if self.nat_cfg.udp_eif && mapping::applies(tuple.proto) {
             // RFC 4787 REQ-8: any remote may use a live mapping. The mapping
             // acts as an expectation: the connection is RELATED and bound to

@@ -95,6 +95,10 @@ pub enum Request {
     CtStats,
     /// `ct flush`: delete every entry.
     CtFlush,
+    /// `ct expect list`: the expectation table, one `conntrack -L expect` line per entry.
+    ExpectList,
+    /// `ct expect flush`: delete every expectation.
+    ExpectFlush,
     /// `ct delete <filter>`: delete the matching entries.
     CtDelete {
         /// Which entries to delete; must not be empty (use `ct flush` for all).
@@ -140,6 +144,8 @@ impl Request {
             self,
             Request::CtStats
                 | Request::CtFlush
+                | Request::ExpectList
+                | Request::ExpectFlush
                 | Request::CtDelete { .. }
                 | Request::Reload
                 | Request::RouteAdd { .. }

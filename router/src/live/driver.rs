@@ -226,6 +226,26 @@ impl Backend for Shared {
                     note: Some("tunfilter: connection tracking table has been emptied.".into()),
                 })
             }
+            Request::ExpectList => {
+                let lines: Vec<String> = self
+                    .set
+                    .expect_list()
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect();
+                let note = format!("tunfilter: {} expectations have been shown.", lines.len());
+                Ok(Reply {
+                    lines,
+                    note: Some(note),
+                })
+            }
+            Request::ExpectFlush => {
+                self.set.expect_flush();
+                Ok(Reply {
+                    lines: Vec::new(),
+                    note: Some("tunfilter: expectation table has been emptied.".into()),
+                })
+            }
             Request::CtDelete { filter } => {
                 if filter.is_empty() {
                     return Err(
