@@ -12,10 +12,16 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 for pair in tshark:tshark ip:iproute2 socat:socat curl:curl ping:iputils-ping \
             tracepath:iputils-tracepath traceroute:traceroute dumpcap:tshark \
-            python3:python3 iptables-restore:iptables ip6tables-restore:iptables; do
+            python3:python3 iptables-restore:iptables ip6tables-restore:iptables \
+            vsftpd:vsftpd lftp:lftp in.tftpd:tftpd-hpa tftp:tftp-hpa talk:talk \
+            in.ntalkd:talkd inetd:openbsd-inetd tmux:tmux; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
+# The helper tests' second FTP server; Debian's package serves /usr/bin/python3, which the
+# tests fall back to when the first python3 on PATH lacks it.
+python3 -c 'import pyftpdlib' 2>/dev/null || /usr/bin/python3 -c 'import pyftpdlib' 2>/dev/null \
+    || need_pkgs+=(python3-pyftpdlib)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "installing: ${need_pkgs[*]}"
     apt-get update -qq

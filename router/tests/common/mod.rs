@@ -17,6 +17,12 @@ pub fn live_env() -> bool {
 
 /// [`live_env`] for a test that also needs the programs in `extra` (command, version flag).
 pub fn live_env_with(extra: &[(&str, &str)]) -> bool {
+    live_env_with_files(extra, &[])
+}
+
+/// [`live_env_with`] plus executables that have no version flag to run (daemons such as
+/// `/usr/sbin/in.ntalkd`), which only have to exist.
+pub fn live_env_with_files(extra: &[(&str, &str)], files: &[&str]) -> bool {
     let mut missing = Vec::new();
     if !rustix::process::getuid().is_root() {
         missing.push("root");
@@ -42,6 +48,11 @@ pub fn live_env_with(extra: &[(&str, &str)]) -> bool {
             .is_ok_and(|s| s.success());
         if !ok {
             missing.push(cmd);
+        }
+    }
+    for f in files {
+        if !Path::new(f).is_file() {
+            missing.push(f);
         }
     }
     if missing.is_empty() {
