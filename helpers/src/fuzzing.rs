@@ -22,6 +22,23 @@ use conntrack::tuple::{Dir, Tuple};
 use conntrack::Instant;
 use std::net::IpAddr;
 
+/// Settings bit: the connection is NATed.
+pub const NAT: u8 = 1;
+/// Settings bit: the helper is `loose`.
+pub const LOOSE: u8 = 2;
+/// Settings bit: an IPv6 connection.
+pub const V6: u8 = 4;
+/// Settings bit: the old `talk` protocol instead of `ntalk`.
+pub const OLD_TALK: u8 = 8;
+
+/// Encodes one record (`bytes` cut to 255): for seeds and tests.
+pub fn record(control: u8, cut: u8, bytes: &[u8]) -> Vec<u8> {
+    let len = bytes.len().min(255);
+    let mut v = vec![control, cut, len as u8];
+    v.extend_from_slice(&bytes[..len]);
+    v
+}
+
 /// Settings and records decoded from the fuzzer's bytes.
 struct Input<'a> {
     nat: bool,
@@ -42,10 +59,10 @@ impl<'a> Input<'a> {
     fn new(data: &'a [u8]) -> Input<'a> {
         let s = data.first().copied().unwrap_or(0);
         Input {
-            nat: s & 1 != 0,
-            loose: s & 2 != 0,
-            v6: s & 4 != 0,
-            old_talk: s & 8 != 0,
+            nat: s & NAT != 0,
+            loose: s & LOOSE != 0,
+            v6: s & V6 != 0,
+            old_talk: s & OLD_TALK != 0,
             rest: data.get(1..).unwrap_or(&[]),
         }
     }
@@ -335,10 +352,30 @@ mod tests {
     fn records(settings: u8, recs: &[(u8, &[u8])]) -> Vec<u8> {
         let mut data = vec![settings];
         for (control, bytes) in recs {
-            data.extend_from_slice(&[*control, 0x35, bytes.len() as u8]);
-            data.extend_from_slice(bytes);
+            data.extend(record(*control, 0x35, bytes));
         }
         data
+    }
+
+    /// Every committed seed (`fuzz/seeds/helper_*`, written by `cargo run -p tests --example
+    /// fuzz_seeds`) gets the fuzzer to an expectation.
+    #[test]
+    fn seeds_make_expectations() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+        let mut seen = 0;
+        for (target, run) in [
+            ("helper_ftp", run_ftp as fn(&[u8]) -> usize),
+            ("helper_tftp", run_tftp),
+            ("helper_talk", run_talk),
+        ] {
+            for entry in std::fs::read_dir(root.join(target)).unwrap() {
+                let path = entry.unwrap().path();
+                let made = run(&std::fs::read(&path).unwrap());
+                assert!(made > 0, "{} makes no expectation", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "{seen} seeds");
     }
 
     #[test]
