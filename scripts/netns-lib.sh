@@ -55,10 +55,14 @@ tf_netns() {
     ip -n "$1" link set lo up
 }
 
-# tf_tmpdir VAR: a temporary folder removed at exit, stored in VAR.
+# tf_tmpdir VAR: a temporary folder removed at exit, stored in VAR. Readable by all, and so
+# are the files written after it: tunfilter reads its rule files as `nobody` once it has
+# dropped its privileges (mktemp makes the folder 0700).
 tf_tmpdir() {
     local d
     d=$(mktemp -d /tmp/tunfilter.XXXXXX)
+    chmod 0755 "$d"
+    umask 022
     TF_TMPDIRS+=("$d")
     printf -v "$1" '%s' "$d"
 }

@@ -149,6 +149,34 @@ pub struct DefragSettings {
     pub time_exceeded: bool,
 }
 
+/// Default of `[process] user`.
+pub const DEFAULT_USER: &str = "nobody";
+
+/// `[process]`: whom the live gateway runs as once its devices are up (see
+/// [`crate::live::privileges`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// User name; `"root"` (any name of uid 0) keeps every privilege, for debugging.
+    pub user: String,
+    /// Group name; `None`: the user's login group.
+    pub group: Option<String>,
+    /// Where `user` is set, for errors found when `run` looks it up again.
+    pub user_at: Option<Position>,
+    /// Where `group` is set.
+    pub group_at: Option<Position>,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            user: DEFAULT_USER.to_owned(),
+            group: None,
+            user_at: None,
+            group_at: None,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -164,6 +192,8 @@ pub struct Config {
     pub nat: NatConfig,
     /// Fragment reassembly.
     pub defrag: DefragSettings,
+    /// Whom the live gateway runs as.
+    pub process: ProcessConfig,
     /// Folder of the config file (relative paths are resolved against it).
     pub base_dir: PathBuf,
     /// The config file itself.
@@ -216,6 +246,17 @@ struct RawConfig {
     nat: Option<RawNat>,
     #[serde(default)]
     defrag: Option<RawDefrag>,
+    #[serde(default)]
+    process: Option<RawProcess>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    #[serde(default)]
+    user: Option<Spanned<String>>,
+    #[serde(default)]
+    group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -724,6 +765,10 @@ impl Config {
             }
             defrag.time_exceeded = d.time_exceeded.unwrap_or(false);
         }
+        let process = match raw.process {
+            None => ProcessConfig::default(),
+            Some(p) => process_config(&cx, p)?,
+        };
         if interfaces.is_empty() {
             // A router without interfaces forwards nothing: surely not what was meant.
             return Err(cx.err(
@@ -738,6 +783,7 @@ impl Config {
             conntrack,
             nat,
             defrag,
+            process,
             base_dir: base_dir.to_path_buf(),
             path: PathBuf::from(file),
         })
@@ -747,6 +793,40 @@ impl Config {
     pub fn iface_id(&self, name: &str) -> Option<usize> {
         self.interfaces.iter().position(|i| i.name == name)
     }
+}
+
+/// Checks `[process]`: the names given must exist here, so that `tunfilter check` reports a
+/// typo at its key rather than `run` failing after the devices are up. The defaults are looked
+/// up only by `run`: `check` and `sim` must work on a host without a `nobody` user.
+fn process_config(cx: &Ctx<'_>, p: RawProcess) -> Result<ProcessConfig, ConfigError> {
+    use crate::live::privileges::{lookup, LookupError};
+    if p.user.is_none() && p.group.is_none() {
+        return Ok(ProcessConfig::default());
+    }
+    let user = p
+        .user
+        .as_ref()
+        .map_or(DEFAULT_USER, |u| u.get_ref().as_str());
+    let group = p.group.as_ref().map(|g| g.get_ref().as_str());
+    match lookup(user, group) {
+        Ok(_) => {}
+        Err(LookupError::User(m)) => {
+            return Err(match &p.user {
+                Some(u) => cx.at(u, m),
+                // The default user is missing, but only `group` was written: point there.
+                None => cx.at(p.group.as_ref().expect("a group was given"), m),
+            });
+        }
+        Err(LookupError::Group(m)) => {
+            return Err(cx.at(p.group.as_ref().expect("a group was given"), m))
+        }
+    }
+    Ok(ProcessConfig {
+        user: user.to_owned(),
+        group: group.map(str::to_owned),
+        user_at: p.user.as_ref().map(|u| cx.position(u)),
+        group_at: p.group.as_ref().map(|g| cx.position(g)),
+    })
 }
 
 /// Longest line of a route file.
@@ -1199,5 +1279,60 @@ mod offload_tests {
             "gw.toml:5:23: expected a number of new connections per batch between 0 (no \
              limit) and 65536, found -1"
         );
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            &format!("[[interface]]\nname = \"a\"\nkind = \"tun\"\n{t}"),
+            "gw.toml",
+            Path::new("."),
+        )
+    }
+
+    #[test]
+    fn the_default_is_nobody_with_its_login_group() {
+        let p = parse("").unwrap().process;
+        assert_eq!(p, ProcessConfig::default());
+        assert_eq!((p.user.as_str(), p.group.as_deref()), ("nobody", None));
+        assert_eq!(parse("[process]\n").unwrap().process, p);
+    }
+
+    #[test]
+    fn unknown_users_and_groups_are_errors_at_their_key() {
+        assert_eq!(
+            parse("[process]\nuser = \"tf-no-such-user\"\n")
+                .unwrap_err()
+                .to_string(),
+            "gw.toml:5:8: no user named \"tf-no-such-user\" on this system: expected an existing \
+             user for the gateway to run as after setup, such as \"nobody\" or a dedicated \
+             system user (or \"root\" to keep every privilege, for debugging)"
+        );
+        let e = parse("[process]\nuser = \"root\"\ngroup = \"root\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("gw.toml:6:9: group \"root\" has no effect"),
+            "{e}"
+        );
+        let e = parse("[process]\nuser = \"root\"\ngroup = \"tf-no-such-group\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("gw.toml:6:9: "), "{e}");
+        let e = parse("[process]\nuser = \"root\"\nuid = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("gw.toml:6:1: unknown field `uid`"), "{e}");
+    }
+
+    #[test]
+    fn root_is_accepted_and_positions_are_kept() {
+        let p = parse("[process]\nuser = \"root\"\n").unwrap().process;
+        assert_eq!(p.user, "root");
+        assert_eq!(p.user_at.map(|a| (a.line, a.column)), Some((5, 8)));
     }
 }

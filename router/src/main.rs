@@ -40,7 +40,8 @@ enum Cmd {
         /// Log JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
-        /// Keep all privileges after setup (by default only CAP_NET_ADMIN and CAP_NET_RAW stay).
+        /// Stay root with every capability after setup, for debugging (by default the process
+        /// becomes `[process] user`, `nobody`, with no capabilities and a seccomp filter).
         #[arg(long)]
         keep_privileges: bool,
     },

@@ -500,6 +500,7 @@ impl ShardSet {
             rules: config.rules.clone(),
             nat: config.nat,
             defrag: config.defrag,
+            process: config.process.clone(),
             base_dir: config.base_dir.clone(),
             path: config.path.clone(),
         };

@@ -99,6 +99,49 @@ fn check_accepts_a_good_config_and_names_the_position_of_errors() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `[process] user` names an account that must exist: `check` says so at the key, before a
+/// `run` would have created the devices.
+#[test]
+fn check_reports_an_unknown_process_user_at_its_key() {
+    let d = tmpdir("user");
+    std::fs::write(d.join("gw.rules"), RULES).unwrap();
+    let check = |config: &str| {
+        std::fs::write(d.join("gw.toml"), config).unwrap();
+        bin()
+            .arg("check")
+            .arg("--config")
+            .arg(d.join("gw.toml"))
+            .output()
+            .unwrap()
+    };
+    let bad = check(&format!(
+        "{CONFIG}\n[process]\nuser = \"tf-no-such-user\"\n"
+    ));
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    let want = format!(
+        "{}:20:8: no user named \"tf-no-such-user\" on this system",
+        d.join("gw.toml").display()
+    );
+    assert!(err.contains(&want), "{err}");
+    let bad = check(&format!(
+        "{CONFIG}\n[process]\nuser = \"root\"\ngroup = \"tf-no-such-group\"\n"
+    ));
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("gw.toml:21:9: group \"tf-no-such-group\""),
+        "{err}"
+    );
+    let ok = check(&format!("{CONFIG}\n[process]\nuser = \"root\"\n"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// A capture from the repository's test data (`tests/data/pcap/`, origins in its README).
 fn test_pcap(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))

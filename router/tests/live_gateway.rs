@@ -2045,3 +2045,212 @@ via = "2001:db8:2::2"
     );
     assert!(lab.stop(), "clean exit:\n{}", lab.log());
 }
+
+/// The fields of /proc/PID/task/TID/status that say what a thread may do.
+fn thread_status(path: &std::path::Path) -> Option<std::collections::HashMap<String, String>> {
+    let text = fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect(),
+    )
+}
+
+/// Sends the test builds' `fault-open` control request: the running gateway tries to open
+/// `path` (for writing and creating if `write`) from its control thread. Returns the server's
+/// answer lines (JSON).
+fn fault_open(lab: &Lab, path: &std::path::Path, write: bool) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(lab.socket()).expect("control socket");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = serde_json::json!({"cmd": "fault-open", "path": path, "write": write});
+    writeln!(s, "{req}").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        !answer.contains("unknown variant"),
+        "the gateway lacks the fault-open request: build with router's fault-injection feature \
+         (the workspace's tests turn it on): {answer}"
+    );
+    answer
+}
+
+/// Whether this kernel has Landlock (its ABI version query answers).
+fn kernel_has_landlock() -> bool {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: the version query takes no ruleset (null, size 0) and touches no memory.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    abi >= 1
+}
+
+/// After setup the gateway runs as `nobody` with nothing that lets it write where it should
+/// not, in every thread; it keeps forwarding, reloading (control request and SIGHUP) and
+/// stopping cleanly. Checked from outside (/proc/PID/task/*/status) and from inside: the test
+/// builds' `fault-open` control request makes a thread of the gateway try to open files, as an
+/// exploited parser bug would.
+#[test]
+fn privileges_are_dropped_in_every_thread_and_files_stay_unwritable() {
+    if !env() {
+        return;
+    }
+    let router::live::privileges::RunAs::User(nobody) =
+        router::live::privileges::lookup("nobody", None).expect("this system has a nobody user")
+    else {
+        panic!("nobody is not root");
+    };
+    let mut lab = Lab::new("pv");
+    let setup = masquerade_setup(&lab, KIND_TUN, KIND_TAP);
+    let (lan, _wan) = start_gateway(&mut lab, &setup);
+    let pid = lab.tunfilter.as_ref().expect("running").id();
+    let main_status = PathBuf::from(format!("/proc/{pid}/status"));
+    // The socket appears just before the drop: wait for the drop itself.
+    assert!(
+        wait_until(10, || thread_status(&main_status)
+            .is_some_and(|s| s.get("Seccomp").map(String::as_str) == Some("2"))),
+        "the gateway installs its seccomp filter after setup: {:?}\n{}",
+        thread_status(&main_status),
+        lab.log()
+    );
+    assert!(
+        ping(&lan, "198.51.100.2"),
+        "forwarding after the drop\n{}",
+        lab.log()
+    );
+    assert!(
+        ping(&lan, "2001:db8:2::2"),
+        "forwarding after the drop\n{}",
+        lab.log()
+    );
+
+    // An event subscriber keeps a control client thread alive while the threads are checked.
+    let events = Command::new(common::TF)
+        .args(["ct", "--socket"])
+        .arg(lab.socket())
+        .arg("events")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ct events");
+    lab.others.push(events);
+    let (uid, gid) = (nobody.uid.to_string(), nobody.gid.to_string());
+    let ids = |v: &str| format!("{v}\t{v}\t{v}\t{v}");
+    let mut names = Vec::new();
+    let check_all = |names: &mut Vec<String>| -> Result<(), String> {
+        names.clear();
+        for t in fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())? {
+            let dir = t.map_err(|e| e.to_string())?.path();
+            let Some(s) = thread_status(&dir.join("status")) else {
+                continue; // a client thread that just ended
+            };
+            let name = s.get("Name").cloned().unwrap_or_default();
+            let want = [
+                ("Uid", ids(&uid)),
+                ("Gid", ids(&gid)),
+                ("Groups", String::new()),
+                ("CapInh", "0000000000000000".into()),
+                ("CapPrm", "0000000000000000".into()),
+                ("CapEff", "0000000000000000".into()),
+                ("CapBnd", "0000000000000000".into()),
+                ("CapAmb", "0000000000000000".into()),
+                ("NoNewPrivs", "1".into()),
+                ("Seccomp", "2".into()),
+            ];
+            for (k, v) in want {
+                if s.get(k) != Some(&v) {
+                    return Err(format!(
+                        "thread {} ({name}): {k} is {:?}, expected {v:?}",
+                        dir.display(),
+                        s.get(k)
+                    ));
+                }
+            }
+            names.push(name);
+        }
+        Ok(())
+    };
+    assert!(
+        wait_until(5, || check_all(&mut names).is_ok()
+            && names.iter().any(|n| n == "tf-ctl-client")),
+        "{:?} (threads: {names:?})\n{}",
+        check_all(&mut names),
+        lab.log()
+    );
+    for n in ["tf-worker-0", "tf-worker-1", "tf-control", "tf-ctl-client"] {
+        assert!(names.iter().any(|t| t == n), "{n} among {names:?}");
+    }
+
+    // From inside: reading a rule file works (so the request itself works) ...
+    let rules = lab.dir.join("gw.rules");
+    let a = fault_open(&lab, &rules, false);
+    assert!(a.contains("opened"), "the rule file stays readable: {a}");
+    // ... a root-owned file cannot be opened for writing ...
+    let victim = lab.write("root-owned.txt", "original\n");
+    let a = fault_open(&lab, &victim, true);
+    assert!(
+        a.contains("errno=13") || a.contains("errno=1 "),
+        "opening a root-owned file for writing must fail with EACCES or EPERM: {a}"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "original\n");
+    // ... nor can a file be made in a folder every user may write to (seccomp, Landlock) ...
+    let new_file = std::env::temp_dir().join(format!("{}-made-by-tunfilter", lab.tag));
+    let _ = fs::remove_file(&new_file);
+    let a = fault_open(&lab, &new_file, true);
+    let made = new_file.exists();
+    let _ = fs::remove_file(&new_file);
+    assert!(
+        !made && (a.contains("errno=1 ") || a.contains("errno=13")),
+        "creating a file in {} must fail: {a}",
+        std::env::temp_dir().display()
+    );
+    // ... nor /etc/shadow read.
+    let a = fault_open(&lab, std::path::Path::new("/etc/shadow"), false);
+    assert!(
+        a.contains("errno=13"),
+        "/etc/shadow must stay unreadable: {a}"
+    );
+    if kernel_has_landlock() {
+        // The log is coloured: drop the escape sequences before looking for the field.
+        let log = lab.log();
+        let mut plain = String::new();
+        let mut rest = log.as_str();
+        while let Some(i) = rest.find('\x1b') {
+            plain.push_str(&rest[..i]);
+            rest = rest[i..].split_once('m').map_or("", |(_, r)| r);
+        }
+        plain.push_str(rest);
+        assert!(
+            plain.contains("landlock=true"),
+            "Landlock is enforced where the kernel has it\n{log}"
+        );
+        // World-readable, but outside the rule files' folder.
+        let a = fault_open(&lab, std::path::Path::new("/etc/passwd"), false);
+        assert!(a.contains("errno=13"), "Landlock confines reads: {a}");
+    } else {
+        eprintln!("this kernel has no Landlock: its part of the test is skipped");
+    }
+
+    // Reload (control request and SIGHUP) reads the rule files as nobody.
+    let r = lab.ctl(&["reload"]);
+    assert!(
+        r.status.success(),
+        "reload after the drop: {}\n{}",
+        String::from_utf8_lossy(&r.stderr),
+        lab.log()
+    );
+    lab.signal(rustix::process::Signal::HUP);
+    assert!(
+        wait_until(5, || lab.log().matches("rules reloaded").count() >= 2),
+        "SIGHUP reload after the drop\n{}",
+        lab.log()
+    );
+    assert!(ping(&lan, "198.51.100.2"), "forwarding after the reloads");
+    assert!(lab.stop(), "clean exit after the drop:\n{}", lab.log());
+}

@@ -192,7 +192,142 @@ fn main() {
         }
         put("engine", &name, v);
     }
+
+    // helper_*: the helpers' sessions (settings byte, then helpers::fuzzing records).
+    for (target, name, settings, recs) in helper_sessions(&root) {
+        let mut v = vec![settings];
+        for (ctl, cut, b) in &recs {
+            v.extend(helpers::fuzzing::record(*ctl, *cut, b));
+        }
+        put(target, &name, v);
+    }
     eprintln!("wrote {n} seeds under {}", out.display());
+}
+
+/// A helper seed: target, name, settings byte, `(control, cut, payload)` records.
+type HelperSession = (&'static str, String, u8, Vec<(u8, u8, Vec<u8>)>);
+
+/// Sessions of the helper harnesses (`helpers::fuzzing`: client 192.0.2.10 or 2001:db8::10,
+/// server 198.51.100.5 or 2001:db8:1::5): the captured FTP control connection and TFTP
+/// request, and each command and message the helpers read, whole, split and out of order.
+fn helper_sessions(root: &Path) -> Vec<HelperSession> {
+    use helpers::fuzzing::{LOOSE, NAT, OLD_TALK, V6};
+    let data = root.join("helpers/tests/data");
+    let unhex = |s: &str| -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+            .collect()
+    };
+    let lines = |l: &[&str]| -> Vec<(u8, u8, Vec<u8>)> {
+        // "<" lines are the client's, ">" the server's; in order, one segment each.
+        l.iter()
+            .map(|l| (u8::from(l.starts_with('>')), 0, format!("{}\r\n", &l[1..]).into_bytes()))
+            .collect()
+    };
+    let mut v: Vec<HelperSession> = Vec::new();
+    let control = std::fs::read_to_string(data.join("ndpi-ftp-control.txt")).expect("ftp data");
+    let captured: Vec<_> = control
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (u8::from(f[1] == "R"), 0, unhex(f[3]))
+        })
+        .collect();
+    v.push(("helper_ftp", "ndpi-ftp-session".into(), LOOSE, captured));
+    let v4 = [
+        "<USER anonymous",
+        ">220 ready",
+        "<PORT 192,0,2,10,4,1",
+        "<EPRT |1|192.0.2.10|6275|",
+        ">227 Entering Passive Mode (198,51,100,5,195,80).",
+        ">229 Entering Extended Passive Mode (|||6446|)",
+        "<PORT 203,0,113,9,0,25",
+        "<EPRT |3|x|1|",
+    ];
+    v.push(("helper_ftp", "commands".into(), 0, lines(&v4)));
+    v.push(("helper_ftp", "commands-nat".into(), NAT, lines(&v4)));
+    let v6 = [
+        "<USER anonymous",
+        ">220 ready",
+        "<EPRT |2|2001:db8::10|5282|",
+        ">229 Extended Passive (|||50001|)",
+    ];
+    v.push(("helper_ftp", "commands-v6".into(), V6, lines(&v6)));
+    // Split keyword (chain cut 0x77), retransmission (control 8), hole (control 10).
+    v.push((
+        "helper_ftp",
+        "split-resent-hole".into(),
+        NAT,
+        vec![
+            (0, 0, b"USER x\r\n".to_vec()),
+            (0, 0, b"PO".to_vec()),
+            (0, 0x77, b"RT 192,0,2,10,4,1\r\nEPRT |1|192.0.2.10|1026|\r\n".to_vec()),
+            (8, 0, b"EPRT |1|192.0.2.10|1026|\r\n".to_vec()),
+            (0x1a, 0, b"PORT 192,0,2,10,4,2\r\n".to_vec()),
+            (0, 0, b"PORT 192,0,2,10,4,3\r\n".to_vec()),
+        ],
+    ));
+
+    let rrq = std::fs::read_to_string(data.join("ndpi-tftp-rrq.hex")).expect("tftp data");
+    v.push(("helper_tftp", "ndpi-tftp-rrq".into(), 0, vec![(0, 0, unhex(&rrq))]));
+    v.push((
+        "helper_tftp",
+        "wrq-options-and-data".into(),
+        NAT,
+        vec![
+            (0, 0x55, b"\x00\x02up.bin\x00octet\x00blksize\x001428\x00".to_vec()),
+            (1, 0, b"\x00\x04\x00\x00".to_vec()),
+            (0, 0, b"\x00\x01name-without-mode".to_vec()),
+        ],
+    ));
+
+    // talk: the caller's LOOK_UP and ANNOUNCE, and a daemon's SUCCESS answer.
+    let sock = |a: [u8; 4], port: u16| {
+        let mut s = vec![0, 2];
+        s.extend_from_slice(&port.to_be_bytes());
+        s.extend_from_slice(&a);
+        s.extend_from_slice(&[0; 8]);
+        s
+    };
+    let (client, server) = ([192, 0, 2, 10], [198, 51, 100, 5]);
+    let ntalk = |t: u8| {
+        let mut m = vec![1, t, 0, 0, 0, 0, 0, 7];
+        m.extend(sock(client, 41000));
+        m.extend(sock(client, 40000));
+        m.extend_from_slice(&4242u32.to_be_bytes());
+        m.extend_from_slice(b"alice\0\0\0\0\0\0\0bob\0\0\0\0\0\0\0\0\0pts/3\0\0\0\0\0\0\0\0\0\0\0");
+        m
+    };
+    let ntalk_resp = [&[1, 1, 0, 0, 0, 0, 0, 9][..], &sock(server, 42000)].concat();
+    let otalk = |t: u8| {
+        let mut m = vec![t];
+        m.extend_from_slice(b"alice\0\0\0\0bob\0\0\0\0\0\0\0");
+        m.extend_from_slice(&[7, 0, 0, 0, 0x92, 0x10, 0, 0]);
+        m.extend_from_slice(b"ttyp3\0\0\0\0\0\0\0\0\0\0\0");
+        for (a, p) in [(client, 41000), (client, 40000)] {
+            let mut s = sock(a, p);
+            s[..2].copy_from_slice(&[2, 0]);
+            m.extend(s);
+        }
+        m
+    };
+    let otalk_resp = [&[1, 0, 0, 0, 9, 0, 0, 0][..], &sock(server, 42000)].concat();
+    for (name, settings) in [("ntalk", 0), ("ntalk-nat", NAT)] {
+        v.push((
+            "helper_talk",
+            name.into(),
+            settings,
+            vec![(0, 0, ntalk(1)), (1, 0x3c, ntalk_resp.clone()), (0, 0x3c, ntalk(3))],
+        ));
+    }
+    v.push((
+        "helper_talk",
+        "otalk".into(),
+        OLD_TALK,
+        vec![(0, 0, otalk(1)), (1, 0, otalk_resp), (0, 0x3c, otalk(3))],
+    ));
+    v
 }
 
 /// A named sequence of `(control byte, record bytes)` for a sequence harness.

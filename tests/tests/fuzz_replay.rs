@@ -73,3 +73,18 @@ fn l2_arp_nd() {
 fn engine() {
     replay("engine", router::fuzzing::engine);
 }
+
+#[test]
+fn helper_ftp() {
+    replay("helper_ftp", helpers::fuzzing::ftp);
+}
+
+#[test]
+fn helper_tftp() {
+    replay("helper_tftp", helpers::fuzzing::tftp);
+}
+
+#[test]
+fn helper_talk() {
+    replay("helper_talk", helpers::fuzzing::talk);
+}

@@ -6,8 +6,11 @@
 //! send one `line` per event until the client goes away or tunfilter stops; a slow reader loses
 //! events (never blocks the packet path) and is told so with `{"type":"dropped","count":N}`.
 //!
-//! The socket is created with mode 0600 (root only: it can flush the connection table) and
-//! removed at exit.
+//! The socket is created with mode 0600, owned by root (the user that starts tunfilter), before
+//! the privilege drop: only root can connect (it can flush the connection table), not the
+//! unprivileged user the gateway runs as. It is removed at exit when the process may still
+//! write its folder; otherwise (`/run` after the privilege drop) the file stays, refuses
+//! connections, and the next start replaces it.
 //!
 //! The server thread itself holds connections until their request line is complete (no thread
 //! each); a client gets [`Limits::request_timeout`] to send it, and when more than
@@ -130,6 +133,17 @@ pub enum Request {
     RouteDel {
         /// The prefix.
         prefix: String,
+    },
+    /// Test builds only (`fault-injection`): tries to open `path` from a thread of the running
+    /// gateway (for writing, creating it if missing, when `write`) and answers with the
+    /// outcome, so that tests can show what a bug could do with the process's privileges.
+    #[cfg(feature = "fault-injection")]
+    FaultOpen {
+        /// The file to open.
+        path: String,
+        /// Write access (and creation) instead of reading.
+        #[serde(default)]
+        write: bool,
     },
 }
 
@@ -397,7 +411,17 @@ pub struct ControlSocket {
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // After the privilege drop the process may not write the socket's folder (`/run`):
+        // the file then stays, answers nobody, and the next start replaces it.
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::info!(
+                socket = %self.path.display(),
+                error = %e,
+                "control socket file left in place (the next start replaces it)"
+            ),
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use super::control::{
 };
 use super::device::{self, Devices, Queue};
 use super::l2::{self, L2Iface, L2Limits, Rx};
+use super::privileges::{self, LookupError, RunAs};
 use super::LiveError;
 use crate::config::{Config, IfaceKind};
 use crate::offload::{Offload, VNET_HDR_LEN};
@@ -52,7 +53,8 @@ pub struct RunOptions {
     pub workers: usize,
     /// Path of the control socket.
     pub socket: PathBuf,
-    /// Drop every capability except CAP_NET_ADMIN and CAP_NET_RAW once the devices are up.
+    /// Switch to the configured user (`[process]`) once the devices are up; `false` stays root
+    /// with every capability (`--keep-privileges`, for debugging).
     pub drop_privileges: bool,
 }
 
@@ -325,6 +327,26 @@ impl Backend for Shared {
                     note: Some(format!("tunfilter: route deleted: {line}")),
                 })
             }
+            #[cfg(feature = "fault-injection")]
+            Request::FaultOpen { path, write } => {
+                let r = std::fs::OpenOptions::new()
+                    .read(!*write)
+                    .write(*write)
+                    .create(*write)
+                    .truncate(false)
+                    .open(path);
+                match r {
+                    Ok(_) => Ok(Reply {
+                        lines: vec![format!("opened {path}")],
+                        note: None,
+                    }),
+                    // The errno in a fixed form, for tests to match.
+                    Err(e) => Err(format!(
+                        "open {path}: errno={} ({e})",
+                        e.raw_os_error().unwrap_or(0)
+                    )),
+                }
+            }
             Request::CtEvents { .. } | Request::Trace { .. } => {
                 Err("streams are served by the control server".into())
             }
@@ -369,41 +391,86 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
-/// Keeps only CAP_NET_ADMIN (TUN/TAP and link administration) and CAP_NET_RAW in the permitted
-/// and effective sets, clears the inheritable and ambient sets, shrinks the bounding set and
-/// sets no_new_privs, so that neither this process nor anything it could execute regains the
-/// rest. Must run before any thread is spawned: capabilities are per thread and inherited.
-///
-/// What this means at run time: the devices' descriptors are already open, and shutdown only
-/// closes them (the kernel then deletes the devices and their addresses and routes), so nothing
-/// after setup needs more. Reading rule files on reload still works for root-owned files, but
-/// files readable only by another user now fail (CAP_DAC_OVERRIDE is gone).
-fn drop_privileges() {
-    use caps::{CapSet, Capability, CapsHashSet};
-    let keep: CapsHashSet = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW]
-        .into_iter()
-        .collect();
-    let result = (|| -> Result<(), String> {
-        let permitted = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
-        let kept: CapsHashSet = keep.intersection(&permitted).copied().collect();
-        // The bounding set needs CAP_SETPCAP, so shrink it first; capabilities unknown to this
-        // kernel fail individually and are simply absent.
-        for c in caps::all() {
-            if !keep.contains(&c) {
-                let _ = caps::drop(None, CapSet::Bounding, c);
-            }
-        }
-        caps::clear(None, CapSet::Ambient).map_err(|e| e.to_string())?;
-        caps::clear(None, CapSet::Inheritable).map_err(|e| e.to_string())?;
-        caps::set(None, CapSet::Effective, &kept).map_err(|e| e.to_string())?;
-        caps::set(None, CapSet::Permitted, &kept).map_err(|e| e.to_string())?;
-        rustix::thread::set_no_new_privs(true).map_err(|e| e.to_string())?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => tracing::info!("privileges dropped: keeping CAP_NET_ADMIN, CAP_NET_RAW"),
-        Err(e) => tracing::warn!(error = %e, "could not drop privileges; continuing with them"),
+/// Whom to run as after setup: the configured account, or root when told so (`--keep-privileges`
+/// or `user = "root"`). Looked up before anything is created, so that a missing user fails
+/// early; an error names the configuration key that set it.
+fn run_as(config: &Config, opts: &RunOptions) -> Result<RunAs, LiveError> {
+    if !opts.drop_privileges {
+        return Ok(RunAs::Root);
     }
+    let p = &config.process;
+    privileges::lookup(&p.user, p.group.as_deref()).map_err(|e| {
+        let (at, m) = match e {
+            LookupError::User(m) => (p.user_at.as_ref(), m),
+            LookupError::Group(m) => (p.group_at.as_ref(), m),
+        };
+        match at {
+            Some(at) => LiveError::System(format!("{at}: [process] {m}")),
+            None => LiveError::System(format!(
+                "{}: [process] {m} (set `user` in [process])",
+                config.path.display()
+            )),
+        }
+    })
+}
+
+/// Drops privileges (see [`privileges`]) or says why not. Runs before any thread is spawned.
+fn drop_privileges(config: &Config, run_as: &RunAs, keep_flag: bool) -> Result<(), LiveError> {
+    let account = match run_as {
+        RunAs::Root => {
+            let why = if keep_flag {
+                "--keep-privileges"
+            } else {
+                "[process] user is root"
+            };
+            tracing::warn!(
+                "{why}: staying root with every capability, no seccomp filter and no Landlock \
+                 (for debugging only)"
+            );
+            return Ok(());
+        }
+        RunAs::User(a) => a,
+    };
+    let rules = &config.rules;
+    let files: Vec<(&std::path::Path, Option<&crate::config::Position>, &str)> = [
+        (rules.ipv4.as_deref(), rules.ipv4_at.as_ref(), "ipv4"),
+        (rules.ipv6.as_deref(), rules.ipv6_at.as_ref(), "ipv6"),
+    ]
+    .into_iter()
+    .filter_map(|(p, at, key)| p.map(|p| (p, at, key)))
+    .collect();
+    let readable: Vec<PathBuf> = files.iter().map(|(p, _, _)| p.to_path_buf()).collect();
+    let done = privileges::drop_to(account, &readable)?;
+    tracing::info!(
+        user = %account.user,
+        uid = account.uid,
+        group = %account.group,
+        gid = account.gid,
+        landlock = done.landlock,
+        "privileges dropped: no capabilities, no_new_privs, seccomp filter"
+    );
+    if !done.landlock {
+        tracing::warn!(
+            "this kernel has no Landlock: file access is limited by the user switch and the \
+             seccomp filter only"
+        );
+    }
+    // `reload` reads the rule files as this user from now on: find out now, not at the
+    // first reload.
+    for (path, at, key) in files {
+        if let Err(e) = std::fs::File::open(path) {
+            let at = at.map_or_else(|| config.path.display().to_string(), |a| a.to_string());
+            return Err(LiveError::System(format!(
+                "{at}: [rules] {key}: {} cannot be read as user {:?} (group {:?}): {e}; \
+                 `reload` would fail: make the file readable by that user or group and its \
+                 folders searchable, or choose another [process] user",
+                path.display(),
+                account.user,
+                account.group
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs tunfilter on live devices until SIGINT/SIGTERM (exit code 0) or a fatal error.
@@ -415,6 +482,7 @@ pub fn run(mut config: Config, opts: RunOptions) -> Result<ExitCode, LiveError> 
         n => n,
     }
     .clamp(1, 64);
+    let run_as = run_as(&config, &opts)?;
     // The engine first: a bad ruleset must fail before anything is created on the system.
     let set = ShardSet::new(&config, random_seed(), workers)
         .map_err(|e| LiveError::Engine(e.to_string()))?;
@@ -448,9 +516,7 @@ pub fn run(mut config: Config, opts: RunOptions) -> Result<ExitCode, LiveError> 
     let ctl = ControlSocket::bind(&opts.socket)?;
     let stop = StopSignal::new()
         .map_err(|e| LiveError::System(format!("cannot create the wake-up pipe: {e}")))?;
-    if opts.drop_privileges {
-        drop_privileges();
-    }
+    drop_privileges(&config, &run_as, !opts.drop_privileges)?;
     let shared = Arc::new(Shared {
         set,
         devices,

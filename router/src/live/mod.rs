@@ -13,6 +13,8 @@
 //!   SIGINT/SIGTERM stop cleanly, SIGHUP reloads the rules.
 //! - [`control`]: the Unix control socket (`ct list`, `ct events`, `rules list`, `reload`, ...)
 //!   and the client side that the CLI subcommands call.
+//! - [`privileges`]: once the devices are up, the switch to an unprivileged user with no
+//!   capabilities, Landlock and a seccomp filter.
 //!
 //! ```no_run
 //! use router::config::Config;
@@ -34,6 +36,7 @@ pub mod control;
 pub mod device;
 mod driver;
 pub mod l2;
+pub mod privileges;
 
 use std::fmt;
 
