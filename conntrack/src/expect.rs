@@ -142,8 +142,8 @@ impl Expectation {
     }
 }
 
-/// Bounds applied when inserting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Bounds applied when inserting (the default: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExpectLimits {
     /// Most live expectations one master may have of its helper; a new one replaces the
     /// oldest (Linux's `max_expected`). 0: no limit.
@@ -151,15 +151,6 @@ pub struct ExpectLimits {
     /// Most live expectations of one helper in the whole table; beyond it a new one is
     /// refused. 0: no limit.
     pub per_helper: usize,
-}
-
-impl Default for ExpectLimits {
-    fn default() -> Self {
-        ExpectLimits {
-            per_master: 0,
-            per_helper: 0,
-        }
-    }
 }
 
 /// Why an expectation was refused.
@@ -346,6 +337,18 @@ impl ExpectTable {
         self.slots[slot as usize] = Some(exp);
         self.len += 1;
         Ok(done)
+    }
+
+    /// Whether `exp` would be refused as a clash with another master's expectation (an
+    /// expectation of an unconfirmed master is checked with this, and inserted later).
+    pub fn would_clash(&self, exp: &Expectation, now: Instant) -> bool {
+        self.by_dst
+            .get(&DstKey::of(&exp.tuple))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&s| self.slots[s as usize].as_ref())
+            .any(|e| e.expires > now && e.master != exp.master && e.clashes(exp))
     }
 
     /// The live expectation a new connection with original tuple `t` fulfils, if any (the

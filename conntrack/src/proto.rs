@@ -68,6 +68,10 @@ pub struct ConnCtx<'a> {
     pub now: Instant,
     /// The connection's tuples (e.g. for SCTP verification tags).
     pub tuples: &'a [Tuple; 2],
+    /// How far a helper's rewrites moved the other direction's sequence numbers at the
+    /// point this packet acknowledges (`nf_ct_seq_offset`): its acknowledgement and SACK
+    /// edges count the rewritten stream, the window data the sender's. 0 almost always.
+    pub ack_offset: u32,
 }
 
 /// What an L4 module decides about a packet of a connection.

@@ -140,6 +140,7 @@ impl Tracker {
                     status: &mut c.status,
                     now,
                     tuples: &c.tuples,
+                    ack_offset: 0,
                 };
                 match self.l4.packet(&mut c.l4, &mut cx, &l4pkt) {
                     Verdict::Accept { timeout } => {
@@ -185,6 +186,7 @@ impl Tracker {
             status,
             now,
             tuples,
+            ack_offset: 0,
         };
         match self.l4.packet(l4, &mut cx, l4pkt) {
             Verdict::Accept { timeout } => {

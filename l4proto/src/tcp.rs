@@ -638,7 +638,7 @@ impl Tcp {
         }
 
         if !skip_window {
-            if let Err(why) = self.in_window(s, dir, index, old, tcp) {
+            if let Err(why) = self.in_window(s, dir, index, old, tcp, ctx.ack_offset) {
                 return Verdict::Invalid(Invalid(why));
             }
         }
@@ -747,11 +747,21 @@ impl Tcp {
         index: FlagClass,
         old: TcpConntrack,
         tcp: &TcpPacket<&[u8]>,
+        ack_offset: u32,
     ) -> Result<(), &'static str> {
         let d = dir.index();
         let mut sender = s.win(d);
         let mut receiver = s.win(1 - d);
-        let r = self.window_check(s, &mut sender, &mut receiver, dir, index, old, tcp);
+        let r = self.window_check(
+            s,
+            &mut sender,
+            &mut receiver,
+            dir,
+            index,
+            old,
+            tcp,
+            ack_offset,
+        );
         // Written back whatever the outcome: a side's first segment
         // initialises its data even when the segment then fails, as in Linux.
         s.set_win(d, sender);
@@ -769,9 +779,10 @@ impl Tcp {
         index: FlagClass,
         old: TcpConntrack,
         tcp: &TcpPacket<&[u8]>,
+        ack_offset: u32,
     ) -> Result<(), &'static str> {
         let mut seq = tcp.seq_number();
-        let mut ack = tcp.ack_number();
+        let mut ack = tcp.ack_number().wrapping_sub(ack_offset);
         let win_raw = tcp.window_len();
         let mut win = u32::from(win_raw);
         let mut end = segment_end(tcp);
@@ -779,7 +790,7 @@ impl Tcp {
 
         let mut sack = ack;
         if receiver.flags & SACK_PERM != 0 {
-            sack = highest_sack(tcp, ack);
+            sack = highest_sack(tcp, ack.wrapping_add(ack_offset)).wrapping_sub(ack_offset);
         }
 
         if sender.maxwin == 0 {

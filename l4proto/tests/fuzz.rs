@@ -62,6 +62,7 @@ fn run(l4: &L4Modules, proto: u8, v6: bool, verify: bool, pkts: &[(bool, Vec<u8>
                 status: &mut status,
                 now,
                 tuples: &tuples,
+                ack_offset: 0,
             };
             let _ = l4.packet(st, &mut ctx, &pkt);
             let _ = st.state_name();

@@ -236,6 +236,7 @@ fn state_of_another_protocol_is_invalid() {
         status: &mut status,
         now: conntrack::Instant::ZERO,
         tuples: &tuples,
+        ack_offset: 0,
     };
     let udp_pkt = L4Packet { proto: 17, ..pkt };
     assert!(is_invalid(&l4.packet(&mut st, &mut ctx, &udp_pkt)));

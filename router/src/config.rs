@@ -177,6 +177,17 @@ impl Default for ProcessConfig {
     }
 }
 
+/// `[helpers]`: which application helpers run and on which ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HelpersConfig {
+    /// `auto_assign = true`: attach a helper to every new connection to one of its ports
+    /// (the kernel's `nf_conntrack_helper = 1`). Off by default, as in Linux since 4.7:
+    /// a helper is then attached only by `-j CT --helper NAME` in the raw table.
+    pub auto_assign: bool,
+    /// `[helpers.NAME]` tables: ports and the `loose` switch, by helper name.
+    pub settings: Vec<(String, helpers::HelperConfig)>,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -194,6 +205,8 @@ pub struct Config {
     pub defrag: DefragSettings,
     /// Whom the live gateway runs as.
     pub process: ProcessConfig,
+    /// Application helpers.
+    pub helpers: HelpersConfig,
     /// Folder of the config file (relative paths are resolved against it).
     pub base_dir: PathBuf,
     /// The config file itself.
@@ -248,6 +261,18 @@ struct RawConfig {
     defrag: Option<RawDefrag>,
     #[serde(default)]
     process: Option<RawProcess>,
+    #[serde(default)]
+    helpers: Option<RawHelpers>,
+}
+
+/// `[helpers]`: the switch, and one table per helper (any other key is a helper's name,
+/// checked against the registry so that adding a helper needs no change here).
+#[derive(Deserialize)]
+struct RawHelpers {
+    #[serde(default)]
+    auto_assign: Option<bool>,
+    #[serde(flatten)]
+    helpers: std::collections::BTreeMap<Spanned<String>, RawHelper>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +282,15 @@ struct RawProcess {
     user: Option<Spanned<String>>,
     #[serde(default)]
     group: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHelper {
+    #[serde(default)]
+    ports: Option<Vec<Spanned<i64>>>,
+    #[serde(default)]
+    loose: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -776,6 +810,52 @@ impl Config {
                 "no [[interface]]: expected at least one interface to route between",
             ));
         }
+        let mut helpers = HelpersConfig::default();
+        if let Some(h) = raw.helpers {
+            helpers.auto_assign = h.auto_assign.unwrap_or(false);
+            let known = helpers::Registry::builtin();
+            for (name, raw) in h.helpers {
+                if known.get(name.get_ref()).is_none() {
+                    let names: Vec<&str> = known.names().collect();
+                    return Err(cx.at(
+                        &name,
+                        format!(
+                            "[helpers]: no helper named {:?} (expected auto_assign or one of: {})",
+                            name.get_ref(),
+                            names.join(", ")
+                        ),
+                    ));
+                }
+                let ports = match raw.ports {
+                    None => None,
+                    Some(ps) => {
+                        let mut v = Vec::new();
+                        for p in &ps {
+                            match u16::try_from(*p.get_ref()) {
+                                Ok(n) if n > 0 => v.push(n),
+                                _ => {
+                                    return Err(cx.at(
+                                        p,
+                                        format!(
+                                            "[helpers.{}] ports: expected a port between 1 and \
+                                             65535, found {}",
+                                            name.get_ref(),
+                                            p.get_ref()
+                                        ),
+                                    ))
+                                }
+                            }
+                        }
+                        Some(v)
+                    }
+                };
+                let cfg = helpers::HelperConfig {
+                    ports,
+                    loose: raw.loose.unwrap_or(false),
+                };
+                helpers.settings.push((name.into_inner(), cfg));
+            }
+        }
         Ok(Config {
             interfaces,
             routes,
@@ -784,6 +864,7 @@ impl Config {
             nat,
             defrag,
             process,
+            helpers,
             base_dir: base_dir.to_path_buf(),
             path: PathBuf::from(file),
         })

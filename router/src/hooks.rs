@@ -75,6 +75,9 @@ pub enum Stage {
     Tcpmss,
     /// The nat table (first packet only), then the binding and the rewrite of the source.
     NatSrc,
+    /// The connection's application helper (FTP, TFTP, ...): expectations, NAT rewrites of
+    /// the addresses its messages announce, and TCP sequence adjustment.
+    Helper,
     /// Insert a new connection into the table: the packet leaves accepted.
     Confirm,
 }
@@ -87,7 +90,7 @@ impl Stage {
             Stage::Mangle => Some(Table::Mangle),
             Stage::NatDst | Stage::NatSrc => Some(Table::Nat),
             Stage::Filter => Some(Table::Filter),
-            Stage::ConntrackIn | Stage::Tcpmss | Stage::Confirm => None,
+            Stage::ConntrackIn | Stage::Tcpmss | Stage::Helper | Stage::Confirm => None,
         }
     }
 }
@@ -218,6 +221,14 @@ impl HookTable {
             h.len = kept as u8;
         }
         t
+    }
+
+    /// Adds the helper stage where Linux registers it: INPUT and POSTROUTING at
+    /// [`priority::HELPER`], after every table and before confirm.
+    pub fn with_helpers(mut self) -> HookTable {
+        self.register(Hook::Input, priority::HELPER, Stage::Helper);
+        self.register(Hook::Postrouting, priority::HELPER, Stage::Helper);
+        self
     }
 
     /// Adds `stage` to `hook` at `priority`, after the stages of lower or equal priority.

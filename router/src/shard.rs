@@ -501,6 +501,7 @@ impl ShardSet {
             nat: config.nat,
             defrag: config.defrag,
             process: config.process.clone(),
+            helpers: config.helpers.clone(),
             base_dir: config.base_dir.clone(),
             path: config.path.clone(),
         };

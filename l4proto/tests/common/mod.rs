@@ -147,6 +147,7 @@ impl Flow {
             status: &mut self.status,
             now: self.now,
             tuples: &tuples,
+            ack_offset: 0,
         };
         let state = self.state.as_mut().unwrap();
         let v = self.l4.packet(state, &mut ctx, &pkt);

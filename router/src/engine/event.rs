@@ -29,6 +29,8 @@ pub enum Event {
     Drop(DropEvent),
     /// A rule, user-chain return or policy a TRACEd packet hit.
     Trace(TraceEvent),
+    /// What a conntrack helper did with a packet: found a command, rewrote it, refused it.
+    Helper(HelperRecord),
     /// A LOG target hit.
     Log {
         /// When.
@@ -38,6 +40,21 @@ pub enum Event {
         /// `--log-prefix` and packet summary.
         line: String,
     },
+}
+
+/// One helper action ([`Event::Helper`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperRecord {
+    /// When.
+    pub at: Instant,
+    /// The helper's name (`ftp`, `tftp`, ...).
+    pub helper: &'static str,
+    /// What it did: `parsed`, `refused`, `malformed`, `unsynced`, `rewrite`, `expect-failed`.
+    pub action: &'static str,
+    /// The details (the command, the old and new text, the reason).
+    pub detail: String,
+    /// The packet.
+    pub packet: String,
 }
 
 /// One step of a TRACEd packet ([`Event::Trace`]).
@@ -91,6 +108,14 @@ impl Event {
                 json_escape(&t.rule_text),
                 json_escape(&t.packet)
             ),
+            Event::Helper(h) => format!(
+                "{{\"time\":{},\"type\":\"helper\",\"helper\":\"{}\",\"action\":\"{}\",\"detail\":\"{}\",\"packet\":\"{}\"}}",
+                h.at.as_nanos(),
+                json_escape(h.helper),
+                h.action,
+                json_escape(&h.detail),
+                json_escape(&h.packet)
+            ),
             Event::Log { at, rule, line } => format!(
                 "{{\"time\":{},\"type\":\"log\",\"table\":\"{}\",\"chain\":\"{}\",\"rule\":{},\"line\":\"{}\"}}",
                 at.as_nanos(),
@@ -114,6 +139,7 @@ impl Event {
             },
             Event::Drop(_) => "drop",
             Event::Trace(_) => "trace",
+            Event::Helper(_) => "helper",
             Event::Log { .. } => "log",
         }
     }
@@ -144,6 +170,11 @@ impl fmt::Display for Event {
                 t.step.verdict,
                 t.rule_text,
                 t.packet
+            ),
+            Event::Helper(h) => write!(
+                f,
+                "  [HELPER] {} {}: {} | {}",
+                h.helper, h.action, h.detail, h.packet
             ),
             Event::Log { line, .. } => write!(f, "     [LOG] {line}"),
         }

@@ -51,6 +51,7 @@ use packet::*;
 mod drops;
 mod event;
 mod forward;
+mod helper;
 mod input;
 mod packet;
 mod stack;
@@ -92,6 +93,8 @@ struct Skb {
     zone: u16,
     trace: Option<u64>,
     mss: Option<u16>,
+    /// Helper chosen by `-j CT --helper NAME` in the raw table.
+    helper: Option<&'static str>,
 }
 
 /// One packet on its way through the hooks: everything the stages read and write about it
@@ -364,6 +367,8 @@ pub struct EngineStats {
     pub table: conntrack::table::TableStats,
     pub drops: DropCounters,
     pub invalid: DropCounters,
+    /// What each helper did, by (helper, action).
+    pub helpers: std::collections::BTreeMap<(&'static str, &'static str), u64>,
 }
 
 impl EngineStats {
@@ -386,6 +391,9 @@ impl EngineStats {
         t.events_dropped += u.events_dropped;
         self.drops.merge(&o.drops);
         self.invalid.merge(&o.invalid);
+        for (k, n) in &o.helpers {
+            *self.helpers.entry(*k).or_default() += n;
+        }
     }
 
     /// The `ct stats` text: one summary line, then one line per drop and invalid reason.
@@ -413,6 +421,21 @@ impl EngineStats {
         }
         for (reason, n) in self.invalid.iter() {
             o.push_str(&format!("invalid reason=\"{reason}\" count={n}\n"));
+        }
+        // One line per helper: each action it took, and how often.
+        let mut last = None;
+        for ((helper, action), n) in &self.helpers {
+            if last != Some(*helper) {
+                if last.is_some() {
+                    o.push('\n');
+                }
+                o.push_str(&format!("helper name={helper}"));
+                last = Some(*helper);
+            }
+            o.push_str(&format!(" {action}={n}"));
+        }
+        if last.is_some() {
+            o.push('\n');
         }
         o
     }
@@ -486,6 +509,18 @@ pub struct Engine {
     /// New connections the current batch may still start (`None`: no limit); see
     /// [`Engine::set_new_flow_budget`].
     new_flow_budget: Option<usize>,
+    /// The application helpers by name (`[helpers]`).
+    helpers: Arc<helpers::Registry>,
+    /// `[helpers] auto_assign`: attach helpers by port, without a `CT --helper` rule.
+    helper_auto: bool,
+    /// Whether a helper may be attached at all (`auto_assign`). Only then is the helper
+    /// stage in the stage tables.
+    helpers_on: bool,
+    /// What the helpers did, by (helper, action) (`ct stats`).
+    helper_stats: std::collections::BTreeMap<(&'static str, &'static str), u64>,
+    /// Expectations of a connection the helper stage saw unconfirmed (its first packet),
+    /// registered by the confirm stage that follows it in the same hook walk, with limits.
+    pending_expects: Vec<(conntrack::Expectation, conntrack::ExpectLimits)>,
 }
 
 /// Drop reason of a new connection's packet beyond its batch's budget (see
@@ -560,10 +595,18 @@ impl Engine {
         for (k, v) in &config.conntrack.timeouts {
             timeouts.set(k, *v).map_err(EngineError::Config)?;
         }
-        let (hooks4, hooks6) = (
-            HookTable::for_ruleset(&rules4),
-            HookTable::for_ruleset(&rules6),
-        );
+        let helpers = helpers::Registry::with_config(&config.helpers.settings)
+            .map_err(EngineError::Config)?;
+        let helpers_on = config.helpers.auto_assign;
+        let stage_table = |r: &Ruleset| {
+            let t = HookTable::for_ruleset(r);
+            if helpers_on {
+                t.with_helpers()
+            } else {
+                t
+            }
+        };
+        let (hooks4, hooks6) = (stage_table(&rules4), stage_table(&rules6));
         let tcp = l4proto::TcpConfig {
             loose: config.conntrack.tcp_loose,
             be_liberal: config.conntrack.tcp_be_liberal,
@@ -624,6 +667,11 @@ impl Engine {
             handoffs: Vec::new(),
             panics: 0,
             new_flow_budget: None,
+            helpers: Arc::new(helpers),
+            helper_auto: config.helpers.auto_assign,
+            helpers_on,
+            helper_stats: Default::default(),
+            pending_expects: Vec::new(),
             defrag: Defrag::new(config.defrag.limits),
             defrag_time_exceeded: config.defrag.time_exceeded,
             nat_cfg: config.nat,
@@ -797,6 +845,7 @@ impl Engine {
             table: *self.ct.stats(),
             drops: self.drops.clone(),
             invalid: self.invalid.clone(),
+            helpers: self.helper_stats.clone(),
         }
     }
 
@@ -839,8 +888,17 @@ impl Engine {
 
     /// Replaces the rulesets with ones other engines may share.
     pub fn set_shared_rules(&mut self, r4: Arc<Ruleset>, r6: Arc<Ruleset>) {
-        self.hooks4 = HookTable::for_ruleset(&r4);
-        self.hooks6 = HookTable::for_ruleset(&r6);
+        let on = self.helpers_on;
+        let stage_table = |r: &Ruleset| {
+            let t = HookTable::for_ruleset(r);
+            if on {
+                t.with_helpers()
+            } else {
+                t
+            }
+        };
+        self.hooks4 = stage_table(&r4);
+        self.hooks6 = stage_table(&r6);
         self.rules4 = r4;
         self.rules6 = r6;
     }

@@ -49,6 +49,9 @@ impl Engine {
                     if let Ct::Invalid(why) = f.ct {
                         self.invalid.add(why);
                     }
+                    if self.helpers_on {
+                        self.attach_helper(f);
+                    }
                     if let (Hook::Prerouting, Ct::New { .. }, Some(left)) =
                         (hook, &f.ct, &mut self.new_flow_budget)
                     {
@@ -130,6 +133,7 @@ impl Engine {
                 }
                 true
             }
+            Stage::Helper => self.helper_stage(hook, f),
             Stage::Confirm => {
                 let ct = std::mem::replace(&mut f.ct, Ct::Untracked);
                 self.confirm(ct, &f.meta, f.ingress, hook)

@@ -57,11 +57,17 @@ impl Engine {
                 if seen_reply_now {
                     c.status.insert(Status::SEEN_REPLY);
                 }
+                // Acknowledgements of a stream a helper rewrote count the rewritten bytes.
+                let ack_offset = match c.ext.as_ref().and_then(|e| e.seqadj) {
+                    Some(adj) if meta.proto == 6 => ack_offset(&adj, dir, l4pkt.data),
+                    _ => 0,
+                };
                 let mut cx = ConnCtx {
                     dir,
                     status: &mut c.status,
                     now,
                     tuples: &c.tuples,
+                    ack_offset,
                 };
                 match l4.packet(&mut c.l4, &mut cx, &l4pkt) {
                     L4Verdict::Accept { timeout } => {
@@ -236,6 +242,7 @@ impl Engine {
             status,
             now,
             tuples,
+            ack_offset: 0,
         };
         match self.l4.packet(l4, &mut cx, l4pkt) {
             L4Verdict::Accept { timeout } => {
@@ -287,6 +294,12 @@ impl Engine {
         if let (Err(_), Some(sh)) = (&r, &self.shard) {
             published.iter().flatten().for_each(|t| sh.unpublish(t));
         }
+        if !self.pending_expects.is_empty() {
+            match r {
+                Ok(id) => self.confirm_expects(id),
+                Err(_) => self.pending_expects.clear(),
+            }
+        }
         match r {
             Ok(_) => true,
             Err(ConfirmError::TableFull) => {
@@ -300,4 +313,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// `nf_ct_seq_offset` for a TCP segment `l4` of direction `dir`: by how much the other
+/// direction's rewrites moved the point its acknowledgement names.
+#[cold]
+fn ack_offset(adj: &[conntrack::conn::SeqAdj; 2], dir: Dir, l4: &[u8]) -> u32 {
+    let Some(b) = l4.get(8..12) else {
+        return 0;
+    };
+    let ack = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let a = nat::mangle::SeqAdjusted::of(adj, dir);
+    ack.wrapping_sub(a.ack(ack))
 }

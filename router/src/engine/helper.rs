@@ -1,0 +1,360 @@
+//! The helper stage (`NF_IP_PRI_CONNTRACK_HELPER`, after every table and before confirm, at
+//! INPUT and POSTROUTING): a helped connection's packet goes to its helper, whose
+//! expectations enter the table and whose announced addresses are rewritten for NAT; then
+//! the sequence adjustment of earlier rewrites applies to every TCP packet of the
+//! connection. What a helper knows lives in the `helpers` crate; this file is the glue
+//! (nf_conntrack_helper's and nf_nat_helper's part).
+
+use super::*;
+use conntrack::expect::{ExpectError, ExpectLimits, ExpectNat, Expectation};
+use conntrack::tuple::TupleMask;
+use helpers::{ExpectRequest, Helper, HelperOutput, HelperPacket};
+use nat::mangle::{self, Rewrite, SeqAdjusted};
+
+/// Most ports tried above an announced one for an expectation under NAT (Linux tries up
+/// to 65535; the table's clash test is what moves it on).
+const PORT_TRIES: u16 = 128;
+
+/// A handle for an expectation whose master is still unconfirmed (the first packet of a
+/// TFTP request, of a talk lookup): replaced by the master's at confirm.
+const UNCONFIRMED: u32 = u32::MAX;
+
+impl Engine {
+    /// The helper to attach to a new connection: an expectation's child helper, the raw
+    /// table's `CT --helper`, or, with `auto_assign`, the one registered for its port.
+    pub(super) fn helper_for_new(
+        &self,
+        chosen: Option<&'static str>,
+        t: &Tuple,
+    ) -> Option<&'static str> {
+        if let Some(h) = chosen {
+            return Some(h);
+        }
+        if !self.helper_auto {
+            return None;
+        }
+        self.helpers.by_port(t.proto, t.dst_id).map(|h| h.name())
+    }
+
+    /// Gives a new connection its helper, if it gets one (conntrack stage, after the raw
+    /// table chose with `CT --helper`).
+    pub(super) fn attach_helper(&self, f: &mut InFlight) {
+        let Ct::New { conn, .. } = &mut f.ct else {
+            return;
+        };
+        if conn.ext.as_ref().is_some_and(|e| e.helper.is_some()) {
+            return; // an expectation's child helper
+        }
+        if let Some(h) = self.helper_for_new(f.skb.helper, &conn.tuples[0]) {
+            conn.ext_mut().helper = Some(h);
+        }
+    }
+
+    /// The helper stage. False when the packet was dropped (an unwritable rewrite).
+    pub(super) fn helper_stage(&mut self, hook: Hook, f: &mut InFlight) -> bool {
+        let (conn, dir) = match &mut f.ct {
+            Ct::Known {
+                id,
+                dir,
+                related: false,
+            } => match self.ct.get_mut(*id) {
+                Some(c) => (c, *dir),
+                None => return true,
+            },
+            Ct::New { conn, .. } => (&mut **conn, Dir::Original),
+            _ => return true,
+        };
+        let Some(ext) = conn.ext.as_deref_mut() else {
+            return true;
+        };
+        let tcp = f.meta.proto == 6;
+        let Some(name) = ext.helper else {
+            // A connection whose helper left (reload) still needs its sequence adjustment.
+            if let (true, Some(adj)) = (tcp, ext.seqadj) {
+                let a = SeqAdjusted::of(&adj, dir);
+                let partial = f.partial_csum();
+                mangle::seqadj_apply(f.pkt.as_mut_slice(), f.meta.l4_offset, &a, partial);
+            }
+            return true;
+        };
+        let Some(helper) = self.helpers.get(name).cloned() else {
+            return true;
+        };
+        let bytes = f.pkt.as_slice();
+        let pay = mangle::payload_offset(bytes, f.meta.l4_offset, f.meta.proto)
+            .filter(|&p| p <= f.meta.len)
+            .unwrap_or(f.meta.len);
+        let seq = if tcp {
+            bytes
+                .get(f.meta.l4_offset + 4..f.meta.l4_offset + 8)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        } else {
+            None
+        };
+        let mut out = HelperOutput::default();
+        if pay < f.meta.len {
+            let tuples = conn.tuples;
+            let nat = conn.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0;
+            let state = ext.helper_data.get_or_insert_with(|| helper.new_state());
+            let chunk: &[u8] = &bytes[pay..f.meta.len];
+            let pkt = HelperPacket {
+                now: self.now,
+                dir,
+                tuples: &tuples,
+                nat,
+                seq,
+                payload: &[chunk],
+            };
+            helper.handle(&mut **state, &pkt, &mut out);
+        }
+        let had_adj = ext.seqadj.is_some();
+        if out.expects.is_empty() && out.events.is_empty() && !had_adj {
+            return true;
+        }
+        let (tuples, status) = (conn.tuples, conn.status);
+        let master = match &f.ct {
+            Ct::Known { id, .. } => Some(*id),
+            _ => None,
+        };
+        self.helper_output(&*helper, hook, f, out, master, dir, tuples, status, seq)
+    }
+
+    /// Reports the helper's events, registers its expectations (choosing the NAT port),
+    /// rewrites what the master's NAT changes, and applies sequence adjustment.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn helper_output(
+        &mut self,
+        helper: &dyn Helper,
+        hook: Hook,
+        f: &mut InFlight,
+        out: HelperOutput,
+        master: Option<ConnId>,
+        dir: Dir,
+        tuples: [Tuple; 2],
+        status: Status,
+        seq: Option<u32>,
+    ) -> bool {
+        // What an earlier packet that never reached its confirm left behind.
+        if master.is_none() {
+            self.pending_expects.clear();
+        }
+        let name = helper.name();
+        for ev in &out.events {
+            let action = ev.kind.name();
+            self.helper_event(name, action, ev.detail.clone(), &f.meta);
+        }
+        let nat = status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0;
+        let policy = helper.policy();
+        let limits = ExpectLimits {
+            per_master: policy.max_expected,
+            per_helper: self.ct.config().expect_max,
+        };
+        let expires = self.now + policy.timeout;
+        let mut rewrites = Vec::new();
+        for req in &out.expects {
+            match self.expect_one(name, req, master, &tuples, nat, limits, expires) {
+                Ok(Some((addr, port))) => {
+                    if let Some(site) = req.site {
+                        let with = helper.nat_format(site.kind, addr, port);
+                        let detail = format!(
+                            "{}:{} announced as {}",
+                            req.dst,
+                            req.dst_port,
+                            String::from_utf8_lossy(&with)
+                        );
+                        self.helper_event(name, "rewrite", detail, &f.meta);
+                        rewrites.push(Rewrite {
+                            offset: site.offset,
+                            len: site.len,
+                            with,
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    let detail = format!("{}:{}: {}", req.dst, req.dst_port, why.reason());
+                    self.helper_event(name, "expect-failed", detail, &f.meta);
+                }
+            }
+        }
+        let (tcp, partial) = (f.meta.proto == 6, f.partial_csum());
+        if !rewrites.is_empty() {
+            if f.frag.is_some() {
+                // The fragments are what leaves, and their payload is not rewritten: refuse
+                // rather than send an announcement NAT made wrong.
+                self.count_drop_hook(
+                    "helper: cannot rewrite a fragmented datagram",
+                    hook,
+                    &f.meta,
+                    f.ingress,
+                );
+                return false;
+            }
+            let grow = match mangle::mangle_payload(
+                &mut f.pkt,
+                f.meta.l4_offset,
+                f.meta.proto,
+                &mut rewrites,
+                partial,
+            ) {
+                Ok(g) => g,
+                Err(e) => {
+                    self.count_drop_hook(e.reason(), hook, &f.meta, f.ingress);
+                    return false;
+                }
+            };
+            f.meta.len = f.pkt.len();
+            if let (true, Some(seq), true) = (tcp, seq, grow != 0) {
+                let conn = match &mut f.ct {
+                    Ct::Known { id, .. } => self.ct.get_mut(*id),
+                    Ct::New { conn, .. } => Some(&mut **conn),
+                    _ => None,
+                };
+                if let Some(c) = conn {
+                    let adj = c.ext_mut().seqadj.get_or_insert_default();
+                    mangle::seqadj_record(adj, dir, seq, grow as i32);
+                }
+            }
+        }
+        if tcp {
+            let adj = match &f.ct {
+                Ct::Known { id, .. } => self.ct.get(*id).and_then(|c| c.ext.as_ref()?.seqadj),
+                Ct::New { conn, .. } => conn.ext.as_ref().and_then(|e| e.seqadj),
+                _ => None,
+            };
+            if let Some(adj) = adj {
+                let a = SeqAdjusted::of(&adj, dir);
+                mangle::seqadj_apply(f.pkt.as_mut_slice(), f.meta.l4_offset, &a, partial);
+            }
+        }
+        true
+    }
+
+    /// One expectation: its tuple and mask from the request, and under NAT the port the
+    /// other side must use (the first one free at or above the announced one) and the
+    /// translation the expected connection gets. Returns the address and port to announce,
+    /// or `None` when it waits for its master's confirm.
+    #[allow(clippy::too_many_arguments)]
+    fn expect_one(
+        &mut self,
+        name: &'static str,
+        req: &ExpectRequest,
+        master: Option<ConnId>,
+        tuples: &[Tuple; 2],
+        nat: bool,
+        limits: ExpectLimits,
+        expires: Instant,
+    ) -> Result<Option<(IpAddr, u16)>, ExpectError> {
+        let any = match req.dst {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        let mask = TupleMask {
+            src_prefix: if req.src.is_some() { 128 } else { 0 },
+            src_id: if req.src_port.is_some() { 0xffff } else { 0 },
+            dst_id: 0xffff,
+        };
+        let d = req.dir.index();
+        let other = req.dir.flip().index();
+        let mut tuple = Tuple {
+            src: req.src.unwrap_or(any),
+            dst: req.dst,
+            src_id: req.src_port.unwrap_or(0),
+            dst_id: req.dst_port,
+            proto: req.proto,
+            zone: tuples[0].zone,
+        };
+        let mut follow = None;
+        if nat {
+            if req.site.is_some() {
+                // The other side must use the address it knows for the announcer.
+                tuple.dst = tuples[d].dst;
+                follow = Some(ExpectNat {
+                    src: tuples[other].dst,
+                    dst: req.dst,
+                    dst_port: req.dst_port,
+                });
+            } else {
+                follow = Some(ExpectNat {
+                    src: tuples[other].dst,
+                    dst: tuples[other].src,
+                    dst_port: tuples[other].src_id,
+                });
+            }
+        }
+        let make = |t: Tuple, m: ConnId| {
+            let mut e = Expectation::new(m, t, mask, expires, name, req.dir);
+            e.permanent = req.permanent;
+            e.nat = follow.filter(|n| (n.src, n.dst, n.dst_port) != (t.src, t.dst, t.dst_id));
+            e.child_helper = req.child_helper;
+            e
+        };
+        let tries = if nat && req.site.is_some() {
+            PORT_TRIES
+        } else {
+            1
+        };
+        let mut last = ExpectError::Clash;
+        for k in 0..tries {
+            let Some(port) = req.dst_port.checked_add(k) else {
+                break;
+            };
+            let t = Tuple {
+                dst_id: port,
+                ..tuple
+            };
+            match master {
+                Some(m) => match self.ct.expect(make(t, m), limits, self.now) {
+                    Ok(_) => return Ok(Some((t.dst, port))),
+                    Err(ExpectError::Clash) => last = ExpectError::Clash,
+                    Err(e) => return Err(e),
+                },
+                None => {
+                    let e = make(t, ConnId::from_raw(UNCONFIRMED, UNCONFIRMED));
+                    if self.ct.expectations().would_clash(&e, self.now) {
+                        continue;
+                    }
+                    self.pending_expects.push((e, limits));
+                    return Ok(Some((t.dst, port)));
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Registers the expectations of a connection its confirm just inserted as `id`.
+    pub(super) fn confirm_expects(&mut self, id: ConnId) {
+        for (mut e, limits) in std::mem::take(&mut self.pending_expects) {
+            e.master = id;
+            let name = e.helper;
+            if let Err(why) = self.ct.expect(e, limits, self.now) {
+                *self
+                    .helper_stats
+                    .entry((name, "expect-failed"))
+                    .or_default() += 1;
+                let _ = why;
+            }
+        }
+    }
+
+    /// Counts a helper action and reports it.
+    pub(super) fn helper_event(
+        &mut self,
+        helper: &'static str,
+        action: &'static str,
+        detail: String,
+        meta: &Meta,
+    ) {
+        *self.helper_stats.entry((helper, action)).or_default() += 1;
+        if self.events_enabled {
+            self.push_event(Event::Helper(event::HelperRecord {
+                at: self.now,
+                helper,
+                action,
+                detail,
+                packet: meta.describe(),
+            }));
+        }
+    }
+}
