@@ -207,3 +207,181 @@ fn without_a_helper_the_data_connection_is_dropped_and_nothing_is_rewritten() {
         out.stats
     );
 }
+
+/// A server inside behind a port forward: the client outside asks for passive mode and the
+/// 227 answer must carry the public address; the data connection to it is RELATED and
+/// reaches the server.
+#[test]
+fn ftp_pasv_behind_a_port_forward_announces_the_public_address() {
+    const FWD_RULES: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i wan0 -p tcp -m tcp --dport 21 -j DNAT --to-destination 192.0.2.2:21
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i wan0 -d 192.0.2.2/32 -p tcp -m tcp --dport 21 -j ACCEPT
+COMMIT
+";
+    let sc = Scenario::with_config(
+        "helper-ftp-pasv-dnat",
+        &config("[helpers]\nauto_assign = true\n"),
+        FWD_RULES,
+        "",
+    );
+    // Client S outside, server C inside.
+    let pasv = b"227 Entering Passive Mode (192,0,2,2,195,80).\r\n";
+    let arrivals = vec![
+        at("wan0", 0.0, tcp(S, 41000, PUB, 21, 100, 0, SYN, b"")),
+        at("lan0", 0.01, tcp(C, 21, S, 41000, 700, 101, SYN | ACK, b"")),
+        at("wan0", 0.02, tcp(S, 41000, PUB, 21, 101, 701, ACK, b"")),
+        at(
+            "lan0",
+            0.03,
+            tcp(C, 21, S, 41000, 701, 101, PSH | ACK, b"220 hi\r\n"),
+        ),
+        at(
+            "wan0",
+            0.04,
+            tcp(S, 41000, PUB, 21, 101, 709, PSH | ACK, b"PASV\r\n"),
+        ),
+        at(
+            "lan0",
+            0.05,
+            tcp(C, 21, S, 41000, 709, 107, PSH | ACK, pasv),
+        ),
+        at("wan0", 0.06, tcp(S, 41500, PUB, 50000, 3000, 0, SYN, b"")),
+    ];
+    let out = sc.run(&arrivals, None);
+    let answer = out
+        .on("wan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .find(|c| c.4.starts_with(b"227"))
+        .expect("the 227 answer left");
+    assert_eq!(
+        answer.4,
+        b"227 Entering Passive Mode (198,51,100,1,195,80).\r\n".to_vec()
+    );
+    let data = out
+        .on("lan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .find(|c| c.0 == 41500)
+        .expect("the data connection reached the server");
+    assert_eq!(data.1, 50000);
+}
+
+/// TFTP through masquerade: the read request expects the server's answer from any port,
+/// which reaches the client as RELATED.
+#[test]
+fn tftp_answer_from_another_port_is_related_through_masquerade() {
+    const TFTP_RULES: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p udp -m udp --dport 69 -j ACCEPT
+COMMIT
+";
+    let rrq = b"\x00\x01boot.img\x00octet\x00";
+    let data = b"\x00\x03\x00\x01hello";
+    let arrivals = |_: ()| {
+        vec![
+            at("lan0", 0.0, udp(C, 3000, S, 69, rrq)),
+            at("wan0", 0.01, udp(S, 4711, PUB, 3000, data)),
+        ]
+    };
+    let sc = Scenario::with_config(
+        "helper-tftp",
+        &config("[helpers]\nauto_assign = true\n"),
+        TFTP_RULES,
+        "",
+    );
+    let out = sc.run(&arrivals(()), None);
+    let lan = out.on("lan0");
+    assert_eq!(lan.len(), 1, "{:#?}", out.events);
+    let ip = Ipv4Packet::new_checked(&lan[0][..]).unwrap();
+    let u = wire::UdpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!((u.src_port(), u.dst_port()), (4711, 3000));
+    assert_eq!(ip.dst_addr().to_string(), C);
+    assert!(!out
+        .events_with(&["exp-new", "\"helper\":\"tftp\""])
+        .is_empty());
+    // Without the helper the answer is not related to anything and the policy drops it.
+    let none = Scenario::with_config("helper-tftp-none", &config(""), TFTP_RULES, "");
+    let out = none.run(&arrivals(()), None);
+    assert!(out.on("lan0").is_empty());
+}
+
+/// IPv6 without NAT: EPRT announces the client, the data connection is RELATED.
+#[test]
+fn ftp_eprt_over_ipv6_expects_the_data_connection() {
+    const V6: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p tcp -m tcp --dport 21 -j ACCEPT
+COMMIT
+";
+    let cfg = config("[helpers]\nauto_assign = true\n")
+        .replace(
+            "addresses = [\"192.0.2.1/24\"]",
+            "addresses = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]",
+        )
+        .replace(
+            "addresses = [\"198.51.100.1/24\"]",
+            "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+        )
+        + "\n[[route]]\nprefix = \"::/0\"\ninterface = \"wan0\"\nvia = \"2001:db8:2::fe\"\n";
+    let sc = Scenario::with_config("helper-ftp-v6", &cfg, "", V6);
+    let (c, s) = ("2001:db8:1::2", "2001:db8:9::10");
+    let eprt = b"EPRT |2|2001:db8:1::2|50000|\r\n";
+    let arrivals = vec![
+        at("lan0", 0.0, tcp(c, 40000, s, 21, 1000, 0, SYN, b"")),
+        at(
+            "wan0",
+            0.01,
+            tcp(s, 21, c, 40000, 5000, 1001, SYN | ACK, b""),
+        ),
+        at("lan0", 0.02, tcp(c, 40000, s, 21, 1001, 5001, ACK, b"")),
+        at(
+            "lan0",
+            0.03,
+            tcp(c, 40000, s, 21, 1001, 5001, PSH | ACK, b"USER a\r\n"),
+        ),
+        at(
+            "lan0",
+            0.04,
+            tcp(c, 40000, s, 21, 1009, 5001, PSH | ACK, eprt),
+        ),
+        at("wan0", 0.05, tcp(s, 20, c, 50000, 9000, 0, SYN, b"")),
+    ];
+    let out = sc.run(&arrivals, None);
+    assert!(
+        out.on("lan0")
+            .iter()
+            .any(|p| p.len() >= 42 && p[40..42] == 20u16.to_be_bytes()),
+        "{:#?}",
+        out.events
+    );
+    let sent_eprt = out
+        .on("wan0")
+        .into_iter()
+        .find(|p| p.ends_with(eprt))
+        .is_some();
+    assert!(sent_eprt, "EPRT left unchanged (no NAT)");
+}
