@@ -207,3 +207,391 @@ fn without_a_helper_the_data_connection_is_dropped_and_nothing_is_rewritten() {
         out.stats
     );
 }
+
+/// A server inside behind a port forward: the client outside asks for passive mode and the
+/// 227 answer must carry the public address; the data connection to it is RELATED and
+/// reaches the server.
+#[test]
+fn ftp_pasv_behind_a_port_forward_announces_the_public_address() {
+    const FWD_RULES: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i wan0 -p tcp -m tcp --dport 21 -j DNAT --to-destination 192.0.2.2:21
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i wan0 -d 192.0.2.2/32 -p tcp -m tcp --dport 21 -j ACCEPT
+COMMIT
+";
+    let sc = Scenario::with_config(
+        "helper-ftp-pasv-dnat",
+        &config("[helpers]\nauto_assign = true\n"),
+        FWD_RULES,
+        "",
+    );
+    // Client S outside, server C inside.
+    let pasv = b"227 Entering Passive Mode (192,0,2,2,195,80).\r\n";
+    let arrivals = vec![
+        at("wan0", 0.0, tcp(S, 41000, PUB, 21, 100, 0, SYN, b"")),
+        at("lan0", 0.01, tcp(C, 21, S, 41000, 700, 101, SYN | ACK, b"")),
+        at("wan0", 0.02, tcp(S, 41000, PUB, 21, 101, 701, ACK, b"")),
+        at(
+            "lan0",
+            0.03,
+            tcp(C, 21, S, 41000, 701, 101, PSH | ACK, b"220 hi\r\n"),
+        ),
+        at(
+            "wan0",
+            0.04,
+            tcp(S, 41000, PUB, 21, 101, 709, PSH | ACK, b"PASV\r\n"),
+        ),
+        at(
+            "lan0",
+            0.05,
+            tcp(C, 21, S, 41000, 709, 107, PSH | ACK, pasv),
+        ),
+        at("wan0", 0.06, tcp(S, 41500, PUB, 50000, 3000, 0, SYN, b"")),
+    ];
+    let out = sc.run(&arrivals, None);
+    let answer = out
+        .on("wan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .find(|c| c.4.starts_with(b"227"))
+        .expect("the 227 answer left");
+    assert_eq!(
+        answer.4,
+        b"227 Entering Passive Mode (198,51,100,1,195,80).\r\n".to_vec()
+    );
+    let data = out
+        .on("lan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .find(|c| c.0 == 41500)
+        .expect("the data connection reached the server");
+    assert_eq!(data.1, 50000);
+}
+
+/// TFTP through masquerade: the read request expects the server's answer from any port,
+/// which reaches the client as RELATED.
+#[test]
+fn tftp_answer_from_another_port_is_related_through_masquerade() {
+    const TFTP_RULES: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p udp -m udp --dport 69 -j ACCEPT
+COMMIT
+";
+    let rrq = b"\x00\x01boot.img\x00octet\x00";
+    let data = b"\x00\x03\x00\x01hello";
+    let arrivals = |_: ()| {
+        vec![
+            at("lan0", 0.0, udp(C, 3000, S, 69, rrq)),
+            at("wan0", 0.01, udp(S, 4711, PUB, 3000, data)),
+        ]
+    };
+    let sc = Scenario::with_config(
+        "helper-tftp",
+        &config("[helpers]\nauto_assign = true\n"),
+        TFTP_RULES,
+        "",
+    );
+    let out = sc.run(&arrivals(()), None);
+    let lan = out.on("lan0");
+    assert_eq!(lan.len(), 1, "{:#?}", out.events);
+    let ip = Ipv4Packet::new_checked(&lan[0][..]).unwrap();
+    let u = wire::UdpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!((u.src_port(), u.dst_port()), (4711, 3000));
+    assert_eq!(ip.dst_addr().to_string(), C);
+    assert!(!out
+        .events_with(&["exp-new", "\"helper\":\"tftp\""])
+        .is_empty());
+    // Without the helper the answer is not related to anything and the policy drops it.
+    let none = Scenario::with_config("helper-tftp-none", &config(""), TFTP_RULES, "");
+    let out = none.run(&arrivals(()), None);
+    assert!(out.on("lan0").is_empty());
+}
+
+/// IPv6 without NAT: EPRT announces the client, the data connection is RELATED.
+#[test]
+fn ftp_eprt_over_ipv6_expects_the_data_connection() {
+    const V6: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p tcp -m tcp --dport 21 -j ACCEPT
+COMMIT
+";
+    let cfg = config("[helpers]\nauto_assign = true\n")
+        .replace(
+            "addresses = [\"192.0.2.1/24\"]",
+            "addresses = [\"192.0.2.1/24\", \"2001:db8:1::1/64\"]",
+        )
+        .replace(
+            "addresses = [\"198.51.100.1/24\"]",
+            "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+        )
+        + "\n[[route]]\nprefix = \"::/0\"\ninterface = \"wan0\"\nvia = \"2001:db8:2::fe\"\n";
+    let sc = Scenario::with_config("helper-ftp-v6", &cfg, "", V6);
+    let (c, s) = ("2001:db8:1::2", "2001:db8:9::10");
+    let eprt = b"EPRT |2|2001:db8:1::2|50000|\r\n";
+    let arrivals = vec![
+        at("lan0", 0.0, tcp(c, 40000, s, 21, 1000, 0, SYN, b"")),
+        at(
+            "wan0",
+            0.01,
+            tcp(s, 21, c, 40000, 5000, 1001, SYN | ACK, b""),
+        ),
+        at("lan0", 0.02, tcp(c, 40000, s, 21, 1001, 5001, ACK, b"")),
+        at(
+            "lan0",
+            0.03,
+            tcp(c, 40000, s, 21, 1001, 5001, PSH | ACK, b"USER a\r\n"),
+        ),
+        at(
+            "lan0",
+            0.04,
+            tcp(c, 40000, s, 21, 1009, 5001, PSH | ACK, eprt),
+        ),
+        at("wan0", 0.05, tcp(s, 20, c, 50000, 9000, 0, SYN, b"")),
+    ];
+    let out = sc.run(&arrivals, None);
+    assert!(
+        out.on("lan0")
+            .iter()
+            .any(|p| p.len() >= 42 && p[40..42] == 20u16.to_be_bytes()),
+        "{:#?}",
+        out.events
+    );
+    let sent_eprt = out
+        .on("wan0")
+        .into_iter()
+        .find(|p| p.ends_with(eprt))
+        .is_some();
+    assert!(sent_eprt, "EPRT left unchanged (no NAT)");
+}
+
+/// The packets of a real capture as arrivals: those from `inside` arrive on lan0, the
+/// others on wan0 with their destination `outside_to` replaced by `to` (the address the
+/// outside side would use through the gateway), checksums fixed.
+fn capture_arrivals(
+    name: &str,
+    inside: std::net::Ipv4Addr,
+    outside_to: std::net::Ipv4Addr,
+    to: std::net::Ipv4Addr,
+) -> Vec<Arrival> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/pcap")
+        .join(name);
+    let (lt, recs) = router::pcap::read_all(std::fs::File::open(path).unwrap()).unwrap();
+    // Only the packets of `inside`, timed from the first of them (the TFTP capture merges
+    // several sessions, its clock going backwards between them).
+    let mut t0 = None;
+    recs.iter()
+        .filter_map(|r| {
+            let ip = router::pcap::ip_payload(lt, &r.data)?.to_vec();
+            let v4 = Ipv4Packet::new_checked(&ip[..]).ok()?;
+            if v4.src_addr() != inside && v4.dst_addr() != inside {
+                return None;
+            }
+            let t0 = *t0.get_or_insert(r.ts_ns);
+            let at = r.ts_ns.saturating_sub(t0) as f64 / 1e9;
+            if v4.src_addr() == inside {
+                return Some(at_owned("lan0", at, ip));
+            }
+            let mut p = ip.clone();
+            if v4.dst_addr() == outside_to {
+                p[16..20].copy_from_slice(&to.octets());
+            }
+            // The capturing host's own packets carry offloaded (unfinished) checksums.
+            fill_checksums(&mut p);
+            Some(at_owned("wan0", at, p))
+        })
+        .collect()
+}
+
+/// Recomputes the IPv4 header and TCP/UDP checksums of an unfragmented packet.
+fn fill_checksums(p: &mut [u8]) {
+    let hl = usize::from(p[0] & 0x0f) * 4;
+    p[10..12].fill(0);
+    let ck = wire::checksum::data(&p[..hl]);
+    p[10..12].copy_from_slice(&ck.to_be_bytes());
+    let at = match p[9] {
+        6 => hl + 16,
+        17 => hl + 6,
+        _ => return,
+    };
+    p[at..at + 2].fill(0);
+    let src = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let dst = std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let ps = wire::checksum::pseudo_header_v4(src, dst, p[9], (p.len() - hl) as u32);
+    let ck = wire::checksum::fold(wire::checksum::combine(ps, wire::checksum::sum(&p[hl..])));
+    p[at..at + 2].copy_from_slice(&ck.to_be_bytes());
+}
+
+fn at_owned(iface: &'static str, at: f64, packet: Vec<u8>) -> Arrival {
+    Arrival { iface, at, packet }
+}
+
+/// The whole real FTP session of `tests/data/pcap/ndpi-ftp.pcap` (vsftpd, passive mode,
+/// a listing and a 1 MB download) with the server inside behind a port forward: each 227
+/// answer is rewritten to the public address, both data connections pass as RELATED, and
+/// tshark finds the output well formed.
+#[test]
+fn a_real_ftp_capture_through_a_port_forward() {
+    let public: std::net::Ipv4Addr = "198.51.100.1".parse().unwrap();
+    let server: std::net::Ipv4Addr = "90.130.70.73".parse().unwrap();
+    let rules = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -i wan0 -p tcp -m tcp --dport 21 -j DNAT --to-destination 90.130.70.73:21
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i wan0 -d 90.130.70.73/32 -p tcp -m tcp --dport 21 -j ACCEPT
+COMMIT
+";
+    // The capture's server is the inside host; its client talks to the public address.
+    let cfg = config("[helpers]\nauto_assign = true\n")
+        .replace("\"192.0.2.1/24\"", "\"90.130.70.1/24\"")
+        .replace(
+            "\"198.51.100.1/24\"",
+            "\"198.51.100.1/24\", \"192.168.1.1/24\"",
+        );
+    let sc = Scenario::with_config("helper-ftp-capture", &cfg, rules, "");
+    let arrivals = capture_arrivals("ndpi-ftp.pcap", server, server, public);
+    let out = sc.run(&arrivals, Some(30.0));
+    let answers: Vec<Vec<u8>> = out
+        .on("wan0")
+        .iter()
+        .map(|p| tcp_parts(p).4)
+        .filter(|p| p.starts_with(b"227 "))
+        .collect();
+    assert_eq!(answers.len(), 2, "two PASV answers");
+    for a in &answers {
+        let text = String::from_utf8_lossy(a);
+        assert!(text.contains("(198,51,100,1,"), "{text}");
+    }
+    // Both data connections reached the server: the listing (port 25685) and the
+    // download (port 24523), all of whose captured bytes crossed.
+    let to_server = out.on("lan0");
+    for port in [25685u16, 24523] {
+        assert!(
+            to_server.iter().any(|p| tcp_parts(p).1 == port),
+            "data connection to port {port}: {:#?}",
+            out.events_with(&["drop"])
+        );
+    }
+    let bytes: usize = out
+        .on("wan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .filter(|c| c.0 == 24523)
+        .map(|c| c.4.len())
+        .sum();
+    let captured: usize = arrivals
+        .iter()
+        .filter(|a| a.iface == "lan0")
+        .map(|a| tcp_parts(&a.packet))
+        .filter(|c| c.0 == 24523)
+        .map(|c| c.4.len())
+        .sum();
+    assert!(captured > 100_000);
+    assert_eq!(bytes, captured);
+    assert_eq!(out.events_with(&["exp-new", "\"helper\":\"ftp\""]).len(), 2);
+    assert!(
+        out.events_with(&["\"type\":\"drop\""]).is_empty(),
+        "{:#?}",
+        out.events_with(&["drop"])
+    );
+    if require(tshark_available(), "tshark") {
+        for iface in ["lan0", "wan0"] {
+            let pcap = out.out_dir.join(format!("{iface}.pcap"));
+            let o = std::process::Command::new("tshark")
+                .args(["-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-r"])
+                .arg(&pcap)
+                .args(["-Y", "tcp.checksum.status == 0 || ip.checksum.status == 0 || tcp.analysis.ack_lost_segment || _ws.malformed"])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let bad = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                bad.trim().is_empty(),
+                "{iface}: bad checksums or ACKed unseen segments:\n{bad}"
+            );
+            let all = tshark_fields(&pcap, "ftp.response.code == 227", &["ftp.response.arg"]);
+            if iface == "wan0" {
+                assert_eq!(all.len(), 2, "{all:?}");
+                assert!(all.iter().all(|a| a.contains("198,51,100,1")), "{all:?}");
+            }
+        }
+    }
+}
+
+/// The real TFTP transfer of `tests/data/pcap/ndpi-tftp-classic.pcap` (rfc1350.txt, 109 packets)
+/// with the client behind a masquerade and FORWARD DROP but port 69: the server answers
+/// from its own port and every block reaches the client as RELATED.
+#[test]
+fn a_real_tftp_capture_through_masquerade() {
+    let public: std::net::Ipv4Addr = "198.51.100.1".parse().unwrap();
+    let client: std::net::Ipv4Addr = "192.168.0.253".parse().unwrap();
+    let rules = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p udp -m udp --dport 69 -j ACCEPT
+COMMIT
+";
+    let cfg = config("[helpers]\nauto_assign = true\n")
+        // The server (192.168.0.10) is not on the client's half of the /24.
+        .replace("\"192.0.2.1/24\"", "\"192.168.0.129/25\"")
+        .replace(
+            "\"198.51.100.1/24\"",
+            "\"198.51.100.1/24\", \"192.168.1.1/24\"",
+        );
+    let sc = Scenario::with_config("helper-tftp-capture", &cfg, rules, "");
+    let arrivals = capture_arrivals("ndpi-tftp-classic.pcap", client, client, public);
+    let blocks_in = arrivals.iter().filter(|a| a.iface == "wan0").count();
+    assert!(blocks_in > 40);
+    let out = sc.run(&arrivals, Some(30.0));
+    assert_eq!(
+        out.on("lan0").len(),
+        blocks_in,
+        "{:#?}",
+        out.events_with(&["drop"])
+    );
+    assert_eq!(out.on("wan0").len(), arrivals.len() - blocks_in);
+    assert_eq!(
+        out.events_with(&["exp-new", "\"helper\":\"tftp\""]).len(),
+        1
+    );
+    assert!(out.events_with(&["\"type\":\"drop\""]).is_empty());
+}
