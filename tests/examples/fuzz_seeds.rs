@@ -222,7 +222,13 @@ fn helper_sessions(root: &Path) -> Vec<HelperSession> {
     let lines = |l: &[&str]| -> Vec<(u8, u8, Vec<u8>)> {
         // "<" lines are the client's, ">" the server's; in order, one segment each.
         l.iter()
-            .map(|l| (u8::from(l.starts_with('>')), 0, format!("{}\r\n", &l[1..]).into_bytes()))
+            .map(|l| {
+                (
+                    u8::from(l.starts_with('>')),
+                    0,
+                    format!("{}\r\n", &l[1..]).into_bytes(),
+                )
+            })
             .collect()
     };
     let mut v: Vec<HelperSession> = Vec::new();
@@ -262,7 +268,11 @@ fn helper_sessions(root: &Path) -> Vec<HelperSession> {
         vec![
             (0, 0, b"USER x\r\n".to_vec()),
             (0, 0, b"PO".to_vec()),
-            (0, 0x77, b"RT 192,0,2,10,4,1\r\nEPRT |1|192.0.2.10|1026|\r\n".to_vec()),
+            (
+                0,
+                0x77,
+                b"RT 192,0,2,10,4,1\r\nEPRT |1|192.0.2.10|1026|\r\n".to_vec(),
+            ),
             (8, 0, b"EPRT |1|192.0.2.10|1026|\r\n".to_vec()),
             (0x1a, 0, b"PORT 192,0,2,10,4,2\r\n".to_vec()),
             (0, 0, b"PORT 192,0,2,10,4,3\r\n".to_vec()),
@@ -270,13 +280,22 @@ fn helper_sessions(root: &Path) -> Vec<HelperSession> {
     ));
 
     let rrq = std::fs::read_to_string(data.join("ndpi-tftp-rrq.hex")).expect("tftp data");
-    v.push(("helper_tftp", "ndpi-tftp-rrq".into(), 0, vec![(0, 0, unhex(&rrq))]));
+    v.push((
+        "helper_tftp",
+        "ndpi-tftp-rrq".into(),
+        0,
+        vec![(0, 0, unhex(&rrq))],
+    ));
     v.push((
         "helper_tftp",
         "wrq-options-and-data".into(),
         NAT,
         vec![
-            (0, 0x55, b"\x00\x02up.bin\x00octet\x00blksize\x001428\x00".to_vec()),
+            (
+                0,
+                0x55,
+                b"\x00\x02up.bin\x00octet\x00blksize\x001428\x00".to_vec(),
+            ),
             (1, 0, b"\x00\x04\x00\x00".to_vec()),
             (0, 0, b"\x00\x01name-without-mode".to_vec()),
         ],
@@ -318,7 +337,11 @@ fn helper_sessions(root: &Path) -> Vec<HelperSession> {
             "helper_talk",
             name.into(),
             settings,
-            vec![(0, 0, ntalk(1)), (1, 0x3c, ntalk_resp.clone()), (0, 0x3c, ntalk(3))],
+            vec![
+                (0, 0, ntalk(1)),
+                (1, 0x3c, ntalk_resp.clone()),
+                (0, 0x3c, ntalk(3)),
+            ],
         ));
     }
     v.push((
