@@ -21,6 +21,7 @@ use crate::{ftp, talk, tftp, Helper, HelperConfig, HelperOutput, HelperPacket};
 use conntrack::tuple::{Dir, Tuple};
 use conntrack::Instant;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// Settings bit: the connection is NATed.
 pub const NAT: u8 = 1;
@@ -181,9 +182,14 @@ pub fn ftp(data: &[u8]) {
 
 /// [`ftp`], returning how many expectations were made.
 fn run_ftp(data: &[u8]) -> usize {
+    // Built once: compiling the two searchers costs more than a whole short input.
+    static HELPERS: OnceLock<[ftp::Ftp; 2]> = OnceLock::new();
+    let both_modes = HELPERS.get_or_init(|| {
+        [false, true].map(|loose| ftp::Ftp::new(&HelperConfig { ports: None, loose }))
+    });
     let mut made = 0;
     let mut input = Input::new(data);
-    let h = ftp::Ftp::new(&input.config());
+    let h = &both_modes[usize::from(input.loose)];
     let tuples = input.tuples(6, 21);
     let mut states = [h.new_state(), h.new_state()];
     // Per direction: the next in-order sequence number and the last segment's start.
@@ -206,7 +212,7 @@ fn run_ftp(data: &[u8]) -> usize {
             _ => base[d].wrapping_add(u32::from(r.cut) * 256),
         };
         let out = both(
-            &h,
+            h,
             &mut states,
             &tuples,
             input.nat,
