@@ -276,10 +276,15 @@ impl Engine {
                     dst_port: req.dst_port,
                 });
             } else {
+                // To the master's peer endpoint (TFTP: the client's port), or where the
+                // helper says (talk: the caller's daemon, not its client port).
+                let (dst, dst_port) = req
+                    .nat_to
+                    .unwrap_or((tuples[other].src, tuples[other].src_id));
                 follow = Some(ExpectNat {
                     src: tuples[other].dst,
-                    dst: tuples[other].src,
-                    dst_port: tuples[other].src_id,
+                    dst,
+                    dst_port,
                 });
             }
         }
