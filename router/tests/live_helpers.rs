@@ -1545,12 +1545,9 @@ fn talk_through_masquerade_in_tmux() {
     }
 
     tmux.type_text("callee", &format!("talk {respond}"), true);
-    // KNOWN FAILURE (engine, reported with issue 17 item 8): the callee's LOOK_UP to
-    // 198.51.100.1:518 matches the lookup expectation but is DNATed to the caller's *client*
-    // port (192.0.2.2:<ctl port>) instead of its talkd (192.0.2.2:518): `expect_one` in
-    // router/src/engine/helper.rs ignores `ExpectRequest::nat_to` and follows the master's
-    // source port. The caller's kernel answers ICMP port unreachable, the callee's talk stays
-    // at "[Checking for invitation on caller's machine]" and neither side connects.
+    // The callee's lookup reaches the caller's talkd through the expectation (DNAT to port
+    // 518, not to the caller's client port), its answer is rewritten to the NAT address, and
+    // the callee's TCP connection comes back in through the other expectation.
     for side in ["caller", "callee"] {
         let s = tmux.wait_for(side, "[Connection established]", 15);
         assert!(
