@@ -8,11 +8,12 @@
 //! | hook | stages (priority) |
 //! |---|---|
 //! | PREROUTING | raw (−300), conntrack in (−200), mangle (−150), nat table + DNAT (−100) |
-//! | INPUT | mangle (−150), filter (0), nat table + SNAT (100), confirm (last) |
+//! | INPUT | mangle (−150), filter (0), nat table + SNAT (100), helper (300), confirm (last) |
 //! | FORWARD | mangle (−150), filter (0) |
 //! | OUTPUT | raw (−300), conntrack in (−200), mangle (−150), nat table + DNAT (−100), filter (0) |
-//! | POSTROUTING | mangle (−150), TCPMSS (99), nat table + SNAT (100), confirm (last) |
+//! | POSTROUTING | mangle (−150), TCPMSS (99), nat table + SNAT (100), helper (300), confirm (last) |
 //!
+//! The helper stage is there only when a helper can be attached ([`HookTable::with_helpers`]).
 //! Defragmentation (−400) runs before PREROUTING and OUTPUT as the packet is read, because a
 //! fragment held for reassembly has not entered any hook yet. TCPMSS is a target of the
 //! mangle table; the rules only choose the value and its one rewrite waits until every table

@@ -146,9 +146,11 @@ impl Engine {
         }
         let nat = status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0;
         let policy = helper.policy();
+        // No helper may hold more than half the table, so that a flood of one protocol's
+        // announcements leaves room for the others'.
         let limits = ExpectLimits {
             per_master: policy.max_expected,
-            per_helper: self.ct.config().expect_max,
+            per_helper: (self.ct.config().expect_max / 2).max(1),
         };
         let expires = self.now + policy.timeout;
         let mut rewrites = Vec::new();
