@@ -262,17 +262,9 @@ struct RawConfig {
     #[serde(default)]
     process: Option<RawProcess>,
     #[serde(default)]
-    helpers: Option<RawHelpers>,
-}
-
-/// `[helpers]`: the switch, and one table per helper (any other key is a helper's name,
-/// checked against the registry so that adding a helper needs no change here).
-#[derive(Deserialize)]
-struct RawHelpers {
-    #[serde(default)]
-    auto_assign: Option<bool>,
-    #[serde(flatten)]
-    helpers: std::collections::BTreeMap<Spanned<String>, RawHelper>,
+    /// Read by hand (`helpers_config`): its keys are helper names, and serde's flatten would
+    /// lose the positions errors need.
+    helpers: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -282,15 +274,6 @@ struct RawProcess {
     user: Option<Spanned<String>>,
     #[serde(default)]
     group: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHelper {
-    #[serde(default)]
-    ports: Option<Vec<Spanned<i64>>>,
-    #[serde(default)]
-    loose: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -412,6 +395,92 @@ impl Ctx<'_> {
             column,
         }
     }
+}
+
+/// `[helpers]`: `auto_assign`, and a `[helpers.NAME]` table per helper with `ports` and
+/// `loose`. Names are checked against the helpers registry, so adding a helper needs no
+/// change here. Positions are found in the text (the table was read without spans).
+fn helpers_config(cx: &Ctx<'_>, t: toml::Table) -> Result<HelpersConfig, ConfigError> {
+    let at = |needle: &str| {
+        let start = cx.text.find("[helpers").unwrap_or(0);
+        cx.text[start..].find(needle).map_or(start, |o| start + o)
+    };
+    let known = helpers::Registry::builtin();
+    let mut out = HelpersConfig::default();
+    for (key, value) in t {
+        if key == "auto_assign" {
+            out.auto_assign = value.as_bool().ok_or_else(|| {
+                cx.err(
+                    at("auto_assign"),
+                    "[helpers] auto_assign: expected true or false",
+                )
+            })?;
+            continue;
+        }
+        let here = at(&format!("helpers.{key}"));
+        if known.get(&key).is_none() {
+            let names: Vec<&str> = known.names().collect();
+            return Err(cx.err(
+                here,
+                format!(
+                    "[helpers]: no helper named {key:?} (expected auto_assign or one of: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let toml::Value::Table(h) = value else {
+            return Err(cx.err(
+                here,
+                format!("[helpers.{key}]: expected a table with ports and loose"),
+            ));
+        };
+        let mut cfg = helpers::HelperConfig::default();
+        for (k, v) in h {
+            let pos = cx.text[here..].find(&k).map_or(here, |o| here + o);
+            match k.as_str() {
+                "ports" => {
+                    let bad = || {
+                        cx.err(
+                            pos,
+                            format!(
+                                "[helpers.{key}] ports: expected a list of ports between 1 and \
+                                 65535"
+                            ),
+                        )
+                    };
+                    let list = v.as_array().ok_or_else(bad)?;
+                    let mut ports = Vec::new();
+                    for p in list {
+                        match p.as_integer().and_then(|n| u16::try_from(n).ok()) {
+                            Some(n) if n > 0 => ports.push(n),
+                            _ => return Err(bad()),
+                        }
+                    }
+                    cfg.ports = Some(ports);
+                }
+                "loose" => {
+                    cfg.loose = v.as_bool().ok_or_else(|| {
+                        cx.err(
+                            pos,
+                            format!("[helpers.{key}] loose: expected true or false"),
+                        )
+                    })?;
+                }
+                other => {
+                    return Err(cx.err(
+                        pos,
+                        format!("[helpers.{key}]: unknown key {other:?} (expected ports or loose)"),
+                    ))
+                }
+            }
+        }
+        out.settings.push((key, cfg));
+    }
+    // The registry's own checks: a port claimed twice, an empty list.
+    if let Err(e) = helpers::Registry::with_config(&out.settings) {
+        return Err(cx.err(at("[helpers"), format!("[helpers]: {e}")));
+    }
+    Ok(out)
 }
 
 /// Why Linux would refuse an interface name or read it as something else (`dev_valid_name`
@@ -810,52 +879,10 @@ impl Config {
                 "no [[interface]]: expected at least one interface to route between",
             ));
         }
-        let mut helpers = HelpersConfig::default();
-        if let Some(h) = raw.helpers {
-            helpers.auto_assign = h.auto_assign.unwrap_or(false);
-            let known = helpers::Registry::builtin();
-            for (name, raw) in h.helpers {
-                if known.get(name.get_ref()).is_none() {
-                    let names: Vec<&str> = known.names().collect();
-                    return Err(cx.at(
-                        &name,
-                        format!(
-                            "[helpers]: no helper named {:?} (expected auto_assign or one of: {})",
-                            name.get_ref(),
-                            names.join(", ")
-                        ),
-                    ));
-                }
-                let ports = match raw.ports {
-                    None => None,
-                    Some(ps) => {
-                        let mut v = Vec::new();
-                        for p in &ps {
-                            match u16::try_from(*p.get_ref()) {
-                                Ok(n) if n > 0 => v.push(n),
-                                _ => {
-                                    return Err(cx.at(
-                                        p,
-                                        format!(
-                                            "[helpers.{}] ports: expected a port between 1 and \
-                                             65535, found {}",
-                                            name.get_ref(),
-                                            p.get_ref()
-                                        ),
-                                    ))
-                                }
-                            }
-                        }
-                        Some(v)
-                    }
-                };
-                let cfg = helpers::HelperConfig {
-                    ports,
-                    loose: raw.loose.unwrap_or(false),
-                };
-                helpers.settings.push((name.into_inner(), cfg));
-            }
-        }
+        let helpers = match raw.helpers {
+            Some(t) => helpers_config(&cx, t)?,
+            None => HelpersConfig::default(),
+        };
         Ok(Config {
             interfaces,
             routes,
@@ -1343,6 +1370,60 @@ mod offload_tests {
             e(&TWO_TUNS.replace("kind = \"tun\"\noffload", "kind = \"tap\"\noffload")),
             "gw.toml:4:11: offload is supported on tun interfaces only"
         );
+    }
+
+    #[test]
+    fn helpers_tables_load_and_their_errors_have_positions() {
+        let parse_in = |t: &str, dir: &Path| Config::parse(t, "gw.toml", dir);
+        let err = |t: &str| parse_in(t, Path::new(".")).unwrap_err().to_string();
+        let base = "[[interface]]\nname = \"a\"\nkind = \"tun\"\n";
+        let c = parse_in(
+            &format!(
+                "{base}[helpers]\nauto_assign = true\n[helpers.ftp]\nports = [21, 2121]\n\
+                 loose = true\n[helpers.tftp]\nports = [6969]\n"
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(c.helpers.auto_assign);
+        assert_eq!(
+            c.helpers.settings,
+            vec![
+                (
+                    "ftp".to_string(),
+                    helpers::HelperConfig {
+                        ports: Some(vec![21, 2121]),
+                        loose: true
+                    }
+                ),
+                (
+                    "tftp".to_string(),
+                    helpers::HelperConfig {
+                        ports: Some(vec![6969]),
+                        loose: false
+                    }
+                ),
+            ]
+        );
+        assert!(!parse_in(base, Path::new(".")).unwrap().helpers.auto_assign);
+        assert_eq!(
+            err(&format!("{base}[helpers.gopher]\nports = [70]\n")),
+            "gw.toml:4:2: [helpers]: no helper named \"gopher\" (expected auto_assign or one \
+             of: ftp, tftp, talk, ntalk)"
+        );
+        assert_eq!(
+            err(&format!("{base}[helpers.ftp]\nports = [0]\n")),
+            "gw.toml:5:1: [helpers.ftp] ports: expected a list of ports between 1 and 65535"
+        );
+        assert_eq!(
+            err(&format!("{base}[helpers.ftp]\nport = 21\n")),
+            "gw.toml:5:1: [helpers.ftp]: unknown key \"port\" (expected ports or loose)"
+        );
+        assert_eq!(
+            err(&format!("{base}[helpers]\nauto_assign = 1\n")),
+            "gw.toml:5:1: [helpers] auto_assign: expected true or false"
+        );
+        assert!(err(&format!("{base}[helpers.talk]\nports = [518]\n")).contains("claimed by both"));
     }
 
     #[test]

@@ -824,11 +824,6 @@ fn ftp_pyftpdlib_curl_lftp_active_passive_through_masquerade() {
 
 /// `[helpers.ftp] ports` moves the FTP helper to another port: a vsftpd on 2121, active and
 /// passive through the masquerade, with FORWARD open for 2121 only.
-///
-/// KNOWN FAILURE (config, reported with issue 17 item 8): every `[helpers.NAME]` table is
-/// refused at load with "gw.toml:24:1: invalid type: string "ftp", expected a spanned value"
-/// (`RawHelpers` flattens its map into `BTreeMap<Spanned<String>, RawHelper>`, and a
-/// flattened map's keys cannot deserialize as `Spanned`), so tunfilter does not start.
 #[test]
 fn ftp_helper_on_a_configured_port() {
     if !ftp_env(&[FtpServer::Vsftpd]) {
