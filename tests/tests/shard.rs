@@ -955,3 +955,105 @@ COMMIT
         assert_eq!(set.directory().len(), 4, "n={n}: only two SYNs are tracked");
     }
 }
+
+/// An FTP data connection that the other worker reads first still starts in its master's
+/// shard (the expectation is published in the directory), so it is RELATED and translated
+/// back to the client; without that it would start in the other shard as an unknown
+/// connection and the FORWARD policy would drop it.
+#[test]
+fn an_expected_connection_starts_in_its_masters_shard() {
+    let cfg = r#"
+[[interface]]
+name = "lan0"
+kind = "tun"
+addresses = ["192.0.2.1/24"]
+[[interface]]
+name = "wan0"
+kind = "tun"
+addresses = ["198.51.100.1/24"]
+[conntrack]
+new_flows_per_batch = 0
+[helpers]
+auto_assign = true
+"#;
+    let rules = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p tcp --dport 21 -j ACCEPT
+COMMIT
+";
+    let cfg = Config::parse(cfg, "t.toml", Path::new(".")).unwrap();
+    let set = ShardSet::new(&cfg, 11, 2).unwrap();
+    let r4 = Arc::new(Ruleset::parse(rules, "t.rules", Family::V4).unwrap());
+    for i in 0..set.len() {
+        set.lock(i)
+            .set_shared_rules(r4.clone(), Arc::new(Ruleset::empty(Family::V6)));
+    }
+    let c = "192.0.2.2";
+    let port = b"PORT 192,0,2,2,195,80\r\n";
+    // The control connection, read by worker 0 (its shard is 0).
+    feed(
+        &set,
+        0,
+        t(1),
+        &[(LAN, tcp(c, 40000, SERVER, 21, 1000, 0, SYN, b""))],
+    );
+    feed(
+        &set,
+        1,
+        t(1),
+        &[(
+            WAN,
+            tcp(SERVER, 21, ROUTER_WAN, 40000, 5000, 1001, SYN | ACK, b""),
+        )],
+    );
+    feed(
+        &set,
+        0,
+        t(1),
+        &[(LAN, tcp(c, 40000, SERVER, 21, 1001, 5001, ACK, b""))],
+    );
+    feed(
+        &set,
+        0,
+        t(1),
+        &[(
+            LAN,
+            tcp(c, 40000, SERVER, 21, 1001, 5001, PSH | ACK, b"USER a\r\n"),
+        )],
+    );
+    let tx = feed(
+        &set,
+        0,
+        t(1),
+        &[(LAN, tcp(c, 40000, SERVER, 21, 1009, 5001, PSH | ACK, port))],
+    );
+    assert_eq!((set.lock(0).ct_len(), set.lock(1).ct_len()), (1, 0));
+    assert_eq!(set.lock(0).expect_list().len(), 1);
+    let sent = on(&tx, WAN);
+    assert!(sent[0].1.ends_with(b"PORT 198,51,100,1,195,80\r\n"));
+    // The server's data connection, read by worker 1.
+    let syn = tcp(SERVER, 20, ROUTER_WAN, 50000, 9000, 0, SYN, b"");
+    assert_eq!(set.owner(&syn), Some(0), "steered to the master's shard");
+    let tx = feed(&set, 1, t(1), &[(WAN, syn)]);
+    let lan = on(&tx, LAN);
+    assert_eq!(lan.len(), 1, "the data connection is RELATED and forwarded");
+    assert_eq!(
+        (lan[0].0, dst4(&lan[0].1), dport(&lan[0].1)),
+        (0, ip(c), 50000)
+    );
+    assert_eq!((set.lock(0).ct_len(), set.lock(1).ct_len()), (2, 0));
+    // Used: the directory no longer steers by it.
+    assert!(set.lock(0).expect_list().is_empty());
+    let other = tcp(SERVER, 21, ROUTER_WAN, 50001, 1, 0, SYN, b"");
+    assert_eq!(set.owner(&other), None);
+}
