@@ -22,13 +22,9 @@ const UNCONFIRMED: u32 = u32::MAX;
 impl Engine {
     /// The helper to attach to a new connection: an expectation's child helper, the raw
     /// table's `CT --helper`, or, with `auto_assign`, the one registered for its port.
-    pub(super) fn helper_for_new(
-        &self,
-        chosen: Option<&'static str>,
-        t: &Tuple,
-    ) -> Option<&'static str> {
-        if let Some(h) = chosen {
-            return Some(h);
+    pub(super) fn helper_for_new(&self, chosen: u8, t: &Tuple) -> Option<&'static str> {
+        if let Some(i) = usize::from(chosen).checked_sub(1) {
+            return self.helpers.names().nth(i);
         }
         if !self.helper_auto {
             return None;

@@ -93,8 +93,9 @@ struct Skb {
     zone: u16,
     trace: Option<u64>,
     mss: Option<u16>,
-    /// Helper chosen by `-j CT --helper NAME` in the raw table.
-    helper: Option<&'static str>,
+    /// Helper chosen by `-j CT --helper NAME` in the raw table: its position in the
+    /// registry plus one, 0 for none (a byte: this value is built for every packet).
+    helper: u8,
 }
 
 /// One packet on its way through the hooks: everything the stages read and write about it

@@ -49,7 +49,7 @@ impl Engine {
                     if let Ct::Invalid(why) = f.ct {
                         self.invalid.add(why);
                     }
-                    if self.helpers_on {
+                    if let (Ct::New { .. }, true) = (&f.ct, self.helpers_on) {
                         self.attach_helper(f);
                     }
                     if let (Hook::Prerouting, Ct::New { .. }, Some(left)) =
@@ -135,6 +135,11 @@ impl Engine {
             }
             Stage::Helper => self.helper_stage(hook, f),
             Stage::Confirm => {
+                // Only a new connection has anything to insert (and to drop): the others
+                // leave `f.ct` as it is, which spares a drop call per packet.
+                if !matches!(f.ct, Ct::New { .. }) {
+                    return true;
+                }
                 let ct = std::mem::replace(&mut f.ct, Ct::Untracked);
                 self.confirm(ct, &f.meta, f.ingress, hook)
             }

@@ -58,9 +58,13 @@ impl Engine {
                     c.status.insert(Status::SEEN_REPLY);
                 }
                 // Acknowledgements of a stream a helper rewrote count the rewritten bytes.
-                let ack_offset = match c.ext.as_ref().and_then(|e| e.seqadj) {
-                    Some(adj) if meta.proto == 6 => ack_offset(&adj, dir, l4pkt.data),
-                    _ => 0,
+                let ack_offset = if meta.proto == 6 {
+                    match c.ext.as_deref().and_then(|e| e.seqadj) {
+                        Some(adj) => ack_offset(&adj, dir, l4pkt.data),
+                        None => 0,
+                    }
+                } else {
+                    0
                 };
                 let mut cx = ConnCtx {
                     dir,
