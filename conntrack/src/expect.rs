@@ -153,28 +153,18 @@ pub struct ExpectLimits {
     pub per_helper: usize,
 }
 
-/// Why an expectation was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpectError {
-    /// The table is full.
-    GlobalLimit,
-    /// The helper has its maximum of live expectations.
-    HelperLimit,
-    /// The master connection is gone.
-    NoMaster,
-    /// An expectation of another master could match the same connections.
-    Clash,
-}
-
-impl ExpectError {
-    /// The reason, as counted and reported.
-    pub fn reason(self) -> &'static str {
-        match self {
-            ExpectError::GlobalLimit => "expectation table full",
-            ExpectError::HelperLimit => "helper's expectation limit reached",
-            ExpectError::NoMaster => "master connection gone",
-            ExpectError::Clash => "clashes with another master's expectation",
-        }
+crate::reasons! {
+    /// Why an expectation was refused (the text is the detail of the helper's
+    /// `expect-failed` event).
+    pub enum ExpectError {
+        /// The table is full.
+        GlobalLimit => "expectation table full",
+        /// The helper has its maximum of live expectations.
+        HelperLimit => "helper's expectation limit reached",
+        /// The master connection is gone.
+        NoMaster => "master connection gone",
+        /// An expectation of another master could match the same connections.
+        Clash => "clashes with another master's expectation",
     }
 }
 

@@ -6,7 +6,10 @@
 //! What lives here:
 //! - [`tuple`]: the per-direction connection tuple and its `invert`;
 //! - [`proto`]: the [`proto::L3Proto`] and [`proto::L4Proto`] traits that
-//!   protocol modules implement (the `l3proto` and `l4proto` crates);
+//!   protocol modules implement (the `l3proto` and `l4proto` crates), and
+//!   [`Invalid`], why a packet is INVALID;
+//! - [`reason`]: typed reasons with fixed texts and counter slots ([`reasons!`]),
+//!   which every crate's drop and refusal reasons are declared with;
 //! - [`table`]: the connection table (keyed hash, bounded size, early drop,
 //!   bounded GC sweep, insertion at confirm);
 //! - [`expect`]: the expectation table (hashed by destination, bounded, swept);
@@ -46,7 +49,9 @@
 pub mod conn;
 pub mod event;
 pub mod expect;
+mod invalid;
 pub mod proto;
+pub mod reason;
 pub mod table;
 pub mod tuple;
 
@@ -55,6 +60,7 @@ pub use conn::{Conn, Counter, Status};
 pub use event::{ConnInfo, Event, EventKind};
 pub use expect::{ExpectLimits, Expectation};
 pub use proto::{ConnCtx, Invalid, L3Packet, L3Proto, L4Packet, L4Proto, ProtoState, Verdict};
+pub use reason::Reason;
 pub use table::{ConnTable, TableConfig};
 pub use tuple::{Dir, Family, Tuple, TupleMask};
 pub use wire::{Instant, PacketBuf, SegChain};

@@ -8,18 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 use wire::Instant;
 
-/// Why a packet is INVALID for conntrack. Static strings keep the hot path
-/// allocation-free and give drop counters stable names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Invalid(pub &'static str);
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for Invalid {}
+pub use crate::invalid::Invalid;
 
 /// Per-connection L4 state as the table stores it.
 pub trait ProtoState: fmt::Debug + Send + Sync + 'static {
@@ -123,7 +112,7 @@ pub trait L4Proto: Send + Sync {
             pkt.data
                 .get(at..at + 2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .ok_or(Invalid("quoted L4 header truncated"))
+                .ok_or(Invalid::QuotedL4Truncated)
         };
         match pkt.proto {
             6 | 17 | 33 | 132 | 136 => Ok((be16(0)?, be16(2)?)),
@@ -170,11 +159,25 @@ pub enum Frag {
     Later,
 }
 
-/// Why an L3 module rejected a packet.
+/// Why an L3 module rejected a packet. The variants a drop counter tells apart (`ip:
+/// truncated`, `ip: bad version`, ...) have their own; anything else is `Malformed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum L3Error {
-    /// Header malformed or truncated; the string names what.
+    /// An empty packet.
+    Empty,
+    /// A version nibble that is neither 4 nor 6.
+    UnknownVersion,
+    /// Shorter than its header or than its length field says.
+    Truncated,
+    /// The version field is not the module's.
+    BadVersion,
+    /// The header length field is below the minimum or beyond the packet.
+    BadHeaderLen,
+    /// The total (or payload) length field is inconsistent with the header.
+    BadLength,
+    /// Otherwise malformed (a misplaced IPv6 extension header, a jumbogram, ...); the
+    /// string names what.
     Malformed(&'static str),
     /// Header checksum wrong.
     BadChecksum,
@@ -184,11 +187,18 @@ pub enum L3Error {
 
 impl fmt::Display for L3Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            L3Error::Malformed(what) => write!(f, "malformed L3 header: {what}"),
-            L3Error::BadChecksum => f.write_str("bad IP header checksum"),
-            L3Error::WrongFamily => f.write_str("wrong address family"),
-        }
+        let what = match self {
+            L3Error::Empty => "empty packet",
+            L3Error::UnknownVersion => "unknown IP version",
+            L3Error::Truncated => "truncated",
+            L3Error::BadVersion => "bad version",
+            L3Error::BadHeaderLen => "bad header length",
+            L3Error::BadLength => "bad total length",
+            L3Error::Malformed(what) => what,
+            L3Error::BadChecksum => return f.write_str("bad IP header checksum"),
+            L3Error::WrongFamily => return f.write_str("wrong address family"),
+        };
+        write!(f, "malformed L3 header: {what}")
     }
 }
 

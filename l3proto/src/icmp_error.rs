@@ -46,13 +46,13 @@ pub fn icmp_error_tuple<L: L4Proto>(
     verify_checksum: bool,
 ) -> Result<Tuple, Invalid> {
     if l3.frag != Frag::None {
-        return Err(Invalid("icmp: error in a fragment"));
+        return Err(Invalid::IcmpErrorInFragment);
     }
     if l3.l4.len() < 8 {
-        return Err(Invalid("icmp: truncated header"));
+        return Err(Invalid::IcmpTruncatedHeader);
     }
     if verify_checksum && !checksum_ok(l3) {
-        return Err(Invalid("icmp: bad checksum"));
+        return Err(Invalid::IcmpBadChecksum);
     }
     let quote = &l3.l4[8..];
     let (src, dst, proto, l4_data) = match l3.family {
@@ -60,9 +60,7 @@ pub fn icmp_error_tuple<L: L4Proto>(
         Family::V6 => quoted_v6(quote)?,
     };
     if src != l3.dst {
-        return Err(Invalid(
-            "icmp: quoted source is not the error's destination",
-        ));
+        return Err(Invalid::IcmpQuotedSourceMismatch);
     }
     let inner_is_error = match proto {
         1 => l4_data
@@ -72,7 +70,7 @@ pub fn icmp_error_tuple<L: L4Proto>(
         _ => false,
     };
     if inner_is_error {
-        return Err(Invalid("icmp: error about an error"));
+        return Err(Invalid::IcmpErrorAboutError);
     }
     let inner = L4Packet {
         family: l3.family,
@@ -110,16 +108,16 @@ type Quoted<'a> = (IpAddr, IpAddr, u8, &'a [u8]);
 /// The quote is usually truncated, so its total length cannot be trusted to
 /// bound anything: parse the header fields directly.
 fn quoted_v4(q: &[u8]) -> Result<Quoted<'_>, Invalid> {
-    let first = *q.first().ok_or(Invalid("icmp: empty quote"))?;
+    let first = *q.first().ok_or(Invalid::IcmpEmptyQuote)?;
     if first >> 4 != 4 {
-        return Err(Invalid("icmp: quoted packet is not IPv4"));
+        return Err(Invalid::IcmpQuotedNotIpv4);
     }
     let hl = usize::from(first & 0x0f) * 4;
     if hl < 20 || q.len() < hl + 8 {
-        return Err(Invalid("icmp: quoted header truncated"));
+        return Err(Invalid::IcmpQuotedTruncated);
     }
     if u16::from_be_bytes([q[6], q[7]]) & 0x1fff != 0 {
-        return Err(Invalid("icmp: quoted packet is a later fragment"));
+        return Err(Invalid::IcmpQuotedLaterFragment);
     }
     let src = Ipv4Addr::new(q[12], q[13], q[14], q[15]);
     let dst = Ipv4Addr::new(q[16], q[17], q[18], q[19]);
@@ -128,21 +126,20 @@ fn quoted_v4(q: &[u8]) -> Result<Quoted<'_>, Invalid> {
 
 fn quoted_v6(q: &[u8]) -> Result<Quoted<'_>, Invalid> {
     if q.len() < 40 || q[0] >> 4 != 6 {
-        return Err(Invalid("icmp: quoted packet is not IPv6"));
+        return Err(Invalid::IcmpQuotedNotIpv6);
     }
     let mut a = [0u8; 16];
     a.copy_from_slice(&q[8..24]);
     let src = Ipv6Addr::from(a);
     a.copy_from_slice(&q[24..40]);
     let dst = Ipv6Addr::from(a);
-    let walk =
-        walk_ext_headers(q[6], &q[40..]).map_err(|_| Invalid("icmp: quoted headers malformed"))?;
+    let walk = walk_ext_headers(q[6], &q[40..]).map_err(|_| Invalid::IcmpQuotedHeadersMalformed)?;
     if walk.frag.is_some_and(|f| f.offset != 0) {
-        return Err(Invalid("icmp: quoted packet is a later fragment"));
+        return Err(Invalid::IcmpQuotedLaterFragment);
     }
     let l4 = q.get(40 + walk.l4_offset..).unwrap_or(&[]);
     if l4.len() < 8 {
-        return Err(Invalid("icmp: quoted header truncated"));
+        return Err(Invalid::IcmpQuotedTruncated);
     }
     Ok((IpAddr::V6(src), IpAddr::V6(dst), walk.upper_proto, l4))
 }
@@ -219,7 +216,7 @@ mod tests {
         let l3 = crate::Ipv4.parse(&err).unwrap();
         assert_eq!(
             icmp_error_tuple(&l3, &Ports, true),
-            Err(Invalid("icmp: quoted header truncated"))
+            Err(Invalid::IcmpQuotedTruncated)
         );
         // An error about an error.
         let inner = error_about(&orig[..28], [192, 0, 2, 2], 3);
@@ -227,7 +224,7 @@ mod tests {
         let l3 = crate::Ipv4.parse(&err).unwrap();
         assert_eq!(
             icmp_error_tuple(&l3, &Ports, true),
-            Err(Invalid("icmp: error about an error"))
+            Err(Invalid::IcmpErrorAboutError)
         );
         // Bad ICMP checksum.
         let mut err = error_about(&orig[..28], [192, 0, 2, 2], 3);
@@ -235,7 +232,7 @@ mod tests {
         let l3 = crate::Ipv4.parse(&err).unwrap();
         assert_eq!(
             icmp_error_tuple(&l3, &Ports, true),
-            Err(Invalid("icmp: bad checksum"))
+            Err(Invalid::IcmpBadChecksum)
         );
         // Every truncation of the quote is refused without panicking.
         let full = error_about(&orig[..28], [192, 0, 2, 2], 3);

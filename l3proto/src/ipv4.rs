@@ -11,10 +11,10 @@ pub struct Ipv4;
 
 pub(crate) fn wire_err(e: WireError) -> L3Error {
     match e {
-        WireError::Truncated => L3Error::Malformed("truncated"),
-        WireError::BadVersion => L3Error::Malformed("bad version"),
-        WireError::BadHeaderLen => L3Error::Malformed("bad header length"),
-        WireError::BadLength => L3Error::Malformed("bad total length"),
+        WireError::Truncated => L3Error::Truncated,
+        WireError::BadVersion => L3Error::BadVersion,
+        WireError::BadHeaderLen => L3Error::BadHeaderLen,
+        WireError::BadLength => L3Error::BadLength,
         WireError::BadChecksum => L3Error::BadChecksum,
         WireError::Malformed(what) => L3Error::Malformed(what),
         _ => L3Error::Malformed("malformed header"),

@@ -40,7 +40,7 @@ pub fn parse(packet: &[u8]) -> Result<L3Packet<'_>, L3Error> {
     match packet.first().map(|b| b >> 4) {
         Some(4) => Ipv4.parse(packet),
         Some(6) => Ipv6.parse(packet),
-        Some(_) => Err(L3Error::Malformed("unknown IP version")),
-        None => Err(L3Error::Malformed("empty packet")),
+        Some(_) => Err(L3Error::UnknownVersion),
+        None => Err(L3Error::Empty),
     }
 }

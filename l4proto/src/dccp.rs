@@ -200,11 +200,12 @@ pub struct Dccp;
 
 fn parse(data: &[u8]) -> Result<(DccpPacket<&[u8]>, usize), Invalid> {
     let p = DccpPacket::new_checked(data).map_err(|e| match e {
-        WireError::Malformed(why) => Invalid(why),
-        WireError::BadHeaderLen => Invalid("dccp: bad data offset"),
-        _ => Invalid("dccp: truncated header"),
+        // The view's one `Malformed`: a type that needs 48-bit sequence numbers without them.
+        WireError::Malformed(_) => Invalid::DccpShortSeq,
+        WireError::BadHeaderLen => Invalid::DccpBadDataOffset,
+        _ => Invalid::DccpTruncated,
     })?;
-    let ty = type_index(p.packet_type()).ok_or(Invalid("dccp: reserved packet type"))?;
+    let ty = type_index(p.packet_type()).ok_or(Invalid::DccpReservedType)?;
     Ok((p, ty))
 }
 
@@ -213,7 +214,7 @@ impl Dccp {
     pub fn ids(&self, pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
         let (p, _) = parse(pkt.data)?;
         if p.checksum_coverage_len().is_none() {
-            return Err(Invalid("dccp: bad checksum coverage"));
+            return Err(Invalid::DccpBadCoverage);
         }
         if pkt.verify_checksum {
             let ok = match addrs(pkt) {
@@ -222,7 +223,7 @@ impl Dccp {
                 None => false,
             };
             if !ok {
-                return Err(Invalid("dccp: bad checksum"));
+                return Err(Invalid::DccpBadChecksum);
             }
         }
         Ok((p.src_port(), p.dst_port()))
@@ -232,7 +233,7 @@ impl Dccp {
     pub fn new_conn(&self, pkt: &L4Packet<'_>, _now: Instant) -> Result<DccpState, Invalid> {
         let (p, _) = parse(pkt.data)?;
         if p.packet_type() != DccpType::Request {
-            return Err(Invalid("dccp: only a Request can start a connection"));
+            return Err(Invalid::DccpOnlyRequestStarts);
         }
         Ok(DccpState {
             handshake_seq: 0,
@@ -298,7 +299,7 @@ impl Dccp {
                     };
                 }
             }
-            IV => return Verdict::Invalid(Invalid("dccp: invalid state transition")),
+            IV => return Verdict::Invalid(Invalid::DccpBadTransition),
             _ => {}
         }
         s.set_last(dir, ty);

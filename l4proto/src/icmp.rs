@@ -76,21 +76,21 @@ pub struct Icmp;
 /// Type and identifier after the header checks.
 fn parse(pkt: &L4Packet<'_>) -> Result<(bool, u8, u16), Invalid> {
     if pkt.proto == proto::ICMPV6 {
-        let icmp = Icmpv6Packet::new_checked(pkt.data).map_err(|_| Invalid("icmpv6: truncated"))?;
+        let icmp = Icmpv6Packet::new_checked(pkt.data).map_err(|_| Invalid::Icmpv6Truncated)?;
         if pkt.verify_checksum {
             let ok = match addrs(pkt) {
                 Some(Addrs::V6(s, d)) => icmp.verify_checksum(&s, &d),
                 _ => false,
             };
             if !ok {
-                return Err(Invalid("icmpv6: bad checksum"));
+                return Err(Invalid::Icmpv6BadChecksum);
             }
         }
         Ok((true, icmp.msg_type(), icmp.echo_ident()))
     } else {
-        let icmp = IcmpPacket::new_checked(pkt.data).map_err(|_| Invalid("icmp: truncated"))?;
+        let icmp = IcmpPacket::new_checked(pkt.data).map_err(|_| Invalid::IcmpTruncated)?;
         if pkt.verify_checksum && !icmp.verify_checksum() {
-            return Err(Invalid("icmp: bad checksum"));
+            return Err(Invalid::IcmpBadChecksum);
         }
         Ok((false, icmp.msg_type(), icmp.echo_ident()))
     }
@@ -121,14 +121,14 @@ impl Icmp {
         if request {
             return Ok(IcmpState { request: t, v6 });
         }
-        Err(Invalid(match (v6, t) {
-            (false, t) if is_reply(false, t) => "icmp: reply without request",
-            (true, t) if is_reply(true, t) => "icmpv6: reply without request",
-            (false, t) if is_error_v4(t) => "icmp: error message cannot start a connection",
-            (true, t) if is_error_v6(t) => "icmpv6: error message cannot start a connection",
-            (false, _) => "icmp: message type is not tracked",
-            (true, _) => "icmpv6: message type is not tracked",
-        }))
+        Err(match (v6, t) {
+            (false, t) if is_reply(false, t) => Invalid::IcmpReplyWithoutRequest,
+            (true, t) if is_reply(true, t) => Invalid::Icmpv6ReplyWithoutRequest,
+            (false, t) if is_error_v4(t) => Invalid::IcmpErrorCannotStart,
+            (true, t) if is_error_v6(t) => Invalid::Icmpv6ErrorCannotStart,
+            (false, _) => Invalid::IcmpTypeNotTracked,
+            (true, _) => Invalid::Icmpv6TypeNotTracked,
+        })
     }
 
     /// Requests must go the original way, their answers the reply way.
@@ -161,11 +161,11 @@ impl Icmp {
         } else {
             reply_type_v4(ty).is_some()
         };
-        Verdict::Invalid(Invalid(match ctx.dir {
-            Dir::Original if is_reply(s.v6, ty) => "icmp: reply in the original direction",
-            Dir::Reply if request_like => "icmp: request in the reply direction",
-            _ => "icmp: message type does not match the connection",
-        }))
+        Verdict::Invalid(match ctx.dir {
+            Dir::Original if is_reply(s.v6, ty) => Invalid::IcmpReplyInOriginal,
+            Dir::Reply if request_like => Invalid::IcmpRequestInReply,
+            _ => Invalid::IcmpTypeMismatch,
+        })
     }
 
     /// Whether the message is an error quoting another packet.

@@ -35,7 +35,7 @@
 //! let orig = Tuple { src, dst, src_id, dst_id, proto: 6, zone: 0 };
 //! let tuples = [orig, orig.invert()];
 //! let mut status = Status::default();
-//! let mut ctx = ConnCtx { dir: Dir::Original, status: &mut status, now, tuples: &tuples };
+//! let mut ctx = ConnCtx { dir: Dir::Original, status: &mut status, now, tuples: &tuples, ack_offset: 0 };
 //! let verdict = l4.packet(&mut state, &mut ctx, &pkt);
 //! assert_eq!(verdict, Verdict::Accept { timeout: Duration::from_secs(60) });
 //! assert_eq!(state.state_name(), "SYN_SENT");
@@ -303,7 +303,7 @@ impl L4Modules {
     }
 }
 
-const WRONG_STATE: Invalid = Invalid("l4: connection state does not match the protocol");
+const WRONG_STATE: Invalid = Invalid::L4WrongState;
 
 impl L4Proto for L4Modules {
     type State = AnyState;

@@ -179,7 +179,7 @@ impl ChunkMap {
 }
 
 fn parse(data: &[u8]) -> Result<SctpPacket<&[u8]>, Invalid> {
-    SctpPacket::new_checked(data).map_err(|_| Invalid("sctp: truncated common header"))
+    SctpPacket::new_checked(data).map_err(|_| Invalid::SctpTruncated)
 }
 
 /// Walks the chunk list once: well-formed chunks, at least one, and the
@@ -189,28 +189,28 @@ fn scan(sp: &SctpPacket<&[u8]>) -> Result<ChunkMap, Invalid> {
     let mut map = 0;
     let mut alone = false;
     for (i, chunk) in sp.chunks().enumerate() {
-        let chunk = chunk.map_err(|_| Invalid("sctp: malformed chunk"))?;
+        let chunk = chunk.map_err(|_| Invalid::SctpMalformedChunk)?;
         let t = chunk.chunk_type;
         if i > 0 && (alone || matches!(t, C::INIT | C::INIT_ACK | C::SHUTDOWN_COMPLETE)) {
-            return Err(Invalid("sctp: INIT, INIT ACK or SHUTDOWN COMPLETE bundled"));
+            return Err(Invalid::SctpBundled);
         }
         if i > 0 && matches!(t, C::COOKIE_ECHO | C::COOKIE_ACK) {
-            return Err(Invalid("sctp: COOKIE ECHO or COOKIE ACK not first"));
+            return Err(Invalid::SctpCookieNotFirst);
         }
         alone |= matches!(t, C::INIT | C::INIT_ACK | C::SHUTDOWN_COMPLETE);
         map |= bit(t);
     }
     if map == 0 {
-        return Err(Invalid("sctp: packet without chunks"));
+        return Err(Invalid::SctpNoChunks);
     }
     Ok(ChunkMap(map))
 }
 
 fn initiate_tag(chunk: &SctpChunk<'_>) -> Result<u32, Invalid> {
     match chunk.init_initiate_tag() {
-        Some(0) => Err(Invalid("sctp: zero Initiate Tag")), // RFC 9260 §3.3.2
+        Some(0) => Err(Invalid::SctpZeroInitiateTag), // RFC 9260 §3.3.2
         Some(tag) => Ok(tag),
-        None => Err(Invalid("sctp: INIT or INIT ACK too short")),
+        None => Err(Invalid::SctpInitTooShort),
     }
 }
 
@@ -219,7 +219,7 @@ impl Sctp {
     pub fn ids(&self, pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
         let sp = parse(pkt.data)?;
         if pkt.verify_checksum && !sp.verify_checksum() {
-            return Err(Invalid("sctp: bad CRC32c"));
+            return Err(Invalid::SctpBadCrc);
         }
         Ok((sp.src_port(), sp.dst_port()))
     }
@@ -235,20 +235,16 @@ impl Sctp {
         };
         if map.has(C::INIT) {
             if sp.verification_tag() != 0 {
-                return Err(Invalid("sctp: INIT with non-zero verification tag"));
+                return Err(Invalid::SctpInitWithTag);
             }
         } else if map.has(C::HEARTBEAT) {
             // A path of an association we saw start elsewhere: adopt its tag.
             s.vtag[0] = sp.verification_tag();
         } else if map.has(C::ABORT) || map.has(C::SHUTDOWN_COMPLETE) || map.has(C::COOKIE_ACK) {
             // RFC 9260 §8.4: out-of-the-blue packets with these are discarded.
-            return Err(Invalid(
-                "sctp: out-of-the-blue ABORT, SHUTDOWN COMPLETE or COOKIE ACK",
-            ));
+            return Err(Invalid::SctpOutOfTheBlue);
         } else {
-            return Err(Invalid(
-                "sctp: only INIT or HEARTBEAT can start an association",
-            ));
+            return Err(Invalid::SctpCannotStart);
         }
         Ok(s)
     }
@@ -275,7 +271,7 @@ impl Sctp {
         ctx: &mut ConnCtx<'_>,
         pkt: &L4Packet<'_>,
     ) -> Result<(), Invalid> {
-        const WRONG_VTAG: Invalid = Invalid("sctp: wrong verification tag");
+        const WRONG_VTAG: Invalid = Invalid::SctpWrongTag;
         let sp = parse(pkt.data)?;
         let map = scan(&sp)?;
         let d = ctx.dir.index();
@@ -297,12 +293,10 @@ impl Sctp {
         // association untouched.
         let mut n = *s;
         for chunk in sp.chunks() {
-            let chunk = chunk.map_err(|_| Invalid("sctp: malformed chunk"))?;
+            let chunk = chunk.map_err(|_| Invalid::SctpMalformedChunk)?;
             match chunk.chunk_type {
                 // §8.5.1 (A).
-                C::INIT if vtag != 0 => {
-                    return Err(Invalid("sctp: INIT with non-zero verification tag"))
-                }
+                C::INIT if vtag != 0 => return Err(Invalid::SctpInitWithTag),
                 // §8.5.1 (B), (C): our own tag, or the peer's if reflected (T bit).
                 C::ABORT | C::SHUTDOWN_COMPLETE => {
                     let want = if chunk.t_bit() {
@@ -342,7 +336,7 @@ impl Sctp {
             };
             let next = TABLE[d][r][n.state as usize];
             if next == IV {
-                return Err(Invalid("sctp: chunk invalid in this state"));
+                return Err(Invalid::SctpChunkInState);
             }
             if matches!(chunk.chunk_type, C::INIT | C::INIT_ACK) {
                 // Packets towards the sender must carry its Initiate Tag.

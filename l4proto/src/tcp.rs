@@ -371,8 +371,8 @@ fn after(a: u32, b: u32) -> bool {
 
 fn parse(data: &[u8]) -> Result<TcpPacket<&[u8]>, Invalid> {
     TcpPacket::new_checked(data).map_err(|e| match e {
-        WireError::BadHeaderLen => Invalid("tcp: bad header length"),
-        _ => Invalid("tcp: truncated header"),
+        WireError::BadHeaderLen => Invalid::TcpBadHeaderLen,
+        _ => Invalid::TcpTruncatedHeader,
     })
 }
 
@@ -428,7 +428,7 @@ impl Tcp {
     pub fn ids(&self, pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
         let tcp = parse(pkt.data)?;
         if !valid_flags(tcp.flags()) {
-            return Err(Invalid("tcp: invalid flag combination"));
+            return Err(Invalid::TcpBadFlags);
         }
         if pkt.verify_checksum {
             let ok = match addrs(pkt) {
@@ -437,7 +437,7 @@ impl Tcp {
                 None => false,
             };
             if !ok {
-                return Err(Invalid("tcp: bad checksum"));
+                return Err(Invalid::TcpBadChecksum);
             }
         }
         Ok((tcp.src_port(), tcp.dst_port()))
@@ -482,11 +482,11 @@ impl Tcp {
                 );
                 s.wflags[1] = SACK_PERM | BE_LIBERAL;
             }
-            FlagClass::Ack => return Err(Invalid("tcp: mid-stream pickup disabled (tcp_loose)")),
-            FlagClass::SynAck => return Err(Invalid("tcp: SYN-ACK cannot start a connection")),
-            FlagClass::Fin => return Err(Invalid("tcp: FIN cannot start a connection")),
-            FlagClass::Rst => return Err(Invalid("tcp: RST cannot start a connection")),
-            FlagClass::None => return Err(Invalid("tcp: segment without flags")),
+            FlagClass::Ack => return Err(Invalid::TcpMidStreamPickup),
+            FlagClass::SynAck => return Err(Invalid::TcpSynAckCannotStart),
+            FlagClass::Fin => return Err(Invalid::TcpFinCannotStart),
+            FlagClass::Rst => return Err(Invalid::TcpRstCannotStart),
+            FlagClass::None => return Err(Invalid::TcpNoFlags),
         }
         Ok(s)
     }
@@ -525,14 +525,14 @@ impl Tcp {
         let reply_seen = s.last_flags & L_REPLY_SEEN != 0;
         let next = TABLE[d][index as usize][old as usize];
         if next == IV {
-            return Verdict::Invalid(Invalid(match index {
-                FlagClass::Syn => "tcp: unexpected SYN",
-                FlagClass::SynAck => "tcp: unexpected SYN-ACK",
-                FlagClass::Fin => "tcp: unexpected FIN",
-                FlagClass::Ack => "tcp: unexpected ACK",
-                FlagClass::Rst => "tcp: unexpected RST",
-                FlagClass::None => "tcp: segment without flags",
-            }));
+            return Verdict::Invalid(match index {
+                FlagClass::Syn => Invalid::TcpUnexpectedSyn,
+                FlagClass::SynAck => Invalid::TcpUnexpectedSynAck,
+                FlagClass::Fin => Invalid::TcpUnexpectedFin,
+                FlagClass::Ack => Invalid::TcpUnexpectedAck,
+                FlagClass::Rst => Invalid::TcpUnexpectedRst,
+                FlagClass::None => Invalid::TcpNoFlags,
+            });
         }
         let mut ignore = next == IG;
         if next == SS && old >= TcpConntrack::TimeWait {
@@ -626,9 +626,7 @@ impl Tcp {
             }
             TcpConntrack::Close if index == FlagClass::Rst => {
                 match self.check_rst(s, ctx, tcp, dir, old) {
-                    RstCheck::Invalid => {
-                        return Verdict::Invalid(Invalid("tcp: RST seq out of window"))
-                    }
+                    RstCheck::Invalid => return Verdict::Invalid(Invalid::TcpRstOutOfWindow),
                     RstCheck::KeepState => new = old,
                     RstCheck::SkipWindow => skip_window = true,
                     RstCheck::CheckWindow => {}
@@ -639,7 +637,7 @@ impl Tcp {
 
         if !skip_window {
             if let Err(why) = self.in_window(s, dir, index, old, tcp, ctx.ack_offset) {
-                return Verdict::Invalid(Invalid(why));
+                return Verdict::Invalid(why);
             }
         }
 
@@ -748,7 +746,7 @@ impl Tcp {
         old: TcpConntrack,
         tcp: &TcpPacket<&[u8]>,
         ack_offset: u32,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), Invalid> {
         let d = dir.index();
         let mut sender = s.win(d);
         let mut receiver = s.win(1 - d);
@@ -780,7 +778,7 @@ impl Tcp {
         old: TcpConntrack,
         tcp: &TcpPacket<&[u8]>,
         ack_offset: u32,
-    ) -> Result<(), &'static str> {
+    ) -> Result<(), Invalid> {
         let mut seq = tcp.seq_number();
         let mut ack = tcp.ack_number().wrapping_sub(ack_offset);
         let win_raw = tcp.window_len();
@@ -920,13 +918,13 @@ impl Tcp {
             return Ok(());
         }
         Err(if !seq_ok {
-            "tcp: seq out of window (over the receiver's window)"
+            Invalid::TcpSeqOverWindow
         } else if !in_recv_win {
-            "tcp: seq out of window (already acknowledged data)"
+            Invalid::TcpSeqAlreadyAcked
         } else if !ack_hi {
-            "tcp: ack out of window (acknowledges data not sent)"
+            Invalid::TcpAckNotSent
         } else {
-            "tcp: ack out of window (too old)"
+            Invalid::TcpAckTooOld
         })
     }
 }

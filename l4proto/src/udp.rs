@@ -41,8 +41,8 @@ impl Udp {
             return udplite_ids(pkt);
         }
         let udp = UdpPacket::new_checked(pkt.data).map_err(|e| match e {
-            WireError::BadLength => Invalid("udp: bad length field"),
-            _ => Invalid("udp: truncated"),
+            WireError::BadLength => Invalid::UdpBadLength,
+            _ => Invalid::UdpTruncated,
         })?;
         // Only the address tags: copying the addresses out (as `addrs` does) cost a
         // store-forwarding stall per packet, the packet view having just been built.
@@ -50,7 +50,7 @@ impl Udp {
         // RFC 8200 §8.1: IPv6 has no "no checksum" value; Linux refuses it
         // even where it does not verify checksums.
         if v6 && udp.checksum() == 0 {
-            return Err(Invalid("udp: zero checksum over IPv6"));
+            return Err(Invalid::UdpZeroChecksumV6);
         }
         if pkt.verify_checksum {
             let ok = match addrs(pkt) {
@@ -59,7 +59,7 @@ impl Udp {
                 None => false,
             };
             if !ok {
-                return Err(Invalid("udp: bad checksum"));
+                return Err(Invalid::UdpBadChecksum);
             }
         }
         Ok((udp.src_port(), udp.dst_port()))
@@ -98,12 +98,12 @@ impl Udp {
 
 fn udplite_ids(pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
     let udp = UdpLitePacket::new_checked(pkt.data).map_err(|e| match e {
-        WireError::BadLength => Invalid("udplite: invalid checksum coverage"),
-        _ => Invalid("udplite: truncated"),
+        WireError::BadLength => Invalid::UdpLiteBadCoverage,
+        _ => Invalid::UdpLiteTruncated,
     })?;
     // RFC 3828 §3.1: the checksum is mandatory.
     if udp.checksum() == 0 {
-        return Err(Invalid("udplite: checksum missing"));
+        return Err(Invalid::UdpLiteNoChecksum);
     }
     if pkt.verify_checksum {
         let ok = match addrs(pkt) {
@@ -112,7 +112,7 @@ fn udplite_ids(pkt: &L4Packet<'_>) -> Result<(u16, u16), Invalid> {
             None => false,
         };
         if !ok {
-            return Err(Invalid("udplite: bad checksum"));
+            return Err(Invalid::UdpLiteBadChecksum);
         }
     }
     Ok((udp.src_port(), udp.dst_port()))

@@ -148,12 +148,7 @@ fn window_scale_needs_both_syns() {
         REPLY,
         &f.tcp(REPLY, 5601, 1001, PSH | ACK, 65160, &[], &seg),
     );
-    assert_eq!(
-        v,
-        Verdict::Invalid(Invalid(
-            "tcp: seq out of window (over the receiver's window)"
-        ))
-    );
+    assert_eq!(v, Verdict::Invalid(Invalid::TcpSeqOverWindow));
     // With scaling on both sides the same segment is well inside 502 << 7.
     let mut g = established();
     assert_eq!(
@@ -179,12 +174,7 @@ fn sack_right_edge_is_the_ack() {
         REPLY,
         &f.tcp(REPLY, 5001, 1001, ACK, 509, &sack(1101, 1301), b""),
     );
-    assert_eq!(
-        v,
-        Verdict::Invalid(Invalid(
-            "tcp: ack out of window (acknowledges data not sent)"
-        ))
-    );
+    assert_eq!(v, Verdict::Invalid(Invalid::TcpAckNotSent));
 }
 
 #[test]
@@ -247,9 +237,7 @@ fn out_of_window_seq_and_ack_are_invalid() {
     let far = f.tcp(ORIG, 1001 + 50_000_000, 5001, ACK, 502, &[], b"x");
     assert_eq!(
         f.send(ORIG, &far),
-        Verdict::Invalid(Invalid(
-            "tcp: seq out of window (over the receiver's window)"
-        ))
+        Verdict::Invalid(Invalid::TcpSeqOverWindow)
     );
     let old = f.tcp(
         ORIG,
@@ -262,16 +250,12 @@ fn out_of_window_seq_and_ack_are_invalid() {
     );
     assert_eq!(
         f.send(ORIG, &old),
-        Verdict::Invalid(Invalid(
-            "tcp: seq out of window (already acknowledged data)"
-        ))
+        Verdict::Invalid(Invalid::TcpSeqAlreadyAcked)
     );
     let ahead = f.tcp(ORIG, 1001, 5001 + 1_000_000, ACK, 502, &[], b"");
     assert_eq!(
         f.send(ORIG, &ahead),
-        Verdict::Invalid(Invalid(
-            "tcp: ack out of window (acknowledges data not sent)"
-        ))
+        Verdict::Invalid(Invalid::TcpAckNotSent)
     );
     let stale = f.tcp(
         ORIG,
@@ -284,7 +268,7 @@ fn out_of_window_seq_and_ack_are_invalid() {
     );
     assert_eq!(
         f.send(ORIG, &stale),
-        Verdict::Invalid(Invalid("tcp: ack out of window (too old)"))
+        Verdict::Invalid(Invalid::TcpAckTooOld)
     );
     // None of them moved the connection.
     assert_eq!(f.name(), "ESTABLISHED");
@@ -360,7 +344,7 @@ fn pickup_refused_when_not_loose() {
         ..TcpConfig::default()
     });
     let e = f.refuse(&f.tcp(ORIG, 1_000_000, 2_000_000, ACK, 1000, &[], b""));
-    assert_eq!(e, Invalid("tcp: mid-stream pickup disabled (tcp_loose)"));
+    assert_eq!(e, Invalid::TcpMidStreamPickup);
 }
 
 #[test]
@@ -368,19 +352,19 @@ fn only_syn_or_ack_start_connections() {
     let f = Flow::new(6);
     assert_eq!(
         f.refuse(&f.tcp(ORIG, 1, 1, SYN | ACK, 100, &[], b"")),
-        Invalid("tcp: SYN-ACK cannot start a connection")
+        Invalid::TcpSynAckCannotStart
     );
     assert_eq!(
         f.refuse(&f.tcp(ORIG, 1, 1, RST | ACK, 100, &[], b"")),
-        Invalid("tcp: RST cannot start a connection")
+        Invalid::TcpRstCannotStart
     );
     assert_eq!(
         f.refuse(&f.tcp(ORIG, 1, 0, RST, 100, &[], b"")),
-        Invalid("tcp: RST cannot start a connection")
+        Invalid::TcpRstCannotStart
     );
     assert_eq!(
         f.refuse(&f.tcp(ORIG, 1, 1, FIN | ACK, 100, &[], b"")),
-        Invalid("tcp: FIN cannot start a connection")
+        Invalid::TcpFinCannotStart
     );
 }
 
@@ -392,7 +376,7 @@ fn rst_in_window_exact_and_out_of_window() {
     assert!(is_invalid(&v), "{v:?}");
     // Below what the peer already acknowledged: refused.
     let v = f.send(REPLY, &f.tcp(REPLY, 4000, 0, RST, 0, &[], b""));
-    assert_eq!(v, Verdict::Invalid(Invalid("tcp: RST seq out of window")));
+    assert_eq!(v, Verdict::Invalid(Invalid::TcpRstOutOfWindow));
     assert_eq!(f.name(), "ESTABLISHED");
     // In window but not the exact next sequence number: RFC 5961 challenge,
     // the state stays.
@@ -416,9 +400,7 @@ fn rst_answering_syn_must_ack_it() {
     let wrong = f.tcp(REPLY, 0, 777_777, RST | ACK, 0, &[], b"");
     assert_eq!(
         f.send(REPLY, &wrong),
-        Verdict::Invalid(Invalid(
-            "tcp: ack out of window (acknowledges data not sent)"
-        ))
+        Verdict::Invalid(Invalid::TcpAckNotSent)
     );
     assert_eq!(f.name(), "SYN_SENT");
     // Connection refused: the reset acknowledges the SYN, and since it is the
@@ -494,11 +476,7 @@ fn invalid_flag_combinations() {
         PSH,
     ] {
         let e = f.refuse(&f.tcp(ORIG, 1, 0, flags, 100, &[], b""));
-        assert_eq!(
-            e,
-            Invalid("tcp: invalid flag combination"),
-            "flags {flags:#x}"
-        );
+        assert_eq!(e, Invalid::TcpBadFlags, "flags {flags:#x}");
     }
     // ECN bits do not matter.
     let mut g = Flow::new(6);
@@ -513,17 +491,17 @@ fn bad_checksum_and_header_length() {
     let mut f = Flow::new(6);
     let mut syn = f.tcp(ORIG, 1000, 0, SYN, 64240, &syn_opts(), b"");
     syn[5] ^= 1;
-    assert_eq!(f.refuse(&syn), Invalid("tcp: bad checksum"));
+    assert_eq!(f.refuse(&syn), Invalid::TcpBadChecksum);
     f.verify = false; // locally generated: not checked
     assert_eq!(f.send(ORIG, &syn), accept(120));
 
     let mut short = f.tcp(ORIG, 1000, 0, SYN, 64240, &[], b"");
     short[12] = 0x40; // data offset 4 words
-    assert_eq!(f.refuse(&short), Invalid("tcp: bad header length"));
-    assert_eq!(f.refuse(&short[..19]), Invalid("tcp: truncated header"));
+    assert_eq!(f.refuse(&short), Invalid::TcpBadHeaderLen);
+    assert_eq!(f.refuse(&short[..19]), Invalid::TcpTruncatedHeader);
     let mut long = f.tcp(ORIG, 1000, 0, SYN, 64240, &[], b"");
     long[12] = 0xf0; // 60 bytes of header in 20
-    assert_eq!(f.refuse(&long), Invalid("tcp: truncated header"));
+    assert_eq!(f.refuse(&long), Invalid::TcpTruncatedHeader);
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn udp_checksums() {
     let f = Flow::new(17);
     let mut d = f.udp(ORIG, b"data");
     d[9] ^= 0xff;
-    assert_eq!(f.refuse(&d), Invalid("udp: bad checksum"));
+    assert_eq!(f.refuse(&d), Invalid::UdpBadChecksum);
     // Zero checksum: allowed over IPv4, not over IPv6.
     let mut z = f.udp(ORIG, b"data");
     z[6] = 0;
@@ -45,15 +45,15 @@ fn udp_checksums() {
     let mut z6 = h.udp(ORIG, b"data");
     z6[6] = 0;
     z6[7] = 0;
-    assert_eq!(h.refuse(&z6), Invalid("udp: zero checksum over IPv6"));
+    assert_eq!(h.refuse(&z6), Invalid::UdpZeroChecksumV6);
     let mut v6 = Flow::new(17).v6();
     assert_eq!(v6.send(ORIG, &v6.udp(ORIG, b"data")), accept(30));
     // Length field larger than the datagram, or below the header.
     let mut long = f.udp(ORIG, b"data");
     long[4..6].copy_from_slice(&100u16.to_be_bytes());
-    assert_eq!(f.refuse(&long), Invalid("udp: truncated"));
+    assert_eq!(f.refuse(&long), Invalid::UdpTruncated);
     long[4..6].copy_from_slice(&4u16.to_be_bytes());
-    assert_eq!(f.refuse(&long), Invalid("udp: bad length field"));
+    assert_eq!(f.refuse(&long), Invalid::UdpBadLength);
 }
 
 #[test]
@@ -67,19 +67,15 @@ fn udplite_coverage_and_checksum() {
     assert_eq!(f.send(REPLY, &f.udp_cov(REPLY, b"whole", 0)), accept(30));
     for cov in [1u16, 7, 100] {
         let bad = f.udp_cov(ORIG, b"12345678", cov);
-        assert_eq!(
-            f.refuse(&bad),
-            Invalid("udplite: invalid checksum coverage"),
-            "cov {cov}"
-        );
+        assert_eq!(f.refuse(&bad), Invalid::UdpLiteBadCoverage, "cov {cov}");
     }
     let mut z = f.udp_cov(ORIG, b"x", 0);
     z[6] = 0;
     z[7] = 0;
-    assert_eq!(f.refuse(&z), Invalid("udplite: checksum missing"));
+    assert_eq!(f.refuse(&z), Invalid::UdpLiteNoChecksum);
     let mut bad = f.udp_cov(ORIG, b"payload", 0);
     bad[9] ^= 1;
-    assert_eq!(f.refuse(&bad), Invalid("udplite: bad checksum"));
+    assert_eq!(f.refuse(&bad), Invalid::UdpLiteBadChecksum);
 }
 
 #[test]
@@ -93,16 +89,16 @@ fn icmp_echo_request_reply() {
     // Wrong directions.
     assert_eq!(
         f.send(REPLY, &f.icmp(REPLY, 8, 0x1234, 3)),
-        Verdict::Invalid(Invalid("icmp: request in the reply direction"))
+        Verdict::Invalid(Invalid::IcmpRequestInReply)
     );
     assert_eq!(
         f.send(ORIG, &f.icmp(ORIG, 0, 0x1234, 3)),
-        Verdict::Invalid(Invalid("icmp: reply in the original direction"))
+        Verdict::Invalid(Invalid::IcmpReplyInOriginal)
     );
     // A timestamp reply cannot answer an echo request.
     assert_eq!(
         f.send(REPLY, &f.icmp(REPLY, 14, 0x1234, 3)),
-        Verdict::Invalid(Invalid("icmp: message type does not match the connection"))
+        Verdict::Invalid(Invalid::IcmpTypeMismatch)
     );
 }
 
@@ -114,20 +110,20 @@ fn icmp_other_queries_and_refusals() {
     let g = Flow::new(1);
     assert_eq!(
         g.refuse(&g.icmp(ORIG, 0, 9, 1)),
-        Invalid("icmp: reply without request")
+        Invalid::IcmpReplyWithoutRequest
     );
     assert_eq!(
         g.refuse(&g.icmp(ORIG, 3, 0, 0)),
-        Invalid("icmp: error message cannot start a connection")
+        Invalid::IcmpErrorCannotStart
     );
     assert_eq!(
         g.refuse(&g.icmp(ORIG, 9, 0, 0)),
-        Invalid("icmp: message type is not tracked")
+        Invalid::IcmpTypeNotTracked
     );
     let mut bad = g.icmp(ORIG, 8, 1, 1);
     bad[7] ^= 1;
-    assert_eq!(g.refuse(&bad), Invalid("icmp: bad checksum"));
-    assert_eq!(g.refuse(&bad[..7]), Invalid("icmp: truncated"));
+    assert_eq!(g.refuse(&bad), Invalid::IcmpBadChecksum);
+    assert_eq!(g.refuse(&bad[..7]), Invalid::IcmpTruncated);
 }
 
 #[test]
@@ -168,12 +164,12 @@ fn icmpv6_echo_and_untracked_nd() {
     assert_eq!(f.send(REPLY, &f.icmp(REPLY, 129, 77, 1)), accept(30));
     assert_eq!(
         f.send(REPLY, &f.icmp(REPLY, 128, 77, 2)),
-        Verdict::Invalid(Invalid("icmp: request in the reply direction"))
+        Verdict::Invalid(Invalid::IcmpRequestInReply)
     );
     let g = Flow::new(58).v6();
     assert_eq!(
         g.refuse(&g.icmp(ORIG, 129, 77, 1)),
-        Invalid("icmpv6: reply without request")
+        Invalid::Icmpv6ReplyWithoutRequest
     );
     let mut ns = g.icmp(ORIG, 135, 0, 0);
     ns.extend_from_slice(&[0; 16]);
@@ -181,7 +177,7 @@ fn icmpv6_echo_and_untracked_nd() {
     assert!(!g.l4.is_untracked(&g.pkt(ORIG, &g.icmp(ORIG, 128, 1, 1))));
     let mut bad = g.icmp(ORIG, 128, 1, 1);
     bad[9] ^= 1;
-    assert_eq!(g.refuse(&bad), Invalid("icmpv6: bad checksum"));
+    assert_eq!(g.refuse(&bad), Invalid::Icmpv6BadChecksum);
 }
 
 #[test]

@@ -171,7 +171,7 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(why) => {
-                    let detail = format!("{}:{}: {}", req.dst, req.dst_port, why.reason());
+                    let detail = format!("{}:{}: {}", req.dst, req.dst_port, why);
                     self.helper_event(name, "expect-failed", detail, &f.meta);
                 }
             }

@@ -142,9 +142,14 @@ impl Engine {
         let mut f = match InFlight::parse(pkt, Some(ingress)) {
             Ok(f) => f,
             Err((e, pkt)) => {
+                use conntrack::proto::L3Error;
                 let reason = match e {
-                    conntrack::proto::L3Error::BadChecksum => "ip: bad header checksum",
-                    conntrack::proto::L3Error::Malformed(what) => l3_reason(what),
+                    L3Error::BadChecksum => "ip: bad header checksum",
+                    L3Error::Truncated => "ip: truncated",
+                    L3Error::BadVersion | L3Error::UnknownVersion => "ip: bad version",
+                    L3Error::BadHeaderLen => "ip: bad header length",
+                    L3Error::BadLength => "ip: bad length",
+                    L3Error::Empty => "ip: empty",
                     _ => "ip: malformed",
                 };
                 self.drop_packet(

@@ -196,7 +196,7 @@ enum Ct {
     /// Not tracked (NOTRACK, or a fragment before reassembly exists).
     Untracked,
     /// Conntrack refused it.
-    Invalid(&'static str),
+    Invalid(conntrack::Invalid),
     /// Belongs to a confirmed connection.
     Known { id: ConnId, dir: Dir, related: bool },
     /// First packet of a connection not yet in the table (inserted at confirm).

@@ -75,17 +75,6 @@ impl Meta {
     }
 }
 
-pub(super) fn l3_reason(what: &'static str) -> &'static str {
-    match what {
-        "truncated" => "ip: truncated",
-        "bad version" | "unknown IP version" => "ip: bad version",
-        "bad header length" => "ip: bad header length",
-        "bad total length" => "ip: bad length",
-        "empty packet" => "ip: empty",
-        _ => "ip: malformed",
-    }
-}
-
 /// The conntrack tuple of a plain TCP or UDP packet (IPv4 without options
 /// and not fragmented, or IPv6 with the transport header first), read
 /// straight from the bytes; `None` for anything else. Only used to warm the

@@ -47,7 +47,7 @@ impl Engine {
                     let verify = hook != Hook::Output && self.verify_checksum && !f.partial_csum();
                     f.ct = self.conntrack_in(&f.meta, f.pkt.as_slice(), verify, f.skb.zone);
                     if let Ct::Invalid(why) = f.ct {
-                        self.invalid.add(why);
+                        self.invalid.add(why.as_str());
                     }
                     if let (Ct::New { .. }, true) = (&f.ct, self.helpers_on) {
                         self.attach_helper(f);

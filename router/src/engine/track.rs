@@ -2,6 +2,7 @@
 //! insertion at confirm.
 
 use super::*;
+use conntrack::Invalid;
 
 impl Engine {
     // ------------------------------------------------------------ conntrack
@@ -16,7 +17,7 @@ impl Engine {
         }
         // The packet was validated when `meta` was built: reuse that parse.
         let Some(l4) = pkt.get(meta.l4_offset..meta.len) else {
-            return Ct::Invalid("ip: malformed");
+            return Ct::Invalid(Invalid::L4OutsidePacket);
         };
         let l4pkt = L4Packet {
             family: meta.family,
@@ -37,7 +38,7 @@ impl Engine {
         }
         let (src_id, dst_id) = match self.l4.ids(&l4pkt) {
             Ok(ids) => ids,
-            Err(e) => return Ct::Invalid(e.0),
+            Err(e) => return Ct::Invalid(e),
         };
         let tuple = Tuple {
             src: meta.src,
@@ -110,7 +111,7 @@ impl Engine {
                         if seen_reply_now {
                             c.status.remove(Status::SEEN_REPLY);
                         }
-                        return Ct::Invalid(why.0);
+                        return Ct::Invalid(why);
                     }
                     L4Verdict::Reopen => {
                         self.ct.remove(id, now, "reopen");
@@ -120,7 +121,7 @@ impl Engine {
             }
             return self.new_conn(tuple, &l4pkt, meta);
         }
-        Ct::Invalid("conntrack: reopen loop")
+        Ct::Invalid(Invalid::ReopenLoop)
     }
 
     /// An ICMP error: RELATED to the connection of the packet it quotes. Apart from the
@@ -168,9 +169,9 @@ impl Engine {
                         related: true,
                     }
                 }
-                None => Ct::Invalid("icmp: error for unknown connection"),
+                None => Ct::Invalid(Invalid::IcmpErrorForUnknown),
             },
-            Err(e) => Ct::Invalid(e.0),
+            Err(e) => Ct::Invalid(e),
         }
     }
 
@@ -178,7 +179,7 @@ impl Engine {
         let now = self.now;
         let state = match self.l4.new_conn(l4pkt, now) {
             Ok(s) => s,
-            Err(e) => return Ct::Invalid(e.0),
+            Err(e) => return Ct::Invalid(e),
         };
         let mut conn = Box::new(Conn::new(tuple, tuple.invert(), state, now));
         let mut related = false;
@@ -254,8 +255,8 @@ impl Engine {
                 conn.account(Dir::Original, meta.len);
                 Ct::New { conn, related }
             }
-            L4Verdict::Invalid(e) => Ct::Invalid(e.0),
-            L4Verdict::Reopen => Ct::Invalid("conntrack: reopen of a new connection"),
+            L4Verdict::Invalid(e) => Ct::Invalid(e),
+            L4Verdict::Reopen => Ct::Invalid(Invalid::ReopenOfNew),
         }
     }
 
