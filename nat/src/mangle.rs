@@ -40,25 +40,15 @@ pub struct Rewrite {
     pub with: Vec<u8>,
 }
 
-/// Why a payload could not be mangled (the packet is dropped and counted with it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MangleError {
-    /// Not a whole TCP or UDP packet over IPv4/IPv6, or its headers are cut short.
-    NotMangleable,
-    /// A rewrite lies outside the payload, or two overlap.
-    BadRange,
-    /// The packet would exceed 65,535 bytes.
-    TooLong,
-}
-
-impl MangleError {
-    /// The drop reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            MangleError::NotMangleable => "helper: packet cannot be mangled",
-            MangleError::BadRange => "helper: rewrite outside the payload",
-            MangleError::TooLong => "helper: rewrite makes the packet too long",
-        }
+conntrack::reasons! {
+    /// Why a payload could not be mangled (the packet is dropped and counted with it).
+    pub enum MangleError {
+        /// Not a whole TCP or UDP packet over IPv4/IPv6, or its headers are cut short.
+        NotMangleable => "helper: packet cannot be mangled",
+        /// A rewrite lies outside the payload, or two overlap.
+        BadRange => "helper: rewrite outside the payload",
+        /// The packet would exceed 65,535 bytes.
+        TooLong => "helper: rewrite makes the packet too long",
     }
 }
 

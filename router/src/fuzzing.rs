@@ -520,7 +520,7 @@ pub fn engine(data: &[u8]) {
         while let Some(ev) = engine.poll_event() {
             let _ = ev.to_json();
             if let Event::Drop(d) = &ev {
-                assert!(!d.reason.is_empty(), "drop without a reason");
+                assert!(!d.reason.as_str().is_empty(), "drop without a reason");
             }
         }
     }

@@ -31,9 +31,21 @@ use wire::checksum;
 const MSS_KIND: u8 = 2;
 const MSS_LEN: usize = 4;
 
+conntrack::reasons! {
+    /// Why TCPMSS could not write the option: the packet is dropped and counted with it.
+    pub enum TcpmssError {
+        /// The TCP header is cut short, or its data offset is beyond the segment.
+        TruncatedHeader => "tcpmss: truncated tcp header",
+        /// The segment is too long for its length to enter the checksum.
+        SegmentTooLong => "tcpmss: segment too long",
+        /// Adding the option would make the packet longer than its length field can say.
+        PacketTooLong => "tcpmss: packet too long",
+    }
+}
+
 /// Lowers the MSS option of the TCP segment at `l4` to `mss` (or adds one).
 /// `Err` is a drop reason for a header the option walk cannot trust.
-pub fn apply(pkt: &mut PacketBuf, v6: bool, l4: usize, mss: u16) -> Result<(), &'static str> {
+pub fn apply(pkt: &mut PacketBuf, v6: bool, l4: usize, mss: u16) -> Result<(), TcpmssError> {
     apply_with(pkt, v6, l4, mss, false)
 }
 
@@ -46,14 +58,14 @@ pub fn apply_with(
     l4: usize,
     mss: u16,
     partial: bool,
-) -> Result<(), &'static str> {
+) -> Result<(), TcpmssError> {
     let bytes = pkt.as_mut_slice();
     let Some(tcp) = bytes.get_mut(l4..) else {
-        return Err("tcpmss: truncated tcp header");
+        return Err(TcpmssError::TruncatedHeader);
     };
     let doff = usize::from(tcp.get(12).copied().unwrap_or(0) >> 4) * 4;
     if tcp.len() < 20 || doff < 20 || doff > tcp.len() {
-        return Err("tcpmss: truncated tcp header");
+        return Err(TcpmssError::TruncatedHeader);
     }
     let mut i = 20;
     while i < doff {
@@ -103,7 +115,7 @@ pub fn apply_with(
     // Sum changes: the data-offset word, the new option's two words, and the
     // pseudo-header's length (shifted bytes keep their parity, so their sum
     // does not change).
-    let len_old = u16::try_from(seg_len).map_err(|_| "tcpmss: segment too long")?;
+    let len_old = u16::try_from(seg_len).map_err(|_| TcpmssError::SegmentTooLong)?;
     let len_new = len_old + MSS_LEN as u16;
     let acc = u32::from(!check)
         + u32::from(!old_word)
@@ -122,16 +134,16 @@ pub fn apply_with(
     tcp[16..18].copy_from_slice(&check.to_be_bytes());
     let [hi, lo] = mss.to_be_bytes();
     if !pkt.splice(l4 + 20..l4 + 20, &[MSS_KIND, MSS_LEN as u8, hi, lo]) {
-        return Err("tcpmss: truncated tcp header");
+        return Err(TcpmssError::TruncatedHeader);
     }
     let bytes = pkt.as_mut_slice();
     if v6 {
         let plen = u16::from_be_bytes([bytes[4], bytes[5]]);
-        let plen = plen.checked_add(4).ok_or("tcpmss: packet too long")?;
+        let plen = plen.checked_add(4).ok_or(TcpmssError::PacketTooLong)?;
         bytes[4..6].copy_from_slice(&plen.to_be_bytes());
     } else {
         let total = u16::from_be_bytes([bytes[2], bytes[3]]);
-        let new_total = total.checked_add(4).ok_or("tcpmss: packet too long")?;
+        let new_total = total.checked_add(4).ok_or(TcpmssError::PacketTooLong)?;
         bytes[2..4].copy_from_slice(&new_total.to_be_bytes());
         let check = u16::from_be_bytes([bytes[10], bytes[11]]);
         let check = checksum::update16(check, total, new_total);

@@ -10,7 +10,7 @@
 
 use conntrack::{Instant, PacketBuf};
 use router::config::Config;
-use router::engine::Engine;
+use router::engine::{DropReason, Engine};
 use rules::{Family, Ruleset};
 use std::path::Path;
 use tests::flags::*;
@@ -167,7 +167,7 @@ fn an_echo_request_shorter_than_its_bytes_is_a_counted_drop_and_the_router_goes_
         "a 3-byte ICMPv6 message gets no echo reply"
     );
     assert_eq!(e.panics(), 0, "handled without an internal error");
-    assert_eq!(e.drop_counters().get("local: malformed echo request"), 1);
+    assert_eq!(e.drop_counters().get(DropReason::LocalMalformedEcho), 1);
 
     // The IPv4 twin: a total length that ends inside the ICMP header.
     let mut v4 = echo("192.0.2.2", "192.0.2.1", true, 1, 1, 64);
@@ -175,7 +175,7 @@ fn an_echo_request_shorter_than_its_bytes_is_a_counted_drop_and_the_router_goes_
     fix_v4_header_checksum(&mut v4);
     e.handle_packet(Instant::from_secs(1), LAN, PacketBuf::from_slice(&v4));
     assert!(drain_checked(&mut e, "short v4 echo").is_empty());
-    assert_eq!(e.drop_counters().get("local: malformed echo request"), 2);
+    assert_eq!(e.drop_counters().get(DropReason::LocalMalformedEcho), 2);
 
     // The router still answers and forwards afterwards.
     let ok = echo("2001:db8:1::2", "2001:db8:1::1", true, 1, 2, 64);

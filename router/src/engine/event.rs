@@ -12,8 +12,8 @@ pub struct DropEvent {
     pub hook: Option<Hook>,
     /// The rule or policy that dropped it, if a rule did.
     pub rule: Option<RuleRef>,
-    /// Stable reason name (also the drop counter's name).
-    pub reason: &'static str,
+    /// Why (its text is the drop counter's name).
+    pub reason: DropReason,
     /// Interface the packet came in on (None for locally generated).
     pub iface: Option<String>,
     /// Short description of the packet.

@@ -28,7 +28,7 @@ impl Engine {
         // Forwarding: link-local destinations are never forwarded (RFC 4291 §2.5.6).
         if is_link_local(&f.meta.dst) || is_link_local(&f.meta.src) {
             return self.count_drop_hook(
-                "ip: link-local not forwarded",
+                DropReason::IpLinkLocal,
                 Hook::Prerouting,
                 &f.meta,
                 Some(ingress),
@@ -42,7 +42,7 @@ impl Engine {
             };
             self.send_icmp_error(&f.pkt, &f.meta, ingress, t, c, 0);
             return self.count_drop_hook(
-                "route: no route",
+                DropReason::NoRoute,
                 Hook::Prerouting,
                 &f.meta,
                 Some(ingress),
@@ -59,7 +59,7 @@ impl Engine {
             };
             self.send_icmp_error(&f.pkt, &f.meta, ingress, t, c, 0);
             return self.count_drop_hook(
-                "ip: ttl exceeded",
+                DropReason::IpTtlExceeded,
                 Hook::Prerouting,
                 &f.meta,
                 Some(ingress),
@@ -85,7 +85,7 @@ impl Engine {
                     }
                 }
                 return self.count_drop_hook(
-                    "ip: packet too big",
+                    DropReason::IpTooBig,
                     Hook::Prerouting,
                     &f.meta,
                     Some(ingress),
@@ -102,7 +102,7 @@ impl Engine {
                 };
                 self.send_icmp_error(&f.pkt, &f.meta, ingress, t, c, mtu as u32);
                 return self.count_drop_hook(
-                    "ip: packet too big",
+                    DropReason::IpTooBig,
                     Hook::Prerouting,
                     &f.meta,
                     Some(ingress),
@@ -135,7 +135,7 @@ impl Engine {
             if f.offload.is_some_and(|o| o.is_gso()) {
                 // Segments without DF would have to be segmented, then fragmented.
                 return self.count_drop_hook(
-                    "offload: segment above egress MTU",
+                    DropReason::OffloadAboveMtu,
                     Hook::Postrouting,
                     &f.meta,
                     f.ingress,
@@ -149,7 +149,7 @@ impl Engine {
                     }
                 }
                 None => self.count_drop_hook(
-                    "ip: cannot fragment",
+                    DropReason::IpCannotFragment,
                     Hook::Postrouting,
                     &f.meta,
                     f.ingress,
@@ -188,7 +188,7 @@ impl Engine {
             set_ttl(frag.as_mut_slice(), meta.ttl);
             let Some(l4_off) = fragment_l4_offset(frag.as_slice()) else {
                 return self.count_drop_hook(
-                    "frag: unreadable fragment",
+                    DropReason::FragUnreadable,
                     Hook::Postrouting,
                     meta,
                     ingress,
@@ -215,7 +215,7 @@ impl Engine {
             }
             if !ok {
                 return self.count_drop_hook(
-                    "nat: cannot rewrite",
+                    DropReason::NatCannotRewrite,
                     Hook::Postrouting,
                     meta,
                     ingress,
@@ -230,7 +230,7 @@ impl Engine {
             // IPv4 without DF: split further on 8-byte boundaries (anything else is refused).
             let Some(parts) = fragment_v4(frag.as_slice(), mtu) else {
                 return self.count_drop_hook(
-                    "ip: cannot fragment",
+                    DropReason::IpCannotFragment,
                     Hook::Postrouting,
                     meta,
                     ingress,
@@ -277,6 +277,6 @@ impl Engine {
     #[cold]
     #[inline(never)]
     pub(super) fn tx_full(&mut self, meta: &Meta, ingress: Option<IfaceId>) {
-        self.count_drop_hook("tx: queue full", Hook::Postrouting, meta, ingress)
+        self.count_drop_hook(DropReason::TxQueueFull, Hook::Postrouting, meta, ingress)
     }
 }

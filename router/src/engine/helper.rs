@@ -181,12 +181,7 @@ impl Engine {
             if f.frag.is_some() {
                 // The fragments are what leaves, and their payload is not rewritten: refuse
                 // rather than send an announcement NAT made wrong.
-                self.count_drop_hook(
-                    "helper: cannot rewrite a fragmented datagram",
-                    hook,
-                    &f.meta,
-                    f.ingress,
-                );
+                self.count_drop_hook(DropReason::HelperFragmented, hook, &f.meta, f.ingress);
                 return false;
             }
             let grow = match mangle::mangle_payload(
@@ -198,7 +193,7 @@ impl Engine {
             ) {
                 Ok(g) => g,
                 Err(e) => {
-                    self.count_drop_hook(e.reason(), hook, &f.meta, f.ingress);
+                    self.count_drop_hook(e.into(), hook, &f.meta, f.ingress);
                     return false;
                 }
             };

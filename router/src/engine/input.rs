@@ -109,13 +109,7 @@ impl Engine {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".into());
         tracing::error!(panic = %what, "internal error while handling a packet: dropped");
-        self.drop_packet(
-            "internal: panic (packet dropped)",
-            None,
-            None,
-            ingress,
-            what,
-        );
+        self.drop_packet(DropReason::InternalPanic, None, None, ingress, what);
     }
 
     /// How many packets an internal error (a panic) dropped since the engine started.
@@ -142,16 +136,7 @@ impl Engine {
         let mut f = match InFlight::parse(pkt, Some(ingress)) {
             Ok(f) => f,
             Err((e, pkt)) => {
-                use conntrack::proto::L3Error;
-                let reason = match e {
-                    L3Error::BadChecksum => "ip: bad header checksum",
-                    L3Error::Truncated => "ip: truncated",
-                    L3Error::BadVersion | L3Error::UnknownVersion => "ip: bad version",
-                    L3Error::BadHeaderLen => "ip: bad header length",
-                    L3Error::BadLength => "ip: bad length",
-                    L3Error::Empty => "ip: empty",
-                    _ => "ip: malformed",
-                };
+                let reason = DropReason::from(e);
                 self.drop_packet(
                     reason,
                     None,
@@ -172,7 +157,7 @@ impl Engine {
         if meta.dst.is_multicast() || meta.src.is_multicast() || is_broadcast(&meta.dst) {
             // No multicast routing: link-local control traffic (MLD, RS) from
             // the kernel side ends here, counted but not worth an event each.
-            self.drops.add("ip: multicast not routed");
+            self.drops.add(DropReason::IpMulticast);
             return;
         }
         // Virtual reassembly before anything looks at the packet (as
@@ -187,7 +172,7 @@ impl Engine {
                 Outcome::Held => {}
                 Outcome::Dropped(why) => {
                     let d = meta.describe();
-                    self.drop_packet(why, Some(Hook::Prerouting), None, Some(ingress), d);
+                    self.drop_packet(why.into(), Some(Hook::Prerouting), None, Some(ingress), d);
                 }
                 Outcome::Complete(d) => {
                     // In a sharded router the datagram belongs to the shard of its flow,
@@ -204,7 +189,7 @@ impl Engine {
                                 });
                             } else {
                                 self.drop_packet(
-                                    "shard: hand-off queue full",
+                                    DropReason::ShardHandoffFull,
                                     Some(Hook::Prerouting),
                                     None,
                                     Some(ingress),
@@ -245,7 +230,7 @@ impl Engine {
             }
             _ => {
                 self.drop_packet(
-                    "frag: reassembled datagram malformed",
+                    DropReason::FragCloneMalformed,
                     Some(Hook::Prerouting),
                     None,
                     Some(ingress),

@@ -23,8 +23,9 @@ use crate::hooks::{HookTable, Stage};
 use crate::offload::Offload;
 use crate::route::{IfaceId, Route, RouteTable};
 use crate::shard::ShardCtx;
+use crate::stats::{DropCounters, InvalidCounters};
 use crate::timer::{Timer, TimerTable};
-use crate::{local, stats::DropCounters, tcpmss};
+use crate::{local, tcpmss};
 use conntrack::conn::{Conn, Status};
 use conntrack::event::Event as CtEvent;
 use conntrack::proto::{ConnCtx, Frag, L4Packet, L4Proto, ProtoState, Verdict as L4Verdict};
@@ -45,6 +46,7 @@ use std::time::Duration;
 use wire::buf::PacketBuf;
 use wire::time::Instant;
 
+pub use drops::DropReason;
 pub use event::{json_escape, DropEvent, Event, TraceEvent};
 use packet::*;
 
@@ -367,7 +369,7 @@ pub struct EngineStats {
     pub packets_out: u64,
     pub table: conntrack::table::TableStats,
     pub drops: DropCounters,
-    pub invalid: DropCounters,
+    pub invalid: InvalidCounters,
     /// What each helper did, by (helper, action).
     pub helpers: std::collections::BTreeMap<(&'static str, &'static str), u64>,
 }
@@ -463,7 +465,7 @@ pub struct Engine {
     events_enabled: bool,
     drops: DropCounters,
     /// Why conntrack called packets INVALID (like `conntrack -S` invalid=, by reason).
-    invalid: DropCounters,
+    invalid: InvalidCounters,
     /// Shared by all shards of a sharded router: the limit is the router's, as in Linux.
     icmp_limit: Arc<parking_lot::Mutex<TokenBucket>>,
     /// Every deadline (see [`crate::timer`]).
@@ -526,7 +528,7 @@ pub struct Engine {
 
 /// Drop reason of a new connection's packet beyond its batch's budget (see
 /// [`Engine::set_new_flow_budget`]).
-pub const NEW_FLOW_BUDGET_DROP: &str = "conntrack: new-flow budget exceeded";
+pub const NEW_FLOW_BUDGET_DROP: DropReason = DropReason::CtNewFlowBudget;
 
 /// Most reassembled datagrams a shard holds for others between two
 /// [`Engine::take_handoffs`] calls (the live driver drains them after every batch).
@@ -640,7 +642,7 @@ impl Engine {
             events: VecDeque::new(),
             events_enabled: true,
             drops: DropCounters::default(),
-            invalid: DropCounters::default(),
+            invalid: InvalidCounters::default(),
             icmp_limit: Arc::new(parking_lot::Mutex::new(TokenBucket::icmp_errors())),
             timers: {
                 let mut t = TimerTable::default();

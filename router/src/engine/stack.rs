@@ -65,7 +65,7 @@ impl Engine {
             return;
         }
         if !self.icmp_limit.lock().take(self.now) {
-            self.drops.add("icmp: rate limited");
+            self.drops.add(DropReason::IcmpRateLimited);
             return;
         }
         let Some(src) = self.local_addr_on(Some(ingress), meta.family) else {
@@ -91,7 +91,7 @@ impl Engine {
             match local::echo_reply(pkt.as_slice(), meta.l4_offset) {
                 Some(reply) => self.output(reply, Some(ingress)),
                 // Shorter than an echo header within the IP length (ICMP_MIB_INERRORS).
-                None => self.drops.add("local: malformed echo request"),
+                None => self.drops.add(DropReason::LocalMalformedEcho),
             }
             return;
         }
@@ -113,7 +113,7 @@ impl Engine {
             }
             _ => {}
         }
-        self.drops.add("local: delivered to router");
+        self.drops.add(DropReason::LocalDelivered);
     }
 
     /// The OUTPUT path for a packet the router originates (an echo reply, an ICMP error, a
@@ -125,7 +125,7 @@ impl Engine {
         // The routing decision comes before the OUTPUT hook (`-o` matches it); a DNAT in
         // the hook routes again.
         let Some(route) = self.routes.lookup(meta.dst).copied() else {
-            return self.count_drop_hook("route: no route", Hook::Output, &meta, None);
+            return self.count_drop_hook(DropReason::NoRoute, Hook::Output, &meta, None);
         };
         let mut f = InFlight::new(pkt, meta, None);
         f.egress = Some(route.iface);

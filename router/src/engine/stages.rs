@@ -47,7 +47,7 @@ impl Engine {
                     let verify = hook != Hook::Output && self.verify_checksum && !f.partial_csum();
                     f.ct = self.conntrack_in(&f.meta, f.pkt.as_slice(), verify, f.skb.zone);
                     if let Ct::Invalid(why) = f.ct {
-                        self.invalid.add(why.as_str());
+                        self.invalid.add(why);
                     }
                     if let (Ct::New { .. }, true) = (&f.ct, self.helpers_on) {
                         self.attach_helper(f);
@@ -110,7 +110,7 @@ impl Engine {
                 // ip_route_me_harder does.
                 if hook == Hook::Output && f.meta.dst != before {
                     let Some(route) = self.routes.lookup(f.meta.dst).copied() else {
-                        self.count_drop_hook("route: no route", hook, &f.meta, None);
+                        self.count_drop_hook(DropReason::NoRoute, hook, &f.meta, None);
                         return false;
                     };
                     f.egress = Some(route.iface);
@@ -126,7 +126,7 @@ impl Engine {
                     match tcpmss::apply_with(&mut f.pkt, v6, f.meta.l4_offset, mss, partial) {
                         Ok(()) => f.meta.len = f.pkt.len(),
                         Err(why) => {
-                            self.count_drop_hook(why, hook, &f.meta, f.ingress);
+                            self.count_drop_hook(why.into(), hook, &f.meta, f.ingress);
                             return false;
                         }
                     }

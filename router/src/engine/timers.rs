@@ -1,6 +1,7 @@
 //! Timers: the timer table's deadlines and what runs when each is due.
 
 use super::*;
+use l3proto::defrag::DefragDrop;
 
 impl Engine {
     // --------------------------------------------------------------- timers
@@ -43,14 +44,14 @@ impl Engine {
     pub(super) fn defrag_aftermath(&mut self, now: Instant) {
         let drops = &mut self.drops;
         self.defrag
-            .take_dropped(|why, n| drops.add_n(why, n as u64));
+            .take_dropped(|why, n| drops.add_n(why.into(), n as u64));
         if !self.defrag.has_expired() && self.defrag.poll_timeout().is_none_or(|t| t > now) {
             self.timers
                 .set_opt(Timer::Reassembly, self.defrag.poll_timeout());
             return;
         }
         for e in self.defrag.expire(now) {
-            self.drops.add("frag: reassembly timeout");
+            self.drops.add(DefragDrop::Timeout.into());
             let Some((first, ingress)) = e.first.filter(|_| self.defrag_time_exceeded) else {
                 continue;
             };

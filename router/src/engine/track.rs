@@ -284,12 +284,7 @@ impl Engine {
                     Some(_) => published[k] = Some(*t),
                     None => {
                         published.iter().flatten().for_each(|t| sh.unpublish(t));
-                        self.count_drop_hook(
-                            "conntrack: tuple taken by another shard",
-                            hook,
-                            meta,
-                            ingress,
-                        );
+                        self.count_drop_hook(DropReason::CtTupleTakenByShard, hook, meta, ingress);
                         return false;
                     }
                 }
@@ -309,11 +304,11 @@ impl Engine {
             Ok(_) => true,
             Err(ConfirmError::TableFull) => {
                 self.ct.count_drop();
-                self.count_drop_hook("conntrack: table full", hook, meta, ingress);
+                self.count_drop_hook(DropReason::CtTableFull, hook, meta, ingress);
                 false
             }
             Err(ConfirmError::Clash(_)) => {
-                self.count_drop_hook("conntrack: insert clash", hook, meta, ingress);
+                self.count_drop_hook(DropReason::CtInsertClash, hook, meta, ingress);
                 false
             }
         }

@@ -106,7 +106,7 @@ impl Engine {
         if target.is_none() && manip == Manip::Src {
             if let Ct::New { conn, .. } = &mut *ct {
                 if !conn.status.contains(Status::SRC_NAT) && !self.null_binding(conn) {
-                    self.count_drop_hook("nat: no free port", hook, meta, ingress);
+                    self.count_drop_hook(DropReason::NatNoFreePort, hook, meta, ingress);
                     return false;
                 }
             }
@@ -212,7 +212,7 @@ impl Engine {
                         });
                     }
                     None => {
-                        self.count_drop_hook("nat: no free port", hook, meta, ingress);
+                        self.count_drop_hook(DropReason::NatNoFreePort, hook, meta, ingress);
                         return false;
                     }
                 }
@@ -262,7 +262,7 @@ impl Engine {
             )
         };
         if !ok {
-            self.count_drop_hook("nat: cannot rewrite", hook, meta, ingress);
+            self.count_drop_hook(DropReason::NatCannotRewrite, hook, meta, ingress);
             return false;
         }
         match Meta::of(pkt.as_slice()) {
@@ -271,7 +271,7 @@ impl Engine {
                 true
             }
             Err(_) => {
-                self.count_drop_hook("nat: cannot rewrite", hook, meta, ingress);
+                self.count_drop_hook(DropReason::NatCannotRewrite, hook, meta, ingress);
                 false
             }
         }
