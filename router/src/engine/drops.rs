@@ -151,19 +151,23 @@ impl Engine {
             (Some(r), DropReason::RuleDrop) if r.is_policy() => DropReason::PolicyDrop,
             _ => reason,
         };
-        self.drop_packet(reason, Some(hook), rule, ingress, meta.describe());
+        self.drop_packet(reason, Some(hook), rule, ingress, || meta.describe());
     }
 
+    /// Counts a drop and, when events are on, reports it with the packet's description:
+    /// `packet` is called only then (formatting it cost far more than the rest of a drop, and
+    /// a router drops most when flooded, with nobody watching the events).
     pub(super) fn drop_packet(
         &mut self,
         reason: DropReason,
         hook: Option<Hook>,
         rule: Option<RuleRef>,
         ingress: Option<IfaceId>,
-        packet: String,
+        packet: impl FnOnce() -> String,
     ) {
         self.drops.add(reason);
         if self.events_enabled {
+            let packet = packet();
             let iface = ingress
                 .and_then(|i| self.ifaces.get(i))
                 .map(|i| i.name.to_string());

@@ -109,7 +109,7 @@ impl Engine {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "panic".into());
         tracing::error!(panic = %what, "internal error while handling a packet: dropped");
-        self.drop_packet(DropReason::InternalPanic, None, None, ingress, what);
+        self.drop_packet(DropReason::InternalPanic, None, None, ingress, || what);
     }
 
     /// How many packets an internal error (a panic) dropped since the engine started.
@@ -137,13 +137,9 @@ impl Engine {
             Ok(f) => f,
             Err((e, pkt)) => {
                 let reason = DropReason::from(e);
-                self.drop_packet(
-                    reason,
-                    None,
-                    None,
-                    Some(ingress),
-                    format!("{} bytes", pkt.len()),
-                );
+                self.drop_packet(reason, None, None, Some(ingress), || {
+                    format!("{} bytes", pkt.len())
+                });
                 return;
             }
         };
@@ -171,8 +167,8 @@ impl Engine {
             match outcome {
                 Outcome::Held => {}
                 Outcome::Dropped(why) => {
-                    let d = meta.describe();
-                    self.drop_packet(why.into(), Some(Hook::Prerouting), None, Some(ingress), d);
+                    let (why, hook) = (why.into(), Some(Hook::Prerouting));
+                    self.drop_packet(why, hook, None, Some(ingress), || meta.describe());
                 }
                 Outcome::Complete(d) => {
                     // In a sharded router the datagram belongs to the shard of its flow,
@@ -193,7 +189,7 @@ impl Engine {
                                     Some(Hook::Prerouting),
                                     None,
                                     Some(ingress),
-                                    meta.describe(),
+                                    || meta.describe(),
                                 );
                             }
                             return;
@@ -234,7 +230,7 @@ impl Engine {
                     Some(Hook::Prerouting),
                     None,
                     Some(ingress),
-                    describe(),
+                    describe,
                 );
                 None
             }

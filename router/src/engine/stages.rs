@@ -56,14 +56,10 @@ impl Engine {
                         (hook, &f.ct, &mut self.new_flow_budget)
                     {
                         if *left == 0 {
-                            // Described only for an event: a flood makes many of these.
-                            let describe = if self.events_enabled {
-                                f.meta.describe()
-                            } else {
-                                String::new()
-                            };
-                            let hook = Some(Hook::Prerouting);
-                            self.drop_packet(NEW_FLOW_BUDGET_DROP, hook, None, f.ingress, describe);
+                            let (hook, meta) = (Some(Hook::Prerouting), &f.meta);
+                            self.drop_packet(NEW_FLOW_BUDGET_DROP, hook, None, f.ingress, || {
+                                meta.describe()
+                            });
                             return false;
                         }
                         *left -= 1;
