@@ -8,26 +8,9 @@
 use std::fmt::Write as _;
 
 use conntrack::conn::Status;
-use conntrack::tuple::Tuple;
 
 use super::matches::{write_states, Net, PortRange, StateSpec};
 use super::PacketCtx;
-
-/// What a rule can see of the packet's connection (filled by the pipeline).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnView<'a> {
-    /// Original and reply tuples (the reply one after NAT).
-    pub tuples: &'a [Tuple; 2],
-    /// Status bits (`conntrack::conn::Status`).
-    pub status: u32,
-    /// The packet travels in the reply direction.
-    pub reply: bool,
-    /// Seconds until the connection expires.
-    pub expires_in: u64,
-    /// (packets, bytes) seen in the original and reply directions, the current packet
-    /// included.
-    pub counters: [(u64, u64); 2],
-}
 
 /// `--ctstatus` names in the order iptables-save prints them.
 const STATUS_NAMES: &[(&str, u32)] = &[

@@ -5,36 +5,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use super::matches::{parse_uint, PortRange};
+pub(crate) use super::value::{parse_u16_range, parse_u32, parse_value_mask, write_value_mask};
+use super::value::{parse_uint, PortRange};
 use super::{Family, PacketCtx};
-
-/// Parses a 32-bit value in decimal or `0x` hex (marks are printed in hex).
-pub(crate) fn parse_u32(s: &str) -> Result<u32, String> {
-    let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) if !hex.is_empty() && hex.len() <= 8 => {
-            u32::from_str_radix(hex, 16).map_err(|_| ())
-        }
-        Some(_) => Err(()),
-        None => parse_uint(s, u64::from(u32::MAX)).map(|v| v as u32),
-    };
-    v.map_err(|_| format!("bad value {s} (a 32-bit number, decimal or 0x hex)"))
-}
-
-/// Parses `value[/mask]`; the mask defaults to all ones.
-pub(crate) fn parse_value_mask(s: &str) -> Result<(u32, u32), String> {
-    match s.split_once('/') {
-        Some((v, m)) => Ok((parse_u32(v)?, parse_u32(m)?)),
-        None => Ok((parse_u32(s)?, u32::MAX)),
-    }
-}
-
-/// `value` or `value/mask` in iptables-save's hex form.
-pub(crate) fn write_value_mask(out: &mut String, value: u32, mask: u32) {
-    let _ = write!(out, "{value:#x}");
-    if mask != u32::MAX {
-        let _ = write!(out, "/{mask:#x}");
-    }
-}
 
 /// `-m multiport`: which ports a list applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,31 +256,6 @@ impl AddrRange {
             self.hi
         );
     }
-}
-
-/// Parses `n`, `a:b`, `:b`, `a:` as an inclusive u16 range (`-m length`).
-pub(crate) fn parse_u16_range(s: &str, what: &str) -> Result<(u16, u16), String> {
-    let num = |p: &str, default: u16| -> Result<u16, String> {
-        if p.is_empty() {
-            return Ok(default);
-        }
-        parse_uint(p, 65535)
-            .map(|v| v as u16)
-            .map_err(|_| format!("bad {what} {p} (0..=65535)"))
-    };
-    let (lo, hi) = match s.split_once(':') {
-        Some(("", "")) => return Err(format!("bad {what} range {s}")),
-        Some((a, b)) => (num(a, 0)?, num(b, 65535)?),
-        None if s.is_empty() => return Err(format!("empty {what}")),
-        None => {
-            let v = num(s, 0)?;
-            (v, v)
-        }
-    };
-    if lo > hi {
-        return Err(format!("bad {what} range {s} (first above last)"));
-    }
-    Ok((lo, hi))
 }
 
 /// `-m ttl` / `-m hl` comparison.
@@ -562,20 +510,6 @@ fn classify(ip: IpAddr, ctx: &PacketCtx) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_and_masks() {
-        assert_eq!(parse_u32("0x1F").unwrap(), 31);
-        assert_eq!(parse_u32("4294967295").unwrap(), u32::MAX);
-        assert!(parse_u32("4294967296").is_err());
-        assert!(parse_u32("0x").is_err());
-        assert!(parse_u32("0x123456789").is_err());
-        assert_eq!(parse_value_mask("1/0xff").unwrap(), (1, 0xff));
-        assert_eq!(parse_value_mask("0x10").unwrap(), (16, u32::MAX));
-        let mut s = String::new();
-        write_value_mask(&mut s, 1, 0xff);
-        assert_eq!(s, "0x1/0xff");
-    }
 
     #[test]
     fn multiport_lists() {

@@ -91,12 +91,12 @@ mod lex;
 mod matches;
 mod nat_target;
 mod parse;
-mod stateful;
-pub use ctmatch::ConnView;
 mod save;
+mod stateful;
 mod string;
 mod target;
 pub mod textfile;
+mod value;
 
 #[cfg(test)]
 mod tests;
@@ -376,6 +376,22 @@ impl fmt::Debug for PacketCtx<'_> {
             .field("packet_len", &self.packet.len())
             .finish()
     }
+}
+
+/// What a rule can see of the packet's connection (filled by the pipeline).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnView<'a> {
+    /// Original and reply tuples (the reply one after NAT).
+    pub tuples: &'a [conntrack::tuple::Tuple; 2],
+    /// Status bits (`conntrack::conn::Status`).
+    pub status: u32,
+    /// The packet travels in the reply direction.
+    pub reply: bool,
+    /// Seconds until the connection expires.
+    pub expires_in: u64,
+    /// (packets, bytes) seen in the original and reply directions, the current packet
+    /// included.
+    pub counters: [(u64, u64); 2],
 }
 
 /// What a table decided for a packet.
