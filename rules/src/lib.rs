@@ -43,20 +43,21 @@
 //! assert_eq!(rule.unwrap().to_string(), "filter INPUT policy");
 //! ```
 //!
-//! Supported syntax (see `parse.rs` for the details):
+//! Supported syntax (the rule syntax and the targets in `parse.rs`; each match in
+//! `matches/NAME.rs`, behind the interface of `extension.rs`):
 //! - tables `*raw`, `*mangle`, `*nat`, `*filter`; `:CHAIN POLICY [pkts:bytes]`, `-N`, `-A`,
 //!   `-I CHAIN [n]`, `COMMIT`, `#` comments, `[pkts:bytes]` rule prefixes, `"..."` quoting;
 //! - matches `-s -d -i -o -p -f`, `-m tcp|udp|udplite|sctp|dccp --sport --dport` (tcp also
 //!   `--tcp-flags`, `--syn`, `--tcp-option`), `-m multiport`, `-m conntrack --ctstate`,
 //!   `-m state --state`, `-m icmp --icmp-type`, `-m icmp6 --icmpv6-type`, `-m comment`,
 //!   `-m mark`, `-m connmark`, `-m iprange`, `-m length`, `-m ttl`, `-m hl`, `-m limit`,
-//!   `-m addrtype`, `-m connbytes`, `-m connlimit` (`connstat.rs`), `-m recent`, `-m hashlimit`
-//!   (`stateful.rs`), each negatable with a leading `!` where iptables allows it (the old
-//!   `-s ! x` form is rejected with a hint);
+//!   `-m addrtype`, `-m string`, `-m connbytes`, `-m connlimit`, `-m recent`, `-m hashlimit`,
+//!   each negatable with a leading `!` where iptables allows it (the old `-s ! x` form is
+//!   rejected with a hint);
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, CT --zone, LOG, MARK, CONNMARK,
 //!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
 //!   `-j chain`, `-g chain`, and in the nat table SNAT, DNAT, MASQUERADE, REDIRECT and NETMAP
-//!   (see `nat.rs` for their forms and checks).
+//!   (see `nat_target.rs` for their forms and checks).
 //!
 //! Side effects other than the verdict come back in [`EvalOutput`]: LOG hits (the pipeline
 //! writes them) and the packet / connection marks after MARK and CONNMARK (the pipeline stores
@@ -82,18 +83,14 @@
 //! degrade to the scan with one `u32` per rule of memory. Figures: BENCHMARKS.md, "classifier".
 
 mod classify;
-mod connstat;
-mod ctmatch;
 mod eval;
-mod ext;
+mod extension;
 pub mod fuzzing;
 mod lex;
 mod matches;
 mod nat_target;
 mod parse;
 mod save;
-mod stateful;
-mod string;
 mod target;
 pub mod textfile;
 mod value;
@@ -684,19 +681,19 @@ impl StateHead {
         match rule.matches.as_slice() {
             [Match::Conntrack(m)] => {
                 let st = m.state.as_ref()?;
-                let only_state = ctmatch::CtMatch {
+                let only_state = matches::conntrack::CtMatch {
                     state: None,
                     ..(**m).clone()
-                } == ctmatch::CtMatch::default();
+                } == matches::conntrack::CtMatch::default();
                 only_state.then_some(StateHead {
                     mask: st.mask,
                     invert: st.invert,
                     base_only: false,
                 })
             }
-            [Match::State { state }] => Some(StateHead {
-                mask: state.mask,
-                invert: state.invert,
+            [Match::State(m)] => Some(StateHead {
+                mask: m.state.mask,
+                invert: m.state.invert,
                 base_only: true,
             }),
             _ => None,

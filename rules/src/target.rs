@@ -132,7 +132,7 @@ const LOG_LEVELS: [&str; 8] = [
 ];
 
 pub(crate) fn parse_log_level(s: &str) -> Result<u8, String> {
-    if let Ok(n) = super::matches::parse_uint(s, 7) {
+    if let Ok(n) = super::value::parse_uint(s, 7) {
         return Ok(n as u8);
     }
     let lower = s.to_ascii_lowercase();
