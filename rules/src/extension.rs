@@ -1,12 +1,12 @@
-//! The interface between the rule syntax (`parse.rs`) and the match extensions, one file each
-//! under `matches/`, after the split of xtables' per-extension structures: an
+//! The interface between the rule syntax (`parse.rs`) and the extensions, one file each under
+//! `matches/` and `targets/`, after the split of xtables' per-extension structures: an
 //! extension declares its options in a table, reads each option it is given, checks the
 //! whole once the rule's last option is read, prints its iptables-save form and evaluates
 //! packets. The generic parser owns everything extensions share: negation, the value tokens,
 //! duplicate and conflicting options, and error locations.
 //!
-//! Nothing here is on the per-packet path: matches are evaluated through the `Match` enum,
-//! whose arms call the extension's methods directly.
+//! Nothing here is on the per-packet path: matches and targets are evaluated through the
+//! `Match` and `Target` enums, whose arms call the extension's methods directly.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -138,6 +138,11 @@ impl<'a> Arg<'a> {
     pub(crate) fn err_at(&self, (offset, message): (usize, String)) -> RuleError {
         self.cx.err(self.tok().col + offset, message)
     }
+
+    /// An error at the option's name.
+    pub(crate) fn err_opt(&self, message: impl Into<String>) -> RuleError {
+        self.cx.err(self.opt.col, message)
+    }
 }
 
 /// A match after the rule's last option, for its `finish` and `check`.
@@ -204,6 +209,29 @@ pub(crate) trait MatchExt {
     fn save(&self, out: &mut String);
 }
 
+/// A target being built from its options (`-j NAME ...`).
+pub(crate) trait TargetExt {
+    /// What the target is once built.
+    type Output;
+
+    /// How many values `opt` takes when it is one of the target's options; `None` when it is
+    /// not (it may then belong to a match). An error for an option of the real target that
+    /// tunfilter refuses by name.
+    fn takes(&self, opt: &Tok, cx: &Cx) -> Result<Option<u8>, RuleError>;
+
+    /// Applies one option (`!` has been refused already: target options are not negatable).
+    fn option(&mut self, arg: &Arg) -> Result<(), RuleError>;
+
+    /// After the rule's last option: the target, checked against the rule. `col` is the
+    /// column of the target's name, `proto` the rule's `-p` as (protocol, negated).
+    fn finish(
+        self,
+        cx: &Cx,
+        col: usize,
+        proto: Option<(u8, bool)>,
+    ) -> Result<Self::Output, RuleError>;
+}
+
 /// Objects shared by name between the rules of one ruleset while it loads — `-m recent` lists,
 /// `-m hashlimit` tables — as the kernel shares them within a network namespace: every rule
 /// naming one gets the same `Arc`.
@@ -226,4 +254,10 @@ impl Named {
         map.insert(key, made.clone());
         made
     }
+}
+
+/// `PREROUTING, OUTPUT`: hooks as error messages list them.
+pub(crate) fn hook_list(hooks: &[Hook]) -> String {
+    let names: Vec<&str> = hooks.iter().map(|h| h.chain_name()).collect();
+    names.join(", ")
 }

@@ -43,8 +43,8 @@
 //! assert_eq!(rule.unwrap().to_string(), "filter INPUT policy");
 //! ```
 //!
-//! Supported syntax (the rule syntax and the targets in `parse.rs`; each match in
-//! `matches/NAME.rs`, behind the interface of `extension.rs`):
+//! Supported syntax (the rule syntax in `parse.rs`; each match in `matches/NAME.rs` and each
+//! target in `targets/NAME.rs`, behind the interface of `extension.rs`):
 //! - tables `*raw`, `*mangle`, `*nat`, `*filter`; `:CHAIN POLICY [pkts:bytes]`, `-N`, `-A`,
 //!   `-I CHAIN [n]`, `COMMIT`, `#` comments, `[pkts:bytes]` rule prefixes, `"..."` quoting;
 //! - matches `-s -d -i -o -p -f`, `-m tcp|udp|udplite|sctp|dccp --sport --dport` (tcp also
@@ -57,7 +57,7 @@
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, CT --zone, LOG, MARK, CONNMARK,
 //!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
 //!   `-j chain`, `-g chain`, and in the nat table SNAT, DNAT, MASQUERADE, REDIRECT and NETMAP
-//!   (see `nat_target.rs` for their forms and checks).
+//!   (see `targets/nat.rs` for their forms and checks).
 //!
 //! Side effects other than the verdict come back in [`EvalOutput`]: LOG hits (the pipeline
 //! writes them) and the packet / connection marks after MARK and CONNMARK (the pipeline stores
@@ -88,10 +88,9 @@ mod extension;
 pub mod fuzzing;
 mod lex;
 mod matches;
-mod nat_target;
 mod parse;
 mod save;
-mod target;
+mod targets;
 pub mod textfile;
 mod value;
 
@@ -104,11 +103,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use nat_target::{NatRange, NatTarget};
-pub use target::{RejectWith, TcpMss};
+pub use targets::nat::{NatRange, NatTarget};
+pub use targets::reject::RejectWith;
+pub use targets::tcpmss::TcpMss;
 
 pub(crate) use matches::Match;
-pub(crate) use target::Target;
+pub(crate) use targets::Target;
 
 /// Address family of a ruleset (an `iptables-save` or an `ip6tables-save` file): the one
 /// family type of the workspace, conntrack's.

@@ -18,15 +18,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::classify::{ChainIndex, TableIndex};
-use super::extension::{Arg, Cx, Done, Named};
+use super::extension::{hook_list, Arg, Cx, Done, Named};
 use super::lex::{tokenize, Tok};
 use super::matches::{module, module_of_proto, Iface, MatchDef};
-use super::nat_target::{self as nat, NAT_TARGETS};
-use super::target::{
-    parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, TcpMss, LOG_DEFAULT_LEVEL,
-    LOG_FLAGS,
-};
-use super::value::{parse_net, parse_proto, parse_u32, parse_uint, parse_value_mask, proto_name};
+use super::targets::{target, Builder, TARGET_NAMES};
+use super::value::{parse_net, parse_proto, parse_uint, proto_name};
 use super::{
     Chain, Counters, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset, StateHead,
     Table, TableRules, Target,
@@ -34,45 +30,6 @@ use super::{
 
 /// Longest chain name iptables accepts (XT_EXTENSION_MAXNAMELEN minus the NUL).
 const MAX_CHAIN_NAME: usize = 28;
-
-/// Target names a user chain may not take, and which `-j` treats as targets.
-const TARGET_NAMES: &[&str] = &[
-    "ACCEPT",
-    "DROP",
-    "RETURN",
-    "REJECT",
-    "LOG",
-    "NOTRACK",
-    "CT",
-    "QUEUE",
-    "NFQUEUE",
-    "NFLOG",
-    "MARK",
-    "CONNMARK",
-    "SNAT",
-    "DNAT",
-    "MASQUERADE",
-    "REDIRECT",
-    "NETMAP",
-    "TCPMSS",
-    "TRACE",
-    "CLASSIFY",
-    "DSCP",
-    "TOS",
-    "TTL",
-    "HL",
-    "AUDIT",
-    "SET",
-    "TPROXY",
-    "TEE",
-    "SECMARK",
-    "CONNSECMARK",
-    "CHECKSUM",
-    "IDLETIMER",
-    "LED",
-    "SYNPROXY",
-    "ULOG",
-];
 
 pub(crate) fn parse(
     text: &str,
@@ -566,7 +523,7 @@ impl Parser<'_> {
         let limited = |c: &ChainBuilder| {
             c.rules
                 .iter()
-                .any(|r| matches!(&r.target, PendingTarget::Ready(t) if hook_limited(t).is_some()))
+                .any(|r| matches!(&r.target, PendingTarget::Ready(t) if t.hook_limits().is_some()))
         };
         if !cur.chains.iter().any(|c| c.hook.is_none() && limited(c)) {
             return None;
@@ -598,7 +555,7 @@ impl Parser<'_> {
                 let PendingTarget::Ready(t) = &r.target else {
                     continue;
                 };
-                let Some((kind, ok)) = hook_limited(t) else {
+                let Some((kind, ok)) = t.hook_limits() else {
                     continue;
                 };
                 if let Some((hook, path)) = reached[ci].iter().find(|(h, _)| !ok.contains(h)) {
@@ -622,29 +579,6 @@ impl Parser<'_> {
         }
         None
     }
-}
-
-/// Hooks where `-j TCPMSS --clamp-mss-to-pmtu` knows the egress route.
-const MSS_CLAMP_HOOKS: &[Hook] = &[Hook::Forward, Hook::Output, Hook::Postrouting];
-
-/// A target that works only in some hooks: its name and those hooks.
-fn hook_limited(t: &Target) -> Option<(&'static str, &'static [Hook])> {
-    match t {
-        Target::Nat(n) => {
-            let kind = nat::kind(n);
-            Some((kind, nat::valid_hooks(kind)))
-        }
-        Target::TcpMss(TcpMss::ClampToPmtu) => {
-            Some(("TCPMSS --clamp-mss-to-pmtu", MSS_CLAMP_HOOKS))
-        }
-        _ => None,
-    }
-}
-
-/// `PREROUTING, OUTPUT`.
-fn hook_list(hooks: &[Hook]) -> String {
-    let names: Vec<&str> = hooks.iter().map(|h| h.chain_name()).collect();
-    names.join(", ")
 }
 
 /// Depth-first search for a cycle; returns the location of the jump closing it and the chain
@@ -704,53 +638,12 @@ struct ModInst {
     seen: Vec<(&'static str, &'static str)>,
 }
 
-/// A CONNMARK action being built.
-#[derive(Clone, Copy)]
-enum ConnBuild {
-    Set(u32, u32),
-    Save,
-    Restore,
-}
-
-enum TgtBuild {
-    Ready(Target),
-    Reject {
-        with: Option<(RejectWith, usize)>,
-    },
-    Log {
-        prefix: Option<String>,
-        level: Option<u8>,
-        flags: u8,
-    },
-    NoTrack,
-    Ct {
-        notrack: bool,
-        /// `--zone N` with the option's column.
-        zone: Option<(u16, usize)>,
-    },
-    Mark {
-        op: Option<(u32, u32)>,
-    },
-    Connmark {
-        op: Option<ConnBuild>,
-        nfmask: Option<u32>,
-        ctmask: Option<u32>,
-    },
-    Chain {
-        name: String,
-        goto: bool,
-    },
-    /// A nat-table target: its name, `--to-source`/`--to-destination`/`--to`
-    /// or `--to-ports` value with its column, and the flags.
-    Nat {
-        kind: &'static str,
-        to: Option<(String, usize)>,
-        random: bool,
-        random_fully: bool,
-        persistent: bool,
-    },
-    /// `-j TCPMSS` and its one option with the option's column.
-    TcpMss(Option<(TcpMss, usize)>),
+/// The rule's target while its options are read.
+enum TargetSpec {
+    /// A target of `targets/`.
+    Ext(Builder),
+    /// `-j`/`-g` to a user chain, resolved at COMMIT.
+    Chain { name: String, goto: bool },
 }
 
 /// Parses the options of one rule.
@@ -766,7 +659,8 @@ struct RuleParser<'p, 't> {
     /// `-p` as given: (protocol, negated).
     proto: Option<(u8, bool)>,
     mods: Vec<ModInst>,
-    target: Option<(TgtBuild, usize)>,
+    /// The target with the column of its name.
+    target: Option<(TargetSpec, usize)>,
     counters: (u64, u64),
 }
 
@@ -950,7 +844,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                             format!("-g needs a user chain, not the target {}", v.text),
                         ));
                     }
-                    TgtBuild::Chain {
+                    TargetSpec::Chain {
                         name: v.text.clone(),
                         goto: true,
                     }
@@ -1079,354 +973,50 @@ impl<'p, 't> RuleParser<'p, 't> {
         Ok(true)
     }
 
-    fn target_by_name(&self, v: &Tok) -> Result<TgtBuild, RuleError> {
+    /// `-j NAME`: a target of `targets/` (checked against the table here), else a chain.
+    fn target_by_name(&self, v: &Tok) -> Result<TargetSpec, RuleError> {
         let name = v.text.as_str();
-        let only = |table: Table| -> Result<(), RuleError> {
-            if self.cx.table == table {
-                Ok(())
-            } else {
-                Err(self.err(
+        if let Some(def) = target(name) {
+            if let Some(table) = def.table.filter(|t| *t != self.cx.table) {
+                return Err(self.err(
                     v.col,
                     format!(
                         "target {name} is only valid in the {} table, not {}",
                         table.name(),
                         self.cx.table.name()
                     ),
-                ))
+                ));
             }
-        };
-        Ok(match name {
-            "ACCEPT" => TgtBuild::Ready(Target::Accept),
-            "DROP" => TgtBuild::Ready(Target::Drop),
-            "RETURN" => TgtBuild::Ready(Target::Return),
-            "REJECT" => {
-                only(Table::Filter)?;
-                TgtBuild::Reject { with: None }
-            }
-            "LOG" => TgtBuild::Log {
-                prefix: None,
-                level: None,
-                flags: 0,
-            },
-            "NOTRACK" => {
-                only(Table::Raw)?;
-                TgtBuild::NoTrack
-            }
-            "CT" => {
-                only(Table::Raw)?;
-                TgtBuild::Ct {
-                    notrack: false,
-                    zone: None,
-                }
-            }
-            "MARK" => TgtBuild::Mark { op: None },
-            // iptables-legacy allows TRACE only in raw; iptables-nft (Debian's default, whose
-            // saves users bring) allows it in every table, and tracing from a later table on
-            // is well defined, so it loads anywhere.
-            "TRACE" => TgtBuild::Ready(Target::Trace),
-            "TCPMSS" => TgtBuild::TcpMss(None),
-            "CONNMARK" => TgtBuild::Connmark {
-                op: None,
-                nfmask: None,
-                ctmask: None,
-            },
-            n if NAT_TARGETS.contains(&n) => {
-                only(Table::Nat)?;
-                let kind = NAT_TARGETS
-                    .iter()
-                    .copied()
-                    .find(|k| *k == n)
-                    .unwrap_or("SNAT");
-                // Built-in chains must be a hook the target works in; rules in user chains are
-                // checked at COMMIT against the built-in chains that reach them.
-                let ok = nat::valid_hooks(kind);
-                if let Some(h) = self.cx.hook {
-                    if !ok.contains(&h) {
-                        return Err(self.err(
-                            v.col,
-                            format!(
-                                "target {kind} is not valid in chain {} (only in {})",
-                                h.chain_name(),
-                                hook_list(ok)
-                            ),
-                        ));
-                    }
-                }
-                TgtBuild::Nat {
-                    kind,
-                    to: None,
-                    random: false,
-                    random_fully: false,
-                    persistent: false,
-                }
-            }
-            n if TARGET_NAMES.contains(&n) => {
-                return Err(self.err(v.col, format!("target {n} is not supported")));
-            }
-            n => TgtBuild::Chain {
-                name: n.to_string(),
-                goto: false,
-            },
+            return (def.start)(&self.cx, v.col).map(TargetSpec::Ext);
+        }
+        if TARGET_NAMES.contains(&name) {
+            return Err(self.err(v.col, format!("target {name} is not supported")));
+        }
+        Ok(TargetSpec::Chain {
+            name: name.to_string(),
+            goto: false,
         })
     }
 
     /// Handles `opt` if the target knows it; `Ok(false)` when it does not.
     fn target_option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<bool, RuleError> {
-        let p = self.cx;
-        let family = p.family;
-        let o = opt.text.as_str();
-        let Some((t, _)) = &self.target else {
+        let Some((TargetSpec::Ext(b), _)) = &self.target else {
             return Ok(false);
         };
-        const MARK_OPS: [&str; 5] = [
-            "--set-xmark",
-            "--set-mark",
-            "--and-mark",
-            "--or-mark",
-            "--xor-mark",
-        ];
-        let known = match t {
-            TgtBuild::Reject { .. } => o == "--reject-with",
-            TgtBuild::Log { .. } => o.starts_with("--log-"),
-            TgtBuild::Ct { .. } => match o {
-                "--notrack" | "--zone" | "--helper" => true,
-                "--zone-orig" | "--zone-reply" => {
-                    return Err(p.err(
-                        opt.col,
-                        format!(
-                            "CT option {o} is not supported (one zone for both directions: \
-                             --zone N)"
-                        ),
-                    ))
-                }
-                "--ctevents" | "--expevents" | "--timeout" => {
-                    return Err(p.err(
-                        opt.col,
-                        format!("CT option {o} is not supported (only --notrack and --zone)"),
-                    ))
-                }
-                _ => false,
-            },
-            TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
-            TgtBuild::TcpMss(_) => matches!(o, "--set-mss" | "--clamp-mss-to-pmtu"),
-            TgtBuild::Nat { kind, .. } => nat::takes_option(kind, o),
-            TgtBuild::Connmark { .. } => {
-                MARK_OPS.contains(&o)
-                    || matches!(
-                        o,
-                        "--save-mark" | "--restore-mark" | "--nfmask" | "--ctmask" | "--mask"
-                    )
-            }
-            _ => false,
-        };
-        if !known {
+        let Some(args) = b.takes(opt, &self.cx)? else {
             return Ok(false);
-        }
-        self.no_not(not, o)?;
-        let dup = || p.err(opt.col, format!("{o} given twice"));
-        let one_op = |target: &str| {
-            p.err(
-                opt.col,
-                format!("{target} takes one action; {o} conflicts with an earlier one"),
-            )
         };
-        // MARK-style values: `v[/m]` for the set forms, a plain value for and/or/xor.
-        let mark_value = |this: &mut Self| -> Result<(u32, u32), RuleError> {
-            let v = this.value(opt)?;
-            let (value, mask) = if o.starts_with("--set-") {
-                parse_value_mask(&v.text)
-            } else {
-                parse_u32(&v.text).map(|x| (x, u32::MAX))
-            }
-            .map_err(|e| p.err(v.col, e))?;
-            Ok(xmark_of(o, value, mask).unwrap_or((value, mask)))
+        self.no_not(not, &opt.text)?;
+        let vals = self.values(opt, args)?;
+        let arg = Arg {
+            name: &opt.text,
+            invert: false,
+            opt,
+            vals: &vals,
+            cx: self.cx,
         };
-        match o {
-            "--to-source" | "--to-destination" | "--to-ports" | "--to" => {
-                let v = self.value(opt)?;
-                if let Some((TgtBuild::Nat { kind, to, .. }, _)) = &mut self.target {
-                    if to.is_some() {
-                        return Err(p.err(opt.col, nat::given_twice(kind)));
-                    }
-                    *to = Some((v.text.clone(), v.col));
-                }
-            }
-            "--random" | "--random-fully" | "--persistent" => {
-                if let Some((
-                    TgtBuild::Nat {
-                        random,
-                        random_fully,
-                        persistent,
-                        ..
-                    },
-                    _,
-                )) = &mut self.target
-                {
-                    let flag = match o {
-                        "--persistent" => persistent,
-                        "--random-fully" => random_fully,
-                        _ => random,
-                    };
-                    *flag = true;
-                }
-            }
-            "--set-mss" | "--clamp-mss-to-pmtu" => {
-                let m = if o == "--set-mss" {
-                    let v = self.value(opt)?;
-                    let mss = v.text.parse::<u16>().map_err(|_| {
-                        p.err(v.col, format!("--set-mss needs 0-65535, not {:?}", v.text))
-                    })?;
-                    TcpMss::Set(mss)
-                } else {
-                    TcpMss::ClampToPmtu
-                };
-                if let Some((TgtBuild::TcpMss(cur), _)) = &mut self.target {
-                    if cur.is_some() {
-                        return Err(p.err(
-                            opt.col,
-                            "TCPMSS takes one of --set-mss and --clamp-mss-to-pmtu",
-                        ));
-                    }
-                    *cur = Some((m, opt.col));
-                }
-            }
-            "--reject-with" => {
-                let v = self.value(opt)?;
-                let r = RejectWith::parse(&v.text, family).map_err(|e| p.err(v.col, e))?;
-                if let Some((TgtBuild::Reject { with }, _)) = &mut self.target {
-                    if with.is_some() {
-                        return Err(dup());
-                    }
-                    *with = Some((r, v.col));
-                }
-            }
-            "--notrack" => {
-                if let Some((TgtBuild::Ct { notrack, .. }, _)) = &mut self.target {
-                    if *notrack {
-                        return Err(dup());
-                    }
-                    *notrack = true;
-                }
-            }
-            "--zone" => {
-                let v = self.value(opt)?;
-                let z = match v.text.parse::<u16>() {
-                    Ok(z) => z,
-                    Err(_) if v.text == "mark" || v.text.starts_with("mark/") => {
-                        return Err(p.err(
-                            v.col,
-                            "CT --zone mark is not supported (a numeric zone 0-65535 only)",
-                        ))
-                    }
-                    Err(_) => {
-                        return Err(p.err(v.col, format!("--zone needs 0-65535, not {:?}", v.text)))
-                    }
-                };
-                if let Some((TgtBuild::Ct { zone, .. }, _)) = &mut self.target {
-                    if zone.is_some() {
-                        return Err(dup());
-                    }
-                    *zone = Some((z, opt.col));
-                }
-            }
-            "--helper" => {
-                // The kernel refuses a helper it does not have (ENOENT); tunfilter has no
-                // application helpers, so every name is refused the same way, at load time.
-                let v = self.value(opt)?;
-                return Err(p.err(
-                    v.col,
-                    format!(
-                        "CT --helper: no conntrack helper named {:?} (tunfilter has no \
-                         application helpers)",
-                        v.text
-                    ),
-                ));
-            }
-            "--log-prefix" => {
-                let v = self.value(opt)?;
-                // The kernel keeps 29 characters plus the NUL.
-                if v.text.len() > 29 {
-                    return Err(p.err(v.col, "log prefix longer than 29 bytes"));
-                }
-                if let Some((TgtBuild::Log { prefix, .. }, _)) = &mut self.target {
-                    if prefix.is_some() {
-                        return Err(dup());
-                    }
-                    *prefix = Some(v.text.clone());
-                }
-            }
-            "--log-level" => {
-                let v = self.value(opt)?;
-                let l = parse_log_level(&v.text).map_err(|e| p.err(v.col, e))?;
-                if let Some((TgtBuild::Log { level, .. }, _)) = &mut self.target {
-                    if level.is_some() {
-                        return Err(dup());
-                    }
-                    *level = Some(l);
-                }
-            }
-            _ if o.starts_with("--log-") => {
-                let Some(bit) = LOG_FLAGS.iter().position(|f| *f == o) else {
-                    return Err(p.err(opt.col, format!("unknown or unsupported option {o}")));
-                };
-                if let Some((TgtBuild::Log { flags, .. }, _)) = &mut self.target {
-                    if *flags & (1 << bit) != 0 {
-                        return Err(dup());
-                    }
-                    *flags |= 1 << bit;
-                }
-            }
-            _ if MARK_OPS.contains(&o) => {
-                let xm = mark_value(self)?;
-                match &mut self.target {
-                    Some((TgtBuild::Mark { op }, _)) => {
-                        if op.is_some() {
-                            return Err(one_op("MARK"));
-                        }
-                        *op = Some(xm);
-                    }
-                    Some((TgtBuild::Connmark { op, .. }, _)) => {
-                        if op.is_some() {
-                            return Err(one_op("CONNMARK"));
-                        }
-                        *op = Some(ConnBuild::Set(xm.0, xm.1));
-                    }
-                    _ => {}
-                }
-            }
-            "--save-mark" | "--restore-mark" => {
-                if let Some((TgtBuild::Connmark { op, .. }, _)) = &mut self.target {
-                    if op.is_some() {
-                        return Err(one_op("CONNMARK"));
-                    }
-                    *op = Some(if o == "--save-mark" {
-                        ConnBuild::Save
-                    } else {
-                        ConnBuild::Restore
-                    });
-                }
-            }
-            _ => {
-                // --nfmask, --ctmask, --mask (both).
-                let v = self.value(opt)?;
-                let m = parse_u32(&v.text).map_err(|e| p.err(v.col, e))?;
-                if let Some((TgtBuild::Connmark { nfmask, ctmask, .. }, _)) = &mut self.target {
-                    let (nf, ct) = match o {
-                        "--nfmask" => (true, false),
-                        "--ctmask" => (false, true),
-                        _ => (true, true),
-                    };
-                    if (nf && nfmask.is_some()) || (ct && ctmask.is_some()) {
-                        return Err(dup());
-                    }
-                    if nf {
-                        *nfmask = Some(m);
-                    }
-                    if ct {
-                        *ctmask = Some(m);
-                    }
-                }
-            }
+        if let Some((TargetSpec::Ext(b), _)) = &mut self.target {
+            b.option(&arg)?;
         }
         Ok(true)
     }
@@ -1465,127 +1055,13 @@ impl<'p, 't> RuleParser<'p, 't> {
                 ));
             }
         }
-        let tcp = Some((6, false));
-        let p = cx;
         let target_col = self.target.as_ref().map_or(0, |t| t.1);
         let target = match self.target {
             None => PendingTarget::Ready(Target::Continue),
-            Some((t, col)) => match t {
-                TgtBuild::Ready(t) => PendingTarget::Ready(t),
-                TgtBuild::Reject { with } => {
-                    let r = match with {
-                        Some((RejectWith::TcpReset, vcol)) if self.proto != tcp => {
-                            return Err(p.err(vcol, "tcp-reset needs -p tcp (not negated)"))
-                        }
-                        Some((r, _)) => r,
-                        None => RejectWith::default_for(p.family),
-                    };
-                    PendingTarget::Ready(Target::Reject(r))
-                }
-                TgtBuild::Log {
-                    prefix,
-                    level,
-                    flags,
-                } => PendingTarget::Ready(Target::Log(LogTarget {
-                    prefix: Arc::from(prefix.unwrap_or_default().as_str()),
-                    level: level.unwrap_or(LOG_DEFAULT_LEVEL),
-                    flags,
-                })),
-                TgtBuild::NoTrack => PendingTarget::Ready(Target::NoTrack { ct: false }),
-                TgtBuild::Ct {
-                    notrack: true,
-                    zone: None,
-                } => PendingTarget::Ready(Target::NoTrack { ct: true }),
-                TgtBuild::Ct {
-                    notrack: true,
-                    zone: Some((_, zcol)),
-                } => return Err(p.err(zcol, "CT --notrack cannot be combined with --zone")),
-                TgtBuild::Ct {
-                    notrack: false,
-                    zone: Some((z, _)),
-                } => PendingTarget::Ready(Target::CtZone(z)),
-                TgtBuild::Ct {
-                    notrack: false,
-                    zone: None,
-                } => return Err(p.err(col, "CT needs --notrack or --zone")),
-                TgtBuild::Mark {
-                    op: Some((value, mask)),
-                } => PendingTarget::Ready(Target::Mark { value, mask }),
-                TgtBuild::Mark { op: None } => return Err(p.err(
-                    col,
-                    "MARK needs one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark",
-                )),
-                TgtBuild::Connmark { op, nfmask, ctmask } => {
-                    let masks = (nfmask.unwrap_or(u32::MAX), ctmask.unwrap_or(u32::MAX));
-                    let op = match op {
-                        None => {
-                            return Err(p.err(
-                                col,
-                                "CONNMARK needs one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark, --save-mark, --restore-mark",
-                            ))
-                        }
-                        Some(ConnBuild::Set(..)) if nfmask.is_some() || ctmask.is_some() => {
-                            return Err(p.err(
-                                col,
-                                "--nfmask, --ctmask and --mask go only with --save-mark or --restore-mark",
-                            ))
-                        }
-                        Some(ConnBuild::Set(value, mask)) => ConnmarkOp::Set { value, mask },
-                        Some(ConnBuild::Save) => ConnmarkOp::Save {
-                            nfmask: masks.0,
-                            ctmask: masks.1,
-                        },
-                        Some(ConnBuild::Restore) => ConnmarkOp::Restore {
-                            nfmask: masks.0,
-                            ctmask: masks.1,
-                        },
-                    };
-                    PendingTarget::Ready(Target::Connmark(op))
-                }
-                TgtBuild::Chain { name, goto } => PendingTarget::Chain { name, goto, col },
-                TgtBuild::TcpMss(None) => {
-                    return Err(p.err(col, "TCPMSS needs --set-mss or --clamp-mss-to-pmtu"))
-                }
-                TgtBuild::TcpMss(Some((m, ocol))) => {
-                    if self.proto != tcp {
-                        return Err(p.err(col, "TCPMSS needs -p tcp (not negated)"));
-                    }
-                    // iptables-legacy also demands a SYN-only tcp match; iptables-nft cannot check
-                    // that and accepts the rule. The pipeline rewrites SYNs only, so the rule is
-                    // safe either way and loads as iptables-nft saves it.
-                    if m == TcpMss::ClampToPmtu {
-                        if let Some(h) = self.cx.hook.filter(|h| !MSS_CLAMP_HOOKS.contains(h)) {
-                            return Err(p.err(
-                                ocol,
-                                format!(
-                                    "--clamp-mss-to-pmtu is not valid in chain {} (only in {})",
-                                    h.chain_name(),
-                                    hook_list(MSS_CLAMP_HOOKS)
-                                ),
-                            ));
-                        }
-                    }
-                    PendingTarget::Ready(Target::TcpMss(m))
-                }
-                TgtBuild::Nat {
-                    kind,
-                    to,
-                    random,
-                    random_fully,
-                    persistent,
-                } => {
-                    let ports_ok = matches!(self.proto, Some((6 | 17 | 33 | 132 | 136, false)));
-                    let to = to.as_ref().map(|(t, c)| (t.as_str(), *c));
-                    let flags = nat::Flags {
-                        random,
-                        random_fully,
-                        persistent,
-                    };
-                    let t = nat::build(kind, to, flags, ports_ok, p.family)
-                        .map_err(|(c, e)| p.err(if c == 0 { col } else { c }, e))?;
-                    PendingTarget::Ready(Target::Nat(Arc::new(t)))
-                }
-            },
+            Some((TargetSpec::Chain { name, goto }, col)) => {
+                PendingTarget::Chain { name, goto, col }
+            }
+            Some((TargetSpec::Ext(b), col)) => PendingTarget::Ready(b.finish(&cx, col, proto)?),
         };
         let mut matches: Vec<Match> = self.base.into_iter().flatten().collect();
         matches.extend(self.mods.into_iter().map(|m| m.m));
