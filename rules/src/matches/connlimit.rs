@@ -34,9 +34,9 @@ pub(crate) const OPTIONS: &[Opt] = &[
 ];
 
 /// Addresses a connlimit match keeps lists for, at most.
-pub const CONNLIMIT_MAX_KEYS: usize = 65_536;
+pub(crate) const CONNLIMIT_MAX_KEYS: usize = 65_536;
 /// Tuples a connlimit match keeps in all, at most.
-pub const CONNLIMIT_MAX_ENTRIES: usize = 262_144;
+pub(crate) const CONNLIMIT_MAX_ENTRIES: usize = 262_144;
 
 /// The lists and their total length.
 #[derive(Debug, Default)]

@@ -41,7 +41,7 @@ pub(crate) const OPTIONS: &[Opt] = &[
 ];
 
 /// `--hashlimit-htable-max` when not given.
-pub const HASHLIMIT_DEFAULT_MAX: u32 = 65_536;
+pub(crate) const HASHLIMIT_DEFAULT_MAX: u32 = 65_536;
 /// iptables' defaults, in milliseconds (the expiry's default is the rate's unit; this one
 /// stands until the rate is known).
 pub(crate) const HASHLIMIT_DEFAULT_EXPIRE_MS: u32 = 1_000;

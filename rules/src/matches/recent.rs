@@ -36,9 +36,9 @@ pub(crate) const OPTIONS: &[Opt] = &[
 ];
 
 /// `ip_list_tot`: addresses per recent list.
-pub const RECENT_MAX_ENTRIES: usize = 100;
+pub(crate) const RECENT_MAX_ENTRIES: usize = 100;
 /// `ip_pkt_list_tot`: times kept per address, and the largest `--hitcount`.
-pub const RECENT_MAX_STAMPS: usize = 20;
+pub(crate) const RECENT_MAX_STAMPS: usize = 20;
 
 /// What a `-m recent` rule does with the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,17 +9,29 @@ use crate::{Family, RuleError};
 /// The answer a REJECT sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectWith {
+    /// ICMP destination unreachable, network unreachable (code 0).
     IcmpNetUnreachable,
+    /// ICMP destination unreachable, host unreachable (code 1).
     IcmpHostUnreachable,
+    /// ICMP destination unreachable, port unreachable (code 3): the IPv4 default.
     IcmpPortUnreachable,
+    /// ICMP destination unreachable, protocol unreachable (code 2).
     IcmpProtoUnreachable,
+    /// ICMP destination unreachable, network administratively prohibited (code 9).
     IcmpNetProhibited,
+    /// ICMP destination unreachable, host administratively prohibited (code 10).
     IcmpHostProhibited,
+    /// ICMP destination unreachable, communication administratively prohibited (code 13).
     IcmpAdminProhibited,
+    /// ICMPv6 destination unreachable, no route (code 0).
     Icmp6NoRoute,
+    /// ICMPv6 destination unreachable, administratively prohibited (code 1).
     Icmp6AdmProhibited,
+    /// ICMPv6 destination unreachable, address unreachable (code 3).
     Icmp6AddrUnreachable,
+    /// ICMPv6 destination unreachable, port unreachable (code 4): the IPv6 default.
     Icmp6PortUnreachable,
+    /// A TCP RST (TCP packets only).
     TcpReset,
 }
 
