@@ -4,6 +4,12 @@
 //! `-I CHAIN [n] rule`, `COMMIT`, blank lines and `#` comments. Jump targets may name user chains
 //! declared anywhere in the table section; they are resolved, and loops rejected, at `COMMIT`.
 //!
+//! A rule's base options (`-s -d -i -o -p -f`), negation, `-c`, `-4`/`-6` are read here; so is
+//! the generic part of extensions: `-m NAME` loads the entry of `matches::MODULES`, `-j NAME`
+//! that of `targets::TARGETS`, and any other option goes to the target first, then to the
+//! loaded modules from the last one back, then to the module `-p` implies (`-p tcp --dport
+//! 22`), as iptables does. Each extension's own options and checks are in its file.
+//!
 //! Choices where iptables is lenient or ambiguous:
 //! - negation is only the modern prefix form `! -s x`; the old `-s ! x` is rejected with a hint;
 //! - a table may appear once per file; `-D`, `-R`, `-F`, `-X`, `-P`, `-Z`, `-E` are rejected;
