@@ -96,7 +96,7 @@ fn traverse(
         match &rule.target {
             Target::Continue => {}
             Target::Log(log) => out.logs.push(log.record(rule_ref())),
-            Target::Ct(ct) => ct.apply(&mut notrack, &mut out.ct_zone),
+            Target::Ct(ct) => ct.apply(&mut notrack, &mut out.ct_zone, &mut out.ct_helper),
             Target::Mark(m) => m.apply(&mut out.marks),
             Target::Connmark(op) => op.apply(&mut out.marks),
             Target::Trace => out.trace = true,

@@ -417,6 +417,8 @@ pub struct ConnView<'a> {
     /// (packets, bytes) seen in the original and reply directions, the current packet
     /// included.
     pub counters: [(u64, u64); 2],
+    /// For a connection a helper expected: that helper's name (`-m helper`).
+    pub master_helper: Option<&'static str>,
 }
 
 /// What a table decided for a packet.
@@ -503,6 +505,8 @@ pub struct EvalOutput {
     pub tcpmss: Vec<TcpMss>,
     /// raw table: the conntrack zone of the last `-j CT --zone` hit (`None`: the default).
     pub ct_zone: Option<u16>,
+    /// The helper a `-j CT --helper NAME` rule attached (raw table).
+    pub ct_helper: Option<&'static str>,
 }
 
 /// What a traced packet hit: a rule, the implicit return at the end of a user chain, or a
@@ -827,6 +831,25 @@ impl Ruleset {
         self.tables[table.index()].is_some()
     }
 
+    /// Whether a rule attaches a conntrack helper (`-j CT --helper NAME`): the engine then
+    /// adds its helper stage.
+    pub fn names_helpers(&self) -> bool {
+        self.tables
+            .iter()
+            .flatten()
+            .flat_map(|t| t.chains.iter())
+            .flat_map(|c| c.rules.iter())
+            .any(|r| {
+                matches!(
+                    r.target,
+                    Target::Ct(targets::ct::Ct::Set {
+                        helper: Some(_),
+                        ..
+                    })
+                )
+            })
+    }
+
     /// For a packet that is not traced: when `table`'s chain for `hook` starts with a lone
     /// state test that accepts (a `StateHead`) and `ctstate` passes it, counts that rule
     /// (`len` bytes) and returns true; the full evaluation would have done exactly that and
@@ -890,6 +913,7 @@ impl Ruleset {
         out.trace_steps.clear();
         out.tcpmss.clear();
         out.ct_zone = None;
+        out.ct_helper = None;
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,
@@ -916,6 +940,7 @@ impl Ruleset {
         out.trace_steps.clear();
         out.tcpmss.clear();
         out.ct_zone = None;
+        out.ct_helper = None;
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,

@@ -533,3 +533,36 @@ COMMIT
     );
     assert!(out.events_with(&["\"type\":\"drop\""]).is_empty());
 }
+
+/// Explicit assignment, as Linux since 4.7 wants it: `auto_assign` off, and a raw-table
+/// `CT --helper ftp` rule for port 21. The FTP data connection is RELATED, and
+/// `-m helper --helper ftp` tells it apart in the filter table.
+#[test]
+fn ct_helper_in_the_raw_table_attaches_the_helper_and_m_helper_sees_it() {
+    let rules = format!(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         -A PREROUTING -i lan0 -p tcp -m tcp --dport 21 -j CT --helper ftp\nCOMMIT\n{}",
+        RULES.replace(
+            "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
+            "-A FORWARD -m conntrack --ctstate RELATED -m helper --helper ftp -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n",
+        )
+    );
+    let sc = Scenario::with_config("helper-ct-explicit", &config(""), &rules, "");
+    let out = sc.run(&active_session(), None);
+    let data = out
+        .on("lan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .find(|c| c.0 == 20)
+        .expect("the data connection's SYN reached the client");
+    assert_eq!(data.1, 50000);
+    let v4 = std::fs::read_to_string(out.out_dir.join("rules-v4.txt")).unwrap();
+    assert!(
+        v4.contains(
+            "[1:40] -A FORWARD -m conntrack --ctstate RELATED -m helper --helper ftp -j ACCEPT"
+        ),
+        "{v4}"
+    );
+    assert!(v4.contains("-j CT --helper ftp"), "{v4}");
+}

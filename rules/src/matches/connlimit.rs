@@ -226,6 +226,7 @@ mod tests {
             reply: false,
             expires_in: 100,
             counters: [(1, 60), (0, 0)],
+            master_helper: None,
         });
         let alive = |_: &Tuple| true;
         c.conn_alive = Some(&alive);

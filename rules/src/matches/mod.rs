@@ -20,6 +20,7 @@ pub(crate) mod connlimit;
 pub(crate) mod connmark;
 pub(crate) mod conntrack;
 pub(crate) mod hashlimit;
+pub(crate) mod helper;
 pub(crate) mod icmp;
 pub(crate) mod iprange;
 pub(crate) mod length;
@@ -138,6 +139,8 @@ pub(crate) enum Match {
     Icmp(icmp::Icmp),
     /// `-m comment`.
     Comment(comment::Comment),
+    /// `-m helper`.
+    Helper(helper::Helper),
     /// `-m string`.
     String(Box<string::StringMatch>),
     /// `-m connbytes`.
@@ -168,6 +171,7 @@ macro_rules! ext {
             Match::State($e) => $call,
             Match::Icmp($e) => $call,
             Match::Comment($e) => $call,
+            Match::Helper($e) => $call,
             Match::String($e) => $call,
             Match::Connbytes($e) => $call,
             Match::Connlimit($e) => $call,
@@ -207,6 +211,7 @@ impl Match {
             Match::State(m) => m.matches(ctx, marks),
             Match::Icmp(m) => m.matches(ctx, marks),
             Match::Comment(m) => m.matches(ctx, marks),
+            Match::Helper(m) => m.matches(ctx, marks),
             Match::String(m) => m.matches(ctx, marks),
             Match::Connbytes(m) => m.matches(ctx, marks),
             Match::Connlimit(m) => m.matches(ctx, marks),
@@ -370,6 +375,14 @@ pub(crate) const MODULES: &[MatchDef] = &[
         refuses: refuses_none,
         proto: None,
         new: |_| Match::Comment(comment::Comment::default()),
+    },
+    MatchDef {
+        name: "helper",
+        only: None,
+        options: helper::OPTIONS,
+        refuses: refuses_none,
+        proto: None,
+        new: |_| Match::Helper(helper::Helper::default()),
     },
     MatchDef {
         name: "multiport",

@@ -1,9 +1,12 @@
-//! raw table: `-j NOTRACK`, `-j CT --notrack` (leave the packet untracked) and
-//! `-j CT --zone N` (track it in conntrack zone N); both continue the traversal. A NOTRACK
-//! hit turns the traversal's final ACCEPT into [`crate::Verdict::NoTrack`]; the zone is
-//! reported in [`crate::EvalOutput::ct_zone`]. Zones are numeric and not directional:
-//! `--zone-orig`, `--zone-reply`, `--zone mark`, `--ctevents`, `--expevents` and `--timeout`
-//! are refused, and so is every `--helper` (tunfilter has no application helpers).
+//! raw table: `-j NOTRACK`, `-j CT --notrack` (leave the packet untracked), `-j CT --zone N`
+//! (track it in conntrack zone N) and `-j CT --helper NAME` (attach the application helper
+//! NAME to the connection the packet starts, the kernel's explicit assignment); all but
+//! NOTRACK continue the traversal. A NOTRACK hit turns the traversal's final ACCEPT into
+//! [`crate::Verdict::NoTrack`]; the zone and the helper are reported in
+//! [`crate::EvalOutput::ct_zone`] and [`crate::EvalOutput::ct_helper`]. Zones are numeric and
+//! not directional: `--zone-orig`, `--zone-reply`, `--zone mark`, `--ctevents`,
+//! `--expevents` and `--timeout` are refused. A helper must be one tunfilter has, and the
+//! rule must name its protocol with `-p` (as the kernel's CT target requires).
 
 use std::fmt::Write as _;
 
@@ -16,17 +19,32 @@ use crate::RuleError;
 pub(crate) enum Ct {
     /// Untrack the packet. `ct` remembers the `-j CT --notrack` spelling.
     NoTrack { ct: bool },
-    /// `--zone N`.
-    Zone(u16),
+    /// `--helper NAME` and/or `--zone N`.
+    Set {
+        helper: Option<&'static str>,
+        zone: Option<u16>,
+    },
 }
 
 impl Ct {
     /// Applies a hit: marks the traversal untracking, or sets the zone.
     #[inline]
-    pub(crate) fn apply(self, notrack: &mut bool, zone: &mut Option<u16>) {
+    pub(crate) fn apply(
+        self,
+        notrack: &mut bool,
+        zone: &mut Option<u16>,
+        helper: &mut Option<&'static str>,
+    ) {
         match self {
             Ct::NoTrack { .. } => *notrack = true,
-            Ct::Zone(z) => *zone = Some(z),
+            Ct::Set { helper: h, zone: z } => {
+                if z.is_some() {
+                    *zone = z;
+                }
+                if h.is_some() {
+                    *helper = h;
+                }
+            }
         }
     }
 
@@ -34,8 +52,15 @@ impl Ct {
         match self {
             Ct::NoTrack { ct: true } => out.push_str(" -j CT --notrack"),
             Ct::NoTrack { ct: false } => out.push_str(" -j NOTRACK"),
-            Ct::Zone(z) => {
-                let _ = write!(out, " -j CT --zone {z}");
+            // iptables-save's order: --helper before --zone.
+            Ct::Set { helper, zone } => {
+                out.push_str(" -j CT");
+                if let Some(h) = helper {
+                    let _ = write!(out, " --helper {}", crate::lex::quote(h));
+                }
+                if let Some(z) = zone {
+                    let _ = write!(out, " --zone {z}");
+                }
             }
         }
     }
@@ -47,6 +72,31 @@ pub(crate) struct Builder {
     notrack: bool,
     /// `--zone N` with the option's column.
     zone: Option<(u16, usize)>,
+    /// `--helper NAME`: the helper, and the column of its name.
+    helper: Option<(&'static Known, usize)>,
+}
+
+/// A helper of `helpers::Registry::builtin()`: what the CT target checks of it.
+#[derive(Debug)]
+struct Known {
+    name: &'static str,
+    proto: u8,
+}
+
+/// The helpers tunfilter has, once: (name, protocol).
+fn known_helpers() -> &'static [Known] {
+    static KNOWN: std::sync::OnceLock<Vec<Known>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let r = helpers::Registry::builtin();
+        r.names()
+            .filter_map(|n| {
+                r.get(n).map(|h| Known {
+                    name: h.name(),
+                    proto: h.proto(),
+                })
+            })
+            .collect()
+    })
 }
 
 impl TargetExt for Builder {
@@ -69,7 +119,7 @@ impl TargetExt for Builder {
             "--ctevents" | "--expevents" | "--timeout" => {
                 return Err(cx.err(
                     opt.col,
-                    format!("CT option {o} is not supported (only --notrack and --zone)"),
+                    format!("CT option {o} is not supported (only --notrack, --zone and --helper)"),
                 ))
             }
             _ => None,
@@ -101,27 +151,53 @@ impl TargetExt for Builder {
                 self.zone = Some((z, arg.opt.col));
             }
             _ => {
-                // --helper. The kernel refuses a helper it does not have (ENOENT); tunfilter
-                // has no application helpers, so every name is refused the same way, at load
-                // time.
-                return Err(arg.err(format!(
-                    "CT --helper: no conntrack helper named {:?} (tunfilter has no \
-                     application helpers)",
-                    arg.text()
-                )));
+                // --helper. The kernel refuses a helper it does not have (ENOENT).
+                let name = arg.text();
+                let Some(h) = known_helpers().iter().find(|h| h.name == name) else {
+                    let names: Vec<&str> = known_helpers().iter().map(|h| h.name).collect();
+                    return Err(arg.err(format!(
+                        "CT --helper: no conntrack helper named {name:?} (expected one of: {})",
+                        names.join(", ")
+                    )));
+                };
+                if self.helper.is_some() {
+                    return Err(dup());
+                }
+                self.helper = Some((h, arg.tok().col));
             }
         }
         Ok(())
     }
 
-    fn finish(self, cx: &Cx, col: usize, _: Option<(u8, bool)>) -> Result<Ct, RuleError> {
-        match (self.notrack, self.zone) {
-            (true, None) => Ok(Ct::NoTrack { ct: true }),
-            (true, Some((_, zcol))) => {
-                Err(cx.err(zcol, "CT --notrack cannot be combined with --zone"))
+    fn finish(self, cx: &Cx, col: usize, proto: Option<(u8, bool)>) -> Result<Ct, RuleError> {
+        if let Some((h, hcol)) = self.helper {
+            // xt_CT: "You must specify a L4 protocol and not use inversions on it".
+            if proto != Some((h.proto, false)) {
+                let want = if h.proto == 6 { "tcp" } else { "udp" };
+                return Err(cx.err(
+                    hcol,
+                    format!(
+                        "CT --helper {} needs -p {want} (the helper's protocol, not inverted)",
+                        h.name
+                    ),
+                ));
             }
-            (false, Some((z, _))) => Ok(Ct::Zone(z)),
-            (false, None) => Err(cx.err(col, "CT needs --notrack or --zone")),
+        }
+        let helper = self.helper.map(|(h, _)| h.name);
+        match (self.notrack, self.zone, helper) {
+            (true, None, None) => Ok(Ct::NoTrack { ct: true }),
+            (true, Some((_, c)), _) => {
+                Err(cx.err(c, "CT --notrack cannot be combined with --zone"))
+            }
+            (true, None, Some(_)) => Err(cx.err(
+                self.helper.map_or(col, |(_, c)| c),
+                "CT --notrack cannot be combined with --helper",
+            )),
+            (false, None, None) => Err(cx.err(col, "CT needs --notrack, --zone or --helper")),
+            (false, zone, helper) => Ok(Ct::Set {
+                helper,
+                zone: zone.map(|(z, _)| z),
+            }),
         }
     }
 }
