@@ -52,6 +52,10 @@ fn bench(c: &mut Criterion) {
                 },
             );
         }
+        let k192 = ipsec_hooks::aead::GcmKey::new(&[7u8; 28]).unwrap();
+        g.bench_with_input(BenchmarkId::new("wrapper-192-seal", len), &len, |b, _| {
+            b.iter(|| black_box(k192.seal(&[0; 8], &AAD, &mut buf)))
+        });
         let k128 = aes_gcm::Aes128Gcm::new_from_slice(&[7u8; 16]).unwrap();
         let k256 = aes_gcm::Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
         let nonce = aes_gcm::Nonce::from_slice(&NONCE);

@@ -9,7 +9,8 @@
 //! as a whole packet; 1-6 seal an inner packet carrying `bytes` with the sender, then 1 passes
 //! it on intact, 2 flips the byte at `arg` (from the ESP header on), 3 cuts it to `arg` bytes,
 //! 4 sends it twice, 5 sends it after the next one (out of order), 6 rewrites the sequence
-//! number; 7 moves the clock by `arg` seconds. Checked besides "no panic": every drop adds
+//! number; 7 moves the clock by `arg` seconds (SA 0 expires after 1000 seconds, SA 1 after 40
+//! packets). Checked besides "no panic": every drop adds
 //! exactly one to the `xfrm_stat` counters and nothing else does; an intact packet comes
 //! back byte for byte and passes the inbound policy check; a flipped byte in the ESP part or
 //! a replay never gets through.
@@ -67,6 +68,18 @@ fn config(i: usize) -> SaConfig {
     c.reqid = i as u32 + 1;
     c.replay_window = window;
     c.flags.esn = esn;
+    // Lifetimes the clock (op 7) and the traffic can reach.
+    match i {
+        0 => {
+            c.lifetime.soft_add_secs = Some(100);
+            c.lifetime.hard_add_secs = Some(1000);
+        }
+        1 => {
+            c.lifetime.soft_packets = Some(10);
+            c.lifetime.hard_packets = Some(40);
+        }
+        _ => {}
+    }
     if mode == Mode::Tunnel {
         // The tunnels carry IPv4 inside either family.
         c.selector = Some(Selector::any(Family::V4));
@@ -330,6 +343,27 @@ pub fn parse(data: &[u8]) {
     }
 }
 
+/// An ESP packet of SA `i` (0-3) of [`decap`] carrying a UDP datagram with `payload`, with
+/// sequence number `seq`: for raw seeds (`control` 0), which the receiver takes as authentic.
+pub fn sealed(i: usize, seq: u64, payload: &[u8]) -> Vec<u8> {
+    let i = i % SAS.len();
+    let mut cfg = config(i);
+    cfg.replay_oseq = seq.saturating_sub(1);
+    let mut tx = Ipsec::new();
+    let (_, _, isrc, idst) = addrs(i);
+    let mut buf = PacketBuf::from_slice(&inner(isrc, idst, payload));
+    let ok = tx
+        .add_sa(cfg, Instant::ZERO)
+        .ok()
+        .and_then(|id| Bundle::of(&[id]))
+        .is_some_and(|b| tx.encapsulate(Instant::ZERO, &b, &mut buf).is_ok());
+    if ok {
+        buf.into_vec()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Encodes one [`decap`] record (`bytes` cut to 255): for seeds and tests.
 pub fn record(control: u8, arg: u8, bytes: &[u8]) -> Vec<u8> {
     let n = bytes.len().min(255);
@@ -353,6 +387,22 @@ mod tests {
         decap(&data);
         decap(&[]);
         decap(&[1]);
+    }
+
+    #[test]
+    fn sealed_seeds_are_authentic() {
+        for i in 0..4 {
+            let p = sealed(i, 5, b"seed");
+            let (_, rx, _) = setup();
+            let mut rx = Rx {
+                ipsec: rx,
+                now: Instant::ZERO,
+            };
+            let (d, got, _) = rx.feed(&p).unwrap();
+            assert!(matches!(d, Decapsulated::Packet(info) if info.spi == 0x100 + i as u32));
+            let (_, _, s, d) = addrs(i);
+            assert_eq!(got, inner(s, d, b"seed"));
+        }
     }
 
     #[test]
