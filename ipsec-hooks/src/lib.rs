@@ -1,6 +1,6 @@
 //! IPsec ESP for tunfilter, as a sans-IO library: what Linux's xfrm does for an ESP gateway,
 //! for the engine's hook stages to call (encapsulation after POSTROUTING, decapsulation after
-//! INPUT, the inbound policy check before FORWARD and INPUT; DESIGN.md, "IPsec").
+//! INPUT, the inbound policy check before FORWARD and after INPUT; DESIGN.md, "IPsec").
 //!
 //! - [`Ipsec`]: the security association database (SAs found by destination and SPI
 //!   inbound, by policy template outbound), the security policy database ([`spd`]), Linux's
