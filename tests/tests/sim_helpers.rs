@@ -566,3 +566,69 @@ fn ct_helper_in_the_raw_table_attaches_the_helper_and_m_helper_sees_it() {
     );
     assert!(v4.contains("-j CT --helper ftp"), "{v4}");
 }
+
+/// A retransmission of the rewritten PORT command is rewritten again, identically, at the
+/// same sequence number (the adjustment does not grow twice), and the expectation is
+/// refreshed, not doubled; an FTP bounce (a PORT naming another host) expects nothing and
+/// is counted.
+#[test]
+fn a_retransmitted_port_is_rewritten_again_and_a_bounce_is_refused() {
+    let sc = Scenario::with_config(
+        "helper-ftp-retransmit",
+        &config("[helpers]\nauto_assign = true\n"),
+        RULES,
+        "",
+    );
+    let mut arrivals = active_session();
+    let port = b"PORT 192,0,2,2,195,80\r\n";
+    // The PORT segment again (its ACK was lost), then a bounce to a third party.
+    arrivals.insert(
+        7,
+        at(
+            "lan0",
+            0.065,
+            tcp(C, 40000, S, 21, 1011, 5017, PSH | ACK, port),
+        ),
+    );
+    let after = 1011 + port.len() as u32;
+    arrivals.push(at(
+        "lan0",
+        0.1,
+        tcp(
+            C,
+            40000,
+            S,
+            21,
+            after + 6,
+            5025,
+            PSH | ACK,
+            b"PORT 203,0,113,99,4,1\r\n",
+        ),
+    ));
+    let out = sc.run(&arrivals, None);
+    let ports: Vec<_> = out
+        .on("wan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .filter(|c| c.4.starts_with(b"PORT"))
+        .collect();
+    assert_eq!(ports.len(), 3, "both copies and the bounce left");
+    for c in &ports[..2] {
+        assert_eq!(
+            (c.2, c.4.as_slice()),
+            (1011, &b"PORT 198,51,100,1,195,80\r\n"[..])
+        );
+    }
+    // The bounce went out as sent (nothing to rewrite for it), after the adjusted LIST.
+    assert_eq!(ports[2].2, after + 6 + 3);
+    assert_eq!(ports[2].4, b"PORT 203,0,113,99,4,1\r\n");
+    assert_eq!(
+        out.events_with(&["exp-new"]).len(),
+        1,
+        "refreshed, not doubled"
+    );
+    assert!(out.stats.contains("refused=1"), "{}", out.stats);
+    assert!(!out
+        .events_with(&["\"action\":\"refused\"", "203.0.113.99"])
+        .is_empty());
+}
