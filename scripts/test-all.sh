@@ -28,6 +28,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# Python packages: scapy (with cryptography for its AES-GCM) is the independent ESP peer of
+# ipsec-hooks/tests/scapy.rs.
+if ! python3 -c 'import scapy.layers.ipsec, cryptography' 2>/dev/null; then
+    echo "installing: scapy cryptography (pip)"
+    python3 -m pip install -q scapy cryptography \
+        || python3 -m pip install -q --break-system-packages scapy cryptography
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 if command -v cargo-nextest >/dev/null 2>&1; then

@@ -125,6 +125,8 @@ pub struct Extensions {
     pub helper_data: Option<Box<dyn Any + Send + Sync>>,
     /// The connection this one was expected by.
     pub master: Option<ConnId>,
+    /// The helper of that connection, which expected this one (`-m helper`).
+    pub master_helper: Option<&'static str>,
     /// Sequence adjustment per direction.
     pub seqadj: Option<[SeqAdj; 2]>,
     /// Conntrack zone.

@@ -59,6 +59,10 @@ enum Cmd {
         /// Let virtual time run until SECONDS after the first packet.
         #[arg(long)]
         until: Option<f64>,
+        /// Simulate N workers: the engine split into N shards as `run` splits it, each
+        /// packet read by the worker a hash of its flow picks (deterministic).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
     },
     /// Connection tracking of a running instance.
     Ct {
@@ -263,12 +267,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             inputs,
             out,
             until,
+            workers,
         } => {
             let cfg = Config::load(&config).map_err(|e| e.to_string())?;
             let opts = sim::SimOptions {
                 inputs,
                 out_dir: out,
                 until,
+                workers: usize::from(workers),
             };
             let r = sim::run(&cfg, &opts).map_err(|e| e.to_string())?;
             if let Some(first) = &r.first_clamped {

@@ -50,9 +50,8 @@ enum Attach {
 }
 
 /// How the tests about explicit assignment (pyftpdlib, the port forward, TFTP) attach their
-/// helper. `CT --helper` does not load yet (the rules crate refuses every helper name), so
-/// they use auto_assign meanwhile.
-const EXPLICIT: Attach = Attach::Auto;
+/// helper: a raw-table `CT --helper` rule, with `auto_assign` off.
+const EXPLICIT: Attach = Attach::Rule;
 
 /// What the gateway runs for one test.
 struct Gateway<'a> {

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::matches::{Match, Net};
+use super::matches::{tcp, udp, Match};
+use super::value::Net;
 use super::{Chain, PacketCtx};
 
 /// Chains shorter than this are scanned: an index does not pay for itself there.
@@ -88,7 +89,11 @@ fn key_of(matches: &[Match]) -> Key {
                 }
             }
             Match::Src { net, invert: false } if src.is_none() => src = prefix(net),
-            Match::Ports { dport: Some(d), .. }
+            Match::Tcp(tcp::Tcp {
+                ports: udp::Ports { dport: Some(d), .. },
+                ..
+            })
+            | Match::Ports(udp::Ports { dport: Some(d), .. })
                 if !effects
                     && !d.invert
                     && u32::from(d.range.hi) - u32::from(d.range.lo) < MAX_PORT_EXPAND =>

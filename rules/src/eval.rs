@@ -10,10 +10,8 @@
 //! differential test compares against. Both share this one traversal so they cannot drift.
 
 use super::classify::next_at_least;
-use super::target::Target;
-use super::{
-    Chain, EvalOutput, LogRecord, Policy, RuleRef, TableRules, TraceKind, TraceStep, Verdict,
-};
+use super::targets::Target;
+use super::{Chain, EvalOutput, Policy, RuleRef, TableRules, TraceKind, TraceStep, Verdict};
 use super::{Hook, PacketCtx};
 
 pub(crate) fn run(t: &TableRules, hook: Hook, ctx: &PacketCtx, out: &mut EvalOutput) -> Verdict {
@@ -97,14 +95,9 @@ fn traverse(
         }
         match &rule.target {
             Target::Continue => {}
-            Target::Log(log) => out.logs.push(LogRecord {
-                rule: rule_ref(),
-                prefix: log.prefix.clone(),
-                level: log.level,
-            }),
-            Target::NoTrack { .. } => notrack = true,
-            Target::CtZone(z) => out.ct_zone = Some(*z),
-            Target::Mark { value, mask } => out.marks.mark = (out.marks.mark & !mask) ^ value,
+            Target::Log(log) => out.logs.push(log.record(rule_ref())),
+            Target::Ct(ct) => ct.apply(&mut notrack, &mut out.ct_zone, &mut out.ct_helper),
+            Target::Mark(m) => m.apply(&mut out.marks),
             Target::Connmark(op) => op.apply(&mut out.marks),
             Target::Trace => out.trace = true,
             Target::TcpMss(m) => out.tcpmss.push(*m),

@@ -43,20 +43,21 @@
 //! assert_eq!(rule.unwrap().to_string(), "filter INPUT policy");
 //! ```
 //!
-//! Supported syntax (see `parse.rs` for the details):
+//! Supported syntax (the rule syntax in `parse.rs`; each match in `matches/NAME.rs` and each
+//! target in `targets/NAME.rs`, behind the interface of `extension.rs`):
 //! - tables `*raw`, `*mangle`, `*nat`, `*filter`; `:CHAIN POLICY [pkts:bytes]`, `-N`, `-A`,
 //!   `-I CHAIN [n]`, `COMMIT`, `#` comments, `[pkts:bytes]` rule prefixes, `"..."` quoting;
 //! - matches `-s -d -i -o -p -f`, `-m tcp|udp|udplite|sctp|dccp --sport --dport` (tcp also
 //!   `--tcp-flags`, `--syn`, `--tcp-option`), `-m multiport`, `-m conntrack --ctstate`,
 //!   `-m state --state`, `-m icmp --icmp-type`, `-m icmp6 --icmpv6-type`, `-m comment`,
 //!   `-m mark`, `-m connmark`, `-m iprange`, `-m length`, `-m ttl`, `-m hl`, `-m limit`,
-//!   `-m addrtype`, `-m connbytes`, `-m connlimit` (`connstat.rs`), `-m recent`, `-m hashlimit`
-//!   (`stateful.rs`), each negatable with a leading `!` where iptables allows it (the old
-//!   `-s ! x` form is rejected with a hint);
+//!   `-m addrtype`, `-m string`, `-m connbytes`, `-m connlimit`, `-m recent`, `-m hashlimit`,
+//!   each negatable with a leading `!` where iptables allows it (the old `-s ! x` form is
+//!   rejected with a hint);
 //! - targets ACCEPT, DROP, RETURN, REJECT, NOTRACK / CT --notrack, CT --zone, LOG, MARK, CONNMARK,
 //!   TRACE (steps in [`EvalOutput::trace_steps`]), TCPMSS ([`EvalOutput::tcpmss`]),
 //!   `-j chain`, `-g chain`, and in the nat table SNAT, DNAT, MASQUERADE, REDIRECT and NETMAP
-//!   (see `nat.rs` for their forms and checks).
+//!   (see `targets/nat.rs` for their forms and checks).
 //!
 //! Side effects other than the verdict come back in [`EvalOutput`]: LOG hits (the pipeline
 //! writes them) and the packet / connection marks after MARK and CONNMARK (the pipeline stores
@@ -81,22 +82,19 @@
 //! against). Matches the index does not know are left to the full check; all-wildcard chains
 //! degrade to the scan with one `u32` per rule of memory. Figures: BENCHMARKS.md, "classifier".
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod classify;
-mod connstat;
-mod ctmatch;
 mod eval;
-mod ext;
+mod extension;
 pub mod fuzzing;
 mod lex;
 mod matches;
-mod nat_target;
 mod parse;
-mod stateful;
-pub use ctmatch::ConnView;
 mod save;
-mod string;
-mod target;
+mod targets;
 pub mod textfile;
+mod value;
 
 #[cfg(test)]
 mod tests;
@@ -107,11 +105,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use nat_target::{NatRange, NatTarget};
-pub use target::{RejectWith, TcpMss};
+pub use targets::nat::{NatRange, NatTarget};
+pub use targets::reject::RejectWith;
+pub use targets::tcpmss::TcpMss;
 
 pub(crate) use matches::Match;
-pub(crate) use target::Target;
+pub(crate) use targets::Target;
 
 /// Address family of a ruleset (an `iptables-save` or an `ip6tables-save` file): the one
 /// family type of the workspace, conntrack's.
@@ -120,13 +119,18 @@ pub use conntrack::tuple::Family;
 /// The netfilter tables, in hook priority order (raw runs first, filter last of these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
+    /// `*raw`: before conntrack (NOTRACK, CT, TRACE).
     Raw,
+    /// `*mangle`: marks and packet changes, in every hook.
     Mangle,
+    /// `*nat`: the NAT targets, for the first packet of a connection.
     Nat,
+    /// `*filter`: accept or drop.
     Filter,
 }
 
 impl Table {
+    /// Every table, in hook priority order.
     pub const ALL: [Table; 4] = [Table::Raw, Table::Mangle, Table::Nat, Table::Filter];
 
     /// The name used in `*table` headers and `-t` options.
@@ -168,14 +172,20 @@ impl fmt::Display for Table {
 /// The five netfilter hooks; each names the built-in chain of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hook {
+    /// Every packet received, before routing.
     Prerouting,
+    /// Packets routed to the router itself.
     Input,
+    /// Packets routed through the router.
     Forward,
+    /// Packets the router sends, before routing.
     Output,
+    /// Every packet sent, after routing.
     Postrouting,
 }
 
 impl Hook {
+    /// Every hook, in the order a forwarded packet meets them (INPUT and OUTPUT between).
     pub const ALL: [Hook; 5] = [
         Hook::Prerouting,
         Hook::Input,
@@ -220,12 +230,19 @@ impl fmt::Display for Hook {
 pub struct CtState(pub u8);
 
 impl CtState {
+    /// Not part of a known connection, or malformed for its protocol.
     pub const INVALID: CtState = CtState(1 << 0);
+    /// Part of a connection that has seen packets both ways.
     pub const ESTABLISHED: CtState = CtState(1 << 1);
+    /// Opens a connection another one expected, or an ICMP error about one.
     pub const RELATED: CtState = CtState(1 << 2);
+    /// Opens a connection.
     pub const NEW: CtState = CtState(1 << 3);
+    /// Left untracked by NOTRACK / `CT --notrack`.
     pub const UNTRACKED: CtState = CtState(1 << 4);
+    /// Virtual: the connection is source-NATed.
     pub const SNAT: CtState = CtState(1 << 5);
+    /// Virtual: the connection is destination-NATed.
     pub const DNAT: CtState = CtState(1 << 6);
     /// The states `-m state` knows (everything but the NAT virtual states).
     pub const BASE: CtState = CtState(0x1f);
@@ -240,6 +257,7 @@ impl CtState {
         self.0 & other.0 != 0
     }
 
+    /// True when no bit is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -265,20 +283,27 @@ impl std::ops::BitOrAssign for CtState {
 /// in iptables where the name is empty.
 #[derive(Clone, Copy)]
 pub struct PacketCtx<'a> {
+    /// The packet's address family (that of the ruleset evaluating it).
     pub family: Family,
+    /// The interface the packet came in on (`-i`).
     pub in_iface: Option<&'a str>,
+    /// The interface the packet goes out on (`-o`).
     pub out_iface: Option<&'a str>,
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
     /// L4 protocol after extension headers (v6).
     pub proto: u8,
-    /// `None` when not a port protocol or not the first fragment.
+    /// Source port; `None` when not a port protocol or not the first fragment.
     pub sport: Option<u16>,
+    /// Destination port; `None` as for `sport`.
     pub dport: Option<u16>,
     /// `None` when not ICMP/ICMPv6 (matching `proto`) or not the first fragment.
     pub icmp_type_code: Option<(u8, u8)>,
     /// TCP flags byte (FIN=0x01 … CWR=0x80), `None` when not TCP or not the first fragment.
     pub tcp_flags: Option<u8>,
+    /// The conntrack state (`-m state`, `-m conntrack --ctstate`).
     pub ctstate: CtState,
     /// Not the first fragment (iptables `-f` semantics).
     pub fragment: bool,
@@ -378,10 +403,30 @@ impl fmt::Debug for PacketCtx<'_> {
     }
 }
 
+/// What a rule can see of the packet's connection (filled by the pipeline).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnView<'a> {
+    /// Original and reply tuples (the reply one after NAT).
+    pub tuples: &'a [conntrack::tuple::Tuple; 2],
+    /// Status bits (`conntrack::conn::Status`).
+    pub status: u32,
+    /// The packet travels in the reply direction.
+    pub reply: bool,
+    /// Seconds until the connection expires.
+    pub expires_in: u64,
+    /// (packets, bytes) seen in the original and reply directions, the current packet
+    /// included.
+    pub counters: [(u64, u64); 2],
+    /// For a connection a helper expected: that helper's name (`-m helper`).
+    pub master_helper: Option<&'static str>,
+}
+
 /// What a table decided for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
+    /// Continue to the next table, hook or stage.
     Accept,
+    /// Drop silently.
     Drop,
     /// Drop and answer with an ICMP error or a TCP RST.
     Reject(RejectWith),
@@ -393,13 +438,16 @@ pub enum Verdict {
 /// The packet and connection marks, as MARK / CONNMARK targets leave them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Marks {
+    /// The packet mark (`skb->mark`).
     pub mark: u32,
+    /// The connection mark.
     pub ctmark: u32,
 }
 
 /// Which rule (or chain policy) decided a verdict: for traces, drop reasons and the event log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RuleRef {
+    /// The table holding the rule.
     pub table: Table,
     /// The chain holding the rule; for a policy, the built-in chain whose policy applied.
     pub chain: Arc<str>,
@@ -408,6 +456,7 @@ pub struct RuleRef {
 }
 
 impl RuleRef {
+    /// Whether this names a chain policy rather than a rule.
     pub fn is_policy(&self) -> bool {
         self.rule_num == 0
     }
@@ -426,7 +475,9 @@ impl fmt::Display for RuleRef {
 /// A LOG target hit; the pipeline formats and writes the line (prefix + packet summary).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
+    /// The LOG rule that was hit.
     pub rule: RuleRef,
+    /// Its `--log-prefix` (empty without).
     pub prefix: Arc<str>,
     /// syslog level 0 (emerg) ..= 7 (debug).
     pub level: u8,
@@ -454,18 +505,24 @@ pub struct EvalOutput {
     pub tcpmss: Vec<TcpMss>,
     /// raw table: the conntrack zone of the last `-j CT --zone` hit (`None`: the default).
     pub ct_zone: Option<u16>,
+    /// The helper a `-j CT --helper NAME` rule attached (raw table).
+    pub ct_helper: Option<&'static str>,
 }
 
 /// What a traced packet hit: a rule, the implicit return at the end of a user chain, or a
 /// built-in chain's policy — the `rule` / `return` / `policy` lines of `xtables-monitor --trace`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TraceKind {
+    /// A rule matched.
     Rule,
+    /// The end of a user chain was reached.
     Return,
+    /// A built-in chain's policy applied.
     Policy,
 }
 
 impl TraceKind {
+    /// The word xtables-monitor prints: `rule`, `return` or `policy`.
     pub fn name(self) -> &'static str {
         match self {
             TraceKind::Rule => "rule",
@@ -480,6 +537,7 @@ impl TraceKind {
 pub struct TraceStep {
     /// The rule (1-based), the end of a user chain (its rule count + 1), or the policy (0).
     pub rule: RuleRef,
+    /// What kind of step it was.
     pub kind: TraceKind,
     /// What happened: ACCEPT, DROP, REJECT, RETURN, `JUMP chain`, `GOTO chain`, a NAT target's
     /// name, or CONTINUE for non-terminating targets and rules without one.
@@ -489,11 +547,13 @@ pub struct TraceStep {
 /// A load error pointing at the offending token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
+    /// The file, as the caller named it.
     pub file: String,
     /// 1-based; 0 when the error is about the whole file (it could not be read).
     pub line: usize,
     /// 1-based, in characters; 0 when `line` is 0.
     pub column: usize,
+    /// What is wrong and, where it helps, what was expected.
     pub message: String,
 }
 
@@ -668,19 +728,19 @@ impl StateHead {
         match rule.matches.as_slice() {
             [Match::Conntrack(m)] => {
                 let st = m.state.as_ref()?;
-                let only_state = ctmatch::CtMatch {
+                let only_state = matches::conntrack::CtMatch {
                     state: None,
                     ..(**m).clone()
-                } == ctmatch::CtMatch::default();
+                } == matches::conntrack::CtMatch::default();
                 only_state.then_some(StateHead {
                     mask: st.mask,
                     invert: st.invert,
                     base_only: false,
                 })
             }
-            [Match::State { state }] => Some(StateHead {
-                mask: state.mask,
-                invert: state.invert,
+            [Match::State(m)] => Some(StateHead {
+                mask: m.state.mask,
+                invert: m.state.invert,
                 base_only: true,
             }),
             _ => None,
@@ -761,16 +821,37 @@ impl Ruleset {
         Ruleset::parse_with(&text, &file, family, options)
     }
 
+    /// The family the ruleset was loaded for.
     pub fn family(&self) -> Family {
         self.family
     }
 
+    /// Whether the file had a `*table` section for `table`.
     pub fn has_table(&self, table: Table) -> bool {
         self.tables[table.index()].is_some()
     }
 
+    /// Whether a rule attaches a conntrack helper (`-j CT --helper NAME`): the engine then
+    /// adds its helper stage.
+    pub fn names_helpers(&self) -> bool {
+        self.tables
+            .iter()
+            .flatten()
+            .flat_map(|t| t.chains.iter())
+            .flat_map(|c| c.rules.iter())
+            .any(|r| {
+                matches!(
+                    r.target,
+                    Target::Ct(targets::ct::Ct::Set {
+                        helper: Some(_),
+                        ..
+                    })
+                )
+            })
+    }
+
     /// For a packet that is not traced: when `table`'s chain for `hook` starts with a lone
-    /// state test that accepts ([`StateHead`]) and `ctstate` passes it, counts that rule
+    /// state test that accepts (a `StateHead`) and `ctstate` passes it, counts that rule
     /// (`len` bytes) and returns true; the full evaluation would have done exactly that and
     /// nothing else. False: evaluate normally.
     #[inline(always)]
@@ -832,6 +913,7 @@ impl Ruleset {
         out.trace_steps.clear();
         out.tcpmss.clear();
         out.ct_zone = None;
+        out.ct_helper = None;
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,
@@ -858,6 +940,7 @@ impl Ruleset {
         out.trace_steps.clear();
         out.tcpmss.clear();
         out.ct_zone = None;
+        out.ct_helper = None;
         out.marks = Marks {
             mark: ctx.mark,
             ctmark: ctx.ctmark,

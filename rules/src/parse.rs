@@ -4,6 +4,12 @@
 //! `-I CHAIN [n] rule`, `COMMIT`, blank lines and `#` comments. Jump targets may name user chains
 //! declared anywhere in the table section; they are resolved, and loops rejected, at `COMMIT`.
 //!
+//! A rule's base options (`-s -d -i -o -p -f`), negation, `-c`, `-4`/`-6` are read here; so is
+//! the generic part of extensions: `-m NAME` loads the entry of `matches::MODULES`, `-j NAME`
+//! that of `targets::TARGETS`, and any other option goes to the target first, then to the
+//! loaded modules from the last one back, then to the module `-p` implies (`-p tcp --dport
+//! 22`), as iptables does. Each extension's own options and checks are in its file.
+//!
 //! Choices where iptables is lenient or ambiguous:
 //! - negation is only the modern prefix form `! -s x`; the old `-s ! x` is rejected with a hint;
 //! - a table may appear once per file; `-D`, `-R`, `-F`, `-X`, `-P`, `-Z`, `-E` are rejected;
@@ -14,72 +20,22 @@
 //! - a rule with `-4` in an IPv6 file or `-6` in an IPv4 file is skipped unchecked from that
 //!   option on, as iptables-restore does, so one file can serve both tools.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::classify::{ChainIndex, TableIndex};
-use super::ext::{
-    parse_u16_range, parse_u32, parse_value_mask, AddrRange, AddrTypes, Cmp, Limit, Multiport,
-    PortDir, RateUnit, TcpFlags, LIMIT_DEFAULT_BURST,
-};
+use super::extension::{hook_list, Arg, Cx, Done, Named};
 use super::lex::{tokenize, Tok};
-use super::matches::{
-    parse_icmp, parse_net, parse_proto, parse_states, parse_uint, proto_name, IcmpSpec, Iface,
-    PortRange, PortSpec, StateSpec, PORT_PROTOCOLS,
-};
-use super::nat_target::{self as nat, NAT_TARGETS};
-use super::stateful::{self, RecentCmd};
-use super::target::{
-    parse_log_level, xmark_of, ConnmarkOp, LogTarget, RejectWith, TcpMss, LOG_DEFAULT_LEVEL,
-    LOG_FLAGS,
-};
+use super::matches::{module, module_of_proto, Iface, MatchDef};
+use super::targets::{target, Builder, TARGET_NAMES};
+use super::value::{parse_net, parse_proto, parse_uint, proto_name};
 use super::{
-    Chain, Counters, CtState, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset,
-    StateHead, Table, TableRules, Target,
+    Chain, Counters, Family, Hook, LoadOptions, Match, Policy, Rule, RuleError, Ruleset, StateHead,
+    Table, TableRules, Target,
 };
 
 /// Longest chain name iptables accepts (XT_EXTENSION_MAXNAMELEN minus the NUL).
 const MAX_CHAIN_NAME: usize = 28;
-
-/// Target names a user chain may not take, and which `-j` treats as targets.
-const TARGET_NAMES: &[&str] = &[
-    "ACCEPT",
-    "DROP",
-    "RETURN",
-    "REJECT",
-    "LOG",
-    "NOTRACK",
-    "CT",
-    "QUEUE",
-    "NFQUEUE",
-    "NFLOG",
-    "MARK",
-    "CONNMARK",
-    "SNAT",
-    "DNAT",
-    "MASQUERADE",
-    "REDIRECT",
-    "NETMAP",
-    "TCPMSS",
-    "TRACE",
-    "CLASSIFY",
-    "DSCP",
-    "TOS",
-    "TTL",
-    "HL",
-    "AUDIT",
-    "SET",
-    "TPROXY",
-    "TEE",
-    "SECMARK",
-    "CONNSECMARK",
-    "CHECKSUM",
-    "IDLETIMER",
-    "LED",
-    "SYNPROXY",
-    "ULOG",
-];
 
 pub(crate) fn parse(
     text: &str,
@@ -94,8 +50,7 @@ pub(crate) fn parse(
         done: [None, None, None, None],
         cur: None,
         line: 0,
-        recent: RefCell::default(),
-        hashlimit: RefCell::default(),
+        named: Named::default(),
     };
     for (i, line) in text.lines().enumerate() {
         p.line = i + 1;
@@ -123,8 +78,7 @@ struct Parser<'a> {
     /// The line being parsed, for errors.
     line: usize,
     /// `-m recent` lists and `-m hashlimit` tables by name: rules naming the same one share it.
-    recent: RefCell<HashMap<String, Arc<parking_lot::Mutex<stateful::RecentList>>>>,
-    hashlimit: RefCell<HashMap<String, Arc<parking_lot::Mutex<stateful::HashlimitTable>>>>,
+    named: Named,
 }
 
 struct TableBuilder {
@@ -575,7 +529,7 @@ impl Parser<'_> {
         let limited = |c: &ChainBuilder| {
             c.rules
                 .iter()
-                .any(|r| matches!(&r.target, PendingTarget::Ready(t) if hook_limited(t).is_some()))
+                .any(|r| matches!(&r.target, PendingTarget::Ready(t) if t.hook_limits().is_some()))
         };
         if !cur.chains.iter().any(|c| c.hook.is_none() && limited(c)) {
             return None;
@@ -607,7 +561,7 @@ impl Parser<'_> {
                 let PendingTarget::Ready(t) = &r.target else {
                     continue;
                 };
-                let Some((kind, ok)) = hook_limited(t) else {
+                let Some((kind, ok)) = t.hook_limits() else {
                     continue;
                 };
                 if let Some((hook, path)) = reached[ci].iter().find(|(h, _)| !ok.contains(h)) {
@@ -631,29 +585,6 @@ impl Parser<'_> {
         }
         None
     }
-}
-
-/// Hooks where `-j TCPMSS --clamp-mss-to-pmtu` knows the egress route.
-const MSS_CLAMP_HOOKS: &[Hook] = &[Hook::Forward, Hook::Output, Hook::Postrouting];
-
-/// A target that works only in some hooks: its name and those hooks.
-fn hook_limited(t: &Target) -> Option<(&'static str, &'static [Hook])> {
-    match t {
-        Target::Nat(n) => {
-            let kind = nat::kind(n);
-            Some((kind, nat::valid_hooks(kind)))
-        }
-        Target::TcpMss(TcpMss::ClampToPmtu) => {
-            Some(("TCPMSS --clamp-mss-to-pmtu", MSS_CLAMP_HOOKS))
-        }
-        _ => None,
-    }
-}
-
-/// `PREROUTING, OUTPUT`.
-fn hook_list(hooks: &[Hook]) -> String {
-    let names: Vec<&str> = hooks.iter().map(|h| h.chain_name()).collect();
-    names.join(", ")
 }
 
 /// Depth-first search for a cycle; returns the location of the jump closing it and the chain
@@ -704,7 +635,7 @@ fn is_number(s: &str) -> bool {
 
 /// A `-m` module being filled by its options.
 struct ModInst {
-    kind: ModKind,
+    def: &'static MatchDef,
     /// Column of the module name (or of the first option for implicit `-p tcp --dport`).
     col: usize,
     m: Match,
@@ -713,85 +644,18 @@ struct ModInst {
     seen: Vec<(&'static str, &'static str)>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ModKind {
-    /// tcp, udp, udplite, sctp, dccp (by protocol number).
-    Ports(u8),
-    Conntrack,
-    State,
-    Icmp,
-    Icmp6,
-    Comment,
-    Multiport,
-    Mark,
-    Connmark,
-    IpRange,
-    Length,
-    Ttl,
-    Hl,
-    Limit,
-    AddrType,
-    String,
-    Connbytes,
-    Connlimit,
-    Recent,
-    Hashlimit,
-}
-
-/// A CONNMARK action being built.
-#[derive(Clone, Copy)]
-enum ConnBuild {
-    Set(u32, u32),
-    Save,
-    Restore,
-}
-
-enum TgtBuild {
-    Ready(Target),
-    Reject {
-        with: Option<(RejectWith, usize)>,
-    },
-    Log {
-        prefix: Option<String>,
-        level: Option<u8>,
-        flags: u8,
-    },
-    NoTrack,
-    Ct {
-        notrack: bool,
-        /// `--zone N` with the option's column.
-        zone: Option<(u16, usize)>,
-    },
-    Mark {
-        op: Option<(u32, u32)>,
-    },
-    Connmark {
-        op: Option<ConnBuild>,
-        nfmask: Option<u32>,
-        ctmask: Option<u32>,
-    },
-    Chain {
-        name: String,
-        goto: bool,
-    },
-    /// A nat-table target: its name, `--to-source`/`--to-destination`/`--to`
-    /// or `--to-ports` value with its column, and the flags.
-    Nat {
-        kind: &'static str,
-        to: Option<(String, usize)>,
-        random: bool,
-        random_fully: bool,
-        persistent: bool,
-    },
-    /// `-j TCPMSS` and its one option with the option's column.
-    TcpMss(Option<(TcpMss, usize)>),
+/// The rule's target while its options are read.
+enum TargetSpec {
+    /// A target of `targets/`.
+    Ext(Builder),
+    /// `-j`/`-g` to a user chain, resolved at COMMIT.
+    Chain { name: String, goto: bool },
 }
 
 /// Parses the options of one rule.
 struct RuleParser<'p, 't> {
     p: &'p Parser<'p>,
-    table: Table,
-    hook: Option<Hook>,
+    cx: Cx<'p>,
     toks: &'t [Tok],
     i: usize,
     /// Base matches by rank (see `Match::base_rank`): -s -d -i -o -p -f.
@@ -801,7 +665,8 @@ struct RuleParser<'p, 't> {
     /// `-p` as given: (protocol, negated).
     proto: Option<(u8, bool)>,
     mods: Vec<ModInst>,
-    target: Option<(TgtBuild, usize)>,
+    /// The target with the column of its name.
+    target: Option<(TargetSpec, usize)>,
     counters: (u64, u64),
 }
 
@@ -809,8 +674,13 @@ impl<'p, 't> RuleParser<'p, 't> {
     fn new(p: &'p Parser<'p>, table: Table, hook: Option<Hook>, toks: &'t [Tok]) -> Self {
         RuleParser {
             p,
-            table,
-            hook,
+            cx: Cx {
+                file: p.file,
+                line: p.line,
+                family: p.family,
+                table,
+                hook,
+            },
             toks,
             i: 0,
             base: Default::default(),
@@ -823,7 +693,7 @@ impl<'p, 't> RuleParser<'p, 't> {
     }
 
     fn err(&self, col: usize, msg: impl Into<String>) -> RuleError {
-        self.p.err(col, msg)
+        self.cx.err(col, msg)
     }
 
     /// The rule, or `None` when `-4`/`-6` names the other family (iptables-restore skips it).
@@ -848,7 +718,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                 } else {
                     Family::V6
                 };
-                if wants != self.p.family {
+                if wants != self.cx.family {
                     // Like iptables-restore: the rest of the rule is meant for the other
                     // family's tool, so it is neither checked nor loaded.
                     return Ok(None);
@@ -881,6 +751,11 @@ impl<'p, 't> RuleParser<'p, 't> {
         Ok(v)
     }
 
+    /// The `n` values of `opt`.
+    fn values(&mut self, opt: &Tok, n: u8) -> Result<Vec<&'t Tok>, RuleError> {
+        (0..n).map(|_| self.value(opt)).collect()
+    }
+
     fn no_not(&self, not: Option<usize>, what: &str) -> Result<(), RuleError> {
         match not {
             Some(col) => Err(self.err(col, format!("{what} cannot be negated"))),
@@ -899,7 +774,7 @@ impl<'p, 't> RuleParser<'p, 't> {
 
     fn option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<(), RuleError> {
         let inv = not.is_some();
-        let family = self.p.family;
+        let family = self.cx.family;
         match opt.text.as_str() {
             "-s" | "--source" | "--src" | "-d" | "--destination" | "--dst" => {
                 let v = self.value(opt)?;
@@ -916,7 +791,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                 let v = self.value(opt)?;
                 let iface = Iface::parse(&v.text).map_err(|e| self.err(v.col, e))?;
                 let input = matches!(opt.text.as_str(), "-i" | "--in-interface");
-                if let Some(h) = self.hook {
+                if let Some(h) = self.cx.hook {
                     let bad = if input {
                         matches!(h, Hook::Output | Hook::Postrouting)
                     } else {
@@ -959,7 +834,7 @@ impl<'p, 't> RuleParser<'p, 't> {
             "-m" | "--match" => {
                 self.no_not(not, "-m")?;
                 let v = self.value(opt)?;
-                self.load_module(v, v.col)
+                self.load_module(v)
             }
             "-j" | "--jump" | "-g" | "--goto" => {
                 let goto = matches!(opt.text.as_str(), "-g" | "--goto");
@@ -975,7 +850,7 @@ impl<'p, 't> RuleParser<'p, 't> {
                             format!("-g needs a user chain, not the target {}", v.text),
                         ));
                     }
-                    TgtBuild::Chain {
+                    TargetSpec::Chain {
                         name: v.text.clone(),
                         goto: true,
                     }
@@ -1012,17 +887,9 @@ impl<'p, 't> RuleParser<'p, 't> {
             }
         }
         if let Some((proto, false)) = self.proto {
-            let implicit = match (proto, self.p.family) {
-                (1, Family::V4) => Some(ModKind::Icmp),
-                (58, Family::V6) => Some(ModKind::Icmp6),
-                _ => PORT_PROTOCOLS
-                    .iter()
-                    .find(|(_, p)| *p == proto)
-                    .map(|&(_, p)| ModKind::Ports(p)),
-            };
-            if let Some(kind) = implicit {
-                if !self.mods.iter().any(|m| m.kind == kind) {
-                    self.mods.push(new_module(kind, opt.col, self.p.family));
+            if let Some(def) = module_of_proto(proto, self.cx.family) {
+                if !self.mods.iter().any(|m| m.def.name == def.name) {
+                    self.push_module(def, opt.col);
                     let k = self.mods.len() - 1;
                     if self.module_option(k, opt, not)? {
                         return Ok(());
@@ -1048,45 +915,27 @@ impl<'p, 't> RuleParser<'p, 't> {
         Err(self.err(opt.col, hint))
     }
 
-    fn load_module(&mut self, v: &Tok, col: usize) -> Result<(), RuleError> {
-        let family = self.p.family;
-        let kind = match v.text.as_str() {
-            "tcp" | "udp" | "udplite" | "sctp" | "dccp" => {
-                let p = PORT_PROTOCOLS
-                    .iter()
-                    .find(|(n, _)| *n == v.text)
-                    .map_or(6, |&(_, p)| p);
-                ModKind::Ports(p)
-            }
-            "conntrack" => ModKind::Conntrack,
-            "state" => ModKind::State,
-            "icmp" if family == Family::V4 => ModKind::Icmp,
-            "icmp" => return Err(self.err(col, "-m icmp is IPv4 only: use -m icmp6")),
-            "icmp6" if family == Family::V6 => ModKind::Icmp6,
-            "icmp6" => return Err(self.err(col, "-m icmp6 is IPv6 only: use -m icmp")),
-            "comment" => ModKind::Comment,
-            "multiport" => ModKind::Multiport,
-            "mark" => ModKind::Mark,
-            "connmark" => ModKind::Connmark,
-            "iprange" => ModKind::IpRange,
-            "length" => ModKind::Length,
-            "ttl" if family == Family::V4 => ModKind::Ttl,
-            "ttl" => return Err(self.err(col, "-m ttl is IPv4 only: use -m hl")),
-            "hl" if family == Family::V6 => ModKind::Hl,
-            "hl" => return Err(self.err(col, "-m hl is IPv6 only: use -m ttl")),
-            "limit" => ModKind::Limit,
-            "addrtype" => ModKind::AddrType,
-            "string" => ModKind::String,
-            "connbytes" => ModKind::Connbytes,
-            "connlimit" => ModKind::Connlimit,
-            "recent" => ModKind::Recent,
-            "hashlimit" => ModKind::Hashlimit,
-            other => {
-                return Err(self.err(col, format!("unsupported match module {other}")));
-            }
+    /// `-m NAME`.
+    fn load_module(&mut self, v: &Tok) -> Result<(), RuleError> {
+        let Some(def) = module(&v.text) else {
+            return Err(self.err(v.col, format!("unsupported match module {}", v.text)));
         };
-        self.mods.push(new_module(kind, col, family));
+        if let Some((family, msg)) = def.only {
+            if family != self.cx.family {
+                return Err(self.err(v.col, msg));
+            }
+        }
+        self.push_module(def, v.col);
         Ok(())
+    }
+
+    fn push_module(&mut self, def: &'static MatchDef, col: usize) {
+        self.mods.push(ModInst {
+            def,
+            col,
+            m: (def.new)(self.cx.family),
+            seen: Vec::new(),
+        });
     }
 
     /// Handles `opt` if module `k` knows it; `Ok(false)` when it does not.
@@ -1096,30 +945,19 @@ impl<'p, 't> RuleParser<'p, 't> {
         opt: &'t Tok,
         not: Option<usize>,
     ) -> Result<bool, RuleError> {
-        let p = self.p;
-        let family = p.family;
-        let kind = self.mods[k].kind;
-        let Some((name, group, negatable)) = module_opt(kind, &opt.text) else {
-            let unsupported = match kind {
-                ModKind::Conntrack => opt.text.starts_with("--ct"),
-                ModKind::AddrType => opt.text.starts_with("--limit-iface"),
-                ModKind::Ports(_) => {
-                    opt.text.starts_with("--chunk-types")
-                        || opt.text.starts_with("--dccp-")
-                        || opt.text == "--mss"
-                }
-                _ => false,
-            };
-            if unsupported {
-                return Err(p.err(opt.col, format!("option {} is not supported", opt.text)));
+        let def = self.mods[k].def;
+        let Some(o) = def.option(&opt.text) else {
+            if (def.refuses)(&opt.text) {
+                return Err(self.err(opt.col, format!("option {} is not supported", opt.text)));
             }
             return Ok(false);
         };
-        if let Some(col) = not.filter(|_| !negatable) {
-            return Err(p.err(col, format!("{} cannot be negated", opt.text)));
+        let name = o.name();
+        if let Some(col) = not.filter(|_| !o.negatable) {
+            return Err(self.err(col, format!("{} cannot be negated", opt.text)));
         }
-        if let Some(&(_, earlier)) = self.mods[k].seen.iter().find(|(g, _)| *g == group) {
-            return Err(p.err(
+        if let Some(&(_, earlier)) = self.mods[k].seen.iter().find(|(g, _)| *g == o.group) {
+            return Err(self.err(
                 opt.col,
                 if earlier == name {
                     format!("{} given twice", opt.text)
@@ -1128,1186 +966,117 @@ impl<'p, 't> RuleParser<'p, 't> {
                 },
             ));
         }
-        self.mods[k].seen.push((group, name));
-        let inv = not.is_some();
-        let vals: Vec<&'t Tok> = match name {
-            "--syn" | "--icase" | "--connlimit-saddr" | "--connlimit-daddr" | "--set"
-            | "--rcheck" | "--update" | "--remove" | "--reap" | "--rttl" | "--rsource"
-            | "--rdest" => Vec::new(),
-            "--tcp-flags" => vec![self.value(opt)?, self.value(opt)?],
-            _ => vec![self.value(opt)?],
+        self.mods[k].seen.push((o.group, name));
+        let vals = self.values(opt, o.args)?;
+        let arg = Arg {
+            name,
+            invert: not.is_some(),
+            opt,
+            vals: &vals,
+            cx: self.cx,
         };
-        let v = vals.first().copied().unwrap_or(opt);
-        let at = |e: String| p.err(v.col, e);
-        let at_off = |(off, e): (usize, String)| p.err(v.col + off, e);
-        match (&mut self.mods[k].m, name) {
-            (Match::Ports { sport, dport, .. }, "--sport" | "--dport") => {
-                let range = PortRange::parse(&v.text).map_err(at)?;
-                let spec = Some(PortSpec { range, invert: inv });
-                if name == "--sport" {
-                    *sport = spec;
-                } else {
-                    *dport = spec;
-                }
-            }
-            (Match::Ports { tcp_flags, .. }, "--tcp-flags") => {
-                let mask = TcpFlags::parse_list(&v.text).map_err(at_off)?;
-                let c = vals[1];
-                let comp =
-                    TcpFlags::parse_list(&c.text).map_err(|(off, e)| p.err(c.col + off, e))?;
-                *tcp_flags = Some(TcpFlags {
-                    mask,
-                    comp,
-                    invert: inv,
-                });
-            }
-            (Match::Ports { tcp_flags, .. }, "--syn") => {
-                *tcp_flags = Some(TcpFlags {
-                    invert: inv,
-                    ..TcpFlags::SYN
-                });
-            }
-            (Match::Ports { tcp_option, .. }, "--tcp-option") => {
-                let n = parse_uint(&v.text, 255)
-                    .map_err(|_| at(format!("bad TCP option kind {} (0..=255)", v.text)))?;
-                *tcp_option = Some((n as u8, inv));
-            }
-            (Match::State { state }, _) => {
-                let mask = parse_states(&v.text, false).map_err(at_off)?;
-                *state = StateSpec { mask, invert: inv };
-            }
-            (Match::Conntrack(m), _) => {
-                use super::ctmatch::{parse_expire, parse_status, ADDR_OPTS, PORT_OPTS};
-                if let Some(i) = ADDR_OPTS.iter().position(|o| *o == name) {
-                    m.addrs[i] = Some((parse_net(&v.text, family).map_err(at)?, inv));
-                } else if let Some(i) = PORT_OPTS.iter().position(|o| *o == name) {
-                    m.ports[i] = Some((PortRange::parse(&v.text).map_err(at)?, inv));
-                } else {
-                    match name {
-                        "--ctstate" => {
-                            let mask = parse_states(&v.text, true).map_err(at_off)?;
-                            m.state = Some(StateSpec { mask, invert: inv });
-                        }
-                        "--ctproto" => m.proto = Some((parse_proto(&v.text).map_err(at)?, inv)),
-                        "--ctstatus" => {
-                            m.status = Some((parse_status(&v.text).map_err(at_off)?, inv))
-                        }
-                        "--ctexpire" => {
-                            let (lo, hi) = parse_expire(&v.text).map_err(at)?;
-                            m.expire = Some((lo, hi, inv));
-                        }
-                        _ => {
-                            m.dir_reply = Some(match v.text.to_ascii_uppercase().as_str() {
-                                "ORIGINAL" => false,
-                                "REPLY" => true,
-                                _ => {
-                                    return Err(at(format!(
-                                        "bad --ctdir {} (expected ORIGINAL or REPLY)",
-                                        v.text
-                                    )))
-                                }
-                            });
-                        }
-                    }
-                }
-            }
-            (Match::Icmp { spec } | Match::Icmp6 { spec }, _) => {
-                let mut s = parse_icmp(&v.text, family).map_err(at)?;
-                s.invert = inv;
-                *spec = s;
-            }
-            (Match::String(m), _) => {
-                let offset = |what: &str| {
-                    parse_uint(&v.text, u64::from(u16::MAX))
-                        .map(|n| n as u16)
-                        .map_err(|_| at(format!("bad {what} offset {} (0..=65535)", v.text)))
-                };
-                match name {
-                    "--algo" => m.algo = super::string::parse_algo(&v.text).map_err(at)?,
-                    "--string" => {
-                        m.pattern = v.text.as_bytes().to_vec();
-                        // A pattern with bytes outside printable ASCII is saved as a hex
-                        // string (as iptables-save does): record that form, so that the saved
-                        // text loads back as this very rule.
-                        m.hex = !super::string::printable(&m.pattern);
-                        m.invert = inv;
-                    }
-                    "--hex-string" => {
-                        // Past the opening quote of a quoted value (iptables-save quotes it).
-                        let q = usize::from(v.quoted);
-                        m.pattern = super::string::parse_hex(&v.text)
-                            .map_err(|(off, e)| p.err(v.col + q + off, e))?;
-                        m.hex = true;
-                        m.invert = inv;
-                    }
-                    "--from" => m.from = offset("--from")?,
-                    "--to" => m.to = offset("--to")?,
-                    _ => m.icase = true,
-                }
-            }
-            (Match::Comment { text }, _) => {
-                // The kernel's comment buffer holds 255 bytes plus the NUL.
-                if v.text.len() > 255 {
-                    return Err(at("comment longer than 255 bytes".into()));
-                }
-                *text = v.text.clone();
-            }
-            (Match::Multiport(mp), _) => {
-                mp.dir = match name {
-                    "--sports" => PortDir::Src,
-                    "--dports" => PortDir::Dst,
-                    _ => PortDir::Either,
-                };
-                mp.ports = Multiport::parse_list(&v.text).map_err(at_off)?;
-                mp.invert = inv;
-            }
-            (
-                Match::Mark {
-                    value,
-                    mask,
-                    invert,
-                }
-                | Match::Connmark {
-                    value,
-                    mask,
-                    invert,
-                },
-                _,
-            ) => {
-                (*value, *mask) = parse_value_mask(&v.text).map_err(at)?;
-                *invert = inv;
-            }
-            (Match::IpRange { src, dst }, _) => {
-                let mut r = AddrRange::parse(&v.text, family).map_err(at)?;
-                r.invert = inv;
-                if name == "--src-range" {
-                    *src = Some(r);
-                } else {
-                    *dst = Some(r);
-                }
-            }
-            (Match::Length { lo, hi, invert }, _) => {
-                (*lo, *hi) = parse_u16_range(&v.text, "length").map_err(at)?;
-                *invert = inv;
-            }
-            (Match::Ttl { cmp, value, .. }, _) => {
-                let n = parse_uint(&v.text, 255)
-                    .map_err(|_| at(format!("bad value {} (0..=255)", v.text)))?;
-                *value = n as u8;
-                *cmp = match (name.rsplit('-').next(), inv) {
-                    (Some("eq"), false) => Cmp::Eq,
-                    (Some("eq"), true) => Cmp::Ne,
-                    (Some("lt"), _) => Cmp::Lt,
-                    _ => Cmp::Gt,
-                };
-            }
-            (Match::Connbytes(m), "--connbytes") => {
-                (m.from, m.to) = super::connstat::Connbytes::parse_range(&v.text).map_err(at)?;
-                m.invert = inv;
-            }
-            (Match::Connbytes(m), "--connbytes-mode") => {
-                m.mode = super::connstat::ConnbytesMode::parse(&v.text).map_err(at)?;
-            }
-            (Match::Connbytes(m), _) => {
-                m.dir = super::connstat::ConnbytesDir::parse(&v.text).map_err(at)?;
-            }
-            (Match::Connlimit(m), "--connlimit-above" | "--connlimit-upto") => {
-                m.limit = v
-                    .text
-                    .parse::<u32>()
-                    .map_err(|_| at(format!("bad {name} value {} (0..=4294967295)", v.text)))?;
-                // `! --connlimit-above N` is `--connlimit-upto N` and the other way round.
-                m.upto = (name == "--connlimit-upto") != inv;
-            }
-            (Match::Connlimit(m), "--connlimit-mask") => {
-                let full = if family == Family::V6 { 128 } else { 32 };
-                m.mask = parse_uint(&v.text, full)
-                    .map_err(|_| at(format!("bad --connlimit-mask {} (0..={full})", v.text)))?
-                    as u8;
-            }
-            (Match::Connlimit(m), _) => m.daddr = name == "--connlimit-daddr",
-            (Match::Recent(m), "--set" | "--rcheck" | "--update" | "--remove") => {
-                m.cmd = match name {
-                    "--set" => RecentCmd::Set,
-                    "--rcheck" => RecentCmd::Rcheck,
-                    "--update" => RecentCmd::Update,
-                    _ => RecentCmd::Remove,
-                };
-                m.invert = inv;
-            }
-            (Match::Recent(m), "--seconds") => {
-                m.seconds = v
-                    .text
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&s| s > 0)
-                    .ok_or_else(|| at(format!("bad --seconds {} (1..=4294967295)", v.text)))?;
-            }
-            (Match::Recent(m), "--hitcount") => {
-                m.hitcount = v
-                    .text
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&h| h > 0)
-                    .ok_or_else(|| at(format!("bad --hitcount {}", v.text)))?;
-                if m.hitcount as usize > stateful::RECENT_MAX_STAMPS {
-                    return Err(at(format!(
-                        "--hitcount {} is above the {} times a recent list keeps per address",
-                        m.hitcount,
-                        stateful::RECENT_MAX_STAMPS
-                    )));
-                }
-            }
-            (Match::Recent(m), "--name") => {
-                if v.text.is_empty() || v.text.len() > 200 || v.text.contains('/') {
-                    return Err(at(format!(
-                        "bad --name {:?} (1 to 200 characters, no /)",
-                        v.text
-                    )));
-                }
-                m.name = v.text.clone();
-            }
-            (Match::Recent(m), "--mask") => {
-                m.mask = stateful::parse_mask(&v.text, family).map_err(at)?
-            }
-            (Match::Recent(m), "--reap") => m.reap = true,
-            (Match::Recent(m), "--rttl") => m.rttl = true,
-            (Match::Recent(m), _) => m.rdest = name == "--rdest",
-            (Match::Hashlimit(m), "--hashlimit-upto" | "--hashlimit-above") => {
-                if v.text.contains("b/") || v.text.ends_with('b') {
-                    return Err(at(format!(
-                        "byte-based rates ({}) are not supported: give packets per unit",
-                        v.text
-                    )));
-                }
-                (m.cfg.rate, m.cfg.unit) = Limit::parse_rate_max(&v.text, 1_000_000).map_err(at)?;
-                m.above = name == "--hashlimit-above";
-            }
-            (Match::Hashlimit(m), "--hashlimit-burst") => {
-                m.cfg.burst = parse_uint(&v.text, 10_000)
-                    .ok()
-                    .filter(|&b| b >= 1)
-                    .ok_or_else(|| at(format!("bad burst {} (1..=10000)", v.text)))?
-                    as u32;
-            }
-            (Match::Hashlimit(m), "--hashlimit-mode") => {
-                m.cfg.mode = stateful::parse_hashlimit_mode(&v.text).map_err(at)?;
-            }
-            (Match::Hashlimit(m), "--hashlimit-name") => {
-                if v.text.is_empty() || v.text.len() > 255 || v.text.contains('/') {
-                    return Err(at(format!(
-                        "bad --hashlimit-name {:?} (1 to 255 characters, no /)",
-                        v.text
-                    )));
-                }
-                m.name = v.text.clone();
-            }
-            (Match::Hashlimit(m), "--hashlimit-srcmask" | "--hashlimit-dstmask") => {
-                let full = if family == Family::V6 { 128 } else { 32 };
-                let n = parse_uint(&v.text, full)
-                    .map_err(|_| at(format!("bad {name} {} (0..={full})", v.text)))?
-                    as u8;
-                if name == "--hashlimit-srcmask" {
-                    m.cfg.srcmask = n;
-                } else {
-                    m.cfg.dstmask = n;
-                }
-            }
-            (Match::Hashlimit(m), _) => {
-                let n = v
-                    .text
-                    .parse::<u32>()
-                    .map_err(|_| at(format!("bad {name} {} (0..=4294967295)", v.text)))?;
-                match name {
-                    "--hashlimit-htable-size" => m.cfg.size = n,
-                    "--hashlimit-htable-max" => m.cfg.max = n,
-                    "--hashlimit-htable-expire" => m.cfg.expire_ms = n,
-                    _ => m.cfg.gc_ms = n.max(1),
-                }
-            }
-            (Match::Limit(limit), "--limit") => {
-                (limit.rate, limit.unit) = Limit::parse_rate(&v.text).map_err(at)?;
-            }
-            (Match::Limit(limit), _) => {
-                limit.burst = parse_uint(&v.text, 10_000)
-                    .ok()
-                    .filter(|&b| b >= 1)
-                    .ok_or_else(|| at(format!("bad burst {} (1..=10000)", v.text)))?
-                    as u32;
-            }
-            (Match::AddrType { src, dst }, _) => {
-                let mask = AddrTypes::parse(&v.text).map_err(at_off)?;
-                let t = Some(AddrTypes { mask, invert: inv });
-                if name == "--src-type" {
-                    *src = t;
-                } else {
-                    *dst = t;
-                }
-            }
-            _ => return Ok(false),
-        }
+        self.mods[k].m.option(&arg)?;
         Ok(true)
     }
 
-    fn target_by_name(&self, v: &Tok) -> Result<TgtBuild, RuleError> {
+    /// `-j NAME`: a target of `targets/` (checked against the table here), else a chain.
+    fn target_by_name(&self, v: &Tok) -> Result<TargetSpec, RuleError> {
         let name = v.text.as_str();
-        let only = |table: Table| -> Result<(), RuleError> {
-            if self.table == table {
-                Ok(())
-            } else {
-                Err(self.err(
+        if let Some(def) = target(name) {
+            if let Some(table) = def.table.filter(|t| *t != self.cx.table) {
+                return Err(self.err(
                     v.col,
                     format!(
                         "target {name} is only valid in the {} table, not {}",
                         table.name(),
-                        self.table.name()
+                        self.cx.table.name()
                     ),
-                ))
+                ));
             }
-        };
-        Ok(match name {
-            "ACCEPT" => TgtBuild::Ready(Target::Accept),
-            "DROP" => TgtBuild::Ready(Target::Drop),
-            "RETURN" => TgtBuild::Ready(Target::Return),
-            "REJECT" => {
-                only(Table::Filter)?;
-                TgtBuild::Reject { with: None }
-            }
-            "LOG" => TgtBuild::Log {
-                prefix: None,
-                level: None,
-                flags: 0,
-            },
-            "NOTRACK" => {
-                only(Table::Raw)?;
-                TgtBuild::NoTrack
-            }
-            "CT" => {
-                only(Table::Raw)?;
-                TgtBuild::Ct {
-                    notrack: false,
-                    zone: None,
-                }
-            }
-            "MARK" => TgtBuild::Mark { op: None },
-            // iptables-legacy allows TRACE only in raw; iptables-nft (Debian's default, whose
-            // saves users bring) allows it in every table, and tracing from a later table on
-            // is well defined, so it loads anywhere.
-            "TRACE" => TgtBuild::Ready(Target::Trace),
-            "TCPMSS" => TgtBuild::TcpMss(None),
-            "CONNMARK" => TgtBuild::Connmark {
-                op: None,
-                nfmask: None,
-                ctmask: None,
-            },
-            n if NAT_TARGETS.contains(&n) => {
-                only(Table::Nat)?;
-                let kind = NAT_TARGETS
-                    .iter()
-                    .copied()
-                    .find(|k| *k == n)
-                    .unwrap_or("SNAT");
-                // Built-in chains must be a hook the target works in; rules in user chains are
-                // checked at COMMIT against the built-in chains that reach them.
-                let ok = nat::valid_hooks(kind);
-                if let Some(h) = self.hook {
-                    if !ok.contains(&h) {
-                        return Err(self.err(
-                            v.col,
-                            format!(
-                                "target {kind} is not valid in chain {} (only in {})",
-                                h.chain_name(),
-                                hook_list(ok)
-                            ),
-                        ));
-                    }
-                }
-                TgtBuild::Nat {
-                    kind,
-                    to: None,
-                    random: false,
-                    random_fully: false,
-                    persistent: false,
-                }
-            }
-            n if TARGET_NAMES.contains(&n) => {
-                return Err(self.err(v.col, format!("target {n} is not supported")));
-            }
-            n => TgtBuild::Chain {
-                name: n.to_string(),
-                goto: false,
-            },
+            return (def.start)(&self.cx, v.col).map(TargetSpec::Ext);
+        }
+        if TARGET_NAMES.contains(&name) {
+            return Err(self.err(v.col, format!("target {name} is not supported")));
+        }
+        Ok(TargetSpec::Chain {
+            name: name.to_string(),
+            goto: false,
         })
     }
 
     /// Handles `opt` if the target knows it; `Ok(false)` when it does not.
     fn target_option(&mut self, opt: &'t Tok, not: Option<usize>) -> Result<bool, RuleError> {
-        let p = self.p;
-        let family = p.family;
-        let o = opt.text.as_str();
-        let Some((t, _)) = &self.target else {
+        let Some((TargetSpec::Ext(b), _)) = &self.target else {
             return Ok(false);
         };
-        const MARK_OPS: [&str; 5] = [
-            "--set-xmark",
-            "--set-mark",
-            "--and-mark",
-            "--or-mark",
-            "--xor-mark",
-        ];
-        let known = match t {
-            TgtBuild::Reject { .. } => o == "--reject-with",
-            TgtBuild::Log { .. } => o.starts_with("--log-"),
-            TgtBuild::Ct { .. } => match o {
-                "--notrack" | "--zone" | "--helper" => true,
-                "--zone-orig" | "--zone-reply" => {
-                    return Err(p.err(
-                        opt.col,
-                        format!(
-                            "CT option {o} is not supported (one zone for both directions: \
-                             --zone N)"
-                        ),
-                    ))
-                }
-                "--ctevents" | "--expevents" | "--timeout" => {
-                    return Err(p.err(
-                        opt.col,
-                        format!("CT option {o} is not supported (only --notrack and --zone)"),
-                    ))
-                }
-                _ => false,
-            },
-            TgtBuild::Mark { .. } => MARK_OPS.contains(&o),
-            TgtBuild::TcpMss(_) => matches!(o, "--set-mss" | "--clamp-mss-to-pmtu"),
-            TgtBuild::Nat { kind, .. } => nat::takes_option(kind, o),
-            TgtBuild::Connmark { .. } => {
-                MARK_OPS.contains(&o)
-                    || matches!(
-                        o,
-                        "--save-mark" | "--restore-mark" | "--nfmask" | "--ctmask" | "--mask"
-                    )
-            }
-            _ => false,
-        };
-        if !known {
+        let Some(args) = b.takes(opt, &self.cx)? else {
             return Ok(false);
-        }
-        self.no_not(not, o)?;
-        let dup = || p.err(opt.col, format!("{o} given twice"));
-        let one_op = |target: &str| {
-            p.err(
-                opt.col,
-                format!("{target} takes one action; {o} conflicts with an earlier one"),
-            )
         };
-        // MARK-style values: `v[/m]` for the set forms, a plain value for and/or/xor.
-        let mark_value = |this: &mut Self| -> Result<(u32, u32), RuleError> {
-            let v = this.value(opt)?;
-            let (value, mask) = if o.starts_with("--set-") {
-                parse_value_mask(&v.text)
-            } else {
-                parse_u32(&v.text).map(|x| (x, u32::MAX))
-            }
-            .map_err(|e| p.err(v.col, e))?;
-            Ok(xmark_of(o, value, mask).unwrap_or((value, mask)))
+        self.no_not(not, &opt.text)?;
+        let vals = self.values(opt, args)?;
+        let arg = Arg {
+            name: &opt.text,
+            invert: false,
+            opt,
+            vals: &vals,
+            cx: self.cx,
         };
-        match o {
-            "--to-source" | "--to-destination" | "--to-ports" | "--to" => {
-                let v = self.value(opt)?;
-                if let Some((TgtBuild::Nat { kind, to, .. }, _)) = &mut self.target {
-                    if to.is_some() {
-                        return Err(p.err(opt.col, nat::given_twice(kind)));
-                    }
-                    *to = Some((v.text.clone(), v.col));
-                }
-            }
-            "--random" | "--random-fully" | "--persistent" => {
-                if let Some((
-                    TgtBuild::Nat {
-                        random,
-                        random_fully,
-                        persistent,
-                        ..
-                    },
-                    _,
-                )) = &mut self.target
-                {
-                    let flag = match o {
-                        "--persistent" => persistent,
-                        "--random-fully" => random_fully,
-                        _ => random,
-                    };
-                    *flag = true;
-                }
-            }
-            "--set-mss" | "--clamp-mss-to-pmtu" => {
-                let m = if o == "--set-mss" {
-                    let v = self.value(opt)?;
-                    let mss = v.text.parse::<u16>().map_err(|_| {
-                        p.err(v.col, format!("--set-mss needs 0-65535, not {:?}", v.text))
-                    })?;
-                    TcpMss::Set(mss)
-                } else {
-                    TcpMss::ClampToPmtu
-                };
-                if let Some((TgtBuild::TcpMss(cur), _)) = &mut self.target {
-                    if cur.is_some() {
-                        return Err(p.err(
-                            opt.col,
-                            "TCPMSS takes one of --set-mss and --clamp-mss-to-pmtu",
-                        ));
-                    }
-                    *cur = Some((m, opt.col));
-                }
-            }
-            "--reject-with" => {
-                let v = self.value(opt)?;
-                let r = RejectWith::parse(&v.text, family).map_err(|e| p.err(v.col, e))?;
-                if let Some((TgtBuild::Reject { with }, _)) = &mut self.target {
-                    if with.is_some() {
-                        return Err(dup());
-                    }
-                    *with = Some((r, v.col));
-                }
-            }
-            "--notrack" => {
-                if let Some((TgtBuild::Ct { notrack, .. }, _)) = &mut self.target {
-                    if *notrack {
-                        return Err(dup());
-                    }
-                    *notrack = true;
-                }
-            }
-            "--zone" => {
-                let v = self.value(opt)?;
-                let z = match v.text.parse::<u16>() {
-                    Ok(z) => z,
-                    Err(_) if v.text == "mark" || v.text.starts_with("mark/") => {
-                        return Err(p.err(
-                            v.col,
-                            "CT --zone mark is not supported (a numeric zone 0-65535 only)",
-                        ))
-                    }
-                    Err(_) => {
-                        return Err(p.err(v.col, format!("--zone needs 0-65535, not {:?}", v.text)))
-                    }
-                };
-                if let Some((TgtBuild::Ct { zone, .. }, _)) = &mut self.target {
-                    if zone.is_some() {
-                        return Err(dup());
-                    }
-                    *zone = Some((z, opt.col));
-                }
-            }
-            "--helper" => {
-                // The kernel refuses a helper it does not have (ENOENT); tunfilter has no
-                // application helpers, so every name is refused the same way, at load time.
-                let v = self.value(opt)?;
-                return Err(p.err(
-                    v.col,
-                    format!(
-                        "CT --helper: no conntrack helper named {:?} (tunfilter has no \
-                         application helpers)",
-                        v.text
-                    ),
-                ));
-            }
-            "--log-prefix" => {
-                let v = self.value(opt)?;
-                // The kernel keeps 29 characters plus the NUL.
-                if v.text.len() > 29 {
-                    return Err(p.err(v.col, "log prefix longer than 29 bytes"));
-                }
-                if let Some((TgtBuild::Log { prefix, .. }, _)) = &mut self.target {
-                    if prefix.is_some() {
-                        return Err(dup());
-                    }
-                    *prefix = Some(v.text.clone());
-                }
-            }
-            "--log-level" => {
-                let v = self.value(opt)?;
-                let l = parse_log_level(&v.text).map_err(|e| p.err(v.col, e))?;
-                if let Some((TgtBuild::Log { level, .. }, _)) = &mut self.target {
-                    if level.is_some() {
-                        return Err(dup());
-                    }
-                    *level = Some(l);
-                }
-            }
-            _ if o.starts_with("--log-") => {
-                let Some(bit) = LOG_FLAGS.iter().position(|f| *f == o) else {
-                    return Err(p.err(opt.col, format!("unknown or unsupported option {o}")));
-                };
-                if let Some((TgtBuild::Log { flags, .. }, _)) = &mut self.target {
-                    if *flags & (1 << bit) != 0 {
-                        return Err(dup());
-                    }
-                    *flags |= 1 << bit;
-                }
-            }
-            _ if MARK_OPS.contains(&o) => {
-                let xm = mark_value(self)?;
-                match &mut self.target {
-                    Some((TgtBuild::Mark { op }, _)) => {
-                        if op.is_some() {
-                            return Err(one_op("MARK"));
-                        }
-                        *op = Some(xm);
-                    }
-                    Some((TgtBuild::Connmark { op, .. }, _)) => {
-                        if op.is_some() {
-                            return Err(one_op("CONNMARK"));
-                        }
-                        *op = Some(ConnBuild::Set(xm.0, xm.1));
-                    }
-                    _ => {}
-                }
-            }
-            "--save-mark" | "--restore-mark" => {
-                if let Some((TgtBuild::Connmark { op, .. }, _)) = &mut self.target {
-                    if op.is_some() {
-                        return Err(one_op("CONNMARK"));
-                    }
-                    *op = Some(if o == "--save-mark" {
-                        ConnBuild::Save
-                    } else {
-                        ConnBuild::Restore
-                    });
-                }
-            }
-            _ => {
-                // --nfmask, --ctmask, --mask (both).
-                let v = self.value(opt)?;
-                let m = parse_u32(&v.text).map_err(|e| p.err(v.col, e))?;
-                if let Some((TgtBuild::Connmark { nfmask, ctmask, .. }, _)) = &mut self.target {
-                    let (nf, ct) = match o {
-                        "--nfmask" => (true, false),
-                        "--ctmask" => (false, true),
-                        _ => (true, true),
-                    };
-                    if (nf && nfmask.is_some()) || (ct && ctmask.is_some()) {
-                        return Err(dup());
-                    }
-                    if nf {
-                        *nfmask = Some(m);
-                    }
-                    if ct {
-                        *ctmask = Some(m);
-                    }
-                }
-            }
+        if let Some((TargetSpec::Ext(b), _)) = &mut self.target {
+            b.option(&arg)?;
         }
         Ok(true)
     }
 
     /// Cross-option checks, then the rule in canonical order.
     fn finish(mut self) -> Result<PendingRule, RuleError> {
-        let p = self.p;
+        let (cx, proto, named) = (self.cx, self.proto, &self.p.named);
+        let done = |col: usize| Done {
+            cx,
+            col,
+            seen: &[],
+            proto,
+            named,
+        };
+        // Every match builds what its options imply before any is checked.
         for m in &mut self.mods {
-            let seen = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
-            // Missing options are reported by the checks below.
-            if seen("pattern") && seen("--algo") {
-                if let Match::String(s) = &mut m.m {
-                    s.compile().map_err(|e| p.err(m.col, e))?;
-                }
-            }
-            // Rules naming the same list or table share it, as in the kernel.
-            match &mut m.m {
-                Match::Recent(r) => {
-                    r.list = p
-                        .recent
-                        .borrow_mut()
-                        .entry(r.name.clone())
-                        .or_default()
-                        .clone();
-                }
-                Match::Hashlimit(h) if !h.name.is_empty() => {
-                    // iptables' default expiry is the rate's unit (1 s for N/sec, ...).
-                    if !seen("--hashlimit-htable-expire") {
-                        h.cfg.expire_ms = (h.cfg.unit.nanos() / 1_000_000) as u32;
-                    }
-                    let cfg = h.cfg;
-                    h.table = p
-                        .hashlimit
-                        .borrow_mut()
-                        .entry(h.name.clone())
-                        .or_insert_with(|| {
-                            Arc::new(parking_lot::Mutex::new(stateful::HashlimitTable::new(cfg)))
-                        })
-                        .clone();
-                }
-                _ => {}
-            }
+            let d = Done {
+                seen: &m.seen,
+                ..done(m.col)
+            };
+            m.m.finish(&d)?;
         }
-        let tcp = Some((6, false));
-        let port_proto =
-            matches!(self.proto, Some((pr, false)) if PORT_PROTOCOLS.iter().any(|(_, n)| *n == pr));
         for m in &self.mods {
-            let required = |what: &str| -> Result<(), RuleError> {
-                if m.seen.is_empty() {
-                    Err(p.err(m.col, what.to_string()))
-                } else {
-                    Ok(())
-                }
-            };
-            let need = match m.kind {
-                ModKind::Ports(pr) => pr,
-                ModKind::Icmp => 1,
-                ModKind::Icmp6 => {
-                    required("-m icmp6 needs --icmpv6-type")?;
-                    58
-                }
-                ModKind::State => {
-                    required("-m state needs --state")?;
-                    continue;
-                }
-                ModKind::Conntrack => {
-                    required("-m conntrack needs --ctstate or another --ct option")?;
-                    continue;
-                }
-                ModKind::Comment => {
-                    required("-m comment needs --comment")?;
-                    continue;
-                }
-                ModKind::Multiport => {
-                    required("-m multiport needs --sports, --dports or --ports")?;
-                    if !port_proto {
-                        return Err(p.err(
-                            m.col,
-                            "-m multiport needs -p tcp, udp, udplite, sctp or dccp (not negated)",
-                        ));
-                    }
-                    continue;
-                }
-                ModKind::Mark => {
-                    required("-m mark needs --mark")?;
-                    continue;
-                }
-                ModKind::Connmark => {
-                    required("-m connmark needs --mark")?;
-                    continue;
-                }
-                ModKind::IpRange => {
-                    required("-m iprange needs --src-range or --dst-range")?;
-                    continue;
-                }
-                ModKind::Length => {
-                    required("-m length needs --length")?;
-                    continue;
-                }
-                ModKind::Ttl => {
-                    required("-m ttl needs --ttl-eq, --ttl-gt or --ttl-lt")?;
-                    continue;
-                }
-                ModKind::Hl => {
-                    required("-m hl needs --hl-eq, --hl-gt or --hl-lt")?;
-                    continue;
-                }
-                ModKind::AddrType => {
-                    required("-m addrtype needs --src-type or --dst-type")?;
-                    continue;
-                }
-                ModKind::String => {
-                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
-                    if !has("pattern") {
-                        return Err(p.err(m.col, "-m string needs --string or --hex-string"));
-                    }
-                    if !has("--algo") {
-                        return Err(p.err(m.col, "-m string needs --algo"));
-                    }
-                    continue;
-                }
-                ModKind::Limit => continue,
-                ModKind::Connbytes => {
-                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
-                    for (opt, what) in [
-                        ("--connbytes", "-m connbytes needs --connbytes"),
-                        ("--connbytes-dir", "-m connbytes needs --connbytes-dir"),
-                        ("--connbytes-mode", "-m connbytes needs --connbytes-mode"),
-                    ] {
-                        if !has(opt) {
-                            return Err(p.err(m.col, what));
-                        }
-                    }
-                    continue;
-                }
-                ModKind::Recent => {
-                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
-                    if !has("cmd") {
-                        return Err(p.err(
-                            m.col,
-                            "-m recent needs one of --set, --rcheck, --update or --remove",
-                        ));
-                    }
-                    if let Match::Recent(r) = &m.m {
-                        let checks = matches!(r.cmd, RecentCmd::Rcheck | RecentCmd::Update);
-                        for opt in ["--seconds", "--hitcount", "--reap", "--rttl"] {
-                            if has(opt) && !checks {
-                                return Err(p.err(
-                                    m.col,
-                                    format!("-m recent {opt} needs --rcheck or --update"),
-                                ));
-                            }
-                        }
-                        if r.reap && r.seconds == 0 {
-                            return Err(p.err(m.col, "-m recent --reap needs --seconds"));
-                        }
-                    }
-                    continue;
-                }
-                ModKind::Hashlimit => {
-                    let has = |g: &str| m.seen.iter().any(|(group, _)| *group == g);
-                    if !has("rate") {
-                        return Err(p.err(
-                            m.col,
-                            "-m hashlimit needs --hashlimit-upto or --hashlimit-above",
-                        ));
-                    }
-                    if !has("--hashlimit-name") {
-                        return Err(p.err(m.col, "-m hashlimit needs --hashlimit-name"));
-                    }
-                    continue;
-                }
-                ModKind::Connlimit => {
-                    if !m.seen.iter().any(|(group, _)| *group == "connlimit") {
-                        return Err(p.err(
-                            m.col,
-                            "-m connlimit needs --connlimit-above or --connlimit-upto",
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if self.proto != Some((need, false)) {
-                let name = match m.kind {
-                    ModKind::Icmp6 => "icmp6".to_string(),
-                    _ => proto_name(need),
-                };
-                return Err(p.err(
+            m.m.check(&Done {
+                seen: &m.seen,
+                ..done(m.col)
+            })?;
+            if let Some(need) = m.def.proto.filter(|&p| proto != Some((p, false))) {
+                return Err(self.err(
                     m.col,
-                    format!("match {name} needs -p {} (not negated)", proto_name(need)),
+                    format!(
+                        "match {} needs -p {} (not negated)",
+                        m.def.name,
+                        proto_name(need)
+                    ),
                 ));
             }
         }
         let target_col = self.target.as_ref().map_or(0, |t| t.1);
         let target = match self.target {
             None => PendingTarget::Ready(Target::Continue),
-            Some((t, col)) => match t {
-                TgtBuild::Ready(t) => PendingTarget::Ready(t),
-                TgtBuild::Reject { with } => {
-                    let r = match with {
-                        Some((RejectWith::TcpReset, vcol)) if self.proto != tcp => {
-                            return Err(p.err(vcol, "tcp-reset needs -p tcp (not negated)"))
-                        }
-                        Some((r, _)) => r,
-                        None => RejectWith::default_for(p.family),
-                    };
-                    PendingTarget::Ready(Target::Reject(r))
-                }
-                TgtBuild::Log {
-                    prefix,
-                    level,
-                    flags,
-                } => PendingTarget::Ready(Target::Log(LogTarget {
-                    prefix: Arc::from(prefix.unwrap_or_default().as_str()),
-                    level: level.unwrap_or(LOG_DEFAULT_LEVEL),
-                    flags,
-                })),
-                TgtBuild::NoTrack => PendingTarget::Ready(Target::NoTrack { ct: false }),
-                TgtBuild::Ct {
-                    notrack: true,
-                    zone: None,
-                } => PendingTarget::Ready(Target::NoTrack { ct: true }),
-                TgtBuild::Ct {
-                    notrack: true,
-                    zone: Some((_, zcol)),
-                } => return Err(p.err(zcol, "CT --notrack cannot be combined with --zone")),
-                TgtBuild::Ct {
-                    notrack: false,
-                    zone: Some((z, _)),
-                } => PendingTarget::Ready(Target::CtZone(z)),
-                TgtBuild::Ct {
-                    notrack: false,
-                    zone: None,
-                } => return Err(p.err(col, "CT needs --notrack or --zone")),
-                TgtBuild::Mark {
-                    op: Some((value, mask)),
-                } => PendingTarget::Ready(Target::Mark { value, mask }),
-                TgtBuild::Mark { op: None } => return Err(p.err(
-                    col,
-                    "MARK needs one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark",
-                )),
-                TgtBuild::Connmark { op, nfmask, ctmask } => {
-                    let masks = (nfmask.unwrap_or(u32::MAX), ctmask.unwrap_or(u32::MAX));
-                    let op = match op {
-                        None => {
-                            return Err(p.err(
-                                col,
-                                "CONNMARK needs one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark, --save-mark, --restore-mark",
-                            ))
-                        }
-                        Some(ConnBuild::Set(..)) if nfmask.is_some() || ctmask.is_some() => {
-                            return Err(p.err(
-                                col,
-                                "--nfmask, --ctmask and --mask go only with --save-mark or --restore-mark",
-                            ))
-                        }
-                        Some(ConnBuild::Set(value, mask)) => ConnmarkOp::Set { value, mask },
-                        Some(ConnBuild::Save) => ConnmarkOp::Save {
-                            nfmask: masks.0,
-                            ctmask: masks.1,
-                        },
-                        Some(ConnBuild::Restore) => ConnmarkOp::Restore {
-                            nfmask: masks.0,
-                            ctmask: masks.1,
-                        },
-                    };
-                    PendingTarget::Ready(Target::Connmark(op))
-                }
-                TgtBuild::Chain { name, goto } => PendingTarget::Chain { name, goto, col },
-                TgtBuild::TcpMss(None) => {
-                    return Err(p.err(col, "TCPMSS needs --set-mss or --clamp-mss-to-pmtu"))
-                }
-                TgtBuild::TcpMss(Some((m, ocol))) => {
-                    if self.proto != tcp {
-                        return Err(p.err(col, "TCPMSS needs -p tcp (not negated)"));
-                    }
-                    // iptables-legacy also demands a SYN-only tcp match; iptables-nft cannot check
-                    // that and accepts the rule. The pipeline rewrites SYNs only, so the rule is
-                    // safe either way and loads as iptables-nft saves it.
-                    if m == TcpMss::ClampToPmtu {
-                        if let Some(h) = self.hook.filter(|h| !MSS_CLAMP_HOOKS.contains(h)) {
-                            return Err(p.err(
-                                ocol,
-                                format!(
-                                    "--clamp-mss-to-pmtu is not valid in chain {} (only in {})",
-                                    h.chain_name(),
-                                    hook_list(MSS_CLAMP_HOOKS)
-                                ),
-                            ));
-                        }
-                    }
-                    PendingTarget::Ready(Target::TcpMss(m))
-                }
-                TgtBuild::Nat {
-                    kind,
-                    to,
-                    random,
-                    random_fully,
-                    persistent,
-                } => {
-                    let ports_ok = matches!(self.proto, Some((6 | 17 | 33 | 132 | 136, false)));
-                    let to = to.as_ref().map(|(t, c)| (t.as_str(), *c));
-                    let flags = nat::Flags {
-                        random,
-                        random_fully,
-                        persistent,
-                    };
-                    let t = nat::build(kind, to, flags, ports_ok, p.family)
-                        .map_err(|(c, e)| p.err(if c == 0 { col } else { c }, e))?;
-                    PendingTarget::Ready(Target::Nat(Arc::new(t)))
-                }
-            },
+            Some((TargetSpec::Chain { name, goto }, col)) => {
+                PendingTarget::Chain { name, goto, col }
+            }
+            Some((TargetSpec::Ext(b), col)) => PendingTarget::Ready(b.finish(&cx, col, proto)?),
         };
         let mut matches: Vec<Match> = self.base.into_iter().flatten().collect();
         matches.extend(self.mods.into_iter().map(|m| m.m));
         Ok(PendingRule {
-            line: p.line,
+            line: cx.line,
             target_col,
             matches,
             target,
             counters: self.counters,
         })
-    }
-}
-
-/// The options module `kind` knows: (canonical name, exclusive group, negatable).
-fn module_opt(kind: ModKind, opt: &str) -> Option<(&'static str, &'static str, bool)> {
-    Some(match (kind, opt) {
-        (ModKind::Ports(_), "--sport" | "--source-port") => ("--sport", "--sport", true),
-        (ModKind::Ports(_), "--dport" | "--destination-port") => ("--dport", "--dport", true),
-        (ModKind::Ports(6), "--tcp-flags") => ("--tcp-flags", "flags", true),
-        (ModKind::Ports(6), "--syn") => ("--syn", "flags", true),
-        (ModKind::Ports(6), "--tcp-option") => ("--tcp-option", "--tcp-option", true),
-        (ModKind::Conntrack, "--ctstate") => ("--ctstate", "--ctstate", true),
-        (ModKind::Conntrack, "--ctproto") => ("--ctproto", "--ctproto", true),
-        (ModKind::Conntrack, "--ctorigsrc") => ("--ctorigsrc", "--ctorigsrc", true),
-        (ModKind::Conntrack, "--ctorigdst") => ("--ctorigdst", "--ctorigdst", true),
-        (ModKind::Conntrack, "--ctreplsrc") => ("--ctreplsrc", "--ctreplsrc", true),
-        (ModKind::Conntrack, "--ctrepldst") => ("--ctrepldst", "--ctrepldst", true),
-        (ModKind::Conntrack, "--ctorigsrcport") => ("--ctorigsrcport", "--ctorigsrcport", true),
-        (ModKind::Conntrack, "--ctorigdstport") => ("--ctorigdstport", "--ctorigdstport", true),
-        (ModKind::Conntrack, "--ctreplsrcport") => ("--ctreplsrcport", "--ctreplsrcport", true),
-        (ModKind::Conntrack, "--ctrepldstport") => ("--ctrepldstport", "--ctrepldstport", true),
-        (ModKind::Conntrack, "--ctstatus") => ("--ctstatus", "--ctstatus", true),
-        (ModKind::Conntrack, "--ctexpire") => ("--ctexpire", "--ctexpire", true),
-        (ModKind::Conntrack, "--ctdir") => ("--ctdir", "--ctdir", false),
-        (ModKind::State, "--state") => ("--state", "--state", true),
-        (ModKind::Icmp, "--icmp-type") => ("--icmp-type", "--icmp-type", true),
-        (ModKind::Icmp6, "--icmpv6-type") => ("--icmpv6-type", "--icmpv6-type", true),
-        (ModKind::Comment, "--comment") => ("--comment", "--comment", false),
-        (ModKind::Multiport, "--sports" | "--source-ports") => ("--sports", "ports", true),
-        (ModKind::Multiport, "--dports" | "--destination-ports") => ("--dports", "ports", true),
-        (ModKind::Multiport, "--ports") => ("--ports", "ports", true),
-        (ModKind::Mark | ModKind::Connmark, "--mark") => ("--mark", "--mark", true),
-        (ModKind::IpRange, "--src-range") => ("--src-range", "--src-range", true),
-        (ModKind::IpRange, "--dst-range") => ("--dst-range", "--dst-range", true),
-        (ModKind::Length, "--length") => ("--length", "--length", true),
-        (ModKind::Ttl, "--ttl-eq") => ("--ttl-eq", "ttl", true),
-        (ModKind::Ttl, "--ttl-gt") => ("--ttl-gt", "ttl", false),
-        (ModKind::Ttl, "--ttl-lt") => ("--ttl-lt", "ttl", false),
-        (ModKind::Hl, "--hl-eq") => ("--hl-eq", "hl", true),
-        (ModKind::Hl, "--hl-gt") => ("--hl-gt", "hl", false),
-        (ModKind::Hl, "--hl-lt") => ("--hl-lt", "hl", false),
-        (ModKind::Limit, "--limit") => ("--limit", "--limit", false),
-        (ModKind::Limit, "--limit-burst") => ("--limit-burst", "--limit-burst", false),
-        (ModKind::AddrType, "--src-type") => ("--src-type", "--src-type", true),
-        (ModKind::AddrType, "--dst-type") => ("--dst-type", "--dst-type", true),
-        (ModKind::String, "--algo") => ("--algo", "--algo", false),
-        (ModKind::String, "--string") => ("--string", "pattern", true),
-        (ModKind::String, "--hex-string") => ("--hex-string", "pattern", true),
-        (ModKind::String, "--from") => ("--from", "--from", false),
-        (ModKind::String, "--to") => ("--to", "--to", false),
-        (ModKind::String, "--icase") => ("--icase", "--icase", false),
-        (ModKind::Connbytes, "--connbytes") => ("--connbytes", "--connbytes", true),
-        (ModKind::Connbytes, "--connbytes-dir") => ("--connbytes-dir", "--connbytes-dir", false),
-        (ModKind::Connbytes, "--connbytes-mode") => ("--connbytes-mode", "--connbytes-mode", false),
-        (ModKind::Connlimit, "--connlimit-above") => ("--connlimit-above", "connlimit", true),
-        (ModKind::Connlimit, "--connlimit-upto") => ("--connlimit-upto", "connlimit", true),
-        (ModKind::Connlimit, "--connlimit-mask") => ("--connlimit-mask", "--connlimit-mask", false),
-        (ModKind::Connlimit, "--connlimit-saddr") => ("--connlimit-saddr", "side", false),
-        (ModKind::Connlimit, "--connlimit-daddr") => ("--connlimit-daddr", "side", false),
-        (ModKind::Recent, "--set") => ("--set", "cmd", true),
-        (ModKind::Recent, "--rcheck") => ("--rcheck", "cmd", true),
-        (ModKind::Recent, "--update") => ("--update", "cmd", true),
-        (ModKind::Recent, "--remove") => ("--remove", "cmd", true),
-        (ModKind::Recent, "--seconds") => ("--seconds", "--seconds", false),
-        (ModKind::Recent, "--reap") => ("--reap", "--reap", false),
-        (ModKind::Recent, "--hitcount") => ("--hitcount", "--hitcount", false),
-        (ModKind::Recent, "--rttl") => ("--rttl", "--rttl", false),
-        (ModKind::Recent, "--name") => ("--name", "--name", false),
-        (ModKind::Recent, "--mask") => ("--mask", "--mask", false),
-        (ModKind::Recent, "--rsource") => ("--rsource", "side", false),
-        (ModKind::Recent, "--rdest") => ("--rdest", "side", false),
-        (ModKind::Hashlimit, "--hashlimit-upto" | "--hashlimit") => {
-            ("--hashlimit-upto", "rate", false)
-        }
-        (ModKind::Hashlimit, "--hashlimit-above") => ("--hashlimit-above", "rate", false),
-        (ModKind::Hashlimit, "--hashlimit-burst") => {
-            ("--hashlimit-burst", "--hashlimit-burst", false)
-        }
-        (ModKind::Hashlimit, "--hashlimit-mode") => ("--hashlimit-mode", "--hashlimit-mode", false),
-        (ModKind::Hashlimit, "--hashlimit-name") => ("--hashlimit-name", "--hashlimit-name", false),
-        (ModKind::Hashlimit, "--hashlimit-srcmask") => {
-            ("--hashlimit-srcmask", "--hashlimit-srcmask", false)
-        }
-        (ModKind::Hashlimit, "--hashlimit-dstmask") => {
-            ("--hashlimit-dstmask", "--hashlimit-dstmask", false)
-        }
-        (ModKind::Hashlimit, "--hashlimit-htable-size") => {
-            ("--hashlimit-htable-size", "--hashlimit-htable-size", false)
-        }
-        (ModKind::Hashlimit, "--hashlimit-htable-max") => {
-            ("--hashlimit-htable-max", "--hashlimit-htable-max", false)
-        }
-        (ModKind::Hashlimit, "--hashlimit-htable-expire") => (
-            "--hashlimit-htable-expire",
-            "--hashlimit-htable-expire",
-            false,
-        ),
-        (ModKind::Hashlimit, "--hashlimit-htable-gcinterval") => (
-            "--hashlimit-htable-gcinterval",
-            "--hashlimit-htable-gcinterval",
-            false,
-        ),
-        _ => return None,
-    })
-}
-
-fn new_module(kind: ModKind, col: usize, family: Family) -> ModInst {
-    let no_state = StateSpec {
-        mask: CtState::default(),
-        invert: false,
-    };
-    let any_icmp = IcmpSpec {
-        ty: None,
-        code_lo: 0,
-        code_hi: 255,
-        invert: false,
-    };
-    let m = match kind {
-        ModKind::Ports(p) => Match::Ports {
-            module: p,
-            sport: None,
-            dport: None,
-            tcp_flags: None,
-            tcp_option: None,
-        },
-        ModKind::Conntrack => Match::Conntrack(Box::default()),
-        ModKind::State => Match::State { state: no_state },
-        ModKind::Icmp => Match::Icmp { spec: any_icmp },
-        ModKind::Icmp6 => Match::Icmp6 { spec: any_icmp },
-        ModKind::Comment => Match::Comment {
-            text: String::new(),
-        },
-        ModKind::Multiport => Match::Multiport(Multiport {
-            dir: PortDir::Dst,
-            ports: Vec::new(),
-            invert: false,
-        }),
-        ModKind::Mark => Match::Mark {
-            value: 0,
-            mask: u32::MAX,
-            invert: false,
-        },
-        ModKind::Connmark => Match::Connmark {
-            value: 0,
-            mask: u32::MAX,
-            invert: false,
-        },
-        ModKind::IpRange => Match::IpRange {
-            src: None,
-            dst: None,
-        },
-        ModKind::Length => Match::Length {
-            lo: 0,
-            hi: u16::MAX,
-            invert: false,
-        },
-        ModKind::Ttl | ModKind::Hl => Match::Ttl {
-            cmp: Cmp::Eq,
-            value: 0,
-            v6: kind == ModKind::Hl,
-        },
-        ModKind::Limit => Match::Limit(Limit::new(3, RateUnit::Hour, LIMIT_DEFAULT_BURST)),
-        ModKind::AddrType => Match::AddrType {
-            src: None,
-            dst: None,
-        },
-        ModKind::String => Match::String(Box::default()),
-        ModKind::Connbytes => Match::Connbytes(super::connstat::Connbytes::default()),
-        ModKind::Recent => Match::Recent(Box::new(stateful::Recent::new(family))),
-        ModKind::Hashlimit => Match::Hashlimit(Box::new(stateful::Hashlimit {
-            cfg: stateful::Hashlimit::default_cfg(family),
-            above: false,
-            name: String::new(),
-            family,
-            table: Arc::new(parking_lot::Mutex::new(stateful::HashlimitTable::new(
-                stateful::Hashlimit::default_cfg(family),
-            ))),
-        })),
-        ModKind::Connlimit => Match::Connlimit(Box::new(super::connstat::Connlimit::new(
-            0,
-            false,
-            if family == Family::V6 { 128 } else { 32 },
-            false,
-        ))),
-    };
-    ModInst {
-        kind,
-        col,
-        m,
-        seen: Vec::new(),
     }
 }

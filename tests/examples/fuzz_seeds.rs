@@ -201,6 +201,61 @@ fn main() {
         }
         put(target, &name, v);
     }
+    // ipsec_decap: ipsec_hooks::fuzzing records (control = op << 2 | SA, arg, bytes).
+    let rec = ipsec_hooks::fuzzing::record;
+    let mut every = Vec::new();
+    for op in 1..8u8 {
+        for sa in 0..4u8 {
+            every.extend(rec(op << 2 | sa, 17 * op + sa, b"every op on every SA"));
+        }
+    }
+    put("ipsec_decap", "every-op-every-sa", every);
+    for sa in 0..4usize {
+        let esp = ipsec_hooks::fuzzing::sealed(sa, 1, b"raw ESP");
+        let mut v = rec(0, 0, &esp);
+        v.extend(rec(0, 0, &esp)); // and its replay
+        v.extend(rec(
+            0,
+            0,
+            &ipsec_hooks::fuzzing::sealed(sa, 40, b"far ahead"),
+        ));
+        put("ipsec_decap", &format!("raw-sa{sa}"), v);
+    }
+    let mut order = Vec::new();
+    for (op, arg) in [
+        (1u8, 0u8),
+        (5, 0),
+        (5, 0),
+        (4, 0),
+        (6, 1),
+        (3, 40),
+        (7, 200),
+        (1, 0),
+    ] {
+        order.extend(rec(op << 2 | 2, arg, b"esn, out of order"));
+    }
+    put("ipsec_decap", "esn-order-and-time", order);
+
+    // ipsec_parse: a selector byte (0 state, 1 policy, 2 selector, 3 state id, 4 policy id),
+    // then the line.
+    let key = "0x0102030405060708090a0b0c0d0e0f1011121314";
+    let lines = [
+        (0u8, format!("src 203.0.113.1 dst 203.0.113.2 proto esp spi 0x1000 reqid 1 mode tunnel replay-window 64 flag esn aead 'rfc4106(gcm(aes))' {key} 128 sel src 192.0.2.0/24 dst 198.51.100.0/24 limit time-soft 30 limit packet-hard 100")),
+        (0, format!("src 2001:db8::1 dst 2001:db8::2 proto esp spi 257 mode transport flag af-unspec replay-oseq 0xfffffffe aead \"rfc4106(gcm(aes))\" {key} 128")),
+        (1, "src 192.0.2.0/24 dst 198.51.100.0/24 proto tcp dport 443 dir out priority 10 action allow tmpl src 203.0.113.1 dst 203.0.113.2 proto esp reqid 1 mode tunnel level use".into()),
+        (1, "src ::/0 dst 2001:db8::/32 proto ipv6-icmp type 128 code 0 dir fwd ptype main tmpl proto esp spi 0x10 mode transport".into()),
+        (2, "src 10.0.0.0/8 dst 0.0.0.0/0 proto udp sport 500".into()),
+        (3, "src 203.0.113.1 dst 203.0.113.2 proto esp spi 0x1000".into()),
+        (4, "src 192.0.2.0/24 dst 198.51.100.0/24 dir in".into()),
+    ];
+    for (i, (which, line)) in lines.iter().enumerate() {
+        put(
+            "ipsec_parse",
+            &format!("line-{i}"),
+            [&[*which][..], line.as_bytes()].concat(),
+        );
+    }
+
     eprintln!("wrote {n} seeds under {}", out.display());
 }
 

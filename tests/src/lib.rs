@@ -121,8 +121,20 @@ ipv6 = "v6.rules"
     /// Writes the arrivals into one raw-IP pcap per interface and runs the
     /// simulator in-process.
     pub fn run(&self, arrivals: &[Arrival], until: Option<f64>) -> SimOutput {
+        self.run_workers(arrivals, until, 1, "out")
+    }
+
+    /// [`Scenario::run`] with the engine split into `workers` shards, into `out` (a folder
+    /// name in the scenario's folder).
+    pub fn run_workers(
+        &self,
+        arrivals: &[Arrival],
+        until: Option<f64>,
+        workers: usize,
+        out: &str,
+    ) -> SimOutput {
         let inputs = self.write_inputs(arrivals);
-        let out_dir = self.dir.join("out");
+        let out_dir = self.dir.join(out);
         let cfg = router::config::Config::load(&self.config()).unwrap();
         router::sim::run(
             &cfg,
@@ -130,6 +142,7 @@ ipv6 = "v6.rules"
                 inputs,
                 out_dir: out_dir.clone(),
                 until,
+                workers,
             },
         )
         .unwrap();
@@ -245,4 +258,67 @@ pub fn require(tool_ok: bool, what: &str) -> bool {
     }
     eprintln!("{msg}");
     false
+}
+
+/// The packets of a real capture in `tests/data/pcap/` as arrivals, for a gateway between
+/// the capture's two sides: those from `inside` arrive on lan0, the
+/// others on wan0 with their destination `outside_to` replaced by `to` (the address the
+/// outside side would use through the gateway), checksums fixed.
+pub fn capture_arrivals(
+    name: &str,
+    inside: std::net::Ipv4Addr,
+    outside_to: std::net::Ipv4Addr,
+    to: std::net::Ipv4Addr,
+) -> Vec<Arrival> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/pcap")
+        .join(name);
+    let (lt, recs) = router::pcap::read_all(std::fs::File::open(path).unwrap()).unwrap();
+    // Only the packets of `inside`, timed from the first of them (the TFTP capture merges
+    // several sessions, its clock going backwards between them).
+    let mut t0 = None;
+    recs.iter()
+        .filter_map(|r| {
+            let ip = router::pcap::ip_payload(lt, &r.data)?.to_vec();
+            let v4 = wire::Ipv4Packet::new_checked(&ip[..]).ok()?;
+            if v4.src_addr() != inside && v4.dst_addr() != inside {
+                return None;
+            }
+            let t0 = *t0.get_or_insert(r.ts_ns);
+            let at = r.ts_ns.saturating_sub(t0) as f64 / 1e9;
+            if v4.src_addr() == inside {
+                return Some(at_owned("lan0", at, ip));
+            }
+            let mut p = ip.clone();
+            if v4.dst_addr() == outside_to {
+                p[16..20].copy_from_slice(&to.octets());
+            }
+            // The capturing host's own packets carry offloaded (unfinished) checksums.
+            fill_checksums(&mut p);
+            Some(at_owned("wan0", at, p))
+        })
+        .collect()
+}
+
+/// Recomputes the IPv4 header and TCP/UDP checksums of an unfragmented packet.
+pub fn fill_checksums(p: &mut [u8]) {
+    let hl = usize::from(p[0] & 0x0f) * 4;
+    p[10..12].fill(0);
+    let ck = wire::checksum::data(&p[..hl]);
+    p[10..12].copy_from_slice(&ck.to_be_bytes());
+    let at = match p[9] {
+        6 => hl + 16,
+        17 => hl + 6,
+        _ => return,
+    };
+    p[at..at + 2].fill(0);
+    let src = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let dst = std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let ps = wire::checksum::pseudo_header_v4(src, dst, p[9], (p.len() - hl) as u32);
+    let ck = wire::checksum::fold(wire::checksum::combine(ps, wire::checksum::sum(&p[hl..])));
+    p[at..at + 2].copy_from_slice(&ck.to_be_bytes());
+}
+
+fn at_owned(iface: &'static str, at: f64, packet: Vec<u8>) -> Arrival {
+    Arrival { iface, at, packet }
 }

@@ -88,3 +88,13 @@ fn helper_tftp() {
 fn helper_talk() {
     replay("helper_talk", helpers::fuzzing::talk);
 }
+
+#[test]
+fn ipsec_decap() {
+    replay("ipsec_decap", ipsec_hooks::fuzzing::decap);
+}
+
+#[test]
+fn ipsec_parse() {
+    replay("ipsec_parse", ipsec_hooks::fuzzing::parse);
+}

@@ -386,68 +386,6 @@ COMMIT
     assert!(sent_eprt, "EPRT left unchanged (no NAT)");
 }
 
-/// The packets of a real capture as arrivals: those from `inside` arrive on lan0, the
-/// others on wan0 with their destination `outside_to` replaced by `to` (the address the
-/// outside side would use through the gateway), checksums fixed.
-fn capture_arrivals(
-    name: &str,
-    inside: std::net::Ipv4Addr,
-    outside_to: std::net::Ipv4Addr,
-    to: std::net::Ipv4Addr,
-) -> Vec<Arrival> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/pcap")
-        .join(name);
-    let (lt, recs) = router::pcap::read_all(std::fs::File::open(path).unwrap()).unwrap();
-    // Only the packets of `inside`, timed from the first of them (the TFTP capture merges
-    // several sessions, its clock going backwards between them).
-    let mut t0 = None;
-    recs.iter()
-        .filter_map(|r| {
-            let ip = router::pcap::ip_payload(lt, &r.data)?.to_vec();
-            let v4 = Ipv4Packet::new_checked(&ip[..]).ok()?;
-            if v4.src_addr() != inside && v4.dst_addr() != inside {
-                return None;
-            }
-            let t0 = *t0.get_or_insert(r.ts_ns);
-            let at = r.ts_ns.saturating_sub(t0) as f64 / 1e9;
-            if v4.src_addr() == inside {
-                return Some(at_owned("lan0", at, ip));
-            }
-            let mut p = ip.clone();
-            if v4.dst_addr() == outside_to {
-                p[16..20].copy_from_slice(&to.octets());
-            }
-            // The capturing host's own packets carry offloaded (unfinished) checksums.
-            fill_checksums(&mut p);
-            Some(at_owned("wan0", at, p))
-        })
-        .collect()
-}
-
-/// Recomputes the IPv4 header and TCP/UDP checksums of an unfragmented packet.
-fn fill_checksums(p: &mut [u8]) {
-    let hl = usize::from(p[0] & 0x0f) * 4;
-    p[10..12].fill(0);
-    let ck = wire::checksum::data(&p[..hl]);
-    p[10..12].copy_from_slice(&ck.to_be_bytes());
-    let at = match p[9] {
-        6 => hl + 16,
-        17 => hl + 6,
-        _ => return,
-    };
-    p[at..at + 2].fill(0);
-    let src = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-    let dst = std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-    let ps = wire::checksum::pseudo_header_v4(src, dst, p[9], (p.len() - hl) as u32);
-    let ck = wire::checksum::fold(wire::checksum::combine(ps, wire::checksum::sum(&p[hl..])));
-    p[at..at + 2].copy_from_slice(&ck.to_be_bytes());
-}
-
-fn at_owned(iface: &'static str, at: f64, packet: Vec<u8>) -> Arrival {
-    Arrival { iface, at, packet }
-}
-
 /// The whole real FTP session of `tests/data/pcap/ndpi-ftp.pcap` (vsftpd, passive mode,
 /// a listing and a 1 MB download) with the server inside behind a port forward: each 227
 /// answer is rewritten to the public address, both data connections pass as RELATED, and
@@ -594,4 +532,103 @@ COMMIT
         1
     );
     assert!(out.events_with(&["\"type\":\"drop\""]).is_empty());
+}
+
+/// Explicit assignment, as Linux since 4.7 wants it: `auto_assign` off, and a raw-table
+/// `CT --helper ftp` rule for port 21. The FTP data connection is RELATED, and
+/// `-m helper --helper ftp` tells it apart in the filter table.
+#[test]
+fn ct_helper_in_the_raw_table_attaches_the_helper_and_m_helper_sees_it() {
+    let rules = format!(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+         -A PREROUTING -i lan0 -p tcp -m tcp --dport 21 -j CT --helper ftp\nCOMMIT\n{}",
+        RULES.replace(
+            "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
+            "-A FORWARD -m conntrack --ctstate RELATED -m helper --helper ftp -j ACCEPT\n\
+             -A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n",
+        )
+    );
+    let sc = Scenario::with_config("helper-ct-explicit", &config(""), &rules, "");
+    let out = sc.run(&active_session(), None);
+    let data = out
+        .on("lan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .find(|c| c.0 == 20)
+        .expect("the data connection's SYN reached the client");
+    assert_eq!(data.1, 50000);
+    let v4 = std::fs::read_to_string(out.out_dir.join("rules-v4.txt")).unwrap();
+    assert!(
+        v4.contains(
+            "[1:40] -A FORWARD -m conntrack --ctstate RELATED -m helper --helper ftp -j ACCEPT"
+        ),
+        "{v4}"
+    );
+    assert!(v4.contains("-j CT --helper ftp"), "{v4}");
+}
+
+/// A retransmission of the rewritten PORT command is rewritten again, identically, at the
+/// same sequence number (the adjustment does not grow twice), and the expectation is
+/// refreshed, not doubled; an FTP bounce (a PORT naming another host) expects nothing and
+/// is counted.
+#[test]
+fn a_retransmitted_port_is_rewritten_again_and_a_bounce_is_refused() {
+    let sc = Scenario::with_config(
+        "helper-ftp-retransmit",
+        &config("[helpers]\nauto_assign = true\n"),
+        RULES,
+        "",
+    );
+    let mut arrivals = active_session();
+    let port = b"PORT 192,0,2,2,195,80\r\n";
+    // The PORT segment again (its ACK was lost), then a bounce to a third party.
+    arrivals.insert(
+        7,
+        at(
+            "lan0",
+            0.065,
+            tcp(C, 40000, S, 21, 1011, 5017, PSH | ACK, port),
+        ),
+    );
+    let after = 1011 + port.len() as u32;
+    arrivals.push(at(
+        "lan0",
+        0.1,
+        tcp(
+            C,
+            40000,
+            S,
+            21,
+            after + 6,
+            5025,
+            PSH | ACK,
+            b"PORT 203,0,113,99,4,1\r\n",
+        ),
+    ));
+    let out = sc.run(&arrivals, None);
+    let ports: Vec<_> = out
+        .on("wan0")
+        .iter()
+        .map(|p| tcp_parts(p))
+        .filter(|c| c.4.starts_with(b"PORT"))
+        .collect();
+    assert_eq!(ports.len(), 3, "both copies and the bounce left");
+    for c in &ports[..2] {
+        assert_eq!(
+            (c.2, c.4.as_slice()),
+            (1011, &b"PORT 198,51,100,1,195,80\r\n"[..])
+        );
+    }
+    // The bounce went out as sent (nothing to rewrite for it), after the adjusted LIST.
+    assert_eq!(ports[2].2, after + 6 + 3);
+    assert_eq!(ports[2].4, b"PORT 203,0,113,99,4,1\r\n");
+    assert_eq!(
+        out.events_with(&["exp-new"]).len(),
+        1,
+        "refreshed, not doubled"
+    );
+    assert!(out.stats.contains("refused=1"), "{}", out.stats);
+    assert!(!out
+        .events_with(&["\"action\":\"refused\"", "203.0.113.99"])
+        .is_empty());
 }

@@ -46,6 +46,16 @@ impl Engine {
         }
     }
 
+    /// The byte `Skb::helper` holds for the helper called `name` (0: none).
+    #[cold]
+    pub(super) fn helper_index(&self, name: &str) -> u8 {
+        self.helpers
+            .names()
+            .position(|n| n == name)
+            .and_then(|i| u8::try_from(i + 1).ok())
+            .unwrap_or(0)
+    }
+
     /// The helper stage. False when the packet was dropped (an unwritable rewrite).
     pub(super) fn helper_stage(&mut self, hook: Hook, f: &mut InFlight) -> bool {
         let (conn, dir) = match &mut f.ct {

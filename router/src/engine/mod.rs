@@ -516,8 +516,8 @@ pub struct Engine {
     helpers: Arc<helpers::Registry>,
     /// `[helpers] auto_assign`: attach helpers by port, without a `CT --helper` rule.
     helper_auto: bool,
-    /// Whether a helper may be attached at all (`auto_assign`). Only then is the helper
-    /// stage in the stage tables.
+    /// Whether a helper may be attached at all: `auto_assign`, or a ruleset with a
+    /// `CT --helper` rule. Only then is the helper stage in the stage tables.
     helpers_on: bool,
     /// What the helpers did, by (helper, action) (`ct stats`).
     helper_stats: std::collections::BTreeMap<(&'static str, &'static str), u64>,
@@ -600,7 +600,8 @@ impl Engine {
         }
         let helpers = helpers::Registry::with_config(&config.helpers.settings)
             .map_err(EngineError::Config)?;
-        let helpers_on = config.helpers.auto_assign;
+        let helpers_on =
+            config.helpers.auto_assign || rules4.names_helpers() || rules6.names_helpers();
         let stage_table = |r: &Ruleset| {
             let t = HookTable::for_ruleset(r);
             if helpers_on {
@@ -891,6 +892,9 @@ impl Engine {
 
     /// Replaces the rulesets with ones other engines may share.
     pub fn set_shared_rules(&mut self, r4: Arc<Ruleset>, r6: Arc<Ruleset>) {
+        // On once set: a helped connection's sequence adjustment outlives the rule that
+        // attached its helper.
+        self.helpers_on |= r4.names_helpers() || r6.names_helpers();
         let on = self.helpers_on;
         let stage_table = |r: &Ruleset| {
             let t = HookTable::for_ruleset(r);

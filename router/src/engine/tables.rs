@@ -193,6 +193,7 @@ impl Engine {
                     (c.counters[0].packets, c.counters[0].bytes),
                     (c.counters[1].packets, c.counters[1].bytes),
                 ],
+                master_helper: c.ext.as_deref().and_then(|e| e.master_helper),
             }
         }
         // For -m connlimit: a listed connection counts while it is tracked, unexpired and,
@@ -250,6 +251,9 @@ impl Engine {
         skb.mark = out.marks.mark;
         if let Some(z) = out.ct_zone {
             skb.zone = z;
+        }
+        if let Some(h) = out.ct_helper {
+            skb.helper = self.helper_index(h);
         }
         if out.trace {
             self.trace_table(meta.family, skb, &out, meta, in_iface, out_iface);

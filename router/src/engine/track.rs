@@ -210,6 +210,7 @@ impl Engine {
             }
             let ext = conn.ext_mut();
             ext.master = Some(exp.master);
+            ext.master_helper = Some(exp.helper);
             if let Some(child) = exp.child_helper {
                 ext.helper = Some(child);
             }

@@ -77,6 +77,7 @@ fn decide(rs: &Ruleset, counters: Option<[(u64, u64); 2]>) -> String {
         reply: false,
         expires_in: 100,
         counters,
+        master_helper: None,
     });
     match rs.evaluate_traced(Table::Filter, Hook::Input, &c).1 {
         Some(r) if r.is_policy() => "policy".into(),
@@ -192,6 +193,7 @@ fn connlimit_counts_live_connections_per_masked_address() {
             reply: false,
             expires_in: 120,
             counters: [(1, 60), (0, 0)],
+            master_helper: None,
         });
         c.conn_alive = Some(&alive);
         let admitted = rs.evaluate(Table::Filter, Hook::Input, &c) == Verdict::Accept;
@@ -228,6 +230,7 @@ fn connlimit_counts_live_connections_per_masked_address() {
         reply: false,
         expires_in: 120,
         counters: [(1, 60), (0, 0)],
+        master_helper: None,
     });
     let always = |_: &Tuple| true;
     c.conn_alive = Some(&always);
@@ -241,6 +244,7 @@ fn connlimit_counts_live_connections_per_masked_address() {
         reply: false,
         expires_in: 120,
         counters: [(1, 60), (0, 0)],
+        master_helper: None,
     });
     c2.conn_alive = Some(&always);
     assert_eq!(

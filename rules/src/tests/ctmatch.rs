@@ -93,6 +93,7 @@ fn evaluation_against_the_connection() {
         reply: false,
         expires_in: 100,
         counters: [(1, 60), (0, 0)],
+        master_helper: None,
     });
     assert_eq!(
         rs.evaluate(Table::Filter, Hook::Forward, &c),
@@ -106,6 +107,7 @@ fn evaluation_against_the_connection() {
         reply: true,
         expires_in: 100,
         counters: [(1, 60), (0, 0)],
+        master_helper: None,
     });
     assert_eq!(
         rs.evaluate_traced(Table::Filter, Hook::Forward, &c)
@@ -122,6 +124,7 @@ fn evaluation_against_the_connection() {
         reply: false,
         expires_in: 3,
         counters: [(1, 60), (0, 0)],
+        master_helper: None,
     });
     assert!(matches!(
         rs.evaluate(Table::Filter, Hook::Forward, &c),

@@ -50,7 +50,7 @@ fn unknown_and_unsupported_options() {
     );
     assert_eq!(
         err4("*raw\n-A PREROUTING -j CT\nCOMMIT\n"),
-        "t.rules:2:18: CT needs --notrack or --zone"
+        "t.rules:2:18: CT needs --notrack, --zone or --helper"
     );
 }
 

@@ -283,16 +283,127 @@ fn ct_zone_and_helper() {
         "t.rules:4:31: CT --notrack cannot be combined with --zone"
     );
     assert_eq!(
-        e("-A PREROUTING -p tcp --dport 21 -j CT --helper ftp"),
-        "t.rules:4:48: CT --helper: no conntrack helper named \"ftp\" (tunfilter has no \
-         application helpers)"
+        e("-A PREROUTING -p tcp --dport 70 -j CT --helper gopher"),
+        "t.rules:4:48: CT --helper: no conntrack helper named \"gopher\" (expected one of: \
+         ftp, tftp, talk, ntalk)"
+    );
+    assert_eq!(
+        e("-A PREROUTING -j CT --helper ftp"),
+        "t.rules:4:30: CT --helper ftp needs -p tcp (the helper's protocol, not inverted)"
+    );
+    assert_eq!(
+        e("-A PREROUTING -p udp -j CT --helper ftp"),
+        "t.rules:4:37: CT --helper ftp needs -p tcp (the helper's protocol, not inverted)"
+    );
+    assert_eq!(
+        e("-A PREROUTING ! -p tcp -j CT --helper ftp"),
+        "t.rules:4:39: CT --helper ftp needs -p tcp (the helper's protocol, not inverted)"
+    );
+    assert_eq!(
+        e("-A PREROUTING -p tcp -j CT --notrack --helper ftp"),
+        "t.rules:4:47: CT --notrack cannot be combined with --helper"
+    );
+    assert_eq!(
+        e("-A PREROUTING -p tcp -j CT --helper ftp --helper ftp"),
+        "t.rules:4:41: --helper given twice"
     );
     assert_eq!(
         e("-A PREROUTING -j CT --timeout tcp-slow"),
-        "t.rules:4:21: CT option --timeout is not supported (only --notrack and --zone)"
+        "t.rules:4:21: CT option --timeout is not supported (only --notrack, --zone and --helper)"
     );
     assert_eq!(
         err4(&filter("-A INPUT -j CT --zone 1")),
         "t.rules:2:13: target CT is only valid in the raw table, not filter"
+    );
+}
+
+#[test]
+fn ct_helper_attaches_and_saves_as_iptables() {
+    let raw =
+        |l: &str| format!("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{l}\nCOMMIT\n");
+    // Save forms as iptables-save 1.8.9 prints them (--helper before --zone).
+    let rs = v4(&raw(
+        "-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp\n\
+         -A PREROUTING -p udp -m udp --dport 69 -j CT --zone 3 --helper tftp",
+    ));
+    round_trip(&rs);
+    assert_eq!(
+        rules_of(&rs),
+        [
+            "-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp",
+            "-A PREROUTING -p udp -m udp --dport 69 -j CT --helper tftp --zone 3",
+        ]
+    );
+    assert!(rs.names_helpers());
+    assert!(!v4(&raw("-A PREROUTING -j CT --zone 1")).names_helpers());
+    let mut out = EvalOutput::default();
+    let ftp = tcp4("192.0.2.2", "198.51.100.1", 40000, 21);
+    rs.evaluate_full(Table::Raw, Hook::Prerouting, &ftp, &mut out);
+    assert_eq!((out.ct_helper, out.ct_zone), (Some("ftp"), None));
+    let web = tcp4("192.0.2.2", "198.51.100.1", 40000, 80);
+    rs.evaluate_full(Table::Raw, Hook::Prerouting, &web, &mut out);
+    assert_eq!(out.ct_helper, None, "reset between evaluations");
+}
+
+#[test]
+fn helper_match_names_the_masters_helper() {
+    let rs = v4(&filter(
+        "-A FORWARD -m helper --helper ftp -j ACCEPT\n\
+         -A FORWARD -m helper ! --helper tftp -j DROP\n\
+         -A FORWARD -m helper --helper \"Q.931\" -j ACCEPT\n\
+         -A FORWARD -m helper --helper ftp-2121 -j ACCEPT",
+    ));
+    round_trip(&rs);
+    assert_eq!(
+        rules_of(&rs),
+        [
+            "-A FORWARD -m helper --helper ftp -j ACCEPT",
+            "-A FORWARD -m helper ! --helper tftp -j DROP",
+            "-A FORWARD -m helper --helper \"Q.931\" -j ACCEPT",
+            "-A FORWARD -m helper --helper ftp-2121 -j ACCEPT",
+        ]
+    );
+    let tuples = [conntrack::tuple::Tuple {
+        src: "198.51.100.1".parse().unwrap(),
+        dst: "192.0.2.2".parse().unwrap(),
+        src_id: 20,
+        dst_id: 50000,
+        proto: 6,
+        zone: 0,
+    }; 2];
+    let with = |master: Option<&'static str>| {
+        let mut c = tcp4("198.51.100.1", "192.0.2.2", 20, 50000);
+        c.conn = Some(crate::ConnView {
+            tuples: &tuples,
+            status: 0,
+            reply: false,
+            expires_in: 100,
+            counters: [(1, 60), (0, 0)],
+            master_helper: master,
+        });
+        rs.evaluate_traced(Table::Filter, Hook::Forward, &c)
+            .1
+            .map(|r| r.rule_num)
+    };
+    // An FTP data connection: the first rule.
+    assert_eq!(with(Some("ftp")), Some(1));
+    // A TFTP one: not ftp, and "! tftp" does not match it either; the policy decides.
+    assert_eq!(with(Some("tftp")), Some(0));
+    // A connection no helper expected matches none of them, `!` included.
+    assert_eq!(with(None), Some(0));
+    // "ftp-2121" compares the helper's name only: an ftp data connection.
+    let only_last = v4(&filter("-A FORWARD -m helper --helper ftp-2121 -j ACCEPT"));
+    let mut c = tcp4("198.51.100.1", "192.0.2.2", 20, 50000);
+    c.conn = Some(crate::ConnView {
+        tuples: &tuples,
+        status: 0,
+        reply: false,
+        expires_in: 100,
+        counters: [(1, 60), (0, 0)],
+        master_helper: Some("ftp"),
+    });
+    assert_eq!(
+        only_last.evaluate(Table::Filter, Hook::Forward, &c),
+        Verdict::Accept
     );
 }

@@ -16,8 +16,19 @@ use std::sync::Arc;
 
 use search::{Algorithm, MatchMode, Pattern, SearchOptions, Searcher};
 
-use super::lex::quote_always;
-use super::PacketCtx;
+use crate::extension::{Arg, Done, MatchExt, Opt};
+use crate::lex::quote_always;
+use crate::value::parse_uint;
+use crate::{Marks, PacketCtx, RuleError};
+
+pub(crate) const OPTIONS: &[Opt] = &[
+    Opt::value(&["--algo"], false),
+    Opt::grouped(&["--string"], "pattern", true),
+    Opt::grouped(&["--hex-string"], "pattern", true),
+    Opt::value(&["--from"], false),
+    Opt::value(&["--to"], false),
+    Opt::flag(&["--icase"], "--icase", false),
+];
 
 /// The kernel's limit on a pattern (`XT_STRING_MAX_PATTERN_SIZE`).
 pub(crate) const MAX_PATTERN: usize = 128;
@@ -170,8 +181,60 @@ impl StringMatch {
         self.searcher = Some(Arc::new(s));
         Ok(())
     }
+}
 
-    pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
+impl MatchExt for StringMatch {
+    fn option(&mut self, arg: &Arg) -> Result<(), RuleError> {
+        let v = arg.tok();
+        let offset = |what: &str| {
+            parse_uint(&v.text, u64::from(u16::MAX))
+                .map(|n| n as u16)
+                .map_err(|_| arg.err(format!("bad {what} offset {} (0..=65535)", v.text)))
+        };
+        match arg.name {
+            "--algo" => self.algo = parse_algo(&v.text).map_err(|e| arg.err(e))?,
+            "--string" => {
+                self.pattern = v.text.as_bytes().to_vec();
+                // A pattern with bytes outside printable ASCII is saved as a hex
+                // string (as iptables-save does): record that form, so that the saved
+                // text loads back as this very rule.
+                self.hex = !printable(&self.pattern);
+                self.invert = arg.invert;
+            }
+            "--hex-string" => {
+                // Past the opening quote of a quoted value (iptables-save quotes it).
+                let q = usize::from(v.quoted);
+                self.pattern =
+                    parse_hex(&v.text).map_err(|(off, e)| arg.cx.err(v.col + q + off, e))?;
+                self.hex = true;
+                self.invert = arg.invert;
+            }
+            "--from" => self.from = offset("--from")?,
+            "--to" => self.to = offset("--to")?,
+            _ => self.icase = true,
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, done: &Done) -> Result<(), RuleError> {
+        // Missing options are reported by `check`.
+        if done.has("pattern") && done.has("--algo") {
+            self.compile().map_err(|e| done.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, done: &Done) -> Result<(), RuleError> {
+        if !done.has("pattern") {
+            return Err(done.err("-m string needs --string or --hex-string"));
+        }
+        if !done.has("--algo") {
+            return Err(done.err("-m string needs --algo"));
+        }
+        Ok(())
+    }
+
+    fn matches(&self, ctx: &PacketCtx, _: &Marks) -> bool {
         let Some(s) = &self.searcher else {
             // Not compiled: the loader always compiles, so this is not reached; fail closed.
             return false;
@@ -184,7 +247,7 @@ impl StringMatch {
     }
 
     /// The iptables-save form: `-m string --string "..." --algo bm --to 65535`.
-    pub(crate) fn write(&self, out: &mut String) {
+    fn save(&self, out: &mut String) {
         let not = if self.invert { " !" } else { "" };
         out.push_str(" -m string");
         if printable(&self.pattern) && !self.hex {
@@ -232,7 +295,7 @@ mod tests {
 
     fn ctx(packet: &[u8]) -> PacketCtx<'_> {
         PacketCtx::new(
-            super::super::Family::V4,
+            crate::Family::V4,
             "192.0.2.1".parse().unwrap(),
             "192.0.2.2".parse().unwrap(),
             6,
@@ -257,7 +320,11 @@ mod tests {
                 ..StringMatch::default()
             };
             m.compile().unwrap();
-            assert_eq!(m.matches(&ctx(pkt)), want, "{from}..={to}");
+            assert_eq!(
+                m.matches(&ctx(pkt), &Marks::default()),
+                want,
+                "{from}..={to}"
+            );
         }
     }
 
@@ -278,9 +345,12 @@ mod tests {
                 ..StringMatch::default()
             };
             m.compile().unwrap();
-            assert!(m.matches(&c), "{algo:?} across the segment boundary");
+            assert!(
+                m.matches(&c, &Marks::default()),
+                "{algo:?} across the segment boundary"
+            );
             m.invert = true;
-            assert!(!m.matches(&c));
+            assert!(!m.matches(&c, &Marks::default()));
         }
         let mut s = String::new();
         StringMatch {
@@ -290,7 +360,7 @@ mod tests {
             icase: true,
             ..StringMatch::default()
         }
-        .write(&mut s);
+        .save(&mut s);
         assert_eq!(
             s,
             " -m string --string \"say \\\"hi\\\"\" --algo bm --from 20 --to 65535 --icase"
@@ -302,7 +372,7 @@ mod tests {
             invert: true,
             ..StringMatch::default()
         }
-        .write(&mut s);
+        .save(&mut s);
         assert_eq!(
             s,
             " -m string ! --hex-string \"|0d0a|\" --algo kmp --to 65535"

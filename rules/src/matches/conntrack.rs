@@ -2,31 +2,37 @@
 //! bits, remaining lifetime and the packet's direction (after xt_conntrack).
 //!
 //! Every option may be negated with `!` except `--ctdir`. Options other than
-//! `--ctstate` need a connection: on an untracked or invalid packet they do
-//! not match, negated or not, as in the kernel.
+//! `--ctstate` need a connection ([`crate::ConnView`]): on an untracked or invalid packet
+//! they do not match, negated or not, as in the kernel.
 
 use std::fmt::Write as _;
 
 use conntrack::conn::Status;
-use conntrack::tuple::Tuple;
 
-use super::matches::{write_states, Net, PortRange, StateSpec};
-use super::PacketCtx;
+use super::state::{parse_states, write_states, StateSpec};
+use crate::extension::{Arg, Done, MatchExt, Opt};
+use crate::value::{parse_net, parse_proto, Net, PortRange};
+use crate::{Marks, PacketCtx, RuleError};
 
-/// What a rule can see of the packet's connection (filled by the pipeline).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnView<'a> {
-    /// Original and reply tuples (the reply one after NAT).
-    pub tuples: &'a [Tuple; 2],
-    /// Status bits (`conntrack::conn::Status`).
-    pub status: u32,
-    /// The packet travels in the reply direction.
-    pub reply: bool,
-    /// Seconds until the connection expires.
-    pub expires_in: u64,
-    /// (packets, bytes) seen in the original and reply directions, the current packet
-    /// included.
-    pub counters: [(u64, u64); 2],
+pub(crate) const OPTIONS: &[Opt] = &[
+    Opt::value(&["--ctstate"], true),
+    Opt::value(&["--ctproto"], true),
+    Opt::value(&["--ctorigsrc"], true),
+    Opt::value(&["--ctorigdst"], true),
+    Opt::value(&["--ctreplsrc"], true),
+    Opt::value(&["--ctrepldst"], true),
+    Opt::value(&["--ctorigsrcport"], true),
+    Opt::value(&["--ctorigdstport"], true),
+    Opt::value(&["--ctreplsrcport"], true),
+    Opt::value(&["--ctrepldstport"], true),
+    Opt::value(&["--ctstatus"], true),
+    Opt::value(&["--ctexpire"], true),
+    Opt::value(&["--ctdir"], false),
+];
+
+/// The other `--ct…` options of xt_conntrack are refused by name.
+pub(crate) fn refuses(opt: &str) -> bool {
+    opt.starts_with("--ct")
 }
 
 /// `--ctstatus` names in the order iptables-save prints them.
@@ -53,9 +59,8 @@ pub(crate) struct CtMatch {
     pub(crate) dir_reply: Option<bool>,
 }
 
-pub(crate) const ADDR_OPTS: [&str; 4] =
-    ["--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"];
-pub(crate) const PORT_OPTS: [&str; 4] = [
+const ADDR_OPTS: [&str; 4] = ["--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst"];
+const PORT_OPTS: [&str; 4] = [
     "--ctorigsrcport",
     "--ctorigdstport",
     "--ctreplsrcport",
@@ -63,7 +68,7 @@ pub(crate) const PORT_OPTS: [&str; 4] = [
 ];
 
 /// `--ctstatus` list; errors carry the offset of the bad name.
-pub(crate) fn parse_status(s: &str) -> Result<u32, (usize, String)> {
+fn parse_status(s: &str) -> Result<u32, (usize, String)> {
     let mut mask = 0;
     let mut offset = 0;
     for part in s.split(',') {
@@ -88,7 +93,7 @@ pub(crate) fn parse_status(s: &str) -> Result<u32, (usize, String)> {
 }
 
 /// `--ctexpire lo[:hi]` in seconds.
-pub(crate) fn parse_expire(s: &str) -> Result<(u32, u32), String> {
+fn parse_expire(s: &str) -> Result<(u32, u32), String> {
     let num = |p: &str| {
         p.parse::<u32>()
             .map_err(|_| format!("bad --ctexpire value {s} (seconds, or lo:hi)"))
@@ -103,8 +108,46 @@ pub(crate) fn parse_expire(s: &str) -> Result<(u32, u32), String> {
     Ok((lo, hi))
 }
 
-impl CtMatch {
-    pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
+impl MatchExt for CtMatch {
+    fn option(&mut self, arg: &Arg) -> Result<(), RuleError> {
+        let (v, inv) = (arg.text(), arg.invert);
+        if let Some(i) = ADDR_OPTS.iter().position(|o| *o == arg.name) {
+            self.addrs[i] = Some((parse_net(v, arg.family()).map_err(|e| arg.err(e))?, inv));
+            return Ok(());
+        }
+        if let Some(i) = PORT_OPTS.iter().position(|o| *o == arg.name) {
+            self.ports[i] = Some((PortRange::parse(v).map_err(|e| arg.err(e))?, inv));
+            return Ok(());
+        }
+        match arg.name {
+            "--ctstate" => {
+                let mask = parse_states(v, true).map_err(|e| arg.err_at(e))?;
+                self.state = Some(StateSpec { mask, invert: inv });
+            }
+            "--ctproto" => self.proto = Some((parse_proto(v).map_err(|e| arg.err(e))?, inv)),
+            "--ctstatus" => self.status = Some((parse_status(v).map_err(|e| arg.err_at(e))?, inv)),
+            "--ctexpire" => {
+                let (lo, hi) = parse_expire(v).map_err(|e| arg.err(e))?;
+                self.expire = Some((lo, hi, inv));
+            }
+            _ => {
+                self.dir_reply = Some(match v.to_ascii_uppercase().as_str() {
+                    "ORIGINAL" => false,
+                    "REPLY" => true,
+                    _ => {
+                        return Err(arg.err(format!("bad --ctdir {v} (expected ORIGINAL or REPLY)")))
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, done: &Done) -> Result<(), RuleError> {
+        done.require_any("-m conntrack needs --ctstate or another --ct option")
+    }
+
+    fn matches(&self, ctx: &PacketCtx, _: &Marks) -> bool {
         if let Some(st) = &self.state {
             if ctx.ctstate.intersects(st.mask) == st.invert {
                 return false;
@@ -170,7 +213,7 @@ impl CtMatch {
     }
 
     /// The iptables-save form, in libxt_conntrack's order.
-    pub(crate) fn write(&self, out: &mut String) {
+    fn save(&self, out: &mut String) {
         let not = |inv: bool| if inv { " !" } else { "" };
         out.push_str(" -m conntrack");
         if let Some(st) = &self.state {

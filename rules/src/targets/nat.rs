@@ -1,6 +1,6 @@
-//! nat-table targets as iptables-extensions(8) describes them: SNAT, DNAT, MASQUERADE, REDIRECT
-//! and NETMAP. This module reads their options and prints them back the way iptables-save /
-//! ip6tables-save do; the mapping itself (choosing a unique reply tuple, rewriting packets) is
+//! `-j SNAT`, `-j DNAT`, `-j MASQUERADE`, `-j REDIRECT`, `-j NETMAP`: the nat-table targets as
+//! iptables-extensions(8) describes them. This module reads their options and prints them back
+//! the way iptables-save / ip6tables-save do; the mapping itself (choosing a unique reply tuple, rewriting packets) is
 //! the engine's, in the `nat` crate, which owns the types re-exported here.
 //!
 //! Accepted forms (ADDR is of the ruleset's family; ports need `-p tcp|udp|udplite|sctp|dccp`):
@@ -28,10 +28,9 @@ use std::net::IpAddr;
 
 pub use nat::{NatRange, NatTarget};
 
-use super::{Family, Hook};
-
-/// The nat-table target names.
-pub(crate) const NAT_TARGETS: &[&str] = &["SNAT", "DNAT", "MASQUERADE", "REDIRECT", "NETMAP"];
+use crate::extension::{hook_list, Arg, Cx, TargetExt};
+use crate::lex::Tok;
+use crate::{Family, Hook, RuleError};
 
 /// The hooks (built-in nat chains) a target works in, by target name.
 pub(crate) fn valid_hooks(kind: &str) -> &'static [Hook] {
@@ -99,19 +98,100 @@ pub(crate) fn given_twice(kind: &str) -> String {
     }
 }
 
+/// The hooks a target is limited to, with its name for errors (every NAT target has some).
+pub(crate) fn hook_limits(t: &NatTarget) -> (&'static str, &'static [Hook]) {
+    let kind = kind(t);
+    (kind, valid_hooks(kind))
+}
+
+/// A nat-table target being built: its name, the range option's value with its column, and
+/// the flags.
+#[derive(Debug)]
+pub(crate) struct Builder {
+    kind: &'static str,
+    to: Option<(String, usize)>,
+    flags: Flags,
+}
+
+impl Builder {
+    /// `-j KIND` at column `col`. In a built-in chain the hook must be one the target works
+    /// in; rules in user chains are checked at COMMIT against the built-in chains that reach
+    /// them.
+    pub(crate) fn start(kind: &'static str, cx: &Cx, col: usize) -> Result<Builder, RuleError> {
+        let ok = valid_hooks(kind);
+        if let Some(h) = cx.hook.filter(|h| !ok.contains(h)) {
+            return Err(cx.err(
+                col,
+                format!(
+                    "target {kind} is not valid in chain {} (only in {})",
+                    h.chain_name(),
+                    hook_list(ok)
+                ),
+            ));
+        }
+        Ok(Builder {
+            kind,
+            to: None,
+            flags: Flags::default(),
+        })
+    }
+}
+
+impl TargetExt for Builder {
+    type Output = NatTarget;
+
+    fn takes(&self, opt: &Tok, _: &Cx) -> Result<Option<u8>, RuleError> {
+        let o = opt.text.as_str();
+        if !takes_option(self.kind, o) {
+            return Ok(None);
+        }
+        Ok(Some(match o {
+            "--random" | "--random-fully" | "--persistent" => 0,
+            _ => 1,
+        }))
+    }
+
+    fn option(&mut self, arg: &Arg) -> Result<(), RuleError> {
+        match arg.name {
+            "--persistent" => self.flags.persistent = true,
+            "--random-fully" => self.flags.random_fully = true,
+            "--random" => self.flags.random = true,
+            _ => {
+                if self.to.is_some() {
+                    return Err(arg.err_opt(given_twice(self.kind)));
+                }
+                self.to = Some((arg.text().to_string(), arg.tok().col));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        cx: &Cx,
+        col: usize,
+        proto: Option<(u8, bool)>,
+    ) -> Result<NatTarget, RuleError> {
+        let ports_ok = matches!(proto, Some((6 | 17 | 33 | 132 | 136, false)));
+        let to = self.to.as_ref().map(|(t, c)| (t.as_str(), *c));
+        build(self.kind, to, self.flags, ports_ok, cx.family)
+            .map_err(|(c, e)| cx.err(if c == 0 { col } else { c }, e))
+    }
+}
+
 /// An error from [`build`]: the column of the offending value (0 = the target name) and text.
 pub(crate) type BuildError = (usize, String);
 
-/// Builds a NAT target from its options. `to` is the range option's value and column; `ports_ok`
-/// says whether the rule has `-p` of a port protocol.
 /// The flag options of a NAT target.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flags {
-    pub random: bool,
-    pub random_fully: bool,
-    pub persistent: bool,
+    pub(crate) random: bool,
+    pub(crate) random_fully: bool,
+    pub(crate) persistent: bool,
 }
 
+/// Builds a NAT target from its options. `to` is the range option's value and column; `ports_ok`
+/// says whether the rule has `-p` of a port protocol.
 pub(crate) fn build(
     kind: &str,
     to: Option<(&str, usize)>,
@@ -330,7 +410,7 @@ fn parse_ports(s: &str) -> Result<(u16, u16), String> {
 }
 
 /// Appends the iptables-save / ip6tables-save spelling of a NAT target (with a leading space).
-pub(crate) fn write(t: &NatTarget, out: &mut String) {
+pub(crate) fn save(t: &NatTarget, out: &mut String) {
     fn ports(p: (u16, u16), out: &mut String) {
         let _ = if p.0 == p.1 {
             write!(out, "{}", p.0)
@@ -410,7 +490,7 @@ mod tests {
 
     fn saved(t: &NatTarget) -> String {
         let mut s = String::new();
-        write(t, &mut s);
+        save(t, &mut s);
         s
     }
 

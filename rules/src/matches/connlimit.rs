@@ -1,11 +1,8 @@
-//! Matches on the packet's connection as a whole: `-m connbytes` (its packet and byte
-//! counters) and `-m connlimit` (how many connections share the packet's masked address).
+//! `-m connlimit --connlimit-above|--connlimit-upto N --connlimit-mask LEN
+//! --connlimit-saddr|--connlimit-daddr`: how many connections share the packet's masked
+//! source (or destination) address.
 //!
-//! `connbytes` reads the per-direction counters the pipeline puts in [`ConnView`]; they
-//! already count the current packet (conntrack accounts a packet before the tables see it,
-//! as the kernel's does). Untracked packets never match, negated or not.
-//!
-//! `connlimit` keeps, per masked address, the original tuples of the connections whose
+//! It keeps, per masked address, the original tuples of the connections whose
 //! packets reached the match — the design of the kernel's nf_conncount — instead of scanning
 //! the connection table: each packet that reaches the rule prunes its own key's list through
 //! [`PacketCtx::conn_alive`] (a tuple whose connection is gone, or closing, is dropped),
@@ -24,148 +21,22 @@ use parking_lot::Mutex;
 
 use conntrack::tuple::Tuple;
 
-use super::PacketCtx;
+use crate::extension::{Arg, Done, MatchExt, Opt};
+use crate::value::{parse_uint, prefix_addr};
+use crate::{Family, Marks, PacketCtx, RuleError};
 
-/// What `--connbytes` counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnbytesMode {
-    Packets,
-    Bytes,
-    AvgPkt,
-}
-
-/// Which direction's counters `--connbytes` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnbytesDir {
-    Original,
-    Reply,
-    Both,
-}
-
-impl ConnbytesMode {
-    pub(crate) fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "packets" => Ok(Self::Packets),
-            "bytes" => Ok(Self::Bytes),
-            "avgpkt" => Ok(Self::AvgPkt),
-            _ => Err(format!(
-                "bad --connbytes-mode {s} (packets, bytes or avgpkt)"
-            )),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Packets => "packets",
-            Self::Bytes => "bytes",
-            Self::AvgPkt => "avgpkt",
-        }
-    }
-}
-
-impl ConnbytesDir {
-    pub(crate) fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "original" => Ok(Self::Original),
-            "reply" => Ok(Self::Reply),
-            "both" => Ok(Self::Both),
-            _ => Err(format!("bad --connbytes-dir {s} (original, reply or both)")),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Original => "original",
-            Self::Reply => "reply",
-            Self::Both => "both",
-        }
-    }
-}
-
-/// `-m connbytes [!] --connbytes from[:to] --connbytes-mode M --connbytes-dir D`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Connbytes {
-    pub(crate) from: u64,
-    /// `u64::MAX` when no upper bound was given.
-    pub(crate) to: u64,
-    pub(crate) invert: bool,
-    pub(crate) mode: ConnbytesMode,
-    pub(crate) dir: ConnbytesDir,
-}
-
-impl Default for Connbytes {
-    fn default() -> Self {
-        Connbytes {
-            from: 0,
-            to: u64::MAX,
-            invert: false,
-            mode: ConnbytesMode::Packets,
-            dir: ConnbytesDir::Both,
-        }
-    }
-}
-
-impl Connbytes {
-    /// Parses `from`, `from:`, `:to` or `from:to`.
-    pub(crate) fn parse_range(s: &str) -> Result<(u64, u64), String> {
-        let num = |t: &str, dflt: u64| -> Result<u64, String> {
-            if t.is_empty() {
-                Ok(dflt)
-            } else {
-                t.parse::<u64>()
-                    .map_err(|_| format!("bad --connbytes value {s} (N, N: or N:M)"))
-            }
-        };
-        let (from, to) = match s.split_once(':') {
-            Some((a, b)) => (num(a, 0)?, num(b, u64::MAX)?),
-            None => (num(s, 0)?, u64::MAX),
-        };
-        if s.is_empty() || s == ":" {
-            return Err(format!("bad --connbytes value {s:?} (N, N: or N:M)"));
-        }
-        if from > to {
-            return Err(format!("bad --connbytes range {s} ({from} is above {to})"));
-        }
-        Ok((from, to))
-    }
-
-    pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
-        let Some(c) = &ctx.conn else {
-            return false;
-        };
-        let [o, r] = c.counters;
-        let (pk, by) = match self.dir {
-            ConnbytesDir::Original => (o.0, o.1),
-            ConnbytesDir::Reply => (r.0, r.1),
-            ConnbytesDir::Both => (o.0.saturating_add(r.0), o.1.saturating_add(r.1)),
-        };
-        let what = match self.mode {
-            ConnbytesMode::Packets => pk,
-            ConnbytesMode::Bytes => by,
-            ConnbytesMode::AvgPkt => by.checked_div(pk).unwrap_or(0),
-        };
-        (self.from <= what && what <= self.to) != self.invert
-    }
-
-    pub(crate) fn write(&self, out: &mut String) {
-        let not = if self.invert { " !" } else { "" };
-        let _ = write!(out, " -m connbytes{not} --connbytes {}", self.from);
-        if self.to != u64::MAX {
-            let _ = write!(out, ":{}", self.to);
-        }
-        let _ = write!(
-            out,
-            " --connbytes-mode {} --connbytes-dir {}",
-            self.mode.name(),
-            self.dir.name()
-        );
-    }
-}
+pub(crate) const OPTIONS: &[Opt] = &[
+    Opt::grouped(&["--connlimit-above"], "connlimit", true),
+    Opt::grouped(&["--connlimit-upto"], "connlimit", true),
+    Opt::value(&["--connlimit-mask"], false),
+    Opt::flag(&["--connlimit-saddr"], "side", false),
+    Opt::flag(&["--connlimit-daddr"], "side", false),
+];
 
 /// Addresses a connlimit match keeps lists for, at most.
-pub const CONNLIMIT_MAX_KEYS: usize = 65_536;
+pub(crate) const CONNLIMIT_MAX_KEYS: usize = 65_536;
 /// Tuples a connlimit match keeps in all, at most.
-pub const CONNLIMIT_MAX_ENTRIES: usize = 262_144;
+pub(crate) const CONNLIMIT_MAX_ENTRIES: usize = 262_144;
 
 /// The lists and their total length.
 #[derive(Debug, Default)]
@@ -204,6 +75,12 @@ impl PartialEq for Connlimit {
 impl Eq for Connlimit {}
 
 impl Connlimit {
+    /// The match before its options: `--connlimit-above 0`, the full address of `family`,
+    /// by source.
+    pub(crate) fn for_family(family: Family) -> Self {
+        Connlimit::new(0, false, if family == Family::V6 { 128 } else { 32 }, false)
+    }
+
     pub(crate) fn new(limit: u32, upto: bool, mask: u8, daddr: bool) -> Self {
         Connlimit {
             limit,
@@ -215,7 +92,7 @@ impl Connlimit {
     }
 
     fn key(&self, a: IpAddr) -> IpAddr {
-        super::matches::prefix_addr(a, self.mask)
+        prefix_addr(a, self.mask)
     }
 
     /// The packet's connection count under its key, its own connection included.
@@ -270,8 +147,38 @@ impl Connlimit {
         lists.entries = (lists.entries + added).saturating_sub(removed);
         n
     }
+}
 
-    pub(crate) fn matches(&self, ctx: &PacketCtx) -> bool {
+impl MatchExt for Connlimit {
+    fn option(&mut self, arg: &Arg) -> Result<(), RuleError> {
+        let (name, v) = (arg.name, arg.text());
+        match name {
+            "--connlimit-above" | "--connlimit-upto" => {
+                self.limit = v
+                    .parse::<u32>()
+                    .map_err(|_| arg.err(format!("bad {name} value {v} (0..=4294967295)")))?;
+                // `! --connlimit-above N` is `--connlimit-upto N` and the other way round.
+                self.upto = (name == "--connlimit-upto") != arg.invert;
+            }
+            "--connlimit-mask" => {
+                let full = if arg.family() == Family::V6 { 128 } else { 32 };
+                self.mask = parse_uint(v, full)
+                    .map_err(|_| arg.err(format!("bad --connlimit-mask {v} (0..={full})")))?
+                    as u8;
+            }
+            _ => self.daddr = name == "--connlimit-daddr",
+        }
+        Ok(())
+    }
+
+    fn check(&self, done: &Done) -> Result<(), RuleError> {
+        if !done.has("connlimit") {
+            return Err(done.err("-m connlimit needs --connlimit-above or --connlimit-upto"));
+        }
+        Ok(())
+    }
+
+    fn matches(&self, ctx: &PacketCtx, _: &Marks) -> bool {
         let n = self.count(ctx) as u64;
         if self.upto {
             n <= u64::from(self.limit)
@@ -280,7 +187,7 @@ impl Connlimit {
         }
     }
 
-    pub(crate) fn write(&self, out: &mut String) {
+    fn save(&self, out: &mut String) {
         let kind = if self.upto { "upto" } else { "above" };
         let mask = self.mask;
         let side = if self.daddr { "daddr" } else { "saddr" };
@@ -295,7 +202,7 @@ impl Connlimit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ConnView, Family, PacketCtx};
+    use crate::ConnView;
 
     fn tuple(src: u32, sport: u16) -> Tuple {
         Tuple {
@@ -319,6 +226,7 @@ mod tests {
             reply: false,
             expires_in: 100,
             counters: [(1, 60), (0, 0)],
+            master_helper: None,
         });
         let alive = |_: &Tuple| true;
         c.conn_alive = Some(&alive);
