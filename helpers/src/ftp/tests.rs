@@ -121,6 +121,7 @@ fn expect(dir: Dir, src: &str, dst: &str, port: u16, site: Option<Site>) -> Expe
         permanent: false,
         child_helper: None,
         nat_to: None,
+        rtp_pair: false,
     }
 }
 

@@ -1,0 +1,2 @@
+//! Each walker on messages built by hand.
+use super::*;

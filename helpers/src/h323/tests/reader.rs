@@ -1,0 +1,2 @@
+//! The PER reader's primitives.
+use super::*;
