@@ -22,6 +22,13 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# The H.323 differential test reads messages pycrate (an independent ASN.1 PER codec) encodes.
+if ! python3 -c 'import pycrate_asn1dir.H225' >/dev/null 2>&1; then
+    echo "installing: pycrate (pip)"
+    python3 -m pip install --quiet pycrate 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pycrate
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 if command -v cargo-nextest >/dev/null 2>&1; then
