@@ -350,4 +350,5 @@ def main():
         sys.exit(f"pycrate refused {skipped[0]} of the generated values: the generator is off")
 
 
-main()
+if __name__ == "__main__":
+    main()

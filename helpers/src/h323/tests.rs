@@ -10,5 +10,6 @@ use conntrack::Instant;
 use std::collections::BTreeSet;
 
 mod capture;
+mod helper;
 mod messages;
 mod reader;
