@@ -53,3 +53,11 @@ out['progress']=uu(('progress',{'protocolIdentifier':P,'destinationInfo':EP,'h24
 out['information_tunnel']=uu(('information',{'protocolIdentifier':P,'callIdentifier':CID}), {'h245Tunnelling':True,'h245Control':[bytes.fromhex(out['msc_tcs']), bytes.fromhex(out['msc_ack'])]})
 out['releaseComplete']=uu(('releaseComplete',{'protocolIdentifier':P,'reason':('undefinedReason',0)}))
 for k,v in out.items(): print(f'{k}\t{v}')
+
+# tests/tests/sim_h323.rs: a Setup from 10.1.3.143:40000 to 10.1.6.18:1720 with fastStart,
+# as a whole TPKT / Q.931 SETUP frame.
+sim_olc = checked(OLC, olc(h4('10.1.3.143', 5001), reverse=(h4('10.1.3.143', 5000), h4('10.1.3.143', 5001))))
+sim = bytes.fromhex(uu(('setup', {'protocolIdentifier': P, 'h245Address': ta4('10.1.3.143', 1300), 'sourceInfo': EP, 'destCallSignalAddress': ta4('10.1.6.18', 1720), 'activeMC': False, 'conferenceID': b'\x33' * 16, 'conferenceGoal': ('create', 0), 'callType': ('pointToPoint', 0), 'sourceCallSignalAddress': ta4('10.1.3.143', 40000), 'callIdentifier': CID, 'fastStart': [sim_olc], 'mediaWaitForConnect': False, 'canOverlapSend': False, 'multipleCalls': False, 'maintainConnection': False})))
+q931 = bytes([0x08, 0x02, 0x12, 0x34, 0x05, 0x04, 0x03, 0x80, 0x90, 0xa5, 0x7e, (len(sim) + 1) >> 8, (len(sim) + 1) & 0xff, 0x05]) + sim
+frame = bytes([3, 0, (len(q931) + 4) >> 8, (len(q931) + 4) & 0xff]) + q931
+print(f'sim_setup_frame\t{frame.hex()}')
