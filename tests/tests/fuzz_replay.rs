@@ -88,3 +88,23 @@ fn helper_tftp() {
 fn helper_talk() {
     replay("helper_talk", helpers::fuzzing::talk);
 }
+
+#[test]
+fn h323_per() {
+    replay("h323_per", helpers::fuzzing::h323_per);
+}
+
+#[test]
+fn h323_ras() {
+    replay("h323_ras", helpers::fuzzing::h323_ras);
+}
+
+#[test]
+fn h323_q931() {
+    replay("h323_q931", helpers::fuzzing::h323_q931);
+}
+
+#[test]
+fn h323_h245() {
+    replay("h323_h245", helpers::fuzzing::h323_h245);
+}

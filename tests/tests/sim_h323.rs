@@ -283,7 +283,7 @@ fn without_the_helper_the_h245_connection_and_media_are_dropped() {
 fn a_setup_with_fast_start_from_inside_rewrites_and_expects_over_ipv4() {
     // A hand-made call: a TPKT with only a header, then the rest, must still reach the
     // helper whole; the caller's own call signalling endpoint in the Setup leaves NATed.
-    let setup = hex(SETUP);
+    let setup = hex(&SETUP);
     let syn = tcp(CALLER, 40000, CALLEE, 1720, 1000, 0, SYN, b"");
     let synack = tcp(CALLEE, 1720, PUB, 40000, 9000, 1001, SYN | ACK, b"");
     let ack = tcp(CALLER, 40000, CALLEE, 1720, 1001, 9001, ACK, b"");
@@ -387,11 +387,16 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A TPKT, Q.931 SETUP and H.225.0 Setup-UUIE (encoded by pycrate, see
-/// helpers/tests/h323_vectors.py, with the caller's addresses made 10.1.3.143): h245Address
+/// A TPKT, Q.931 SETUP and H.225.0 Setup-UUIE (encoded by pycrate: `sim_setup_frame` of
+/// helpers/tests/data/h323/vectors.tsv, see helpers/tests/h323_vectors.py): h245Address
 /// 10.1.3.143:1300, destCallSignalAddress 10.1.6.18:1720, sourceCallSignalAddress
 /// 10.1.3.143:40000, one fastStart OLC with RTCP 5001 forward and RTP/RTCP 5000/5001 reverse.
-const SETUP: &str = "030000a5080212340504038090a57e00940520c8060008914a0007000a01038f051422c00900003d0874756e66696c7465720031000a01061206b8003333333333333333333333333333333300dd1d80000007000a01038f9c401100222222222222222222222222222222222c012a4000640c2013800b050001000a01038f1389004d0000c00011140001000a01038f1388000a01038f1389010001000100010010800100";
+static SETUP: std::sync::LazyLock<&str> = std::sync::LazyLock::new(|| {
+    include_str!("../../helpers/tests/data/h323/vectors.tsv")
+        .lines()
+        .find_map(|l| l.strip_prefix("sim_setup_frame\t"))
+        .expect("sim_setup_frame in vectors.tsv")
+});
 
 /// Announced (address, port) pairs naming `addr` in a payload (PER: 4 octets and a port).
 fn announced(payload: &[u8], addr: &str) -> Vec<u16> {
@@ -406,7 +411,7 @@ fn announced(payload: &[u8], addr: &str) -> Vec<u16> {
 #[test]
 fn two_callers_announcing_the_same_media_ports_get_distinct_nat_pairs() {
     // The same Setup from a second caller, 10.1.3.144 (the address patched in place).
-    let a = hex(SETUP);
+    let a = hex(&SETUP);
     let other = [10, 1, 3, 144];
     let mut b = a.clone();
     for i in 0..b.len() - 4 {
