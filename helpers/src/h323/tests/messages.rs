@@ -9,19 +9,26 @@ use super::*;
 /// seeds come from it too).
 const ENCODED: &str = include_str!("../../../tests/data/h323/vectors.tsv");
 
-/// (name, walker, encoding, the addresses in encoding order).
-pub(crate) static VECTORS: std::sync::LazyLock<Vec<(&str, &str, &str, &[&str])>> =
-    std::sync::LazyLock::new(|| {
-        WANT.iter()
-            .map(|&(name, kind, want)| {
-                let hex = ENCODED
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix('\t'))
-                    .unwrap_or_else(|| panic!("{name} not in vectors.tsv"));
-                (name, kind, hex, want)
-            })
-            .collect()
-    });
+/// A message of the test: (name, walker, encoding in hex, the addresses in encoding order).
+pub(crate) type Vector = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+/// The messages of the test.
+pub(crate) static VECTORS: std::sync::LazyLock<Vec<Vector>> = std::sync::LazyLock::new(|| {
+    WANT.iter()
+        .map(|&(name, kind, want)| {
+            let hex = ENCODED
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('\t'))
+                .unwrap_or_else(|| panic!("{name} not in vectors.tsv"));
+            (name, kind, hex, want)
+        })
+        .collect()
+});
 
 /// (name, walker, the addresses in encoding order).
 const WANT: &[(&str, &str, &[&str])] = &[
