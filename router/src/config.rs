@@ -267,12 +267,41 @@ struct RawConfig {
 
 /// `[helpers]`: the switch, and one table per helper (any other key is a helper's name,
 /// checked against the registry so that adding a helper needs no change here).
-#[derive(Deserialize)]
 struct RawHelpers {
-    #[serde(default)]
     auto_assign: Option<bool>,
-    #[serde(flatten)]
-    helpers: std::collections::BTreeMap<Spanned<String>, RawHelper>,
+    helpers: Vec<(Spanned<String>, RawHelper)>,
+}
+
+/// Read key by key from the TOML deserializer itself: `#[serde(flatten)]` would buffer the
+/// table and lose the positions `Spanned` needs (every `[helpers.NAME]` table was refused).
+impl<'de> Deserialize<'de> for RawHelpers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Tables;
+        impl<'de> serde::de::Visitor<'de> for Tables {
+            type Value = RawHelpers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("auto_assign and one table per helper")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<RawHelpers, A::Error> {
+                let mut raw = RawHelpers {
+                    auto_assign: None,
+                    helpers: Vec::new(),
+                };
+                while let Some(key) = m.next_key::<Spanned<String>>()? {
+                    if key.get_ref() == "auto_assign" {
+                        raw.auto_assign = Some(m.next_value()?);
+                    } else {
+                        raw.helpers.push((key, m.next_value()?));
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(Tables)
+    }
 }
 
 #[derive(Deserialize)]
@@ -1053,6 +1082,27 @@ timeouts = { tcp_established = 3600 }
 
     fn parse(t: &str) -> Result<Config, ConfigError> {
         Config::parse(t, "gw.toml", Path::new("/etc/tf"))
+    }
+
+    #[test]
+    fn helper_tables_are_read_by_name_quoted_or_not() {
+        let c = parse(&format!(
+            "{GOOD}\n[helpers]\nauto_assign = true\n[helpers.ftp]\nports = [21, 2121]\n\
+             [helpers.\"Q.931\"]\nports = [1720, 11720]\nloose = true\n"
+        ))
+        .unwrap();
+        assert!(c.helpers.auto_assign);
+        let names: Vec<&str> = c.helpers.settings.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["ftp", "Q.931"]);
+        assert_eq!(c.helpers.settings[1].1.ports, Some(vec![1720, 11720]));
+        assert!(c.helpers.settings[1].1.loose);
+        // An unknown name and a bad port say where.
+        let e = parse(&format!("{GOOD}\n[helpers.\"H.450\"]\nports = [1]\n")).unwrap_err();
+        assert!(e.message.contains("no helper named \"H.450\""), "{e}");
+        assert_eq!(e.line, GOOD.lines().count() + 2);
+        let e = parse(&format!("{GOOD}\n[helpers.RAS]\nports = [0]\n")).unwrap_err();
+        assert!(e.message.contains("[helpers.RAS] ports"), "{e}");
+        assert_eq!((e.line, e.column), (GOOD.lines().count() + 3, 10));
     }
 
     #[test]

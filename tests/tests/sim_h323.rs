@@ -340,9 +340,10 @@ fn a_setup_with_fast_start_from_inside_rewrites_and_expects_over_ipv4() {
             packet: rtcp_in,
         },
     ];
+    // (The helper's table, with the quoting a name with a dot needs in TOML.)
     let sc = Scenario::with_config(
         "helper-h323-faststart",
-        &config("[helpers]\nauto_assign = true\n"),
+        &config("[helpers]\nauto_assign = true\n[helpers.\"Q.931\"]\nports = [1720]\n"),
         RULES,
         "",
     );

@@ -417,13 +417,23 @@ impl<'a> PerReader<'a> {
         Ok((ext, mask))
     }
 
+    /// The number of extension addition bits (a normally small length, n - 1 encoded), no
+    /// more than the bits left (a count of 2^64 - 1 must not overflow).
+    fn addition_count(&mut self) -> PerResult<usize> {
+        let n = self.normally_small()?;
+        if n >= self.remaining() as u64 {
+            return Err(self.truncated());
+        }
+        Ok(n as usize + 1)
+    }
+
     /// Reads the extension additions of a SEQUENCE whose extension bit was set, calling
     /// `each(index, reader)` for each present addition with a reader of its open type.
     pub fn additions(
         &mut self,
         mut each: impl FnMut(usize, &mut PerReader<'a>) -> PerResult<()>,
     ) -> PerResult<()> {
-        let n = self.normally_small()? as usize + 1;
+        let n = self.addition_count()?;
         // The presence bits come first, then the open types in the same order: a second
         // cursor reads the bits while this one reads the open types.
         let mut bitmap = self.clone();
@@ -439,10 +449,7 @@ impl<'a> PerReader<'a> {
 
     /// Skips the extension additions of a SEQUENCE whose extension bit was set.
     pub fn skip_additions(&mut self) -> PerResult<()> {
-        let n = self.normally_small()? as usize + 1;
-        if n > self.remaining() {
-            return Err(self.truncated());
-        }
+        let n = self.addition_count()?;
         let mut present = 0usize;
         for _ in 0..n {
             present += usize::from(self.bit()?);

@@ -164,3 +164,24 @@ fn skipping_known_types() {
     r.skip(&types::ALIAS_ADDRESS).unwrap();
     assert_eq!(r.remaining(), 8);
 }
+
+#[test]
+fn a_huge_addition_count_is_truncation_not_overflow() {
+    // Found by the h323_per fuzzer: a normally small number of 8 octets of 0xff as the
+    // count of extension additions (n - 1): adding 1 overflowed.
+    let mut b = vec![0b1000_0000, 0x08];
+    b.extend_from_slice(&[0xff; 8]);
+    let (p, _) = reader(&b);
+    assert_eq!(
+        PerReader::new(&p).skip_additions().unwrap_err().kind,
+        PerErrorKind::Truncated
+    );
+    let (p, _) = reader(&b);
+    assert_eq!(
+        PerReader::new(&p)
+            .additions(|_, _| Ok(()))
+            .unwrap_err()
+            .kind,
+        PerErrorKind::Truncated
+    );
+}
