@@ -61,3 +61,10 @@ sim = bytes.fromhex(uu(('setup', {'protocolIdentifier': P, 'h245Address': ta4('1
 q931 = bytes([0x08, 0x02, 0x12, 0x34, 0x05, 0x04, 0x03, 0x80, 0x90, 0xa5, 0x7e, (len(sim) + 1) >> 8, (len(sim) + 1) & 0xff, 0x05]) + sim
 frame = bytes([3, 0, (len(q931) + 4) >> 8, (len(q931) + 4) & 0xff]) + q931
 print(f'sim_setup_frame\t{frame.hex()}')
+
+# The same over IPv6: from 2001:db8:1::2:40000 to 2001:db8:9::10:1720.
+sim6_olc = checked(OLC, olc(h6('2001:db8:1::2', 5001), reverse=(h6('2001:db8:1::2', 5000), h6('2001:db8:1::2', 5001))))
+sim6 = bytes.fromhex(uu(('setup', {'protocolIdentifier': P, 'h245Address': ta6('2001:db8:1::2', 1300), 'sourceInfo': EP, 'destCallSignalAddress': ta6('2001:db8:9::10', 1720), 'activeMC': False, 'conferenceID': b'\x33' * 16, 'conferenceGoal': ('create', 0), 'callType': ('pointToPoint', 0), 'sourceCallSignalAddress': ta6('2001:db8:1::2', 40000), 'callIdentifier': CID, 'fastStart': [sim6_olc], 'mediaWaitForConnect': False, 'canOverlapSend': False, 'multipleCalls': False, 'maintainConnection': False})))
+q931 = bytes([0x08, 0x02, 0x12, 0x34, 0x05, 0x04, 0x03, 0x80, 0x90, 0xa5, 0x7e, (len(sim6) + 1) >> 8, (len(sim6) + 1) & 0xff, 0x05]) + sim6
+frame = bytes([3, 0, (len(q931) + 4) >> 8, (len(q931) + 4) & 0xff]) + q931
+print(f'sim_setup_frame_v6\t{frame.hex()}')

@@ -482,3 +482,93 @@ fn two_callers_announcing_the_same_media_ports_get_distinct_nat_pairs() {
     // second one's on 40001: only its address is mapped, the port stays.
     assert_eq!((first[1], second[1]), (40000, 40000));
 }
+
+/// IPv6 through masquerade: the Setup's own endpoint and its fastStart media leave naming the
+/// public IPv6 address (18-byte rewrites in place), and the callee's RTCP to the announced
+/// port reaches the caller as RELATED.
+#[test]
+fn an_ipv6_setup_through_masquerade() {
+    const V6_RULES: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -o wan0 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -i lan0 -p tcp -m tcp --dport 1720 -j ACCEPT
+COMMIT
+";
+    let cfg = config("[helpers]\nauto_assign = true\n")
+        .replace(
+            "addresses = [\"10.1.3.1/24\"]",
+            "addresses = [\"10.1.3.1/24\", \"2001:db8:1::1/64\"]",
+        )
+        .replace(
+            "addresses = [\"198.51.100.1/24\"]",
+            "addresses = [\"198.51.100.1/24\", \"2001:db8:2::1/64\"]",
+        )
+        + "\n[[route]]\nprefix = \"::/0\"\ninterface = \"wan0\"\nvia = \"2001:db8:2::fe\"\n";
+    let (caller, callee, public) = ("2001:db8:1::2", "2001:db8:9::10", "2001:db8:2::1");
+    let setup = hex(include_str!("../../helpers/tests/data/h323/vectors.tsv")
+        .lines()
+        .find_map(|l| l.strip_prefix("sim_setup_frame_v6\t"))
+        .unwrap());
+    let arrivals = vec![
+        Arrival {
+            iface: "lan0",
+            at: 0.0,
+            packet: tcp(caller, 40000, callee, 1720, 1000, 0, SYN, b""),
+        },
+        Arrival {
+            iface: "wan0",
+            at: 0.01,
+            packet: tcp(callee, 1720, public, 40000, 9000, 1001, SYN | ACK, b""),
+        },
+        Arrival {
+            iface: "lan0",
+            at: 0.02,
+            packet: tcp(caller, 40000, callee, 1720, 1001, 9001, ACK, b""),
+        },
+        Arrival {
+            iface: "lan0",
+            at: 0.03,
+            packet: tcp(caller, 40000, callee, 1720, 1001, 9001, PSH | ACK, &setup),
+        },
+        Arrival {
+            iface: "wan0",
+            at: 0.04,
+            packet: udp(callee, 7001, public, 5001, &[0x80, 0xc9, 0, 1, 1, 2, 3, 4]),
+        },
+    ];
+    let sc = Scenario::with_config("helper-h323-v6", &cfg, "", V6_RULES);
+    let out = sc.run(&arrivals, None);
+    let sent = out
+        .on("wan0")
+        .into_iter()
+        .find(|p| p.len() > 100)
+        .expect("the Setup left");
+    // IPv6 header (40) and TCP header (20, no options) before the payload.
+    let payload = &sent[60..];
+    assert_eq!(payload.len(), setup.len());
+    let octets = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let count = |a: &str| payload.windows(16).filter(|w| *w == octets(a)).count();
+    assert_eq!(count(caller), 0, "no inside address left");
+    assert_eq!(
+        count(public),
+        5,
+        "h245Address, sourceCallSignalAddress, 3 media"
+    );
+    assert_eq!(count(callee), 1, "destCallSignalAddress, unchanged");
+    let reached = out.on("lan0").iter().any(|p| {
+        p.len() >= 44
+            && p[6] == 17
+            && p[24..40] == octets(caller)
+            && p[42..44] == 5001u16.to_be_bytes()
+    });
+    assert!(reached, "{:#?}", out.events_with(&["drop"]));
+}
