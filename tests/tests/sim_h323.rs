@@ -373,6 +373,13 @@ fn a_setup_with_fast_start_from_inside_rewrites_and_expects_over_ipv4() {
     );
     let caller = CALLER.parse::<Ipv4Addr>().unwrap().octets();
     assert!(!sent.windows(4).any(|w| w == caller));
+    // The rewrites are events, their binary announcements in hex (198.51.100.1: c6336401).
+    assert!(
+        !out.events_with(&["\"action\":\"rewrite\"", "announced as c6336401"])
+            .is_empty(),
+        "{:#?}",
+        out.events_with(&["rewrite"])
+    );
     // The callee's RTCP to the announced port reached the caller as RELATED.
     let lan: Vec<(u8, u16, u16)> = out.on("lan0").iter().map(|p| ports(p)).collect();
     assert!(

@@ -161,7 +161,7 @@ impl Engine {
                             "{}:{} announced as {}",
                             req.dst,
                             req.dst_port,
-                            String::from_utf8_lossy(&with)
+                            announcement(&with)
                         );
                         self.helper_event(name, "rewrite", detail, &f.meta);
                         rewrites.push(Rewrite {
@@ -184,7 +184,7 @@ impl Engine {
             let detail = format!(
                 "{} announced as {}",
                 helpers_endpoint(rw.addr, rw.port),
-                String::from_utf8_lossy(&with)
+                announcement(&with)
             );
             self.helper_event(name, "rewrite", detail, &f.meta);
             rewrites.push(Rewrite {
@@ -419,6 +419,16 @@ impl Engine {
                 packet: meta.describe(),
             }));
         }
+    }
+}
+
+/// The bytes written over a site, for an event: as text when they are (FTP, talk's are
+/// not), else in hex (H.323's PER octets).
+fn announcement(with: &[u8]) -> String {
+    if with.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        String::from_utf8_lossy(with).into_owned()
+    } else {
+        with.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
