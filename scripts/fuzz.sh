@@ -18,7 +18,7 @@ shift $(($# > 0 ? 1 : 0))
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(wire conntrack defrag rules config control pcap l2 engine helper_ftp helper_tftp helper_talk
-             ipsec_decap ipsec_parse)
+             ipsec_decap ipsec_parse h323_per h323_ras h323_q931 h323_h245)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz is not installed: cargo install cargo-fuzz" >&2

@@ -35,6 +35,12 @@ if ! python3 -c 'import scapy.layers.ipsec, cryptography' 2>/dev/null; then
     python3 -m pip install -q scapy cryptography \
         || python3 -m pip install -q --break-system-packages scapy cryptography
 fi
+# The H.323 differential test reads messages pycrate (an independent ASN.1 PER codec) encodes.
+if ! python3 -c 'import pycrate_asn1dir.H225' >/dev/null 2>&1; then
+    echo "installing: pycrate (pip)"
+    python3 -m pip install --quiet pycrate 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pycrate
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -10,6 +10,12 @@
 //! `control >> 4` bytes, 7: `cut` * 256 from the stream start) and the rest of the bytes are the
 //! segment; `cut` splits the payload into a chain of up to three segments.
 //!
+//! The H.323 harnesses (`h323_per`, `h323_ras`, `h323_q931`, `h323_h245`) take the same
+//! settings byte and records (`h323_per`: a type selector and a cut, then one encoding); each
+//! record is also walked alone by its walker, flat and as a chain, which must agree, every
+//! address found lying at bytes that hold it; the helpers' sites cover whole addresses of the
+//! connection's family, rewrites come only under NAT.
+//!
 //! Checked besides "no panic": a payload gives the same expectations and events whether it
 //! comes as one segment or as a chain; every site lies inside the packet; its replacement
 //! (`nat_format`) reads back as the expected address and port (FTP: through the parser; talk:
@@ -157,6 +163,7 @@ fn both(
     let [a, b] = outs;
     assert_eq!(a.expects, b.expects, "chain split changed the expectations");
     assert_eq!(a.events, b.events, "chain split changed the events");
+    assert_eq!(a.rewrites, b.rewrites, "chain split changed the rewrites");
     a
 }
 
@@ -344,6 +351,238 @@ fn run_talk(data: &[u8]) -> usize {
     made
 }
 
+/// The PER reader: byte 0 picks a type of [`H323_TYPES`], byte 1 cuts the chain, the rest is
+/// skipped as a value of that type, from one buffer and from a chain of three segments:
+/// both must end alike (the same error, or the same position).
+pub fn h323_per(data: &[u8]) {
+    use crate::h323::per::PerReader;
+    let (Some(&sel), Some(&cut)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let bytes = &data[2..];
+    let ty = H323_TYPES[usize::from(sel) % H323_TYPES.len()];
+    let run = |parts: &[&[u8]]| {
+        let mut r = PerReader::new(parts);
+        let res = r.skip(ty);
+        assert!(r.remaining() <= bytes.len() * 8);
+        (res, r.remaining())
+    };
+    let flat = run(&[bytes]);
+    assert_eq!(
+        run(&split(bytes, cut)),
+        flat,
+        "a chain split changed the reading"
+    );
+}
+
+/// The types [`h323_per`] reads, by the selector byte.
+pub const H323_TYPES: &[&crate::h323::per::Ty] = {
+    use crate::h323::types::*;
+    &[
+        &TRANSPORT_ADDRESS,
+        &ALIAS_ADDRESS,
+        &ALIASES,
+        &ENDPOINT_TYPE,
+        &NON_STANDARD_PARAMETER,
+        &QSERIES_OPTIONS,
+        &H245_SECURITY,
+        &CLEAR_TOKENS,
+        &CRYPTO_H323_TOKENS,
+        &DATA_TYPE,
+        &H222_LOGICAL_CHANNEL_PARAMETERS,
+        &H223_LOGICAL_CHANNEL_PARAMETERS,
+        &V76_LOGICAL_CHANNEL_PARAMETERS,
+        &TRANSPORT_ADDRESS_H245,
+        &Q2931_ADDRESS,
+        &NON_STANDARDS_H245,
+    ]
+};
+
+/// Walks `bytes` with `walk`, flat and as a chain: the same addresses (or error), each at
+/// bytes that hold it.
+fn h323_walk_both(
+    bytes: &[u8],
+    cut: u8,
+    walk: fn(&[&[u8]], &mut crate::h323::Walk) -> Result<(), crate::h323::per::PerError>,
+) {
+    let run = |parts: &[&[u8]]| {
+        let mut w = crate::h323::Walk::default();
+        let res = walk(parts, &mut w);
+        (res, w.found, w.inner_errors)
+    };
+    let flat = run(&[bytes]);
+    assert_eq!(
+        run(&split(bytes, cut)),
+        flat,
+        "a chain split changed the walk"
+    );
+    for f in &flat.1 {
+        let at = f.addr.at;
+        assert_eq!(
+            bytes.get(at..at + f.addr.len()),
+            Some(&crate::h323::nat::nat_format(0, f.addr.ip, f.addr.port)[..]),
+            "{f:?}"
+        );
+    }
+}
+
+/// What the H.323 helpers promise besides [`check_common`]: a site (for an expectation or
+/// a rewrite) covers a whole address and port of the connection's family, rewrites come
+/// only under NAT, and only media are RTP/RTCP pairs.
+fn check_h323(h: &dyn Helper, out: &HelperOutput, tuples: &[Tuple; 2], nat: bool, len: usize) {
+    let want = if tuples[0].src.is_ipv4() { 6 } else { 18 };
+    for e in &out.expects {
+        if let Some(s) = e.site {
+            assert_eq!(s.len, want, "{e:?}");
+            assert_eq!(h.nat_format(s.kind, e.dst, e.dst_port).len(), s.len);
+        }
+        assert!(!e.rtp_pair || e.proto == 17, "{e:?}");
+    }
+    assert!(nat || out.rewrites.is_empty(), "{:?}", out.rewrites);
+    for r in &out.rewrites {
+        assert!(r.site.offset + r.site.len <= len, "{r:?}");
+        assert_eq!(r.site.len, want);
+        assert_eq!(r.addr.is_ipv4(), tuples[0].src.is_ipv4());
+    }
+}
+
+/// The `RAS` helper: settings byte, then records (bit 0: direction) of datagrams; each is
+/// also walked alone, flat and as a chain.
+pub fn h323_ras(data: &[u8]) {
+    run_h323_ras(data);
+}
+
+fn run_h323_ras(data: &[u8]) -> usize {
+    use crate::h323::{per::PerReader, ras};
+    static HELPERS: OnceLock<[crate::h323::Ras; 2]> = OnceLock::new();
+    let modes = HELPERS.get_or_init(|| {
+        [false, true].map(|loose| crate::h323::Ras::new(&HelperConfig { ports: None, loose }))
+    });
+    let mut input = Input::new(data);
+    let h = &modes[usize::from(input.loose)];
+    let tuples = input.tuples(17, 1719);
+    let mut states = [h.new_state(), h.new_state()];
+    let mut made = 0;
+    while let Some(r) = input.next() {
+        h323_walk_both(r.bytes, r.cut, |p, w| {
+            ras::walk(&mut PerReader::new(p), w).map(drop)
+        });
+        let dir = if r.control & 1 == 0 {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
+        let out = both(
+            h,
+            &mut states,
+            &tuples,
+            input.nat,
+            dir,
+            None,
+            r.bytes,
+            r.cut,
+        );
+        check_common(&out, &tuples, dir, r.bytes.len(), input.loose);
+        check_h323(h, &out, &tuples, input.nat, r.bytes.len());
+        made += out.expects.len() + out.rewrites.len();
+    }
+    made
+}
+
+/// A TPKT helper's connection: records over the stream as for FTP (direction, sequence
+/// number in order, resent, after a hole, back, anywhere).
+fn h323_stream(h: &dyn Helper, input: &mut Input<'_>, port: u16) -> usize {
+    let tuples = input.tuples(6, port);
+    let mut made = 0;
+    let mut states = [h.new_state(), h.new_state()];
+    let base = [1000u32, 5000u32];
+    let mut next = base;
+    let mut last = base;
+    while let Some(r) = input.next() {
+        let dir = if r.control & 1 == 0 {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
+        let d = dir.index();
+        let k = u32::from(r.control >> 4);
+        let seq = match (r.control >> 1) & 7 {
+            0..=3 => next[d],
+            4 => last[d],
+            5 => next[d].wrapping_add(k + 1),
+            6 => next[d].wrapping_sub(k),
+            _ => base[d].wrapping_add(u32::from(r.cut) * 256),
+        };
+        let out = both(
+            h,
+            &mut states,
+            &tuples,
+            input.nat,
+            dir,
+            Some(seq),
+            r.bytes,
+            r.cut,
+        );
+        check_common(&out, &tuples, dir, r.bytes.len(), input.loose);
+        check_h323(h, &out, &tuples, input.nat, r.bytes.len());
+        made += out.expects.len() + out.rewrites.len();
+        let end = seq.wrapping_add(r.bytes.len() as u32);
+        if (end.wrapping_sub(next[d]) as i32) > 0 {
+            next[d] = end;
+        }
+        last[d] = seq;
+    }
+    made
+}
+
+/// The `Q.931` helper over a TPKT stream (records as [`ftp`]); each record is also walked
+/// alone as one Q.931 message.
+pub fn h323_q931(data: &[u8]) {
+    run_h323_q931(data);
+}
+
+fn run_h323_q931(data: &[u8]) -> usize {
+    static HELPERS: OnceLock<[crate::h323::Q931; 2]> = OnceLock::new();
+    let modes = HELPERS.get_or_init(|| {
+        [false, true].map(|loose| crate::h323::Q931::new(&HelperConfig { ports: None, loose }))
+    });
+    let mut input = Input::new(data);
+    let mut alone = Input::new(data);
+    while let Some(r) = alone.next() {
+        h323_walk_both(r.bytes, r.cut, |p, w| {
+            let len = p.iter().map(|s| s.len()).sum();
+            crate::h323::q931::walk_message(p, 0, len, w).map(drop)
+        });
+    }
+    let h = &modes[usize::from(input.loose)];
+    h323_stream(h, &mut input, 1720)
+}
+
+/// The `H.245` helper over a TPKT stream (records as [`ftp`]); each record is also walked
+/// alone as a MultimediaSystemControlMessage and as an OpenLogicalChannel (a fastStart
+/// element).
+pub fn h323_h245(data: &[u8]) {
+    run_h323_h245(data);
+}
+
+fn run_h323_h245(data: &[u8]) -> usize {
+    use crate::h323::{h245, per::PerReader};
+    static HELPERS: OnceLock<[crate::h323::H245; 2]> = OnceLock::new();
+    let modes = HELPERS.get_or_init(|| {
+        [false, true].map(|loose| crate::h323::H245::new(&HelperConfig { ports: None, loose }))
+    });
+    let mut input = Input::new(data);
+    let mut alone = Input::new(data);
+    while let Some(r) = alone.next() {
+        h323_walk_both(r.bytes, r.cut, |p, w| {
+            h245::walk(&mut PerReader::new(p), w).map(drop)
+        });
+        h323_walk_both(r.bytes, r.cut, |p, w| h245::olc(&mut PerReader::new(p), w));
+    }
+    let h = &modes[usize::from(input.loose)];
+    h323_stream(h, &mut input, 1300)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +612,9 @@ mod tests {
             ("helper_ftp", run_ftp as fn(&[u8]) -> usize),
             ("helper_tftp", run_tftp),
             ("helper_talk", run_talk),
+            ("h323_ras", run_h323_ras),
+            ("h323_q931", run_h323_q931),
+            ("h323_h245", run_h323_h245),
         ] {
             for entry in std::fs::read_dir(root.join(target)).unwrap() {
                 let path = entry.unwrap().path();

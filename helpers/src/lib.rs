@@ -18,6 +18,9 @@
 //! | `tftp` | UDP 69 | [`tftp`] | the server's answer to a read or write request |
 //! | `talk` | UDP 517 | [`talk`] | the 4.2BSD talk rendezvous (IPv4 only) |
 //! | `ntalk` | UDP 518 | [`talk`] | the 4.3BSD talk protocol, version 1 (IPv4 only) |
+//! | `RAS` | UDP 1719 | [`h323`] | H.225.0 RAS: RAS, call signalling addresses (GRQ/GCF, RRQ/RCF, ARQ/ACF, LRQ/LCF) |
+//! | `Q.931` | TCP 1720 | [`h323`] | H.225.0 call signalling: H.245 address, fastStart media, tunnelled H.245 |
+//! | `H.245` | (expected) | [`h323`] | OpenLogicalChannel(Ack) media and T.120 addresses |
 //!
 //! ```
 //! use conntrack::tuple::{Dir, Tuple};
@@ -98,6 +101,7 @@
 pub mod chain;
 pub mod ftp;
 pub mod fuzzing;
+pub mod h323;
 pub mod talk;
 pub mod tftp;
 
@@ -179,6 +183,26 @@ pub struct ExpectRequest {
     /// caller's daemon port, not to the caller's client port). Ignored with a site or without
     /// NAT.
     pub nat_to: Option<(IpAddr, u16)>,
+    /// RTP and RTCP (H.323 media): the request stands for the UDP port pair
+    /// `(dst_port & !1, (dst_port & !1) + 1)`, both expected. Under NAT with a site the engine
+    /// picks an even port `p` with `p` and `p + 1` both free, and the site announces
+    /// `p + (dst_port & 1)` (it names either member of the pair).
+    pub rtp_pair: bool,
+}
+
+/// A payload rewrite that needs no expectation: an announced address naming an endpoint of
+/// the master connection itself (H.323's `rasAddress` of the RAS flow, a Q.931 Setup's
+/// `sourceCallSignalAddress`), rewritten to what NAT made of that endpoint. The helper
+/// decides the new address and port from the tuples; the engine writes
+/// `nat_format(site.kind, addr, port)` over the site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteRewrite {
+    /// Where the announcement is.
+    pub site: Site,
+    /// The address to announce instead.
+    pub addr: IpAddr,
+    /// The port to announce instead.
+    pub port: u16,
 }
 
 /// What a helper does about one event it found (the engine counts and reports each).
@@ -230,13 +254,16 @@ pub struct HelperOutput {
     pub expects: Vec<ExpectRequest>,
     /// Events to count and report.
     pub events: Vec<HelperEvent>,
+    /// Rewrites without an expectation (only under NAT).
+    pub rewrites: Vec<SiteRewrite>,
 }
 
 impl HelperOutput {
-    /// Empties both lists, keeping their storage.
+    /// Empties the lists, keeping their storage.
     pub fn clear(&mut self) {
         self.expects.clear();
         self.events.clear();
+        self.rewrites.clear();
     }
 
     pub(crate) fn event(&mut self, kind: HelperEventKind, detail: String) {
@@ -246,7 +273,7 @@ impl HelperOutput {
 
 /// A conntrack helper: one protocol's parser, expectation maker and NAT formatter.
 pub trait Helper: Send + Sync + std::fmt::Debug {
-    /// The kernel's name: "ftp", "tftp", "talk", "ntalk" (and later "RAS", "Q.931").
+    /// The kernel's name: "ftp", "tftp", "talk", "ntalk", "RAS", "Q.931", "H.245".
     fn name(&self) -> &'static str;
     /// L4 protocol of the master connection (6 or 17).
     fn proto(&self) -> u8;
@@ -285,6 +312,9 @@ const BUILTIN: &[(&str, Build)] = &[
     ("tftp", |c| Arc::new(tftp::Tftp::new(c))),
     ("talk", |c| Arc::new(talk::Talk::otalk(c))),
     ("ntalk", |c| Arc::new(talk::Talk::ntalk(c))),
+    ("RAS", |c| Arc::new(h323::Ras::new(c))),
+    ("Q.931", |c| Arc::new(h323::Q931::new(c))),
+    ("H.245", |c| Arc::new(h323::H245::new(c))),
 ];
 
 /// The helpers by name. Adding a helper touches only its file and `Registry::builtin`.
@@ -404,13 +434,15 @@ mod tests {
         let r = Registry::builtin();
         assert_eq!(
             r.names().collect::<Vec<_>>(),
-            ["ftp", "tftp", "talk", "ntalk"]
+            ["ftp", "tftp", "talk", "ntalk", "RAS", "Q.931", "H.245"]
         );
         for (proto, port, name) in [
             (6, 21, "ftp"),
             (17, 69, "tftp"),
             (17, 517, "talk"),
             (17, 518, "ntalk"),
+            (17, 1719, "RAS"),
+            (6, 1720, "Q.931"),
         ] {
             assert_eq!(r.by_port(proto, port).map(|h| h.name()), Some(name));
             assert_eq!(
@@ -421,6 +453,9 @@ mod tests {
         assert!(r.by_port(17, 21).is_none(), "FTP is TCP only");
         assert!(r.by_port(6, 69).is_none());
         assert!(r.get("FTP").is_none(), "names are the kernel's spelling");
+        // H.245 has no port: it is attached to the connection a Q.931 message announces.
+        assert_eq!(r.get("H.245").map(|h| h.ports().len()), Some(0));
+        assert!(r.by_port(6, 1719).is_none() && r.by_port(17, 1720).is_none());
     }
 
     #[test]

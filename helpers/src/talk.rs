@@ -376,6 +376,7 @@ impl Talk {
                 permanent: false,
                 child_helper: None,
                 nat_to: None,
+                rtp_pair: false,
             });
             detail += &format!(", answer to {}", endpoint(ip, port));
         }
@@ -393,6 +394,7 @@ impl Talk {
                 permanent: false,
                 child_helper: None,
                 nat_to: None,
+                rtp_pair: false,
             });
             detail += &format!(", talk at {}", endpoint(ip, port));
         }
@@ -411,6 +413,7 @@ impl Talk {
                 permanent: false,
                 child_helper: Some(self.name),
                 nat_to: Some((caller.src, caller.dst_id)),
+                rtp_pair: false,
             });
             detail += &format!(", lookup at {}", endpoint(daemon.dst, caller.dst_id));
         }
@@ -454,6 +457,7 @@ impl Talk {
             permanent: false,
             child_helper: None,
             nat_to: None,
+            rtp_pair: false,
         });
         out.event(
             HelperEventKind::Parsed,

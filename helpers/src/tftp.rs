@@ -111,6 +111,7 @@ impl Helper for Tftp {
             permanent: false,
             child_helper: None,
             nat_to: None,
+            rtp_pair: false,
         });
         out.event(
             HelperEventKind::Parsed,
@@ -215,6 +216,7 @@ mod tests {
                     permanent: false,
                     child_helper: None,
                     nat_to: None,
+                    rtp_pair: false,
                 }]
             );
             assert_eq!(out.events.len(), 1);

@@ -2,7 +2,9 @@
 //! - packets per second of an FTP control connection (client command, server reply, in
 //!   turn) with the `ftp` helper attached and without it, through the same 10-rule
 //!   stateful ruleset as `pipeline`;
-//! - expectation create, lookup and use with 100,000 live expectations in the table.
+//! - expectation create, lookup and use with 100,000 live expectations in the table;
+//! - packets per second of an H.323 call signalling connection (TCP 1720, a Q.931 message
+//!   each way) with the `Q.931` helper attached and without it (issue 18, item 9).
 //!
 //! Run: `cargo bench -p router --bench helpers`
 
@@ -137,6 +139,102 @@ fn bench_control(c: &mut Criterion) {
     g.finish();
 }
 
+const H323_CAPTURE: &str = include_str!("../../helpers/tests/data/h323/messages.tsv");
+const H323_VECTORS: &str = include_str!("../../helpers/tests/data/h323/vectors.tsv");
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Two Q.931 messages without addresses (what most of a call's signalling is): the callee's
+/// Alerting of `ndpi-h323.pcap` (frame 14, 64 bytes) and a caller's Release Complete
+/// (`vectors.tsv`, in a Q.931 frame): the helper frames and walks both, expects nothing.
+fn q931_pair() -> (Vec<u8>, Vec<u8>) {
+    let alerting = H323_CAPTURE
+        .lines()
+        .find(|l| l.starts_with("14\t"))
+        .and_then(|l| l.split('\t').nth(7))
+        .map(unhex)
+        .unwrap();
+    let uuie = H323_VECTORS
+        .lines()
+        .find_map(|l| l.strip_prefix("releaseComplete\t"))
+        .map(unhex)
+        .unwrap();
+    let n = uuie.len() + 1;
+    let q = [
+        &[
+            0x08,
+            0x02,
+            0x12,
+            0x34,
+            0x5a,
+            0x7e,
+            (n >> 8) as u8,
+            n as u8,
+            0x05,
+        ][..],
+        &uuie,
+    ]
+    .concat();
+    let t = q.len() + 4;
+    let release = [&[3, 0, (t >> 8) as u8, t as u8][..], &q].concat();
+    (release, alerting)
+}
+
+fn bench_q931(c: &mut Criterion) {
+    use testkit::flags::*;
+    let mut g = c.benchmark_group("q931_call");
+    g.throughput(Throughput::Elements(2));
+    g.measurement_time(Duration::from_secs(4));
+    let (from_caller, from_callee) = q931_pair();
+    for helped in [false, true] {
+        let now = Instant::from_secs(10);
+        let mut e = engine(helped);
+        let feed = |e: &mut Engine, iface: usize, p: Vec<u8>| {
+            e.handle_packet(now, iface, PacketBuf::from_slice(&p));
+            while e.poll_transmit().is_some() {}
+        };
+        feed(
+            &mut e,
+            0,
+            testkit::tcp(C, 40001, S, 1720, 1000, 0, SYN, b""),
+        );
+        feed(
+            &mut e,
+            1,
+            testkit::tcp(S, 1720, C, 40001, 5000, 1001, SYN | ACK, b""),
+        );
+        feed(
+            &mut e,
+            0,
+            testkit::tcp(C, 40001, S, 1720, 1001, 5001, ACK, b""),
+        );
+        let (mut cs, mut ss) = (1001u32, 5001u32);
+        let mut out = testkit::tcp(C, 40001, S, 1720, cs, ss, 0x18, &from_caller);
+        let mut back = testkit::tcp(S, 1720, C, 40001, ss, cs, 0x18, &from_callee);
+        let name = if helped { "helped" } else { "unhelped" };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                set_seq_ack(&mut out, cs, ss);
+                e.handle_packet(now, 0, PacketBuf::from_slice(&out));
+                cs = cs.wrapping_add(from_caller.len() as u32);
+                set_seq_ack(&mut back, ss, cs);
+                e.handle_packet(now, 1, PacketBuf::from_slice(&back));
+                ss = ss.wrapping_add(from_callee.len() as u32);
+                let mut n = 0;
+                while e.poll_transmit().is_some() {
+                    n += 1;
+                }
+                assert_eq!(n, 2, "both segments forwarded");
+            })
+        });
+    }
+    g.finish();
+}
+
 /// An expected data connection to port `n` of host `n >> 16`.
 fn expected(n: u32) -> Tuple {
     Tuple {
@@ -194,5 +292,5 @@ fn bench_expectations(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_control, bench_expectations);
+criterion_group!(benches, bench_control, bench_q931, bench_expectations);
 criterion_main!(benches);

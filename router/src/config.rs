@@ -1083,6 +1083,27 @@ timeouts = { tcp_established = 3600 }
     }
 
     #[test]
+    fn helper_tables_are_read_by_name_quoted_or_not() {
+        let c = parse(&format!(
+            "{GOOD}\n[helpers]\nauto_assign = true\n[helpers.ftp]\nports = [21, 2121]\n\
+             [helpers.\"Q.931\"]\nports = [1720, 11720]\nloose = true\n"
+        ))
+        .unwrap();
+        assert!(c.helpers.auto_assign);
+        let names: Vec<&str> = c.helpers.settings.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["ftp", "Q.931"]);
+        assert_eq!(c.helpers.settings[1].1.ports, Some(vec![1720, 11720]));
+        assert!(c.helpers.settings[1].1.loose);
+        // An unknown name and a bad port say where.
+        let e = parse(&format!("{GOOD}\n[helpers.\"H.450\"]\nports = [1]\n")).unwrap_err();
+        assert!(e.message.contains("no helper named \"H.450\""), "{e}");
+        assert_eq!(e.line, GOOD.lines().count() + 2);
+        let e = parse(&format!("{GOOD}\n[helpers.RAS]\nports = [0]\n")).unwrap_err();
+        assert!(e.message.contains("[helpers.RAS] ports"), "{e}");
+        assert_eq!((e.line, e.column), (GOOD.lines().count() + 3, 10));
+    }
+
+    #[test]
     fn parses_the_contract_keys() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.interfaces.len(), 2);

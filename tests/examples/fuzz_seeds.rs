@@ -256,7 +256,82 @@ fn main() {
         );
     }
 
+    // h323_per: a type selector and a chain cut, then an encoding (each message, read as
+    // each type: the fuzzer takes it from there).
+    let h323 = h323_messages(&root);
+    for sel in 0..helpers::fuzzing::H323_TYPES.len() as u8 {
+        for (name, _, bytes) in h323.iter().step_by(5) {
+            put(
+                "h323_per",
+                &format!("{sel:02}-{name}"),
+                [&[sel, 0x35][..], bytes].concat(),
+            );
+        }
+    }
     eprintln!("wrote {n} seeds under {}", out.display());
+}
+
+/// The H.323 messages of the tests: the capture's (RAS datagrams, TPKT frames of Q.931 and
+/// H.245) and the hand-made ones, as (name, kind, bytes), kind "ras", "q931" (a TPKT frame)
+/// or "h245" (a TPKT frame).
+fn h323_messages(root: &Path) -> Vec<(String, &'static str, Vec<u8>)> {
+    let data = root.join("helpers/tests/data/h323");
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.len() / 2)
+            .filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
+            .collect()
+    };
+    let tpkt = |m: &[u8]| {
+        let n = m.len() + 4;
+        [&[3, 0, (n >> 8) as u8, n as u8][..], m].concat()
+    };
+    let mut v = Vec::new();
+    let captured = std::fs::read_to_string(data.join("messages.tsv")).expect("h323 capture");
+    for l in captured.lines().filter(|l| !l.starts_with('#')) {
+        let c: Vec<&str> = l.split('\t').collect();
+        let kind = match (c[1], c[3], c[5]) {
+            ("udp", ..) => "ras",
+            (_, "1232", _) | (_, _, "1232") => "h245",
+            _ => "q931",
+        };
+        v.push((format!("capture-{}", c[0]), kind, unhex(c[7])));
+    }
+    let made = std::fs::read_to_string(data.join("vectors.tsv")).expect("h323 vectors");
+    for l in made.lines() {
+        let (name, hex) = l.split_once('\t').expect("name and hex");
+        let bytes = unhex(hex);
+        let (kind, bytes) = if name.starts_with("msc_") {
+            ("h245", tpkt(&bytes))
+        } else if name == "olc_fast" {
+            // A request (0 00 0 0011) with the OLC aligned after it.
+            ("h245", tpkt(&[&[0x03][..], &bytes].concat()))
+        } else if name == "sim_setup_frame" {
+            ("q931", bytes)
+        } else if name.ends_with("Request") || name.ends_with("Confirm") {
+            ("ras", bytes)
+        } else {
+            // An H323-UserInformation: in a Q.931 SETUP in a TPKT.
+            let n = bytes.len() + 1;
+            let q = [
+                &[
+                    0x08,
+                    0x02,
+                    0x12,
+                    0x34,
+                    0x05,
+                    0x7e,
+                    (n >> 8) as u8,
+                    n as u8,
+                    0x05,
+                ][..],
+                &bytes,
+            ]
+            .concat();
+            ("q931", tpkt(&q))
+        };
+        v.push((name.to_owned(), kind, bytes));
+    }
+    v
 }
 
 /// A helper seed: target, name, settings byte, `(control, cut, payload)` records.
@@ -404,6 +479,51 @@ fn helper_sessions(root: &Path) -> Vec<HelperSession> {
         "otalk".into(),
         OLD_TALK,
         vec![(0, 0, otalk(1)), (1, 0, otalk_resp), (0, 0x3c, otalk(3))],
+    ));
+    // H.323 (helpers::fuzzing::h323_*): every message of a kind from the client, then every
+    // one from the server, whole; a split TPKT; the capture's as it went, loose (its hosts
+    // are not the harness's).
+    let h323 = h323_messages(root);
+    for (target, kind) in [
+        ("h323_ras", "ras"),
+        ("h323_q931", "q931"),
+        ("h323_h245", "h245"),
+    ] {
+        let all: Vec<&Vec<u8>> = h323
+            .iter()
+            .filter(|m| m.1 == kind && !m.0.starts_with("capture"))
+            .map(|m| &m.2)
+            .collect();
+        // The messages name 192.0.2.10 as the client, as the harness does, but other
+        // servers than the harness's: from the server side they are loose.
+        for (dir, name, mode) in [(0u8, "from-client", 0), (1, "from-server", LOOSE)] {
+            let recs: Vec<(u8, u8, Vec<u8>)> = all
+                .iter()
+                .map(|b| (dir, 0x35, b[..b.len().min(255)].to_vec()))
+                .collect();
+            v.push((target, name.to_string(), mode, recs.clone()));
+            v.push((target, format!("{name}-nat"), mode | NAT, recs.clone()));
+            // Some messages name IPv6 addresses (2001:db8::10, the harness's IPv6 client);
+            // none of the client's call signalling ones does.
+            if (target, dir) != ("h323_q931", 0) {
+                v.push((target, format!("{name}-v6-nat"), mode | NAT | V6, recs));
+            }
+        }
+        let captured: Vec<(u8, u8, Vec<u8>)> = h323
+            .iter()
+            .filter(|m| m.1 == kind && m.0.starts_with("capture"))
+            .map(|m| (0, 0, m.2[..m.2.len().min(255)].to_vec()))
+            .collect();
+        if !captured.is_empty() {
+            v.push((target, "capture".into(), LOOSE, captured));
+        }
+    }
+    let setup = &h323.iter().find(|m| m.0 == "setup").expect("setup").2;
+    v.push((
+        "h323_q931",
+        "split-header-nat".into(),
+        NAT,
+        vec![(0, 0, setup[..4].to_vec()), (0, 0x35, setup[4..].to_vec())],
     ));
     v
 }

@@ -98,3 +98,23 @@ fn ipsec_decap() {
 fn ipsec_parse() {
     replay("ipsec_parse", ipsec_hooks::fuzzing::parse);
 }
+
+#[test]
+fn h323_per() {
+    replay("h323_per", helpers::fuzzing::h323_per);
+}
+
+#[test]
+fn h323_ras() {
+    replay("h323_ras", helpers::fuzzing::h323_ras);
+}
+
+#[test]
+fn h323_q931() {
+    replay("h323_q931", helpers::fuzzing::h323_q931);
+}
+
+#[test]
+fn h323_h245() {
+    replay("h323_h245", helpers::fuzzing::h323_h245);
+}

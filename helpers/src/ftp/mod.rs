@@ -434,6 +434,7 @@ impl Ftp {
             permanent: false,
             child_helper: None,
             nat_to: None,
+            rtp_pair: false,
         });
         out.event(
             HelperEventKind::Parsed,

@@ -143,6 +143,7 @@ fn caller_expects(
             permanent: false,
             child_helper: None,
             nat_to: None,
+            rtp_pair: false,
         },
         ExpectRequest {
             dir: Dir::Reply,
@@ -155,6 +156,7 @@ fn caller_expects(
             permanent: false,
             child_helper: None,
             nat_to: None,
+            rtp_pair: false,
         },
     ];
     if announce {
@@ -169,6 +171,7 @@ fn caller_expects(
             permanent: false,
             child_helper: Some(helper),
             nat_to: Some((ip(A), port)),
+            rtp_pair: false,
         });
     }
     v
@@ -255,6 +258,7 @@ fn responses_with_success_carry_the_address() {
                 permanent: false,
                 child_helper: None,
                 nat_to: None,
+                rtp_pair: false,
             }]
         );
         assert_eq!(kinds(&out), [K::Parsed]);

@@ -114,7 +114,7 @@ impl Engine {
             helper.handle(&mut **state, &pkt, &mut out);
         }
         let had_adj = ext.seqadj.is_some();
-        if out.expects.is_empty() && out.events.is_empty() && !had_adj {
+        if out.expects.is_empty() && out.events.is_empty() && out.rewrites.is_empty() && !had_adj {
             return true;
         }
         let (tuples, status) = (conn.tuples, conn.status);
@@ -169,7 +169,7 @@ impl Engine {
                             "{}:{} announced as {}",
                             req.dst,
                             req.dst_port,
-                            String::from_utf8_lossy(&with)
+                            announcement(&with)
                         );
                         self.helper_event(name, "rewrite", detail, &f.meta);
                         rewrites.push(Rewrite {
@@ -185,6 +185,21 @@ impl Engine {
                     self.helper_event(name, "expect-failed", detail, &f.meta);
                 }
             }
+        }
+        // Announcements of the master's own endpoints, rewritten as its NAT made them.
+        for rw in &out.rewrites {
+            let with = helper.nat_format(rw.site.kind, rw.addr, rw.port);
+            let detail = format!(
+                "{} announced as {}",
+                helpers_endpoint(rw.addr, rw.port),
+                announcement(&with)
+            );
+            self.helper_event(name, "rewrite", detail, &f.meta);
+            rewrites.push(Rewrite {
+                offset: rw.site.offset,
+                len: rw.site.len,
+                with,
+            });
         }
         let (tcp, partial) = (f.meta.proto == 6, f.partial_csum());
         if !rewrites.is_empty() {
@@ -291,9 +306,23 @@ impl Engine {
                 });
             }
         }
-        let make = |t: Tuple, m: ConnId| {
+        // RTP and RTCP come as a pair: the even port and the next, each following the
+        // master's NAT to the announced pair (nf_nat_h323's port pair choice).
+        let (base, step, members) = if req.rtp_pair {
+            (req.dst_port & !1, 2, 2)
+        } else {
+            (req.dst_port, 1, 1)
+        };
+        let make = |t: Tuple, m: ConnId, member: u16| {
             let mut e = Expectation::new(m, t, mask, expires, name, req.dir);
             e.permanent = req.permanent;
+            let follow = follow.map(|n| match req.rtp_pair {
+                true => ExpectNat {
+                    dst_port: (n.dst_port & !1) + member,
+                    ..n
+                },
+                false => n,
+            });
             e.nat = follow.filter(|n| (n.src, n.dst, n.dst_port) != (t.src, t.dst, t.dst_id));
             e.child_helper = req.child_helper;
             e
@@ -304,27 +333,56 @@ impl Engine {
             1
         };
         let mut last = ExpectError::Clash;
-        for k in 0..tries {
-            let Some(port) = req.dst_port.checked_add(k) else {
+        'ports: for k in 0..tries {
+            let Some(port) = base
+                .checked_add(k * step)
+                .filter(|p| p.checked_add(members - 1).is_some())
+            else {
                 break;
             };
-            let t = Tuple {
-                dst_id: port,
+            let at = |member: u16| Tuple {
+                dst_id: port + member,
                 ..tuple
             };
+            let announced = port + (req.dst_port - base);
             match master {
-                Some(m) => match self.ct.expect(make(t, m), limits, self.now) {
-                    Ok(_) => return Ok(Some((t.dst, port))),
-                    Err(ExpectError::Clash) => last = ExpectError::Clash,
-                    Err(e) => return Err(e),
-                },
+                Some(m) => {
+                    let mut made: Option<u32> = None;
+                    for member in 0..members {
+                        match self
+                            .ct
+                            .expect(make(at(member), m, member), limits, self.now)
+                        {
+                            Ok(id) => made = Some(id),
+                            Err(e) => {
+                                // The pair's first port is no use without the second.
+                                if let Some(id) = made {
+                                    self.ct.remove_expectation(id, self.now);
+                                }
+                                if e == ExpectError::Clash {
+                                    last = e;
+                                    continue 'ports;
+                                }
+                                return Err(e);
+                            }
+                        }
+                    }
+                    return Ok(Some((tuple.dst, announced)));
+                }
                 None => {
-                    let e = make(t, ConnId::from_raw(UNCONFIRMED, UNCONFIRMED));
-                    if self.ct.expectations().would_clash(&e, self.now) {
+                    let unconfirmed = ConnId::from_raw(UNCONFIRMED, UNCONFIRMED);
+                    let all: Vec<Expectation> = (0..members)
+                        .map(|member| make(at(member), unconfirmed, member))
+                        .collect();
+                    if all
+                        .iter()
+                        .any(|e| self.ct.expectations().would_clash(e, self.now))
+                    {
                         continue;
                     }
-                    self.pending_expects.push((e, limits));
-                    return Ok(Some((t.dst, port)));
+                    self.pending_expects
+                        .extend(all.into_iter().map(|e| (e, limits)));
+                    return Ok(Some((tuple.dst, announced)));
                 }
             }
         }
@@ -365,4 +423,19 @@ impl Engine {
             }));
         }
     }
+}
+
+/// The bytes written over a site, for an event: as text when they are (FTP, talk's are
+/// not), else in hex (H.323's PER octets).
+fn announcement(with: &[u8]) -> String {
+    if with.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        String::from_utf8_lossy(with).into_owned()
+    } else {
+        with.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// `a.b.c.d:p` or `[v6]:p`.
+fn helpers_endpoint(addr: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(addr, port).to_string()
 }
