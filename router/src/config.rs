@@ -417,7 +417,10 @@ fn helpers_config(cx: &Ctx<'_>, t: toml::Table) -> Result<HelpersConfig, ConfigE
             })?;
             continue;
         }
-        let here = at(&format!("helpers.{key}"));
+        let here = cx
+            .text
+            .find(&format!("helpers.\"{key}\""))
+            .unwrap_or_else(|| at(&format!("helpers.{key}")));
         if known.get(&key).is_none() {
             let names: Vec<&str> = known.names().collect();
             return Err(cx.err(
@@ -453,7 +456,20 @@ fn helpers_config(cx: &Ctx<'_>, t: toml::Table) -> Result<HelpersConfig, ConfigE
                     for p in list {
                         match p.as_integer().and_then(|n| u16::try_from(n).ok()) {
                             Some(n) if n > 0 => ports.push(n),
-                            _ => return Err(bad()),
+                            _ => {
+                                // Point at the bad element when it can be found in the list.
+                                let open = cx.text[pos..].find('[').map_or(pos, |o| pos + o);
+                                let at = cx.text[open..]
+                                    .find(&p.to_string())
+                                    .map_or(pos, |o| open + o);
+                                return Err(cx.err(
+                                    at,
+                                    format!(
+                                        "[helpers.{key}] ports: expected a list of ports \
+                                         between 1 and 65535"
+                                    ),
+                                ));
+                            }
                         }
                     }
                     cfg.ports = Some(ports);
@@ -476,6 +492,12 @@ fn helpers_config(cx: &Ctx<'_>, t: toml::Table) -> Result<HelpersConfig, ConfigE
         }
         out.settings.push((key, cfg));
     }
+    // File order (the table came back sorted by name).
+    out.settings.sort_by_key(|(k, _)| {
+        cx.text
+            .find(&format!("helpers.{k}"))
+            .or_else(|| cx.text.find(&format!("helpers.\"{k}\"")))
+    });
     // The registry's own checks: a port claimed twice, an empty list.
     if let Err(e) = helpers::Registry::with_config(&out.settings) {
         return Err(cx.err(at("[helpers"), format!("[helpers]: {e}")));
@@ -1430,11 +1452,11 @@ mod offload_tests {
         assert_eq!(
             err(&format!("{base}[helpers.gopher]\nports = [70]\n")),
             "gw.toml:4:2: [helpers]: no helper named \"gopher\" (expected auto_assign or one \
-             of: ftp, tftp, talk, ntalk)"
+             of: ftp, tftp, talk, ntalk, RAS, Q.931, H.245)"
         );
         assert_eq!(
             err(&format!("{base}[helpers.ftp]\nports = [0]\n")),
-            "gw.toml:5:1: [helpers.ftp] ports: expected a list of ports between 1 and 65535"
+            "gw.toml:5:10: [helpers.ftp] ports: expected a list of ports between 1 and 65535"
         );
         assert_eq!(
             err(&format!("{base}[helpers.ftp]\nport = 21\n")),

@@ -285,7 +285,7 @@ fn ct_zone_and_helper() {
     assert_eq!(
         e("-A PREROUTING -p tcp --dport 70 -j CT --helper gopher"),
         "t.rules:4:48: CT --helper: no conntrack helper named \"gopher\" (expected one of: \
-         ftp, tftp, talk, ntalk)"
+         ftp, tftp, talk, ntalk, RAS, Q.931, H.245)"
     );
     assert_eq!(
         e("-A PREROUTING -j CT --helper ftp"),
