@@ -51,7 +51,7 @@
 use crate::chain::Chain;
 use crate::{
     endpoint, ExpectPolicy, ExpectRequest, Helper, HelperConfig, HelperEventKind, HelperOutput,
-    HelperPacket, HelperState, Site,
+    HelperPacket, HelperState, Site, SiteRewrite,
 };
 use conntrack::tuple::Dir;
 use std::any::Any;
@@ -274,12 +274,15 @@ impl Talk {
     }
 
     /// Reads the `osockaddr` at `at` as an announcement of the sender's; None (with an event)
-    /// if it is unset, not `AF_INET`, unusable or (unless `loose`) not the sender's.
+    /// if it is unset, not `AF_INET`, unusable or (unless `loose`) not the sender's. With
+    /// `portless`, the sender's address with port 0 (a request's `addr` before the client
+    /// listens) is no error: it is only rewritten under NAT.
     fn announced(
         &self,
         c: &Chain<'_>,
         at: usize,
         what: &str,
+        portless: bool,
         pkt: &HelperPacket<'_>,
         out: &mut HelperOutput,
     ) -> Option<(IpAddr, u16, Site)> {
@@ -294,6 +297,23 @@ impl Talk {
             }
             Sock::V4(ip, port) => (ip, port),
         };
+        let sender = pkt.tuples[pkt.dir.index()].src;
+        if portless && port == 0 && IpAddr::V4(ip) == sender {
+            // netkit talk's LOOK_UP names its address without a port: nothing to expect,
+            // but under NAT the inside address must not leak, so it is rewritten alone.
+            if pkt.nat {
+                out.rewrites.push(SiteRewrite {
+                    site: Site {
+                        offset: at + 2,
+                        len: 6,
+                        kind: SITE_SOCKADDR,
+                    },
+                    addr: pkt.tuples[pkt.dir.flip().index()].dst,
+                    port: 0,
+                });
+            }
+            return None;
+        }
         if ip.is_unspecified() || port == 0 {
             out.event(
                 HelperEventKind::Malformed,
@@ -304,7 +324,6 @@ impl Talk {
             );
             return None;
         }
-        let sender = pkt.tuples[pkt.dir.index()].src;
         if !sender.is_ipv4() {
             out.event(
                 HelperEventKind::Refused,
@@ -362,7 +381,7 @@ impl Talk {
             self.user(c, l.r_name)
         );
         if let Some((ip, port, site)) =
-            self.announced(c, l.ctl_addr, &format!("{name} ctl_addr"), pkt, out)
+            self.announced(c, l.ctl_addr, &format!("{name} ctl_addr"), false, pkt, out)
         {
             // The daemon's answer, from its own address and port.
             out.expects.push(ExpectRequest {
@@ -380,7 +399,8 @@ impl Talk {
             });
             detail += &format!(", answer to {}", endpoint(ip, port));
         }
-        if let Some((ip, port, site)) = self.announced(c, l.addr, &format!("{name} addr"), pkt, out)
+        if let Some((ip, port, site)) =
+            self.announced(c, l.addr, &format!("{name} addr"), true, pkt, out)
         {
             // The callee's conversation, from the callee's host.
             out.expects.push(ExpectRequest {
@@ -441,7 +461,7 @@ impl Talk {
             return;
         }
         let Some((ip, port, site)) =
-            self.announced(c, l.response_addr, "LOOK_UP SUCCESS addr", pkt, out)
+            self.announced(c, l.response_addr, "LOOK_UP SUCCESS addr", false, pkt, out)
         else {
             return;
         };

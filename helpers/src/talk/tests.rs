@@ -308,6 +308,37 @@ fn requests_that_need_nothing_and_unset_addresses() {
 }
 
 #[test]
+fn an_address_without_a_port_is_rewritten_under_nat_and_expects_nothing() {
+    // netkit talk's LOOK_UP: `addr` holds the caller's address and port 0.
+    let h = Talk::ntalk(&HelperConfig::default());
+    let t = caller_master(518);
+    let msg = ntalk_msg(LOOK_UP, sock(A, 0), sock(A, 40000));
+    let out = run(&h, &t, Dir::Original, &[&msg]);
+    // Only the answer at ctl_addr is expected, and no event calls the message malformed.
+    assert_eq!(out.expects.len(), 1);
+    assert_eq!(out.expects[0].dst_port, 40000);
+    assert_eq!(kinds(&out), [K::Parsed]);
+    // The inside address in `addr` is replaced by the NAT address, port still 0.
+    assert_eq!(out.rewrites.len(), 1);
+    let rw = &out.rewrites[0];
+    assert_eq!((rw.addr, rw.port), (ip(N), 0));
+    assert_eq!(rw.site, site(8 + 2).unwrap());
+    // Without NAT there is nothing to rewrite.
+    let mut st = h.new_state();
+    let mut plain = HelperOutput::default();
+    let pkt = HelperPacket {
+        now: Instant::ZERO,
+        dir: Dir::Original,
+        tuples: &t,
+        nat: false,
+        seq: None,
+        payload: &[&msg],
+    };
+    h.handle(st.as_mut(), &pkt, &mut plain);
+    assert!(plain.rewrites.is_empty());
+}
+
+#[test]
 fn malformed_messages_are_events_without_expectations() {
     let h = Talk::ntalk(&HelperConfig::default());
     let t = caller_master(518);
