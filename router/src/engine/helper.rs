@@ -77,9 +77,7 @@ impl Engine {
         let Some(name) = ext.helper else {
             // A connection whose helper left (reload) still needs its sequence adjustment.
             if let (true, Some(adj)) = (tcp, ext.seqadj) {
-                let a = SeqAdjusted::of(&adj, dir);
-                let partial = f.partial_csum();
-                mangle::seqadj_apply(f.pkt.as_mut_slice(), f.meta.l4_offset, &a, partial);
+                seqadj(f, &adj, dir);
             }
             return true;
         };
@@ -98,9 +96,9 @@ impl Engine {
             None
         };
         let mut out = HelperOutput::default();
+        let tuples = conn.tuples;
+        let nat = conn.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0;
         if pay < f.meta.len {
-            let tuples = conn.tuples;
-            let nat = conn.status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0;
             let state = ext.helper_data.get_or_insert_with(|| helper.new_state());
             let chunk: &[u8] = &bytes[pay..f.meta.len];
             let pkt = HelperPacket {
@@ -117,12 +115,11 @@ impl Engine {
         if out.expects.is_empty() && out.events.is_empty() && out.rewrites.is_empty() && !had_adj {
             return true;
         }
-        let (tuples, status) = (conn.tuples, conn.status);
         let master = match &f.ct {
             Ct::Known { id, .. } => Some(*id),
             _ => None,
         };
-        self.helper_output(&*helper, hook, f, out, master, dir, tuples, status, seq)
+        self.helper_output(&*helper, hook, f, out, master, dir, tuples, nat, seq)
     }
 
     /// Reports the helper's events, registers its expectations (choosing the NAT port),
@@ -138,7 +135,7 @@ impl Engine {
         master: Option<ConnId>,
         dir: Dir,
         tuples: [Tuple; 2],
-        status: Status,
+        nat: bool,
         seq: Option<u32>,
     ) -> bool {
         // What an earlier packet that never reached its confirm left behind.
@@ -150,7 +147,6 @@ impl Engine {
             let action = ev.kind.name();
             self.helper_event(name, action, ev.detail.clone(), &f.meta);
         }
-        let nat = status.0 & (Status::SRC_NAT | Status::DST_NAT) != 0;
         let policy = helper.policy();
         // No helper may hold more than half the table, so that a flood of one protocol's
         // announcements leaves room for the others'.
@@ -242,8 +238,7 @@ impl Engine {
                 _ => None,
             };
             if let Some(adj) = adj {
-                let a = SeqAdjusted::of(&adj, dir);
-                mangle::seqadj_apply(f.pkt.as_mut_slice(), f.meta.l4_offset, &a, partial);
+                seqadj(f, &adj, dir);
             }
         }
         true
@@ -438,4 +433,11 @@ fn announcement(with: &[u8]) -> String {
 /// `a.b.c.d:p` or `[v6]:p`.
 fn helpers_endpoint(addr: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(addr, port).to_string()
+}
+
+/// Applies a connection's sequence adjustment to its TCP packet `f` of direction `dir`.
+fn seqadj(f: &mut InFlight, adj: &[conntrack::conn::SeqAdj; 2], dir: Dir) {
+    let partial = f.partial_csum();
+    let a = SeqAdjusted::of(adj, dir);
+    mangle::seqadj_apply(f.pkt.as_mut_slice(), f.meta.l4_offset, &a, partial);
 }
